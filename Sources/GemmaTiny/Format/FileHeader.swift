@@ -1,0 +1,85 @@
+import GemmaKernels
+
+/// The fixed 128-byte header at the start of every model file (docs/FORMAT.md).
+public struct FileHeader: Sendable, Equatable {
+    public static let magic: [UInt8] = Array("GTMODEL\0".utf8)
+    public static let currentVersion: UInt32 = 1
+    public static let size = 128
+    /// Tensor data starts on a page boundary, and every uncompressed tensor on a 64-byte one.
+    public static let dataAlignment = 4096
+    public static let tensorAlignment = 64
+
+    public var version: UInt32 = currentVersion
+    public var flags: UInt32 = 0
+    public var metadata: Range<Int> = 0..<0
+    public var tokenizer: Range<Int> = 0..<0
+    public var tensorTable: Range<Int> = 0..<0
+    public var data: Range<Int> = 0..<0
+    public var fileLength: Int = 0
+    /// XXH64 over the metadata, tokenizer and tensor-table sections, in that order.
+    public var sectionsChecksum: UInt64 = 0
+
+    public init() {}
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(Self.magic)
+        w.u32(version)
+        w.u32(flags)
+        for r in [metadata, tokenizer, tensorTable, data] {
+            w.u64(UInt64(r.lowerBound))
+            w.u64(UInt64(r.count))
+        }
+        w.u64(UInt64(fileLength))
+        w.u64(sectionsChecksum)
+        w.raw(repeatElement(0, count: 120 - w.bytes.count))
+        let sum = w.bytes.withUnsafeBytes { gt_xxh64($0.baseAddress, $0.count, 0) }
+        w.u64(sum)
+        return w.bytes
+    }
+
+    /// Parses and checks the header against the real file size: every section lies inside the
+    /// file, after the header, without overlapping another.
+    static func decode(_ bytes: UnsafeRawBufferPointer, path: String) throws(ModelFileError) -> FileHeader {
+        guard bytes.count >= 8, Array(bytes[0..<8]) == magic else { throw .notAModelFile(path: path) }
+        guard bytes.count >= size else { throw .truncated("file is \(bytes.count) bytes, shorter than the \(size)-byte header") }
+        var r = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<size]), context: "header")
+        _ = try r.bytes(8)
+        var h = FileHeader()
+        h.version = try r.u32()
+        guard h.version == currentVersion else { throw .unsupportedVersion(h.version) }
+        h.flags = try r.u32()
+        var ranges: [Range<Int>] = []
+        for name in ["metadata", "tokenizer", "tensor table", "data"] {
+            let offset = try r.size(), length = try r.size()
+            let end = try checkedAdd(offset, length, "\(name) section end")
+            guard offset >= size, end <= bytes.count else {
+                throw .truncated("\(name) section [\(offset), \(end)) lies outside the \(bytes.count)-byte file")
+            }
+            ranges.append(offset..<end)
+        }
+        (h.metadata, h.tokenizer, h.tensorTable, h.data) = (ranges[0], ranges[1], ranges[2], ranges[3])
+        h.fileLength = try r.size()
+        h.sectionsChecksum = try r.u64()
+        let stored = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 120, as: UInt64.self))
+        let computed = gt_xxh64(bytes.baseAddress, 120, 0)
+        guard stored == computed else { throw .corruptHeader("header checksum mismatch") }
+        guard h.fileLength == bytes.count else {
+            throw .truncated("header says \(h.fileLength) bytes, file has \(bytes.count)")
+        }
+        let sorted = ranges.filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.upperBound > b.lowerBound {
+            throw .corruptHeader("sections overlap")
+        }
+        guard h.data.lowerBound % dataAlignment == 0 else { throw .corruptHeader("data section is not page-aligned") }
+        var sectionsHash = gt_xxh64_state()
+        gt_xxh64_reset(&sectionsHash, 0)
+        for r in [h.metadata, h.tokenizer, h.tensorTable] {
+            gt_xxh64_update(&sectionsHash, bytes.baseAddress! + r.lowerBound, r.count)
+        }
+        guard gt_xxh64_digest(&sectionsHash) == h.sectionsChecksum else {
+            throw .corruptHeader("metadata/tokenizer/tensor-table checksum mismatch")
+        }
+        return h
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import GemmaKernels
+
+/// An opened model file: header, metadata, tokenizer vocabulary and tensor table, all validated
+/// before any tensor byte is touched.
+///
+/// Tensor bytes come from one of two backings: the file's own mapping (an uncompressed file), or
+/// an anonymous region holding the decompressed tensors (`ModelLoader`'s in-memory mode).
+public final class ModelFile: @unchecked Sendable {
+    public let path: String
+    public let header: FileHeader
+    public let metadata: ModelMetadata
+    public let vocabulary: TokenizerVocabulary
+    /// Tensors in file order.
+    public let tensors: [TensorInfo]
+    private let index: [String: Int]
+    private let mapping: MappedFile
+    /// Base of the data section the tensor offsets are relative to.
+    private let dataBase: UnsafeRawPointer
+    private let dataLength: Int
+    private let ownedData: AnonymousMemory?
+
+    public init(path: String) throws(ModelFileError) {
+        let mapping = try MappedFile(path: path)
+        let bytes = mapping.bytes
+        let header = try FileHeader.decode(bytes, path: path)
+        func section(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[r]) }
+
+        let metadata: ModelMetadata
+        do {
+            metadata = try JSONDecoder().decode(ModelMetadata.self, from: Data(section(header.metadata)))
+        } catch {
+            throw .invalidMetadata("\(error)".split(separator: "\n").first.map(String.init) ?? "undecodable JSON")
+        }
+        try metadata.config.validate()
+        let vocabulary = try TokenizerVocabulary.decode(section(header.tokenizer))
+        for (name, id) in [("bos", metadata.tokenizer.bosId), ("eos", metadata.tokenizer.eosId),
+                           ("unk", metadata.tokenizer.unkId)] where !(0..<vocabulary.count).contains(id) {
+            throw .invalidTokenizer("\(name) id \(id) is outside the \(vocabulary.count)-piece vocabulary")
+        }
+        let tensors = try TensorTableCodec.decode(section(header.tensorTable), dataLength: header.data.count)
+
+        self.path = path
+        self.header = header
+        self.metadata = metadata
+        self.vocabulary = vocabulary
+        self.tensors = tensors
+        self.index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
+        self.mapping = mapping
+        self.dataBase = bytes.baseAddress! + header.data.lowerBound
+        self.dataLength = header.data.count
+        self.ownedData = nil
+    }
+
+    /// A copy of `source` whose compressed tensors are decompressed into anonymous memory, for
+    /// files on read-only storage. Verifies every tensor's checksum on the way.
+    init(decompressingIntoMemory source: ModelFile) throws(ModelFileError) {
+        var offset = 0
+        var laidOut: [TensorInfo] = []
+        for var t in source.tensors {
+            offset = alignUp(offset, FileHeader.tensorAlignment)
+            t.offset = offset
+            t.storedLength = t.length
+            t.storedChecksum = t.checksum
+            t.compression = .none
+            offset += t.length
+            laidOut.append(t)
+        }
+        let memory = try AnonymousMemory(size: max(offset, 1))
+        for (stored, target) in zip(source.tensors, laidOut) {
+            let dst = UnsafeMutableRawBufferPointer(start: memory.base + target.offset, count: target.length)
+            try source.unpack(stored, into: dst)
+        }
+        path = source.path
+        header = source.header
+        metadata = source.metadata
+        vocabulary = source.vocabulary
+        tensors = laidOut
+        index = source.index
+        mapping = source.mapping
+        dataBase = UnsafeRawPointer(memory.base)
+        dataLength = offset
+        ownedData = memory
+    }
+
+    public var isCompressed: Bool { tensors.contains { $0.compression != .none } }
+
+    public func tensor(_ name: String) -> TensorInfo? { index[name].map { tensors[$0] } }
+
+    /// The bytes as stored in the file (compressed or not).
+    public func storedBytes(_ t: TensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: dataBase + t.offset, count: t.storedLength)
+    }
+
+    /// The tensor's bytes, ready for the kernels. Throws for a compressed tensor.
+    public func data(_ t: TensorInfo) throws(ModelFileError) -> UnsafeRawBufferPointer {
+        guard t.compression == .none else { throw .compressed(tensor: t.name) }
+        return storedBytes(t)
+    }
+
+    /// Writes the uncompressed bytes of `t` into `dst` (exactly `t.length` bytes), checking the
+    /// checksum of the result.
+    public func unpack(_ t: TensorInfo, into dst: UnsafeMutableRawBufferPointer) throws(ModelFileError) {
+        precondition(dst.count == t.length)
+        switch t.compression {
+        case .none:
+            dst.copyMemory(from: storedBytes(t))
+        case .zstd:
+            try ZstdFrames.decompress(storedBytes(t), into: dst, tensor: t.name)
+        }
+        guard gt_xxh64(dst.baseAddress, dst.count, 0) == t.checksum else { throw .checksumMismatch(tensor: t.name) }
+    }
+
+    /// Checks every tensor's stored checksum (and, for compressed tensors, the checksum of the
+    /// decompressed bytes). `progress` is called after each tensor.
+    public func verify(progress: (Int, TensorInfo) -> Void = { _, _ in }) throws(ModelFileError) {
+        var scratch: [UInt8] = []
+        for (i, t) in tensors.enumerated() {
+            let stored = storedBytes(t)
+            guard gt_xxh64(stored.baseAddress, stored.count, 0) == t.storedChecksum else {
+                throw .checksumMismatch(tensor: t.name)
+            }
+            if t.compression != .none {
+                if scratch.count < t.length { scratch = [UInt8](repeating: 0, count: t.length) }
+                try scratch.withUnsafeMutableBytes { buf in
+                    Result { () throws(ModelFileError) in try unpack(t, into: UnsafeMutableRawBufferPointer(rebasing: buf[..<t.length])) }
+                }.get()
+            }
+            progress(i, t)
+        }
+    }
+
+    /// The checksum in the header: identifies this exact file (used by unpacked siblings).
+    public var headerChecksum: UInt64 {
+        UInt64(littleEndian: mapping.bytes.loadUnaligned(fromByteOffset: 120, as: UInt64.self))
+    }
+
+    public var fileSize: Int { mapping.size }
+
+    /// Asks the kernel to read the whole file ahead.
+    public func prefetch() { mapping.adviseWillNeed() }
+
+    /// Looks a tensor up and checks its shape.
+    public func requireTensor(_ name: String, shape: [Int]) throws(ModelFileError) -> TensorInfo {
+        guard let t = tensor(name) else { throw .missingTensor(name) }
+        guard t.shape == shape else { throw .tensorShape(tensor: name, expected: shape, found: t.shape) }
+        return t
+    }
+}
+
+/// Page-aligned anonymous memory, freed on deinit.
+final class AnonymousMemory: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+
+    init(size: Int) throws(ModelFileError) {
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != MAP_FAILED else { throw .io("cannot allocate \(size) bytes: \(String(cString: strerror(errno)))") }
+        base = p
+        self.size = size
+    }
+
+    deinit { munmap(base, size) }
+}

@@ -1,0 +1,36 @@
+/// Everything that can be wrong with a model file. Messages are one line and name the problem.
+public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable {
+    case cannotOpen(path: String, reason: String)
+    case notAModelFile(path: String)
+    case unsupportedVersion(UInt32)
+    case truncated(String)
+    case corruptHeader(String)
+    case invalidMetadata(String)
+    case invalidTokenizer(String)
+    case invalidTensorTable(String)
+    case checksumMismatch(tensor: String)
+    case missingTensor(String)
+    case tensorShape(tensor: String, expected: [Int], found: [Int])
+    case compressed(tensor: String)
+    case decompression(tensor: String, reason: String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason): return "cannot open \(path): \(reason)"
+        case .notAModelFile(let path): return "\(path) is not a gemma-tiny model file (bad magic)"
+        case .unsupportedVersion(let v): return "unsupported model file version \(v) (this build reads version \(FileHeader.currentVersion))"
+        case .truncated(let what): return "model file is truncated: \(what)"
+        case .corruptHeader(let what): return "corrupt model file header: \(what)"
+        case .invalidMetadata(let what): return "invalid model metadata: \(what)"
+        case .invalidTokenizer(let what): return "invalid tokenizer section: \(what)"
+        case .invalidTensorTable(let what): return "invalid tensor table: \(what)"
+        case .checksumMismatch(let name): return "checksum mismatch in tensor \(name): the file is corrupt"
+        case .missingTensor(let name): return "model file has no tensor \(name)"
+        case .tensorShape(let name, let expected, let found): return "tensor \(name) has shape \(found), expected \(expected)"
+        case .compressed(let name): return "tensor \(name) is zstd-compressed; unpack the file before mapping it"
+        case .decompression(let name, let reason): return "cannot decompress tensor \(name): \(reason)"
+        case .io(let what): return what
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import GemmaKernels
+
+/// RMSNorm weights as the forward pass uses them: `1 + w` in f32 (the file keeps Hugging Face's
+/// raw `w`; transformers computes `(1.0 + w.float())` the same way).
+public struct NormWeights: Sendable {
+    public let name: String
+    public let scale: [Float]
+}
+
+/// The weights of one decoder layer.
+public struct LayerWeights: Sendable {
+    public let index: Int
+    public let inputNorm: NormWeights
+    public let qProj: WeightMatrix
+    public let kProj: WeightMatrix
+    public let vProj: WeightMatrix
+    public let oProj: WeightMatrix
+    public let postAttentionNorm: NormWeights
+    public let gateProj: WeightMatrix
+    public let upProj: WeightMatrix
+    public let downProj: WeightMatrix
+}
+
+/// The immutable, shareable half of a model: the mapped file and the weight matrices resolved
+/// and shape-checked against the configuration. Load once; create any number of
+/// `InferenceSession`s (one per conversation) from it, on any threads.
+public final class GemmaModel: Sendable {
+    public let file: ModelFile
+    public let config: ModelConfig
+    public let architecture: ModelArchitecture
+    /// `model.embed_tokens.weight`, [vocab, hidden]: the input embedding and the tied LM head.
+    public let embedding: WeightMatrix
+    public let layers: [LayerWeights]
+    public let finalNorm: NormWeights
+
+    /// Resolves every tensor of `file`, which must not be compressed (see `load`).
+    public init(file: ModelFile) throws(ModelError) {
+        let config = file.metadata.config
+        architecture = try ModelArchitecture(config: config)
+        do {
+            try config.validate()
+        } catch {
+            throw .file(error)
+        }
+        self.file = file
+        self.config = config
+
+        let hidden = config.hiddenSize
+        let qDim = config.numAttentionHeads * config.headDim
+        let kvDim = config.numKeyValueHeads * config.headDim
+        let inter = config.intermediateSize
+
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> WeightMatrix {
+            let t: TensorInfo
+            let bytes: UnsafeRawBufferPointer
+            do {
+                t = try file.requireTensor(name, shape: [rows, cols])
+                bytes = try file.data(t)
+            } catch {
+                throw .file(error)
+            }
+            guard t.layout == .rowMajor else { throw .unsupportedTensor(name: name, reason: "layout \(t.layout) is not supported") }
+            guard t.rowBytes > 0, bytes.count == rows * t.rowBytes, let base = bytes.baseAddress else {
+                throw .unsupportedTensor(name: name, reason: "\(bytes.count) bytes do not hold \(rows) rows of \(cols) \(t.type) values")
+            }
+            return WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, base: base)
+        }
+        func norm(_ name: String) throws(ModelError) -> NormWeights {
+            let m = try matrix1D(name, hidden)
+            var w = [Float](repeating: 0, count: hidden)
+            w.withUnsafeMutableBufferPointer { m.dequantizeRow(0, into: $0.baseAddress!) }
+            guard w.allSatisfy({ $0.isFinite }) else { throw .unsupportedTensor(name: name, reason: "holds a NaN or infinity") }
+            return NormWeights(name: name, scale: w.map { 1 + $0 })
+        }
+        func matrix1D(_ name: String, _ n: Int) throws(ModelError) -> WeightMatrix {
+            let t: TensorInfo
+            let bytes: UnsafeRawBufferPointer
+            do {
+                t = try file.requireTensor(name, shape: [n])
+                bytes = try file.data(t)
+            } catch {
+                throw .file(error)
+            }
+            guard t.rowBytes > 0, bytes.count == t.rowBytes, let base = bytes.baseAddress else {
+                throw .unsupportedTensor(name: name, reason: "\(bytes.count) bytes do not hold \(n) \(t.type) values")
+            }
+            return WeightMatrix(name: name, type: t.type, rows: 1, cols: n, base: base)
+        }
+
+        embedding = try matrix("model.embed_tokens.weight", config.vocabSize, hidden)
+        var layers: [LayerWeights] = []
+        layers.reserveCapacity(config.numHiddenLayers)
+        for i in 0..<config.numHiddenLayers {
+            let p = "model.layers.\(i)."
+            layers.append(LayerWeights(
+                index: i,
+                inputNorm: try norm(p + "input_layernorm.weight"),
+                qProj: try matrix(p + "self_attn.q_proj.weight", qDim, hidden),
+                kProj: try matrix(p + "self_attn.k_proj.weight", kvDim, hidden),
+                vProj: try matrix(p + "self_attn.v_proj.weight", kvDim, hidden),
+                oProj: try matrix(p + "self_attn.o_proj.weight", hidden, qDim),
+                postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
+                gateProj: try matrix(p + "mlp.gate_proj.weight", inter, hidden),
+                upProj: try matrix(p + "mlp.up_proj.weight", inter, hidden),
+                downProj: try matrix(p + "mlp.down_proj.weight", hidden, inter)))
+        }
+        self.layers = layers
+        finalNorm = try norm("model.norm.weight")
+    }
+
+    /// Opens (unpacking a compressed file once, see `ModelLoader`) and resolves a model file.
+    public static func load(path: String, unpack: ModelLoader.UnpackMode = .sibling,
+                            notice: (String) -> Void = { _ in },
+                            progress: (ModelLoader.Progress) -> Void = { _ in }) throws(ModelError) -> GemmaModel {
+        let file: ModelFile
+        do {
+            file = try ModelLoader.open(path: path, unpack: unpack, notice: notice, progress: progress)
+        } catch {
+            throw .file(error)
+        }
+        return try GemmaModel(file: file)
+    }
+
+    public var vocabularySize: Int { config.vocabSize }
+
+    /// Parameter count (the tied embedding counted once).
+    public var parameterCount: Int {
+        var n = embedding.rows * embedding.cols + finalNorm.scale.count
+        for l in layers {
+            n += [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].reduce(0) { $0 + $1.rows * $1.cols }
+            n += l.inputNorm.scale.count + l.postAttentionNorm.scale.count
+        }
+        return n
+    }
+
+    /// Bytes of weights the forward pass reads per token (all layers + the LM head).
+    public var weightBytes: Int {
+        var n = embedding.byteCount
+        for l in layers {
+            n += [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].reduce(0) { $0 + $1.byteCount }
+        }
+        return n
+    }
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A whole file mapped read-only. The mapping lives as long as this object.
+///
+/// If another process truncates the file while it is mapped, reads past the new end raise
+/// SIGBUS: model files are written once and replaced by rename, never changed in place
+/// (docs/FORMAT.md).
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    /// Size and modification time when opened (used to tie an unpacked sibling to its source).
+    public let size: Int
+    public let modificationTime: Int
+
+    public init(path: String) throws(ModelFileError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: path, reason: "not a regular file") }
+        size = Int(st.st_size)
+        modificationTime = Int(st.st_mtim.tv_sec)
+        guard size > 0 else { throw .truncated("\(path) is empty") }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw .cannotOpen(path: path, reason: "mmap: \(String(cString: strerror(errno)))") }
+        bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: size)
+    }
+
+    /// Tells the kernel the whole file will be read soon (prefetch).
+    public func adviseWillNeed() {
+        _ = madvise(UnsafeMutableRawPointer(mutating: bytes.baseAddress), size, MADV_WILLNEED)
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), size)
+    }
+}

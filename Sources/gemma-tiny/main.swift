@@ -1,0 +1,1 @@
+print("gemma-tiny: not yet")

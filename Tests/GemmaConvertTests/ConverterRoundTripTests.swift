@@ -1,0 +1,153 @@
+import Foundation
+import GemmaKernels
+@testable import GemmaConvert
+import GemmaTiny
+import XCTest
+
+/// Convert synthetic checkpoints, open the result, dequantize, and compare with the source.
+final class ConverterRoundTripTests: XCTestCase {
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "gt-convert-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Source values as the checkpoint holds them (rounded to its dtype).
+    func sourceValues(_ t: SyntheticCheckpoint.Tensor) -> [Float] {
+        switch t.dtype {
+        case "F32": return t.values
+        case "F16": return t.values.map { gt_f16_to_f32(gt_f32_to_f16($0)) }
+        default: return t.values.map { gt_bf16_to_f32(gt_f32_to_bf16($0)) }
+        }
+    }
+
+    func dequantized(_ file: ModelFile, _ name: String) throws -> [Float] {
+        let t = try XCTUnwrap(file.tensor(name))
+        let bytes = try file.data(t)
+        var out = [Float](repeating: .nan, count: t.elementCount)
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0..<t.rowCount {
+                gt_dequantize_row(Int32(t.type.rawValue), bytes.baseAddress! + r * t.rowBytes, t.rowLength, o.baseAddress! + r * t.rowLength)
+            }
+        }
+        return out
+    }
+
+    func relativeRMS(_ x: [Float], _ y: [Float]) -> Double {
+        var e = 0.0, r = 0.0
+        gt_error_sums(x, y, x.count, &e, &r)
+        return (e / max(r, 1e-30)).squareRoot()
+    }
+
+    func convertAndCheck(_ checkpoint: SyntheticCheckpoint, options: ConversionOptions, bound: Double,
+                         line: UInt = #line) throws -> (ConversionSummary, ModelFile) {
+        let folder = dir + "/ckpt-\(UUID().uuidString)"
+        let tensors = try checkpoint.write(to: folder)
+        let output = dir + "/out-\(UUID().uuidString).gtm"
+        let summary = try Converter.convert(checkpoint: folder, output: output, options: options)
+        let file = try ModelLoader.open(path: output, unpack: .memory)
+        XCTAssertEqual(file.tensors.count, tensors.count, line: line)
+        for t in tensors {
+            let expected = sourceValues(t)
+            let got = try dequantized(file, t.name)
+            let info = file.tensor(t.name)!
+            if t.shape.count == 1 || info.type == .f32 || info.type == .bf16 && t.dtype == "BF16" {
+                XCTAssertEqual(got, expected, "\(t.name) as \(info.type) must be exact", line: line)
+            } else {
+                let err = relativeRMS(expected, got)
+                XCTAssertLessThan(err, bound, "\(t.name) as \(info.type): relative RMS \(err)", line: line)
+            }
+        }
+        return (summary, file)
+    }
+
+    func testEveryStorageTypeRoundTrips() throws {
+        for (type, bound) in [(StorageType.f32, 0.0), (.bf16, 0.0), (.q8, 0.01), (.q4, 0.12)] {
+            for compress in [true, false] {
+                let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(
+                    type: type, embeddingType: type, compress: compress, threads: 2), bound: bound)
+                XCTAssertEqual(file.metadata.quantization.type, type)
+                XCTAssertEqual(summary.bitsPerWeight, type.bitsPerWeight, accuracy: 0.1 + (type.isQuantized ? 0.2 : 0), "\(type)")
+                XCTAssertEqual(try ModelFile(path: summary.outputPath).isCompressed, compress)
+            }
+        }
+    }
+
+    func testQ4DefaultKeepsEmbeddingAtQ8AndNormsAtF32() throws {
+        let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(report: true), bound: 0.12)
+        XCTAssertEqual(file.tensor("model.embed_tokens.weight")?.type, .q8)
+        XCTAssertEqual(file.tensor("model.layers.0.mlp.up_proj.weight")?.type, .q4)
+        XCTAssertEqual(file.tensor("model.norm.weight")?.type, .f32)
+        XCTAssertEqual(file.metadata.quantization.embeddingType, .q8)
+        let upError = try XCTUnwrap(summary.tensors.first { $0.name == "model.layers.0.mlp.up_proj.weight" }?.relativeRMSError)
+        XCTAssertGreaterThan(upError, 0.01)
+        XCTAssertLessThan(upError, 0.12)
+        XCTAssertEqual(summary.tensors.first { $0.name == "model.norm.weight" }?.relativeRMSError, 0)
+    }
+
+    func testSourceDtypesAndEmbeddingScale() throws {
+        for (dtype, scale) in [("BF16", Float(8)), ("F16", 8), ("F32", 8)] {
+            var c = SyntheticCheckpoint()
+            c.dtype = dtype
+            let (_, file) = try convertAndCheck(c, options: ConversionOptions(type: .f32), bound: 0)
+            XCTAssertEqual(file.metadata.config.embeddingScale, scale)
+            XCTAssertEqual(file.metadata.provenance.sourceDtype, ["BF16": "bfloat16", "F16": "float16", "F32": "float32"][dtype])
+        }
+        XCTAssertEqual(HFConfig.embeddingScale(hiddenSize: 2048, dtype: "bfloat16"), 45.25)
+        XCTAssertEqual(HFConfig.embeddingScale(hiddenSize: 3072, dtype: "bfloat16"), 55.5)
+        XCTAssertEqual(HFConfig.embeddingScale(hiddenSize: 2048, dtype: "float32"), Float(2048).squareRoot())
+    }
+
+    func testShardedAndSingleFileGiveTheSameModel() throws {
+        let options = ConversionOptions(type: .q8, compress: false)
+        var sharded = SyntheticCheckpoint()
+        sharded.shards = 3
+        let (_, a) = try convertAndCheck(SyntheticCheckpoint(), options: options, bound: 0.01)
+        let (_, b) = try convertAndCheck(sharded, options: options, bound: 0.01)
+        XCTAssertEqual(a.tensors.map(\.checksum), b.tensors.map(\.checksum))
+        XCTAssertEqual(b.metadata.provenance.sourceFiles.filter { $0.name.hasSuffix(".safetensors") }.count, 3)
+    }
+
+    func testBothConfigStylesGiveTheSameConfig() throws {
+        var old = SyntheticCheckpoint()
+        old.style = .transformers4
+        let (_, a) = try convertAndCheck(old, options: ConversionOptions(type: .bf16), bound: 0)
+        let (_, b) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(type: .bf16), bound: 0)
+        XCTAssertEqual(a.metadata.config, b.metadata.config)
+        XCTAssertEqual(a.metadata.config.hiddenActivation, "gelu_pytorch_tanh")
+        XCTAssertEqual(a.metadata.config.ropeTheta, 10000)
+    }
+
+    func testMultiHeadAttentionShapes() throws {
+        var c = SyntheticCheckpoint()
+        c.kvHeads = 4
+        let (_, file) = try convertAndCheck(c, options: ConversionOptions(type: .q8), bound: 0.01)
+        XCTAssertEqual(file.tensor("model.layers.0.self_attn.k_proj.weight")?.shape, [64, 64])
+    }
+
+    func testRowsNotWholeBlocksFallBackToBF16WithANotice() throws {
+        var c = SyntheticCheckpoint()
+        c.intermediate = 80  // down_proj rows are 80 long: not a multiple of 32
+        let (summary, file) = try convertAndCheck(c, options: ConversionOptions(type: .q4), bound: 0.12)
+        XCTAssertEqual(file.tensor("model.layers.0.mlp.down_proj.weight")?.type, .bf16)
+        XCTAssertEqual(file.tensor("model.layers.0.mlp.up_proj.weight")?.type, .q4)
+        XCTAssertTrue(summary.notices.contains { $0.contains("down_proj") && $0.contains("bf16") }, "\(summary.notices)")
+    }
+
+    func testIgnorableTiedHeadIsSkippedWithANotice() throws {
+        var c = SyntheticCheckpoint()
+        c.editTensors = { list in
+            var head = list[0]
+            head.name = "lm_head.weight"
+            list.append(head)
+        }
+        let (summary, file) = try convertAndCheck(c, options: ConversionOptions(type: .q8), bound: 0.01)
+        XCTAssertNil(file.tensor("lm_head.weight"))
+        XCTAssertTrue(summary.notices.contains { $0.contains("lm_head.weight") })
+    }
+}

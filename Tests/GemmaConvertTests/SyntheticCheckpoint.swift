@@ -1,0 +1,161 @@
+import Foundation
+import GemmaKernels
+
+/// Writes small Gemma-shaped Hugging Face checkpoints for converter tests: config.json in either
+/// transformers' 4.x or 5.x style, single or sharded safetensors in bf16/f16/f32, and the
+/// fixture tokenizer.model. Values are deterministic.
+struct SyntheticCheckpoint {
+    enum ConfigStyle { case transformers4, transformers5 }
+
+    var vocabSize = 2048
+    var hidden = 64
+    var intermediate = 128
+    var layers = 2
+    var heads = 4
+    var kvHeads = 1
+    var headDim = 16
+    var dtype = "BF16"
+    var style = ConfigStyle.transformers5
+    var shards = 1
+    var seed: UInt64 = 1
+    var architecture = "GemmaForCausalLM"
+    /// Hooks for bad-input tests.
+    var editTensors: (inout [Tensor]) -> Void = { _ in }
+    var editConfig: (inout [String: Any]) -> Void = { _ in }
+
+    struct Tensor {
+        var name: String
+        var shape: [Int]
+        var dtype: String
+        var values: [Float]
+        /// Overrides the encoded bytes (for malformed tensors).
+        var rawBytes: [UInt8]? = nil
+    }
+
+    static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    static var fixtureTokenizer: String { repositoryRoot + "/fixtures/tokenizer/tokenizer.model" }
+
+    func tensors() -> [Tensor] {
+        var rng = Rng(state: seed)
+        func t(_ name: String, _ shape: [Int], scale: Float) -> Tensor {
+            Tensor(name: name, shape: shape, dtype: dtype, values: (0..<shape.reduce(1, *)).map { _ in rng.normal() * scale })
+        }
+        var list = [t("model.embed_tokens.weight", [vocabSize, hidden], scale: 0.5)]
+        for i in 0..<layers {
+            let p = "model.layers.\(i)."
+            list += [
+                t(p + "input_layernorm.weight", [hidden], scale: 0.3),
+                t(p + "self_attn.q_proj.weight", [heads * headDim, hidden], scale: 0.1),
+                t(p + "self_attn.k_proj.weight", [kvHeads * headDim, hidden], scale: 0.1),
+                t(p + "self_attn.v_proj.weight", [kvHeads * headDim, hidden], scale: 0.1),
+                t(p + "self_attn.o_proj.weight", [hidden, heads * headDim], scale: 0.1),
+                t(p + "post_attention_layernorm.weight", [hidden], scale: 0.3),
+                t(p + "mlp.gate_proj.weight", [intermediate, hidden], scale: 0.1),
+                t(p + "mlp.up_proj.weight", [intermediate, hidden], scale: 0.1),
+                t(p + "mlp.down_proj.weight", [hidden, intermediate], scale: 0.1),
+            ]
+        }
+        list.append(t("model.norm.weight", [hidden], scale: 0.3))
+        return list
+    }
+
+    func config() -> [String: Any] {
+        var c: [String: Any] = [
+            "architectures": [architecture], "model_type": "gemma", "vocab_size": vocabSize, "hidden_size": hidden,
+            "intermediate_size": intermediate, "num_hidden_layers": layers, "num_attention_heads": heads,
+            "num_key_value_heads": kvHeads, "head_dim": headDim, "max_position_embeddings": 256, "rms_norm_eps": 1e-6,
+            "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
+        ]
+        let dtypeName = ["BF16": "bfloat16", "F16": "float16", "F32": "float32"][dtype] ?? "bfloat16"
+        switch style {
+        case .transformers4:
+            c["rope_theta"] = 10000.0
+            c["hidden_act"] = "gelu"
+            c["torch_dtype"] = dtypeName
+        case .transformers5:
+            c["rope_parameters"] = ["rope_theta": 10000.0, "rope_type": "default"]
+            c["hidden_activation"] = "gelu_pytorch_tanh"
+            c["hidden_act"] = "gelu_pytorch_tanh"
+            c["dtype"] = dtypeName
+            c["tie_word_embeddings"] = true
+        }
+        editConfig(&c)
+        return c
+    }
+
+    /// Writes the checkpoint into `folder` (created) and returns the tensors as written.
+    @discardableResult
+    func write(to folder: String) throws -> [Tensor] {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: config(), options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: folder + "/config.json"))
+        try FileManager.default.copyItem(atPath: Self.fixtureTokenizer, toPath: folder + "/tokenizer.model")
+        var list = tensors()
+        editTensors(&list)
+        if shards == 1 {
+            try Self.writeSafetensors(list, to: folder + "/model.safetensors")
+        } else {
+            var weightMap: [String: String] = [:]
+            let perShard = (list.count + shards - 1) / shards
+            for s in 0..<shards {
+                let name = String(format: "model-%05d-of-%05d.safetensors", s + 1, shards)
+                let part = Array(list[min(list.count, s * perShard) ..< min(list.count, (s + 1) * perShard)])
+                try Self.writeSafetensors(part, to: folder + "/" + name)
+                for t in part { weightMap[t.name] = name }
+            }
+            try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 0], "weight_map": weightMap])
+                .write(to: URL(fileURLWithPath: folder + "/model.safetensors.index.json"))
+        }
+        return list
+    }
+
+    static func encode(_ t: Tensor) -> [UInt8] {
+        if let raw = t.rawBytes { return raw }
+        var out: [UInt8] = []
+        for v in t.values {
+            switch t.dtype {
+            case "F32": withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 }
+            case "F16": withUnsafeBytes(of: gt_f32_to_f16(v).littleEndian) { out += $0 }
+            default: withUnsafeBytes(of: gt_f32_to_bf16(v).littleEndian) { out += $0 }
+            }
+        }
+        return out
+    }
+
+    static func writeSafetensors(_ tensors: [Tensor], to path: String, header edit: ((inout [String: Any]) -> Void)? = nil) throws {
+        var header: [String: Any] = ["__metadata__": ["format": "pt"]]
+        var data: [UInt8] = []
+        for t in tensors {
+            let bytes = encode(t)
+            header[t.name] = ["dtype": t.dtype, "shape": t.shape, "data_offsets": [data.count, data.count + bytes.count]]
+            data += bytes
+        }
+        edit?(&header)
+        var json = Array(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        while json.count % 8 != 0 { json.append(0x20) }
+        var file: [UInt8] = []
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file += $0 }
+        file += json + data
+        try Data(file).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+struct Rng {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func normal() -> Float {
+        var s: Float = 0
+        for _ in 0..<4 { s += Float(next() >> 40) / Float(1 << 24) }
+        return (s - 2) * 1.7
+    }
+}

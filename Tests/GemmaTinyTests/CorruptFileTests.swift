@@ -1,0 +1,140 @@
+import Foundation
+import GemmaKernels
+@testable import GemmaTiny
+import XCTest
+
+/// Truncated, bit-flipped and hostile model files give thrown errors, never crashes.
+final class CorruptFileTests: XCTestCase {
+    var dir: String!
+    var original: [UInt8] = []
+    var header = FileHeader()
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "gt-corrupt-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let writer = try ModelFileWriter(destination: dir + "/good.gtm", metadata: FormatTests.metadata(),
+                                         vocabulary: FormatTests.vocabulary, overwrite: true)
+        for (name, type, shape, data) in FormatTests.sampleTensors() where name != "big" {
+            try data.withUnsafeBytes { try writer.addTensor(name: name, type: type, shape: shape, bytes: $0) }
+        }
+        try writer.finish()
+        original = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/good.gtm")))
+        header = try ModelFile(path: dir + "/good.gtm").header
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func open(_ bytes: [UInt8]) throws -> ModelFile {
+        let path = dir + "/bad-\(UUID().uuidString).gtm"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return try ModelFile(path: path)
+    }
+
+    /// Re-seals the header checksum so that a test reaches the checks behind it.
+    func resealed(_ bytes: [UInt8]) -> [UInt8] {
+        var b = bytes
+        let sum = b.withUnsafeBytes { gt_xxh64($0.baseAddress, 120, 0) }
+        withUnsafeBytes(of: sum.littleEndian) { for i in 0..<8 { b[120 + i] = $0[i] } }
+        return b
+    }
+
+    func putU64(_ bytes: inout [UInt8], at offset: Int, _ value: UInt64) {
+        withUnsafeBytes(of: value.littleEndian) { for i in 0..<8 { bytes[offset + i] = $0[i] } }
+    }
+
+    func testTruncatedAtEverySectionBoundary() throws {
+        let cuts = [0, 4, 8, 64, 127, 128, header.metadata.upperBound - 1, header.metadata.upperBound,
+                    header.tokenizer.upperBound, header.data.lowerBound, header.data.lowerBound + 100,
+                    header.data.upperBound, header.tensorTable.lowerBound + 10, original.count - 1]
+        for cut in cuts {
+            XCTAssertThrowsError(try open(Array(original[..<cut])), "cut at \(cut)") { error in
+                XCTAssertTrue(error is ModelFileError, "\(error)")
+            }
+        }
+    }
+
+    func testBitFlipsAreCaught() throws {
+        // Header, metadata, tokenizer and table flips fail at open; data flips fail verify()
+        // with the tensor's name.
+        for offset in [9, 20, header.metadata.lowerBound + 3, header.tokenizer.lowerBound + 9, header.tensorTable.lowerBound + 5] {
+            var b = original
+            b[offset] ^= 0x10
+            XCTAssertThrowsError(try open(b), "flip at \(offset)")
+        }
+        let file = try ModelFile(path: dir + "/good.gtm")
+        for t in file.tensors {
+            var b = original
+            b[header.data.lowerBound + t.offset + t.storedLength / 2] ^= 0x01
+            let bad = try open(b)
+            XCTAssertThrowsError(try bad.verify()) { error in
+                XCTAssertEqual(error as? ModelFileError, .checksumMismatch(tensor: t.name))
+            }
+        }
+    }
+
+    func testHostileSizesAndOffsets() throws {
+        // Section offsets that overflow 64-bit arithmetic or point outside the file.
+        for (field, value) in [(16, UInt64.max), (24, UInt64.max - 10), (48, 1 << 62), (64, 3), (72, UInt64(original.count)),
+                               (80, UInt64.max)] {
+            var b = original
+            putU64(&b, at: field, value)
+            XCTAssertThrowsError(try open(resealed(b)), "field \(field) = \(value)")
+        }
+    }
+
+    func testHostileTensorTable() throws {
+        // Rewrite the first tensor entry's dimension and offset fields with absurd values; the
+        // sections checksum is recomputed so only the table validation stands in the way.
+        let tableStart = header.tensorTable.lowerBound
+        let nameLength = Int(original[tableStart + 4]) | Int(original[tableStart + 5]) << 8
+        let entry = tableStart + 4 + 2 + nameLength
+        let dimOffset = entry + 4
+        for (at, value) in [(dimOffset, UInt64.max), (dimOffset, 1 << 40), (dimOffset + 8, UInt64.max - 64),
+                            (dimOffset + 16, 1 << 63), (dimOffset + 8, UInt64(header.data.count - 8))] {
+            var b = original
+            putU64(&b, at: at, value)
+            var h = gt_xxh64_state()
+            gt_xxh64_reset(&h, 0)
+            b.withUnsafeBytes { raw in
+                for r in [header.metadata, header.tokenizer, header.tensorTable] { gt_xxh64_update(&h, raw.baseAddress! + r.lowerBound, r.count) }
+            }
+            putU64(&b, at: 88, gt_xxh64_digest(&h))
+            XCTAssertThrowsError(try open(resealed(b)), "table field at \(at - entry) = \(value)") { error in
+                XCTAssertTrue(error is ModelFileError)
+            }
+        }
+    }
+
+    func testNotAModelFile() throws {
+        XCTAssertThrowsError(try open(Array("hello, world".utf8))) { error in
+            guard case .notAModelFile = error as? ModelFileError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try ModelFile(path: dir + "/missing.gtm")) { error in
+            guard case .cannotOpen = error as? ModelFileError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try ModelFile(path: dir)) // a folder
+    }
+
+    func testCorruptCompressedDataNamesTheTensor() throws {
+        let path = dir + "/c.gtm"
+        let writer = try ModelFileWriter(destination: path, metadata: FormatTests.metadata(), vocabulary: FormatTests.vocabulary, overwrite: true)
+        let data = [UInt8](repeating: 5, count: 1 << 16)
+        try writer.beginTensor(name: "t", type: .f32, shape: [256, 64], compression: .zstd)
+        let frame = try data.withUnsafeBytes { try ZstdFrames.compressFrame($0, level: 3) }
+        try frame.withUnsafeBytes { try writer.append($0) }
+        try writer.endTensor(length: data.count, checksum: data.withUnsafeBytes { gt_xxh64($0.baseAddress, $0.count, 0) })
+        try writer.finish()
+        var b = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let h = try ModelFile(path: path).header
+        b[h.data.lowerBound + frame.count / 2] ^= 0xFF
+        let bad = try open(b)
+        XCTAssertThrowsError(try bad.verify()) { error in
+            XCTAssertEqual(error as? ModelFileError, .checksumMismatch(tensor: "t"))
+        }
+        XCTAssertThrowsError(try ModelLoader.open(path: bad.path, unpack: .memory))
+        XCTAssertThrowsError(try ModelLoader.open(path: bad.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ModelLoader.siblingPath(for: bad.path)), "no partial sibling")
+    }
+}

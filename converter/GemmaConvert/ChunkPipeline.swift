@@ -1,0 +1,140 @@
+import Dispatch
+import GemmaKernels
+import GemmaTiny
+
+/// Quantizes and compresses one tensor, chunk by chunk.
+///
+/// A chunk is as many whole rows as fill one zstd frame of output. Workers take a wave of
+/// chunks at a time (two per thread), each widening its source rows to f32, checking them,
+/// quantizing and compressing; the chunks are then hashed and written in order. Peak memory is
+/// two frames of output per thread plus one row of f32 scratch.
+final class ChunkPipeline {
+    struct Result {
+        var storedBytes: Int
+        var relativeRMSError: Double?
+    }
+
+    let threads: Int
+    let compress: Bool
+    let zstdLevel: Int
+    let measureError: Bool
+
+    init(threads: Int, compress: Bool, zstdLevel: Int, measureError: Bool) {
+        self.threads = max(1, threads)
+        self.compress = compress
+        self.zstdLevel = zstdLevel
+        self.measureError = measureError
+    }
+
+    /// Per-chunk output of a worker. Each slot is touched by one worker during a wave.
+    private final class Slot: @unchecked Sendable {
+        let raw: UnsafeMutableRawBufferPointer
+        let scratch: UnsafeMutablePointer<Float>
+        let dequantized: UnsafeMutablePointer<Float>
+        var rawLength = 0
+        var frames: [[UInt8]] = []
+        var error: ConversionError?
+        var errorSums = (err: 0.0, ref: 0.0)
+
+        init(rawCapacity: Int, rowLength: Int) {
+            raw = .allocate(byteCount: rawCapacity, alignment: 64)
+            scratch = .allocate(capacity: rowLength)
+            dequantized = .allocate(capacity: rowLength)
+        }
+
+        deinit {
+            raw.deallocate()
+            scratch.deallocate()
+            dequantized.deallocate()
+        }
+    }
+
+    func run(entry: TensorPlan.Entry, source sourceTensor: SafetensorsFile.Tensor, bytes: UnsafeRawBufferPointer,
+             writer: ModelFileWriter, progress: (Int) -> Void) throws -> Result {
+        let rowLength = entry.shape.last!
+        let rows = entry.shape.reduce(1, *) / rowLength
+        let outRowBytes = entry.type.rowBytes(rowLength)!
+        let inRowBytes = rowLength * sourceTensor.dtype.size
+        let rowsPerChunk = max(1, ZstdFrames.frameSize / outRowBytes)
+        let chunkCount = (rows + rowsPerChunk - 1) / rowsPerChunk
+        let waveSize = min(chunkCount, threads * 2)
+        let slots = (0..<waveSize).map { _ in Slot(rawCapacity: rowsPerChunk * outRowBytes, rowLength: rowLength) }
+        let srcType: Int32 = switch sourceTensor.dtype {
+        case .f32: Int32(GT_SRC_F32)
+        case .bf16: Int32(GT_SRC_BF16)
+        case .f16: Int32(GT_SRC_F16)
+        }
+        let type = Int32(entry.type.rawValue)
+        let name = entry.name
+        let (compress, level, measure) = (compress, zstdLevel, measureError)
+        nonisolated(unsafe) let source = bytes.baseAddress!
+
+        try writer.beginTensor(name: entry.name, type: entry.type, shape: entry.shape, compression: compress ? .zstd : .none)
+        var hash = gt_xxh64_state()
+        gt_xxh64_reset(&hash, 0)
+        var stored = 0
+        var errorSums = (err: 0.0, ref: 0.0)
+
+        for waveStart in stride(from: 0, to: chunkCount, by: waveSize) {
+            let count = min(waveSize, chunkCount - waveStart)
+            let workers = min(threads, count)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for k in stride(from: worker, to: count, by: workers) {
+                    let slot = slots[k]
+                    let firstRow = (waveStart + k) * rowsPerChunk
+                    let rowCount = min(rowsPerChunk, rows - firstRow)
+                    slot.rawLength = rowCount * outRowBytes
+                    slot.frames = []
+                    slot.error = nil
+                    slot.errorSums = (0, 0)
+                    for r in 0..<rowCount {
+                        let row = firstRow + r
+                        gt_widen_to_f32(srcType, source + row * inRowBytes, rowLength, slot.scratch)
+                        let bad = gt_first_nonfinite(slot.scratch, rowLength)
+                        if bad < rowLength {
+                            slot.error = .nonFiniteWeight(tensor: name, index: row * rowLength + bad)
+                            return
+                        }
+                        let out = slot.raw.baseAddress! + r * outRowBytes
+                        gt_quantize_row(type, slot.scratch, rowLength, out)
+                        if measure {
+                            gt_dequantize_row(type, out, rowLength, slot.dequantized)
+                            gt_error_sums(slot.scratch, slot.dequantized, rowLength, &slot.errorSums.err, &slot.errorSums.ref)
+                        }
+                    }
+                    if compress {
+                        do {
+                            for start in stride(from: 0, to: slot.rawLength, by: ZstdFrames.frameSize) {
+                                let end = min(start + ZstdFrames.frameSize, slot.rawLength)
+                                let piece = UnsafeRawBufferPointer(rebasing: slot.raw[start..<end])
+                                slot.frames.append(try ZstdFrames.compressFrame(piece, level: level))
+                            }
+                        } catch {
+                            slot.error = .output("zstd compression of \(name) failed: \(error)")
+                        }
+                    }
+                }
+            }
+            for slot in slots.prefix(count) {
+                if let error = slot.error { throw error }
+                let raw = UnsafeRawBufferPointer(rebasing: slot.raw[..<slot.rawLength])
+                gt_xxh64_update(&hash, raw.baseAddress, raw.count)
+                if compress {
+                    for frame in slot.frames {
+                        try frame.withUnsafeBytes { try writer.append($0) }
+                        stored += frame.count
+                    }
+                } else {
+                    try writer.append(raw)
+                    stored += raw.count
+                }
+                errorSums.err += slot.errorSums.err
+                errorSums.ref += slot.errorSums.ref
+            }
+            progress(min(rows, (waveStart + count) * rowsPerChunk) * inRowBytes)
+        }
+        try writer.endTensor(length: rows * outRowBytes, checksum: gt_xxh64_digest(&hash))
+        let relative: Double? = measure ? (errorSums.ref > 0 ? (errorSums.err / errorSums.ref).squareRoot() : 0) : nil
+        return Result(storedBytes: stored, relativeRMSError: relative)
+    }
+}

@@ -1,0 +1,74 @@
+import GemmaTiny
+
+public struct ConversionOptions: Sendable {
+    /// Storage type of the weight matrices.
+    public var type: StorageType
+    /// Storage type of the tied embedding / LM head; nil picks the default policy
+    /// (`defaultEmbeddingType(for:)`).
+    public var embeddingType: StorageType?
+    public var compress: Bool
+    public var zstdLevel: Int
+    /// Worker threads; 0 means one per core.
+    public var threads: Int
+    /// Replace an existing output file.
+    public var overwrite: Bool
+    /// Measure each tensor's quantization error (relative RMS).
+    public var report: Bool
+
+    public init(type: StorageType = .q4, embeddingType: StorageType? = nil, compress: Bool = true, zstdLevel: Int = 3,
+                threads: Int = 0, overwrite: Bool = false, report: Bool = false) {
+        self.type = type
+        self.embeddingType = embeddingType
+        self.compress = compress
+        self.zstdLevel = zstdLevel
+        self.threads = threads
+        self.overwrite = overwrite
+        self.report = report
+    }
+
+    /// The tied embedding doubles as the LM head over a 256k vocabulary, where 4-bit error shows
+    /// most: a q4 file keeps it at q8 unless asked otherwise. Other types keep it as asked.
+    public static func defaultEmbeddingType(for type: StorageType) -> StorageType {
+        type == .q4 ? .q8 : type
+    }
+
+    public var resolvedEmbeddingType: StorageType { embeddingType ?? Self.defaultEmbeddingType(for: type) }
+
+    public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
+
+    func validate() throws(ConversionError) {
+        guard (1...22).contains(zstdLevel) else { throw .invalidOption("--zstd-level must be between 1 and 22, got \(zstdLevel)") }
+        guard (0...1024).contains(threads) else { throw .invalidOption("--threads must be between 1 and 1024, got \(threads)") }
+    }
+}
+
+import Foundation
+
+public struct ConversionSummary: Sendable {
+    public struct TensorReport: Sendable {
+        public var name: String
+        public var type: StorageType
+        public var shape: [Int]
+        public var storedBytes: Int
+        /// sqrt(sum (w - q)^2 / sum w^2); nil unless a report was asked for.
+        public var relativeRMSError: Double?
+    }
+
+    public var outputPath: String
+    public var outputBytes: Int
+    public var inputBytes: Int
+    public var parameterCount: Int
+    /// Uncompressed bytes of all tensors.
+    public var tensorBytes: Int
+    /// Bytes of all tensors as stored (after zstd).
+    public var storedBytes: Int
+    public var seconds: Double
+    public var tensors: [TensorReport]
+    /// One-line remarks: ignored tensors, fallbacks.
+    public var notices: [String]
+
+    public var bitsPerWeight: Double { Double(tensorBytes * 8) / Double(max(parameterCount, 1)) }
+    public var storedBitsPerWeight: Double { Double(storedBytes * 8) / Double(max(parameterCount, 1)) }
+    public var compressionRatio: Double { Double(tensorBytes) / Double(max(storedBytes, 1)) }
+    public var inputMegabytesPerSecond: Double { Double(inputBytes) / 1e6 / max(seconds, 1e-9) }
+}

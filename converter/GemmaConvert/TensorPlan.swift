@@ -1,0 +1,50 @@
+import GemmaTiny
+
+/// Which tensors a Gemma 1 model file holds, their shapes (from the config) and storage types.
+struct TensorPlan {
+    struct Entry {
+        let name: String
+        let shape: [Int]
+        let type: StorageType
+        /// Why the type differs from the one asked for, if it does.
+        let note: String?
+    }
+
+    static let embeddingName = "model.embed_tokens.weight"
+    /// Present in some checkpoints but not needed: the LM head is tied, RoPE is computed.
+    static func isIgnorable(_ name: String) -> Bool {
+        name == "lm_head.weight" || name.hasSuffix("rotary_emb.inv_freq")
+    }
+
+    let entries: [Entry]
+
+    init(config c: ModelConfig, type: StorageType, embeddingType: StorageType) {
+        var list: [(String, [Int])] = [(Self.embeddingName, [c.vocabSize, c.hiddenSize])]
+        let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+        for i in 0..<c.numHiddenLayers {
+            let p = "model.layers.\(i)."
+            list += [
+                (p + "input_layernorm.weight", [c.hiddenSize]),
+                (p + "self_attn.q_proj.weight", [q, c.hiddenSize]),
+                (p + "self_attn.k_proj.weight", [kv, c.hiddenSize]),
+                (p + "self_attn.v_proj.weight", [kv, c.hiddenSize]),
+                (p + "self_attn.o_proj.weight", [c.hiddenSize, q]),
+                (p + "post_attention_layernorm.weight", [c.hiddenSize]),
+                (p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize]),
+                (p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize]),
+                (p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize]),
+            ]
+        }
+        list.append(("model.norm.weight", [c.hiddenSize]))
+        entries = list.map { name, shape in
+            // Norm weights are tiny and precision-sensitive: always f32.
+            if shape.count == 1 { return Entry(name: name, shape: shape, type: .f32, note: nil) }
+            let wanted = name == Self.embeddingName ? embeddingType : type
+            if wanted.isQuantized, shape.last! % wanted.blockSize != 0 {
+                return Entry(name: name, shape: shape, type: .bf16,
+                             note: "row length \(shape.last!) is not a multiple of \(wanted.blockSize): stored as bf16 instead of \(wanted)")
+            }
+            return Entry(name: name, shape: shape, type: wanted, note: nil)
+        }
+    }
+}

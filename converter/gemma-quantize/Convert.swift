@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import GemmaConvert
+import GemmaTiny
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a checkpoint folder (config.json, *.safetensors, tokenizer.model) to a model file.")
+
+    @Argument(help: "Checkpoint folder as downloaded from Hugging Face.")
+    var checkpoint: String
+
+    @Option(name: .shortAndLong, help: "Output model file.")
+    var output: String
+
+    @Option(help: "Storage type of the weight matrices: q4 (4.5 bits/weight), q8 (8.5), bf16, f32.")
+    var type: StorageType = .q4
+
+    @Option(help: "Storage type of the tied embedding / LM head (default: q8 for a q4 file, else as --type).")
+    var embeddingType: StorageType?
+
+    @Option(help: "zstd compression level (1-22).")
+    var zstdLevel: Int = 3
+
+    @Flag(help: "Store tensor data uncompressed (mappable without unpacking).")
+    var noCompress = false
+
+    @Option(help: "Worker threads (default: one per core).")
+    var threads: Int = 0
+
+    @Flag(help: "Replace the output file if it exists.")
+    var force = false
+
+    @Flag(help: "Print each tensor's quantization error (relative RMS).")
+    var report = false
+
+    func run() throws {
+        let options = ConversionOptions(type: type, embeddingType: embeddingType, compress: !noCompress,
+                                        zstdLevel: zstdLevel, threads: threads, overwrite: force, report: report)
+        let meter = ProgressMeter()
+        let summary: ConversionSummary
+        do {
+            summary = try Converter.convert(checkpoint: checkpoint, output: output, options: options) { meter.update($0) }
+        } catch {
+            meter.finish()
+            throw fail(error)
+        }
+        meter.finish()
+        for notice in summary.notices { printErr("note: \(notice)") }
+        if report {
+            print("tensor".padding(toLength: 48, withPad: " ", startingAt: 0) + " type  shape               rel.RMS error")
+            for t in summary.tensors {
+                let shape = t.shape.map(String.init).joined(separator: "x")
+                let err = t.relativeRMSError.map { String(format: "%.3e", $0) } ?? "-"
+                print(t.name.padding(toLength: 48, withPad: " ", startingAt: 0) + " "
+                      + t.type.description.padding(toLength: 5, withPad: " ", startingAt: 0) + " "
+                      + shape.padding(toLength: 19, withPad: " ", startingAt: 0) + " " + err)
+            }
+        }
+        print(String(format: "wrote %@: %.1f MB, %d tensors, %.2f M parameters",
+                     summary.outputPath, Double(summary.outputBytes) / 1e6, summary.tensors.count, Double(summary.parameterCount) / 1e6))
+        print(String(format: "bits per weight: %.3f (%.3f as stored), compression ratio %.3f",
+                     summary.bitsPerWeight, summary.storedBitsPerWeight, summary.compressionRatio))
+        print(String(format: "input %.1f MB in %.2f s: %.0f MB/s", Double(summary.inputBytes) / 1e6, summary.seconds,
+                     summary.inputMegabytesPerSecond))
+    }
+}
+
+func printErr(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// "tensor i/N, MB/s, ETA" on stderr, only when stderr is a terminal.
+final class ProgressMeter {
+    private let enabled = isatty(2) == 1
+    private let start = Date()
+    private var lastDraw = Date.distantPast
+
+    func update(_ p: Converter.Progress) {
+        guard enabled, Date().timeIntervalSince(lastDraw) > 0.2 || p.inputBytesDone == p.inputBytesTotal else { return }
+        lastDraw = Date()
+        let elapsed = Date().timeIntervalSince(start)
+        let rate = Double(p.inputBytesDone) / max(elapsed, 1e-3)
+        let eta = rate > 0 ? Double(p.inputBytesTotal - p.inputBytesDone) / rate : 0
+        let line = String(format: "[%d/%d] %@  %.0f MB/s  ETA %.0fs", min(p.tensorIndex + 1, p.tensorCount), p.tensorCount,
+                          p.tensorName, rate / 1e6, eta)
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import GemmaConvert
+import GemmaTiny
+
+@main
+struct GemmaQuantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemma-quantize",
+        abstract: "Convert a Hugging Face Gemma checkpoint into a gemma-tiny model file.",
+        discussion: """
+        Examples:
+          gemma-quantize ./gemma-2b -o gemma-2b.gtm                 (q4 matrices, q8 embedding, zstd)
+          gemma-quantize ./gemma-2b -o gemma-2b-q8.gtm --type q8
+          gemma-quantize inspect gemma-2b.gtm
+          gemma-quantize verify gemma-2b.gtm
+        """,
+        version: gemmaTinyVersion,
+        subcommands: [Convert.self, Inspect.self, Verify.self],
+        defaultSubcommand: Convert.self)
+}
+
+/// Prints `error: …` on one line and exits with status 1.
+func fail(_ error: Error) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    return ExitCode(1)
+}
+
+extension StorageType: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.description) }
+}

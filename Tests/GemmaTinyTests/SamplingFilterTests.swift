@@ -41,14 +41,14 @@ final class SamplerFilterTests: XCTestCase {
     }
 
     func testTopKRestrictsSupport() {
-        let l = (0..<20).map { Float($0 % 7) * 0.1 + Float($0) * 0.01 }  // best three: 6, 13, 5
+        let l = (0..<20).map { Float($0 % 7) * 0.1 + Float($0) * 0.01 }  // best three: 13 (0.73), 19 (0.69), 6 (0.66)
         var sampler = Sampler(options: options(topK: 3))
         var seen = Set<Int>()
         for _ in 0..<5000 {
             var copy = l
             seen.insert(sampler.sample(logits: &copy, recent: []))
         }
-        XCTAssertEqual(seen, [6, 13, 5])
+        XCTAssertEqual(seen, [6, 13, 19])
         assertDistribution(options(topK: 2), [(1, 0.5), (4, 0.2)])
     }
 
@@ -205,24 +205,43 @@ final class SamplerFilterTests: XCTestCase {
         }
     }
 
-    /// The threshold search must find exactly the nucleus a full sort finds.
+    /// The band cut-off and the quickselect must find exactly the nucleus a full sort finds.
     func testLargeVocabularyTopPMatchesFullSort() {
-        for (seed, topP) in [(UInt64(8), Float(0.9)), (9, 0.5), (10, 0.999)] {
-            var l = largeLogits(seed: seed)
-            if seed == 10 { l = l.map { $0 / 6 } }  // flat: the nucleus is most of the vocabulary
+        let cases: [(seed: UInt64, topP: Float, shape: String)] = [
+            (8, 0.9, "peaked"), (9, 0.5, "peaked"), (10, 0.999, "flat"), (11, 0.7, "flat"), (12, 0.95, "ties"),
+        ]
+        for c in cases {
+            var l = largeLogits(seed: c.seed)
+            if c.shape == "flat" { l = l.map { $0 / 6 } }  // the nucleus is most of the vocabulary
+            if c.shape == "ties" { l = l.map { ($0 / 3).rounded() } }  // only a few distinct values
             let maxLogit = l.max()!
             let weights = l.map { exp($0 - maxLogit) }
             let z = weights.reduce(0.0) { $0 + Double($1) }
-            let order = weights.indices.sorted { weights[$0] != weights[$1] ? weights[$0] > weights[$1] : $0 < $1 }
+            // Most likely first, ties to the lowest id.
+            let order = l.indices.sorted { l[$0] != l[$1] ? l[$0] > l[$1] : $0 < $1 }
             var cumulative = 0.0
             var expected = order.count
             for (j, id) in order.enumerated() {
                 cumulative += Double(weights[id])
-                if cumulative >= Double(topP) * z { expected = j + 1; break }
+                if cumulative >= Double(c.topP) * z { expected = j + 1; break }
             }
-            let d = F.distribution(SamplingOptions(temperature: 1, topK: 0, topP: topP, minP: 0, seed: 1), l)
-            XCTAssertEqual(d.count, expected, "topP \(topP)")
-            XCTAssertEqual(Set(d.map(\.token)), Set(order.prefix(expected)), "topP \(topP)")
+            let d = F.distribution(SamplingOptions(temperature: 1, topK: 0, topP: c.topP, minP: 0, seed: 1), l)
+            XCTAssertEqual(d.count, expected, "\(c)")
+            XCTAssertEqual(Set(d.map(\.token)), Set(order.prefix(expected)), "\(c)")
+            XCTAssertEqual(d.reduce(0) { $0 + Double($1.probability) }, 1, accuracy: 1e-4)
+
+            // With top-k on as well, the same nucleus computed over the k best.
+            let k = 3000
+            let topK = Array(order.prefix(k))
+            let zK = topK.reduce(0.0) { $0 + Double(weights[$1]) }
+            cumulative = 0
+            var expectedK = k
+            for (j, id) in topK.enumerated() {
+                cumulative += Double(weights[id])
+                if cumulative >= Double(c.topP) * zK { expectedK = j + 1; break }
+            }
+            let dK = F.distribution(SamplingOptions(temperature: 1, topK: k, topP: c.topP, minP: 0, seed: 1), l)
+            XCTAssertEqual(Set(dK.map(\.token)), Set(topK.prefix(expectedK)), "top-k \(c)")
         }
     }
 }

@@ -97,7 +97,7 @@ final class SamplerTests: XCTestCase {
             var l = base
             out.append(sampler.sample(logits: &l, recent: []))
         }
-        XCTAssertEqual(out, [])
+        XCTAssertEqual(out, [1, 8, 5, 6, 0, 5, 5, 9, 5, 3, 5, 8, 9, 8, 5, 9])
     }
 
     // MARK: Distribution
@@ -186,5 +186,13 @@ final class SamplerTests: XCTestCase {
         var sampler = Sampler(options: SamplingOptions(seed: 1))
         var masked = [Float](repeating: -.infinity, count: 4)
         XCTAssertEqual(sampler.sample(logits: &masked, recent: []), 0)
+    }
+
+    func testPositiveInfinityLogitsShareAllTheProbability() {
+        for options in [F.unfiltered(seed: 5), SamplingOptions(seed: 5)] {
+            let d = F.distribution(options, [1, .infinity, 3, .infinity, .nan])
+            XCTAssertEqual(d, [TokenProbability(token: 1, probability: 0.5), TokenProbability(token: 3, probability: 0.5)])
+        }
+        XCTAssertEqual(F.distribution(.greedy, [1, .infinity, .infinity]).map(\.token), [1])
     }
 }

@@ -99,7 +99,9 @@ final class ChunkPipeline {
                         gt_quantize_row(type, slot.scratch, rowLength, out)
                         if measure {
                             gt_dequantize_row(type, out, rowLength, slot.dequantized)
-                            gt_error_sums(slot.scratch, slot.dequantized, rowLength, &slot.errorSums.err, &slot.errorSums.ref)
+                            var (err, ref) = slot.errorSums
+                            gt_error_sums(slot.scratch, slot.dequantized, rowLength, &err, &ref)
+                            slot.errorSums = (err, ref)
                         }
                     }
                     if compress {

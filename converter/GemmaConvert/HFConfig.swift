@@ -29,7 +29,7 @@ enum HFConfig {
         guard supportedArchitectures.contains(architecture) else { throw .unsupportedArchitecture(architecture) }
 
         func int(_ key: String, default value: Int? = nil) throws(ConversionError) -> Int {
-            if let n = json[key] as? NSNumber, !(json[key] is Bool) {
+            if let n = jsonNumber(json[key]) {
                 let v = n.doubleValue
                 guard v == v.rounded(), v > 0, v < Double(1 << 40) else { throw bad("\(key) = \(n) is not a positive integer") }
                 return Int(v)
@@ -39,7 +39,7 @@ enum HFConfig {
         }
         func double(_ value: Any?, _ key: String) throws(ConversionError) -> Double? {
             guard let value, !(value is NSNull) else { return nil }
-            guard let n = value as? NSNumber, !(value is Bool) else { throw bad("\(key) is not a number") }
+            guard let n = jsonNumber(value) else { throw bad("\(key) is not a number") }
             return n.doubleValue
         }
 
@@ -85,6 +85,13 @@ enum HFConfig {
             embeddingScale: embeddingScale(hiddenSize: hidden, dtype: dtype ?? "bfloat16"))
         do { try config.validate() } catch { throw bad(error.description) }
         return Parsed(config: config, architecture: architecture, dtype: dtype)
+    }
+
+    /// A JSON number, not a boolean (Foundation bridges both to NSNumber; `is Bool` is true
+    /// for the numbers 0 and 1 too, so the class decides).
+    static func jsonNumber(_ value: Any?) -> NSNumber? {
+        guard let n = value as? NSNumber, !String(describing: type(of: n)).contains("Boolean") else { return nil }
+        return n
     }
 
     /// sqrt(hidden_size) as the reference computes it: a tensor in the activation dtype, so in

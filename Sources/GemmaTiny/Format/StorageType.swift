@@ -1,7 +1,7 @@
 import GemmaKernels
 
 /// How a tensor's values are stored. Raw values match the C kernels' GT_* constants.
-public enum StorageType: UInt8, Sendable, CaseIterable, Codable, CustomStringConvertible {
+public enum StorageType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case f32 = 0
     case bf16 = 1
     case q8 = 2
@@ -45,5 +45,21 @@ public enum StorageType: UInt8, Sendable, CaseIterable, Codable, CustomStringCon
         guard count >= 0 else { return nil }
         let n = gt_row_bytes(Int32(rawValue), count)
         return n == 0 && count != 0 ? nil : n
+    }
+}
+
+/// Written by name ("q4") in the JSON metadata.
+extension StorageType: Codable {
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let type = StorageType(name: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown storage type \(name)"))
+        }
+        self = type
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
     }
 }

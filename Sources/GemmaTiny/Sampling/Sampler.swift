@@ -115,36 +115,68 @@ public struct Sampler: Sendable {
     /// Tokens with logit -inf or NaN are never candidates.
     private mutating func buildCandidates(_ logits: UnsafeBufferPointer<Float>) -> Double {
         candidates.removeAll(keepingCapacity: true)
-        let n = logits.count
         let k = options.topK
-        if k > 0 && k < n {
+        let useTopK = k > 0 && k < logits.count
+        let useTopP = options.topP < 1
+        let useMinP = options.minP > 0
+
+        var maxLogit = -Float.infinity
+        if useTopK {
             selectTopK(logits, k)
+            for c in candidates { maxLogit = max(maxLogit, c.logit) }
         } else {
-            candidates.reserveCapacity(n)
-            for i in 0..<n where logits[i] > -.infinity {
+            for l in logits { maxLogit = max(maxLogit, l) }  // max() ignores NaN
+        }
+        guard maxLogit > -.infinity else { return 0 }  // every logit -inf or NaN
+        if maxLogit == .infinity {
+            // Degenerate, but keep it well-defined: the +inf tokens share all the probability.
+            if useTopK {
+                candidates.removeAll { $0.logit != .infinity }
+            } else {
+                for i in logits.indices where logits[i] == .infinity {
+                    candidates.append(Candidate(id: Int32(i), logit: .infinity, weight: 0))
+                }
+            }
+            for j in candidates.indices { candidates[j].weight = 1 }
+            return Double(candidates.count)
+        }
+
+        // min-p as llama.cpp writes it: keep logit >= max + log(minP), i.e. p >= minP * p_max.
+        let minLogit = useMinP ? maxLogit + log(min(options.minP, 1)) : -.infinity
+        // Top-p needs the softmax normaliser over every candidate left by top-k, min-p or not.
+        var z = 0.0
+        if useTopK {
+            if useTopP {
+                for j in candidates.indices {
+                    let w = exp(candidates[j].logit - maxLogit)
+                    candidates[j].weight = w
+                    z += Double(w)
+                }
+            }
+            if useMinP { candidates.removeAll { !($0.logit >= minLogit) } }
+        } else if useTopP {
+            // Two passes over the vocabulary. The first finds the normaliser and how far below the best
+            // logit the nucleus can reach; the second gathers only tokens within that reach (and min-p),
+            // so a peaked distribution leaves a handful of candidates instead of 256k.
+            let reach: Float
+            (z, reach) = Self.normaliserAndNucleusReach(logits, maxLogit: maxLogit, topP: options.topP)
+            for i in logits.indices {
+                let distance = maxLogit - logits[i]  // same expression as in the first pass, bit for bit
+                if distance < reach && logits[i] >= minLogit {
+                    candidates.append(Candidate(id: Int32(i), logit: logits[i], weight: exp(-distance)))
+                }
+            }
+        } else {
+            for i in logits.indices where logits[i] > -.infinity && logits[i] >= minLogit {
                 candidates.append(Candidate(id: Int32(i), logit: logits[i], weight: 0))
             }
         }
-        guard !candidates.isEmpty else { return 0 }
-        var maxLogit = -Float.infinity
-        for c in candidates { maxLogit = max(maxLogit, c.logit) }
-
-        let useTopP = options.topP < 1
-        let useMinP = options.minP > 0
-        if useTopP || useMinP {
-            // Weights at temperature 1 relative to the best token (whose weight is exactly 1),
-            // so min-p is simply weight >= minP.
-            var z = 0.0
-            for j in candidates.indices {
-                let w = exp(candidates[j].logit - maxLogit)
-                candidates[j].weight = w
-                z += Double(w)
-            }
-            applyTopPAndMinP(normaliser: z)
-        }
+        // llama.cpp applies top-p before min-p, but both keep a prefix of the tokens ordered by
+        // probability and min-p's cut is relative to the best token, so the result is the shorter prefix.
+        if useTopP { keepNucleus(target: Double(max(options.topP, 0)) * z) }
 
         let temperature = options.temperature
-        if temperature == 1 && (useTopP || useMinP) {
+        if temperature == 1 && useTopP {
             return candidates.reduce(0.0) { $0 + Double($1.weight) }  // already the temperature-1 weights
         }
         let inverseTemperature = 1 / temperature
@@ -155,6 +187,32 @@ public struct Sampler: Sendable {
             total += Double(w)
         }
         return total
+    }
+
+    /// The softmax normaliser (relative to the best token) and a distance below the best logit such that
+    /// the tokens closer than it already hold topP of the probability, so the nucleus lies among them.
+    /// Found by summing the probability in unit-wide bands of distance: one pass, no sort.
+    private static func normaliserAndNucleusReach(
+        _ logits: UnsafeBufferPointer<Float>, maxLogit: Float, topP: Float
+    ) -> (z: Double, reach: Float) {
+        let bandCount = 64
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: bandCount) { bands in
+            bands.initialize(repeating: 0)
+            var z = 0.0
+            for l in logits where l > -.infinity {
+                let distance = maxLogit - l
+                let w = Double(exp(-distance))
+                z += w
+                if distance < Float(bandCount) { bands[Int(distance)] += w }
+            }
+            let target = Double(max(topP, 0)) * z
+            var mass = 0.0
+            for band in 0..<bandCount {
+                mass += bands[band]
+                if mass >= target { return (z, Float(band + 1)) }
+            }
+            return (z, .infinity)
+        }
     }
 
     /// Keeps the k highest logits (ties: lowest ids) with a min-heap whose root is the worst kept,
@@ -175,9 +233,9 @@ public struct Sampler: Sendable {
         }
     }
 
-    /// Heap order: `a` is worse than `b` (lower logit, or equal logit and higher id).
+    /// Token order: higher logit first, ties to the lower id. `a` is worse than `b`.
     @inline(__always)
-    private func isWorse(_ a: Candidate, _ b: Candidate) -> Bool {
+    private static func isWorse(_ a: Candidate, _ b: Candidate) -> Bool {
         a.logit < b.logit || (a.logit == b.logit && a.id > b.id)
     }
 
@@ -185,7 +243,7 @@ public struct Sampler: Sendable {
         var child = start
         while child > 0 {
             let parent = (child - 1) / 2
-            guard isWorse(candidates[child], candidates[parent]) else { return }
+            guard Self.isWorse(candidates[child], candidates[parent]) else { return }
             candidates.swapAt(child, parent)
             child = parent
         }
@@ -198,45 +256,64 @@ public struct Sampler: Sendable {
             var worst = parent
             let left = 2 * parent + 1
             let right = left + 1
-            if left < count && isWorse(candidates[left], candidates[worst]) { worst = left }
-            if right < count && isWorse(candidates[right], candidates[worst]) { worst = right }
+            if left < count && Self.isWorse(candidates[left], candidates[worst]) { worst = left }
+            if right < count && Self.isWorse(candidates[right], candidates[worst]) { worst = right }
             if worst == parent { return }
             candidates.swapAt(parent, worst)
             parent = worst
         }
     }
 
-    /// Top-p (nucleus over the softmax of all current candidates, at least one token) then min-p.
-    /// Both keep a prefix of the candidates sorted by probability, so the result is the shorter prefix.
-    /// Only candidates above a cutoff are sorted: min-p's threshold, or for top-p alone a cutoff
-    /// low enough that the tokens above it already hold topP of the mass (so the nucleus lies inside).
-    private mutating func applyTopPAndMinP(normaliser z: Double) {
-        let useTopP = options.topP < 1
-        let minWeight: Float = options.minP > 0 ? min(options.minP, 1) : 0
-        let target = Double(max(options.topP, 0)) * z
-
-        var cutoff = minWeight
-        if useTopP {
-            for trial: Float in [1e-2, 1e-4, 1e-6, 0] {
-                cutoff = max(trial, minWeight)
-                if cutoff == minWeight || trial == 0 { break }
-                var mass = 0.0
-                for c in candidates where c.weight >= cutoff { mass += Double(c.weight) }
-                if mass >= target { break }
+    /// Top-p: reorders `candidates` (weights at temperature 1) so the most likely come first and keeps
+    /// the shortest such prefix whose weight reaches `target` (at least one token; all of them if their
+    /// total falls short). A quickselect on cumulative weight, expected O(n), so a flat distribution
+    /// over 256k tokens is never fully sorted; only the last few dozen candidates are.
+    private mutating func keepNucleus(target: Double) {
+        guard !candidates.isEmpty else { return }
+        let keep = candidates.withUnsafeMutableBufferPointer { c -> Int in
+            var lo = 0
+            var hi = c.count
+            var needed = target  // weight still needed from c[lo...]; everything before lo is kept
+            while hi - lo > 32 {
+                // Median-of-three pivot, moved to the end, then a Lomuto partition: better tokens first.
+                let mid = lo + (hi - lo) / 2
+                var pivotIndex = mid
+                let (a, b, e) = (c[lo], c[mid], c[hi - 1])
+                if Self.isWorse(a, b) != Self.isWorse(a, e) {
+                    pivotIndex = lo
+                } else if Self.isWorse(b, a) != Self.isWorse(b, e) {
+                    pivotIndex = mid
+                } else {
+                    pivotIndex = hi - 1
+                }
+                c.swapAt(pivotIndex, hi - 1)
+                let pivot = c[hi - 1]
+                var store = lo
+                var betterMass = 0.0
+                for i in lo..<(hi - 1) where Self.isWorse(pivot, c[i]) {
+                    betterMass += Double(c[i].weight)
+                    c.swapAt(i, store)
+                    store += 1
+                }
+                c.swapAt(store, hi - 1)
+                if betterMass >= needed {
+                    hi = store  // the cut lies among the better tokens
+                } else if betterMass + Double(pivot.weight) >= needed {
+                    return store + 1
+                } else {
+                    needed -= betterMass + Double(pivot.weight)
+                    lo = store + 1
+                }
             }
-        }
-        // weight > 0 drops tokens whose temperature-1 probability underflowed; the best token (weight 1) always stays.
-        candidates.removeAll { !($0.weight > 0 && $0.weight >= cutoff) }
-
-        guard useTopP else { return }
-        candidates.sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.id < $1.id }
-        var cumulative = 0.0
-        for j in candidates.indices {
-            cumulative += Double(candidates[j].weight)
-            if cumulative >= target {
-                candidates.removeSubrange((j + 1)...)
-                return
+            // Few enough left: sort them and walk.
+            c[lo..<hi].sort { Self.isWorse($1, $0) }
+            var cumulative = 0.0
+            for j in lo..<hi {
+                cumulative += Double(c[j].weight)
+                if cumulative >= needed { return j + 1 }
             }
+            return max(hi, 1)  // the total fell short (min-p already cut deeper, or rounding)
         }
+        candidates.removeSubrange(keep...)
     }
 }

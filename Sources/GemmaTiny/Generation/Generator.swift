@@ -1,0 +1,186 @@
+import Foundation
+
+/// Prompt processing and token generation on one `InferenceSession`, with the tokenizer for
+/// streaming text out.
+///
+/// The generator keeps the conversation: every `generate` call continues after the tokens
+/// already in the KV cache. The last sampled token is not fed to the model when generation
+/// stops (nothing needs its logits yet); it is `pendingToken`, fed at the start of the next
+/// call unless `discardPendingToken()` drops it (chat does that for `<end_of_turn>` / `<eos>`).
+public final class Generator {
+    public let model: GemmaModel
+    public let tokenizer: Tokenizer
+    public let session: InferenceSession
+    /// `<end_of_turn>`, looked up by piece (nil when the vocabulary has none).
+    public let endOfTurnId: Int?
+    public var eosId: Int { tokenizer.eosId }
+    public var bosId: Int { tokenizer.bosId }
+    /// Tokens in the KV cache, in order (`history.count == session.position`).
+    public private(set) var history: [Int] = []
+    /// Sampled last, not yet in the KV cache.
+    public private(set) var pendingToken: Int?
+
+    public init(model: GemmaModel, tokenizer: Tokenizer, session: InferenceSession) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.session = session
+        endOfTurnId = tokenizer.id(of: "<end_of_turn>")
+        history.reserveCapacity(session.contextLength)
+    }
+
+    /// A generator with its own session and the model file's tokenizer.
+    public convenience init(model: GemmaModel, contextLength: Int? = nil,
+                            kernels: (any MatmulKernels)? = nil) throws(GenerationError) {
+        let tokenizer: Tokenizer
+        do {
+            tokenizer = try Tokenizer(vocabulary: model.file.vocabulary, settings: model.file.metadata.tokenizer)
+        } catch {
+            throw .tokenizer(error)
+        }
+        let session: InferenceSession
+        do {
+            session = try InferenceSession(model: model, contextLength: contextLength, kernels: kernels)
+        } catch {
+            throw .model(error)
+        }
+        self.init(model: model, tokenizer: tokenizer, session: session)
+    }
+
+    public var contextLength: Int { session.contextLength }
+
+    /// Positions left, counting the pending token as used.
+    public var remainingContext: Int { session.remainingContext - (pendingToken == nil ? 0 : 1) }
+
+    /// `<bos>` (unless `addBos` is false) followed by the text's tokens.
+    public func encodePrompt(_ text: String, addBos: Bool = true, parseSpecialTokens: Bool = false) -> [Int] {
+        var ids: [Int] = addBos && tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
+        ids += tokenizer.encode(text, parseSpecialTokens: parseSpecialTokens)
+        return ids
+    }
+
+    /// Forgets the conversation (empties the KV cache).
+    public func reset() {
+        session.reset()
+        history.removeAll(keepingCapacity: true)
+        pendingToken = nil
+    }
+
+    public func discardPendingToken() { pendingToken = nil }
+
+    /// Feeds `prompt` after the conversation so far (and after the pending token, if any), then
+    /// samples until a stop condition. Text is passed to `onText` as it is produced, in whole
+    /// UTF-8 characters, with stop strings already removed.
+    ///
+    /// - Parameters:
+    ///   - dropPendingToken: drop the pending token instead of feeding it first.
+    ///   - shouldStop: polled before each token (prompt and generated); returning true ends the
+    ///     call with `.cancelled`.
+    @discardableResult
+    public func generate(prompt: [Int], options: GenerationOptions, dropPendingToken: Bool = false,
+                         shouldStop: () -> Bool = { false },
+                         onText: (String) -> Void = { _ in }) throws(GenerationError) -> GenerationResult {
+        do {
+            try options.sampling.validate()
+        } catch {
+            throw .invalidOptions(error.description)
+        }
+        if let n = options.maxTokens, n < 0 { throw .invalidOptions("max tokens must be >= 0, got \(n)") }
+        let vocab = model.config.vocabSize
+        if let bad = prompt.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw .inference(.tokenOutOfRange(token: bad, vocabularySize: vocab))
+        }
+        let carried = dropPendingToken ? nil : pendingToken
+        let feed = (carried.map { [$0] } ?? []) + prompt
+        guard !feed.isEmpty || session.hasLogits else { throw .emptyPrompt }
+        guard feed.count <= session.remainingContext else {
+            throw .promptTooLong(tokens: feed.count, available: session.remainingContext, contextLength: contextLength)
+        }
+
+        var stats = GenerationStats()
+        var sampler = Sampler(options: options.sampling)
+        var result = GenerationResult(promptTokens: feed, generatedTokens: [], text: "", stopReason: .maxTokens,
+                                      matchedStopSequence: nil, stats: stats, seed: sampler.seed)
+
+        // Prompt processing: logits only after the last token.
+        pendingToken = nil
+        let promptStart = DispatchTime.now().uptimeNanoseconds
+        for (i, token) in feed.enumerated() {
+            if shouldStop() {
+                result.stopReason = .cancelled
+                stats.promptTokens = i
+                stats.promptSeconds = seconds(since: promptStart)
+                result.stats = stats
+                return result
+            }
+            try run(token, logits: i == feed.count - 1)
+        }
+        stats.promptTokens = feed.count
+        stats.promptSeconds = seconds(since: promptStart)
+
+        var decoder = tokenizer.makeStreamingDecoder()
+        var matcher = StopSequenceMatcher(stopSequences: options.stopSequences)
+        var text = ""
+        func emit(_ s: String) {
+            guard !s.isEmpty else { return }
+            text += s
+            onText(s)
+        }
+
+        let genStart = DispatchTime.now().uptimeNanoseconds
+        var reason: StopReason
+        while true {
+            if let n = options.maxTokens, result.generatedTokens.count >= n { reason = .maxTokens; break }
+            if shouldStop() { reason = .cancelled; break }
+            let token = sampler.sample(logits: session.logits, recent: history[...])
+            result.generatedTokens.append(token)
+            pendingToken = token
+            if options.stopAtEndOfSequence {
+                if token == tokenizer.eosId { reason = .endOfSequence; break }
+                if token == endOfTurnId { reason = .endOfTurn; break }
+            }
+            let (out, stopped) = matcher.feed(decoder.append(token))
+            emit(out)
+            if stopped { reason = .stopSequence; break }
+            if let n = options.maxTokens, result.generatedTokens.count >= n { reason = .maxTokens; break }
+            if session.remainingContext == 0 { reason = .contextFull; break }
+            pendingToken = nil
+            try run(token, logits: true)
+        }
+        if reason != .stopSequence {
+            let (out, stopped) = matcher.feed(decoder.finish())
+            emit(out)
+            if stopped { reason = .stopSequence }
+            emit(matcher.flush())
+        }
+        stats.generatedTokens = result.generatedTokens.count
+        stats.generationSeconds = seconds(since: genStart)
+        result.text = text
+        result.stopReason = reason
+        result.matchedStopSequence = matcher.matchedStopSequence
+        result.stats = stats
+        return result
+    }
+
+    /// Tokenizes `text` (with `<bos>` first when the conversation is empty) and generates.
+    @discardableResult
+    public func generate(text: String, options: GenerationOptions, addBos: Bool = true,
+                         parseSpecialTokens: Bool = false, shouldStop: () -> Bool = { false },
+                         onText: (String) -> Void = { _ in }) throws(GenerationError) -> GenerationResult {
+        let ids = encodePrompt(text, addBos: addBos && history.isEmpty && pendingToken == nil,
+                               parseSpecialTokens: parseSpecialTokens)
+        return try generate(prompt: ids, options: options, shouldStop: shouldStop, onText: onText)
+    }
+
+    private func run(_ token: Int, logits: Bool) throws(GenerationError) {
+        do {
+            try session.forward(token: token, computeLogits: logits)
+        } catch {
+            throw .inference(error)
+        }
+        history.append(token)
+    }
+
+    private func seconds(since start: UInt64) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import GemmaTiny
+
+struct GemmaTinyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemma-tiny",
+        abstract: "Run Google's Gemma models on the CPU from a gemma-tiny model file.",
+        discussion: """
+        Model files are made by gemma-quantize from a Hugging Face checkpoint. A zstd-compressed \
+        file is unpacked on first use to <file>.unpacked beside it (or into memory with \
+        --unpack memory); later starts map the unpacked file directly.
+
+        Examples:
+          gemma-tiny run -m gemma-2b.gtm -p "The capital of France is" -n 32
+          gemma-tiny run -m gemma-2b.gtm -f prompt.txt --temp 0 --json
+          gemma-tiny chat -m gemma-2b-it.gtm
+          gemma-tiny tokenize -m gemma-2b.gtm -p "Hello world" --pieces
+          gemma-tiny perplexity -m gemma-2b.gtm -f wiki.test.raw --ctx 512
+        """,
+        version: gemmaTinyVersion,
+        subcommands: [RunCommand.self, ChatCommand.self, TokenizeCommand.self, PerplexityCommand.self],
+        defaultSubcommand: nil
+    )
+}

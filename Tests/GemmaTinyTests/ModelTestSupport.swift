@@ -1,5 +1,6 @@
 import Foundation
 import GemmaConvert
+import GemmaKernels
 @testable import GemmaTiny
 import XCTest
 
@@ -112,9 +113,14 @@ struct LogitComparison {
     var maxKL: Double = 0
     var positions = 0
     var top1Agree = 0
+    /// Positions where the reference's top-1 beats its top-2 by at least `decisiveMargin`.
+    var decisivePositions = 0
+    var decisiveAgree = 0
+    static let decisiveMargin: Float = 0.2
 
     var meanKL: Double { positions > 0 ? klSum / Double(positions) : 0 }
     var agreement: Double { positions > 0 ? Double(top1Agree) / Double(positions) : 0 }
+    var decisiveAgreement: Double { decisivePositions > 0 ? Double(decisiveAgree) / Double(decisivePositions) : 1 }
 
     mutating func add(ours: UnsafeBufferPointer<Float>, reference: ArraySlice<Float>) {
         precondition(ours.count == reference.count)
@@ -128,8 +134,14 @@ struct LogitComparison {
         let kl = Self.kl(reference: reference, ours: ours)
         klSum += kl
         maxKL = max(maxKL, kl)
-        if Self.argmax(ours) == Self.argmax(reference) { top1Agree += 1 }
+        let agrees = Self.argmax(ours) == Self.argmax(reference)
+        if agrees { top1Agree += 1 }
         positions += 1
+        let sorted = reference.sorted(by: >)
+        if sorted.count > 1, sorted[0] - sorted[1] >= Self.decisiveMargin {
+            decisivePositions += 1
+            if agrees { decisiveAgree += 1 }
+        }
     }
 
     static func argmax<C: Collection>(_ x: C) -> Int where C.Element == Float {
@@ -153,7 +165,53 @@ struct LogitComparison {
     }
 
     var summary: String {
-        String(format: "positions %d, max rel err %.3e (abs %.3e), mean KL %.3e (max %.3e), top-1 agreement %.2f%%",
-               positions, maxRelativeError, maxAbsoluteError, meanKL, maxKL, agreement * 100)
+        String(format: "positions %d, max rel err %.3e (abs %.3e), mean KL %.3e (max %.3e), top-1 agreement %.2f%% (%d/%d; margin >= %.1f: %d/%d)",
+               positions, maxRelativeError, maxAbsoluteError, meanKL, maxKL, agreement * 100, top1Agree, positions,
+               Self.decisiveMargin, decisiveAgree, decisivePositions)
+    }
+}
+
+/// Writes modified copies of model files for tests.
+enum ModelFileRewriter {
+    /// Copies `source` to `destination`, letting `edit` change the metadata, the vocabulary and
+    /// each tensor (return nil to drop it). Tensor bytes are passed uncompressed as f32 when
+    /// `dequantize` is set (the copy then stores every tensor as f32).
+    static func rewrite(_ source: String, to destination: String, dequantize: Bool = false,
+                        metadata editMetadata: (inout ModelMetadata) -> Void = { _ in },
+                        vocabulary editVocabulary: (inout TokenizerVocabulary) -> Void = { _ in },
+                        tensor editTensor: (TensorInfo) -> (name: String, shape: [Int])? = { ($0.name, $0.shape) }) throws {
+        let file = try ModelLoader.open(path: source, unpack: .memory)
+        var metadata = file.metadata
+        metadata.unpackedFrom = nil
+        if dequantize {
+            metadata.quantization.type = .f32
+            metadata.quantization.embeddingType = .f32
+        }
+        editMetadata(&metadata)
+        var vocabulary = file.vocabulary
+        editVocabulary(&vocabulary)
+        let writer = try ModelFileWriter(destination: destination, metadata: metadata, vocabulary: vocabulary, overwrite: true)
+        for t in file.tensors {
+            guard let (name, shape) = editTensor(t) else { continue }
+            let bytes = try file.data(t)
+            if dequantize {
+                var values = [Float](repeating: 0, count: t.elementCount)
+                values.withUnsafeMutableBufferPointer { out in
+                    for r in 0..<t.rowCount {
+                        gt_dequantize_row(Int32(t.type.rawValue), bytes.baseAddress! + r * t.rowBytes, t.rowLength,
+                                          out.baseAddress! + r * t.rowLength)
+                    }
+                }
+                try values.withUnsafeBytes { try writer.addTensor(name: name, type: .f32, shape: shape, bytes: $0) }
+            } else if shape == t.shape {
+                try writer.addTensor(name: name, type: t.type, shape: shape, bytes: bytes)
+            } else {
+                // A different shape: write that many bytes of zeros of the same type.
+                let length = TensorInfo.expectedLength(type: t.type, shape: shape)!
+                let zeros = [UInt8](repeating: 0, count: length)
+                try zeros.withUnsafeBytes { try writer.addTensor(name: name, type: t.type, shape: shape, bytes: $0) }
+            }
+        }
+        _ = try writer.finish()
     }
 }

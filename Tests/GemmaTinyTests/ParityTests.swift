@@ -5,16 +5,50 @@ import XCTest
 /// Logit parity with transformers' GemmaForCausalLM (f32, eager attention) on the fixture
 /// models, from the committed goldens (no torch needed).
 ///
-/// Relative error: for each position, max_i |ours_i - ref_i| / max_i |ref_i|; the figure quoted
-/// is the maximum over all positions of all prompts. Positions are teacher-forced on the
-/// golden sequence (prompt + the reference's greedy tokens).
+/// Every golden prompt is run teacher-forced on the golden sequence (prompt + the reference's
+/// greedy tokens) and every reference logits row is compared:
+/// - relative error of a position = max_i |ours_i - ref_i| / max_i |ref_i|; the figure quoted is
+///   the maximum over all positions of all prompts;
+/// - KL(ref || ours) of the softmax distributions, in nats, averaged over positions;
+/// - top-1 agreement = fraction of positions whose argmax is the reference's.
+/// - decisive agreement = the same over positions where the reference's top-1 logit beats its
+///   top-2 by at least `decisiveMargin` (0.2; the fixtures' logits have a std of about 2.2).
+/// f32 and bf16 files must also reproduce the reference's greedy continuations token for token.
+///
+/// Why q8 is judged on decisive positions: the fixture models are random, so many positions
+/// have near-ties (median top-1/top-2 margin 0.53, minimum 0.006). Quantizing the same weights
+/// to q8 in torch (absmax/127 per 32-block, f16 scale) gives exactly our figures (agreement
+/// 94.96% on both fixtures, mean KL 1.85e-3 / 1.86e-3, the same flipped positions): every
+/// flipped position has a reference margin below 0.15, and every position with a margin >= 0.2
+/// agrees. 99% over all positions is not reachable on
+/// these fixtures by any q8 runtime. The kernels themselves are checked exactly by
+/// `testParityQuantizedKernelsMatchDequantizedWeights`.
 final class ParityTests: XCTestCase {
+    static let models = ["tiny-gemma", "tiny-gemma-mha"]
+
+    /// Bounds per storage type (q4 from measurement, with margin: see the report).
+    struct Bounds {
+        var maxRelativeError: Double?
+        var minAgreement: Double
+        var minDecisiveAgreement: Double
+        var maxMeanKL: Double
+        var greedyMustMatch: Bool
+    }
+
+    /// q4 bounds are set from measurement (tiny-gemma: KL 0.39, agreement 40%; -mha: KL 0.41,
+    /// 41%; a torch simulation of q4 on the same weights gives KL 0.44, 44%): the fixtures'
+    /// 64-wide rows are two q4 blocks of random weights, far harsher than a real model.
+    static let bounds: [StorageType: Bounds] = [
+        .f32: Bounds(maxRelativeError: 1e-3, minAgreement: 1, minDecisiveAgreement: 1, maxMeanKL: 1e-6, greedyMustMatch: true),
+        .bf16: Bounds(maxRelativeError: 1e-3, minAgreement: 1, minDecisiveAgreement: 1, maxMeanKL: 1e-6, greedyMustMatch: true),
+        .q8: Bounds(maxRelativeError: nil, minAgreement: 0.93, minDecisiveAgreement: 0.99, maxMeanKL: 0.01, greedyMustMatch: false),
+        .q4: Bounds(maxRelativeError: nil, minAgreement: 0.3, minDecisiveAgreement: 0.3, maxMeanKL: 0.6, greedyMustMatch: false),
+    ]
+
     /// Runs every golden prompt through `model` teacher-forced and compares every logits row.
-    func compare(_ name: String, _ type: StorageType) throws -> LogitComparison {
-        let golden = try Golden.load(name)
-        let model = try ModelFixtures.model(name, type)
-        XCTAssertEqual(model.config.vocabSize, golden.vocabSize)
-        let session = try InferenceSession(model: model, contextLength: 256)
+    static func compare(_ golden: Golden, _ model: GemmaModel, kernels: (any MatmulKernels)? = nil) throws -> LogitComparison {
+        let session = try InferenceSession(model: model, contextLength: min(256, model.config.maxPositionEmbeddings),
+                                           kernels: kernels)
         var cmp = LogitComparison()
         for prompt in golden.prompts {
             session.reset()
@@ -27,24 +61,133 @@ final class ParityTests: XCTestCase {
         return cmp
     }
 
-    func testParityDebugF32() throws {
-        let c = try compare("tiny-gemma", .f32)
-        print("tiny-gemma f32: \(c.summary)")
+    /// Greedy continuation of each golden prompt through the generator; returns the number of
+    /// prompts whose continuation matches the reference token for token.
+    static func greedyMatches(_ golden: Golden, _ model: GemmaModel,
+                              kernels: (any MatmulKernels)? = nil) throws -> (matched: Int, firstMismatch: String?) {
+        let generator = try Generator(model: model, contextLength: min(256, model.config.maxPositionEmbeddings),
+                                      kernels: kernels)
+        var matched = 0
+        var firstMismatch: String?
+        for prompt in golden.prompts {
+            generator.reset()
+            var options = GenerationOptions.greedy(maxTokens: prompt.greedyIds.count)
+            options.stopAtEndOfSequence = false  // model.generate ran for a fixed number of tokens
+            let result = try generator.generate(prompt: prompt.ids, options: options)
+            if result.generatedTokens == prompt.greedyIds {
+                matched += 1
+            } else if firstMismatch == nil {
+                let at = zip(result.generatedTokens, prompt.greedyIds).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? 0
+                firstMismatch = "\(prompt.name): step \(at): got \(result.generatedTokens), expected \(prompt.greedyIds)"
+            }
+        }
+        return (matched, firstMismatch)
+    }
+
+    func check(_ name: String, _ type: StorageType) throws {
+        let golden = try Golden.load(name)
+        let model = try ModelFixtures.model(name, type)
+        XCTAssertEqual(model.config.vocabSize, golden.vocabSize)
+        XCTAssertTrue(model.layers.allSatisfy { $0.qProj.type == type && $0.downProj.type == type })
+        XCTAssertEqual(model.embedding.type, type)
+        let cmp = try Self.compare(golden, model)
+        let bounds = Self.bounds[type]!
+        let greedy = try Self.greedyMatches(golden, model)
+        print("PARITY \(name) \(type): \(cmp.summary); greedy \(greedy.matched)/\(golden.prompts.count) prompts identical")
+        if let limit = bounds.maxRelativeError {
+            XCTAssertLessThanOrEqual(cmp.maxRelativeError, limit, "\(name) \(type): \(cmp.summary)")
+        }
+        XCTAssertGreaterThanOrEqual(cmp.agreement, bounds.minAgreement, "\(name) \(type): \(cmp.summary)")
+        XCTAssertGreaterThanOrEqual(cmp.decisiveAgreement, bounds.minDecisiveAgreement, "\(name) \(type): \(cmp.summary)")
+        XCTAssertLessThanOrEqual(cmp.meanKL, bounds.maxMeanKL, "\(name) \(type): \(cmp.summary)")
+        if bounds.greedyMustMatch {
+            XCTAssertEqual(greedy.matched, golden.prompts.count, greedy.firstMismatch ?? "")
+        }
+    }
+
+    func testParityTinyGemmaF32() throws { try check("tiny-gemma", .f32) }
+    func testParityTinyGemmaBF16() throws { try check("tiny-gemma", .bf16) }
+    func testParityTinyGemmaQ8() throws { try check("tiny-gemma", .q8) }
+    func testParityTinyGemmaQ4() throws { try check("tiny-gemma", .q4) }
+    func testParityTinyGemmaMHAF32() throws { try check("tiny-gemma-mha", .f32) }
+    func testParityTinyGemmaMHABF16() throws { try check("tiny-gemma-mha", .bf16) }
+    func testParityTinyGemmaMHAQ8() throws { try check("tiny-gemma-mha", .q8) }
+    func testParityTinyGemmaMHAQ4() throws { try check("tiny-gemma-mha", .q4) }
+
+    /// Separates kernel correctness from quantization loss: a quantized file and an f32 file
+    /// holding its dequantized weights must give the same logits up to float rounding.
+    func testParityQuantizedKernelsMatchDequantizedWeights() throws {
+        let golden = try Golden.load("tiny-gemma-mha")
+        for type in [StorageType.bf16, .q8, .q4] {
+            let quantized = try ModelFixtures.convertedPath("tiny-gemma-mha", type)
+            let widened = ModelFixtures.tempDir + "/tiny-gemma-mha-\(type)-dequantized.gtm"
+            try ModelFileRewriter.rewrite(quantized, to: widened, dequantize: true)
+            let a = try GemmaModel.load(path: quantized)
+            let b = try GemmaModel.load(path: widened)
+            XCTAssertEqual(b.embedding.type, .f32)
+            var cmp = LogitComparison()
+            for prompt in golden.prompts {
+                let ids = prompt.ids + prompt.greedyIds
+                let ours = try InferenceSessionLogits(model: a, kernels: ScalarKernels()).run(ids)
+                let reference = try InferenceSessionLogits(model: b, kernels: ScalarKernels()).run(ids)
+                for (o, r) in zip(ours, reference) {
+                    o.withUnsafeBufferPointer { cmp.add(ours: $0, reference: r[...]) }
+                }
+            }
+            print("PARITY tiny-gemma-mha \(type) vs its dequantized f32 copy: \(cmp.summary)")
+            XCTAssertLessThanOrEqual(cmp.maxRelativeError, 1e-4, "\(type): \(cmp.summary)")
+            XCTAssertEqual(cmp.agreement, 1, "\(type): \(cmp.summary)")
+        }
+    }
+
+    /// The threaded kernels give the same logits, bit for bit, as the scalar ones.
+    func testParityThreadedKernelsAreBitIdentical() throws {
+        let golden = try Golden.load("tiny-gemma")
+        for type in [StorageType.bf16, .q4] {
+            let model = try ModelFixtures.model("tiny-gemma", type)
+            let threaded = ThreadedScalarKernels(threads: 3)
+            threaded.minimumParallelWork = 0
+            let a = InferenceSessionLogits(model: model, kernels: ScalarKernels())
+            let b = InferenceSessionLogits(model: model, kernels: threaded)
+            let ids = golden.prompts[1].ids + golden.prompts[1].greedyIds
+            XCTAssertEqual(try a.run(ids), try b.run(ids), "\(type)")
+        }
+    }
+
+    /// Real Gemma 7B layer shapes (hidden 3072, 16 heads x 256, MLP 24576), two layers, from
+    /// `fixtures/generate.py shape --preset 7b2 --out DIR` (numpy only, ~1.1 GB), converted to bf16.
+    func testParityShape7B2() throws {
+        guard let dir = ProcessInfo.processInfo.environment["GEMMA_SHAPE_7B2_DIR"], !dir.isEmpty else {
+            throw XCTSkip("set GEMMA_SHAPE_7B2_DIR to a folder made by `python3 fixtures/generate.py shape --preset 7b2 --out DIR` to run this test")
+        }
+        let golden = try Golden.load("shape-7b2")
+        let path = try ModelFixtures.convertedPath("shape-7b2", .bf16, checkpointPath: dir)
+        let model = try GemmaModel.load(path: path)
+        XCTAssertEqual(model.config.hiddenSize, 3072)
+        XCTAssertEqual(model.config.numKeyValueHeads, 16)
+        XCTAssertEqual(model.config.intermediateSize, 24576)
+        let kernels = makeDefaultKernels()
+        let cmp = try Self.compare(golden, model, kernels: kernels)
+        let greedy = try Self.greedyMatches(golden, model, kernels: kernels)
+        print("PARITY shape-7b2 bf16: \(cmp.summary); greedy \(greedy.matched)/\(golden.prompts.count) prompts identical")
+        XCTAssertLessThanOrEqual(cmp.maxRelativeError, 1e-3, cmp.summary)
+        XCTAssertEqual(cmp.agreement, 1, cmp.summary)
+        XCTAssertEqual(greedy.matched, golden.prompts.count, greedy.firstMismatch ?? "")
     }
 }
 
-final class ModelDebugTests: XCTestCase {
-    func testDebugDump() throws {
-        let model = try ModelFixtures.model("tiny-gemma", .f32)
-        for ctx in [16, 512] {
-            let s = try InferenceSession(model: model, contextLength: ctx)
-            for t in [2, 591, 294, 304, 302, 304, 1592] {
-                try s.forward(token: t)
-                print("ctx", ctx, "pos", s.position - 1, Array(s.logits[0..<3]), LogitComparison.argmax(s.logits))
-            }
+/// Runs a token sequence through a fresh session and returns every position's logits.
+struct InferenceSessionLogits {
+    var model: GemmaModel
+    var kernels: any MatmulKernels
+
+    func run(_ ids: [Int]) throws -> [[Float]] {
+        let session = try InferenceSession(model: model, contextLength: ids.count, kernels: kernels)
+        var rows: [[Float]] = []
+        for t in ids {
+            try session.forward(token: t)
+            rows.append(Array(session.logits))
         }
-        let g = try Generator(model: model, contextLength: 512)
-        let r = try g.generate(prompt: [2, 591, 294, 304, 302, 304, 1592], options: .greedy(maxTokens: 5))
-        print("gen", r.generatedTokens)
+        return rows
     }
 }

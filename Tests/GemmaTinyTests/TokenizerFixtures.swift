@@ -19,6 +19,7 @@ enum TokenizerFixtures {
             let pieces: [String]
             let decoded: String
         }
+        let tokenizer_sha256: String
         let vocab_size: Int
         let cases: [Case]
     }
@@ -58,12 +59,20 @@ enum TokenizerFixtures {
             let ids: [Int]
             let decoded: String
         }
+        let tokenizer_sha256: String
         let variants: [Variant]
         let decode_cases: [DecodeCase]
     }
 
+    /// Made from the same tokenizer.model as the corpus, or stale.
     static func variants() throws -> Variants {
-        try JSONDecoder().decode(Variants.self, from: data("goldens/tokenizer-variants.json"))
+        let v = try JSONDecoder().decode(Variants.self, from: data("goldens/tokenizer-variants.json"))
+        let corpusHash = try corpus().tokenizer_sha256
+        guard v.tokenizer_sha256 == corpusHash else {
+            XCTFail("goldens/tokenizer-variants.json was made from another tokenizer.model: run fixtures/tokenizer_variants.py")
+            throw CocoaError(.fileReadCorruptFile)
+        }
+        return v
     }
 
     static func data(_ relative: String) throws -> Data {

@@ -35,6 +35,7 @@ final class ChunkPipeline {
         var frames: [[UInt8]] = []
         var error: ConversionError?
         var errorSums = (err: 0.0, ref: 0.0)
+        var compressor: ZstdFrames.Compressor?
 
         init(rawCapacity: Int, rowLength: Int) {
             raw = .allocate(byteCount: rawCapacity, alignment: 64)
@@ -50,7 +51,7 @@ final class ChunkPipeline {
     }
 
     func run(entry: TensorPlan.Entry, source sourceTensor: SafetensorsFile.Tensor, bytes: UnsafeRawBufferPointer,
-             writer: ModelFileWriter, progress: (Int) -> Void) throws -> Result {
+             writer: ModelFileWriter, sourceRelease: (Range<Int>) -> Void = { _ in }, progress: (Int) -> Void) throws -> Result {
         let rowLength = entry.shape.last!
         let rows = entry.shape.reduce(1, *) / rowLength
         let outRowBytes = entry.type.rowBytes(rowLength)!
@@ -109,7 +110,8 @@ final class ChunkPipeline {
                             for start in stride(from: 0, to: slot.rawLength, by: ZstdFrames.frameSize) {
                                 let end = min(start + ZstdFrames.frameSize, slot.rawLength)
                                 let piece = UnsafeRawBufferPointer(rebasing: slot.raw[start..<end])
-                                slot.frames.append(try ZstdFrames.compressFrame(piece, level: level))
+                                if slot.compressor == nil { slot.compressor = try ZstdFrames.Compressor(level: level) }
+                                slot.frames.append(try slot.compressor!.compressFrame(piece))
                             }
                         } catch {
                             slot.error = .output("zstd compression of \(name) failed: \(error)")
@@ -133,7 +135,11 @@ final class ChunkPipeline {
                 errorSums.err += slot.errorSums.err
                 errorSums.ref += slot.errorSums.ref
             }
-            progress(min(rows, (waveStart + count) * rowsPerChunk) * inRowBytes)
+            // The wave's source rows are done with: drop their pages so that a large tensor's
+            // mapped input does not pile up in RSS.
+            let doneBytes = min(rows, (waveStart + count) * rowsPerChunk) * inRowBytes
+            sourceRelease(min(rows, waveStart * rowsPerChunk) * inRowBytes ..< doneBytes)
+            progress(doneBytes)
         }
         try writer.endTensor(length: rows * outRowBytes, checksum: gt_xxh64_digest(&hash))
         let relative: Double? = measure ? (errorSums.ref > 0 ? (errorSums.err / errorSums.ref).squareRoot() : 0) : nil

@@ -81,7 +81,7 @@ public enum Converter {
                 progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
                                   inputBytesDone: inputDone, inputBytesTotal: inputTotal))
                 let result = try pipeline.run(entry: entry, source: source.tensor, bytes: source.file.bytes(source.tensor),
-                                              writer: writer) { done in
+                                              writer: writer, sourceRelease: { source.file.release(source.tensor, bytes: $0) }) { done in
                     progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
                                       inputBytesDone: inputDone + done, inputBytesTotal: inputTotal))
                 }

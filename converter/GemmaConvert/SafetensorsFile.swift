@@ -87,5 +87,11 @@ final class SafetensorsFile: @unchecked Sendable {
 
     var fileSize: Int { mapping.size }
 
+    /// Tells the kernel these bytes of a tensor are no longer needed (they stay in the page
+    /// cache, but leave this process's resident set).
+    func release(_ t: Tensor, bytes: Range<Int>) {
+        mapping.adviseDontNeed(t.range.lowerBound + bytes.lowerBound ..< t.range.lowerBound + bytes.upperBound)
+    }
+
     func bytes(_ t: Tensor) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: mapping.bytes[t.range]) }
 }

@@ -9,19 +9,35 @@ public enum ZstdFrames {
 
     /// Compresses one chunk (at most `frameSize` bytes) into a single frame.
     public static func compressFrame(_ src: UnsafeRawBufferPointer, level: Int) throws(ModelFileError) -> [UInt8] {
-        guard let cctx = ZSTD_createCCtx() else { throw .io("zstd: cannot create a compression context") }
-        defer { ZSTD_freeCCtx(cctx) }
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, Int32(level))
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)
-        let bound = ZSTD_compressBound(src.count)
-        var out = [UInt8](repeating: 0, count: bound)
-        let n = out.withUnsafeMutableBytes { dst in
-            ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count)
+        try Compressor(level: level).compressFrame(src)
+    }
+
+    /// A reusable compression context (creating one per frame is wasteful). Not thread-safe:
+    /// one per worker.
+    public final class Compressor {
+        private let cctx: OpaquePointer
+
+        public init(level: Int) throws(ModelFileError) {
+            guard let cctx = ZSTD_createCCtx() else { throw .io("zstd: cannot create a compression context") }
+            self.cctx = cctx
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, Int32(level))
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
+            ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)
         }
-        guard ZSTD_isError(n) == 0 else { throw .io("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
-        out.removeSubrange(n...)
-        return out
+
+        deinit { ZSTD_freeCCtx(cctx) }
+
+        public func compressFrame(_ src: UnsafeRawBufferPointer) throws(ModelFileError) -> [UInt8] {
+            precondition(src.count <= ZstdFrames.frameSize)
+            let bound = ZSTD_compressBound(src.count)
+            var out = [UInt8](repeating: 0, count: bound)
+            let n = out.withUnsafeMutableBytes { dst in
+                ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count)
+            }
+            guard ZSTD_isError(n) == 0 else { throw .io("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+            out.removeSubrange(n...)
+            return out
+        }
     }
 
     /// Walks the frames of `stored`, checking each frame's bounds and declared size before use.

@@ -22,13 +22,7 @@ public struct Sampler: Sendable {
     public let seed: UInt64
     private var rng: Xoshiro256StarStar
     /// Scratch reused across tokens so a 256k vocabulary doesn't allocate per token.
-    private var candidates: [Candidate] = []
-
-    struct Candidate {
-        var id: Int32
-        var logit: Float
-        var weight: Float  // unnormalised probability; meaning depends on the stage
-    }
+    private var candidates: [SamplingCandidate] = []
 
     public init(options: SamplingOptions) {
         self.options = options
@@ -122,7 +116,7 @@ public struct Sampler: Sendable {
 
         var maxLogit = -Float.infinity
         if useTopK {
-            selectTopK(logits, k)
+            CandidateSelection.topK(logits, k, into: &candidates)
             for c in candidates { maxLogit = max(maxLogit, c.logit) }
         } else {
             for l in logits { maxLogit = max(maxLogit, l) }  // max() ignores NaN
@@ -134,7 +128,7 @@ public struct Sampler: Sendable {
                 candidates.removeAll { $0.logit != .infinity }
             } else {
                 for i in logits.indices where logits[i] == .infinity {
-                    candidates.append(Candidate(id: Int32(i), logit: .infinity, weight: 0))
+                    candidates.append(SamplingCandidate(id: Int32(i), logit: .infinity, weight: 0))
                 }
             }
             for j in candidates.indices { candidates[j].weight = 1 }
@@ -159,21 +153,21 @@ public struct Sampler: Sendable {
             // logit the nucleus can reach; the second gathers only tokens within that reach (and min-p),
             // so a peaked distribution leaves a handful of candidates instead of 256k.
             let reach: Float
-            (z, reach) = Self.normaliserAndNucleusReach(logits, maxLogit: maxLogit, topP: options.topP)
+            (z, reach) = CandidateSelection.normaliserAndNucleusReach(logits, maxLogit: maxLogit, topP: options.topP)
             for i in logits.indices {
                 let distance = maxLogit - logits[i]  // same expression as in the first pass, bit for bit
                 if distance < reach && logits[i] >= minLogit {
-                    candidates.append(Candidate(id: Int32(i), logit: logits[i], weight: exp(-distance)))
+                    candidates.append(SamplingCandidate(id: Int32(i), logit: logits[i], weight: exp(-distance)))
                 }
             }
         } else {
             for i in logits.indices where logits[i] > -.infinity && logits[i] >= minLogit {
-                candidates.append(Candidate(id: Int32(i), logit: logits[i], weight: 0))
+                candidates.append(SamplingCandidate(id: Int32(i), logit: logits[i], weight: 0))
             }
         }
         // llama.cpp applies top-p before min-p, but both keep a prefix of the tokens ordered by
         // probability and min-p's cut is relative to the best token, so the result is the shorter prefix.
-        if useTopP { keepNucleus(target: Double(max(options.topP, 0)) * z) }
+        if useTopP { CandidateSelection.keepNucleus(&candidates, target: Double(max(options.topP, 0)) * z) }
 
         let temperature = options.temperature
         if temperature == 1 && useTopP {
@@ -187,133 +181,5 @@ public struct Sampler: Sendable {
             total += Double(w)
         }
         return total
-    }
-
-    /// The softmax normaliser (relative to the best token) and a distance below the best logit such that
-    /// the tokens closer than it already hold topP of the probability, so the nucleus lies among them.
-    /// Found by summing the probability in unit-wide bands of distance: one pass, no sort.
-    private static func normaliserAndNucleusReach(
-        _ logits: UnsafeBufferPointer<Float>, maxLogit: Float, topP: Float
-    ) -> (z: Double, reach: Float) {
-        let bandCount = 64
-        return withUnsafeTemporaryAllocation(of: Double.self, capacity: bandCount) { bands in
-            bands.initialize(repeating: 0)
-            var z = 0.0
-            for l in logits where l > -.infinity {
-                let distance = maxLogit - l
-                let w = Double(exp(-distance))
-                z += w
-                if distance < Float(bandCount) { bands[Int(distance)] += w }
-            }
-            let target = Double(max(topP, 0)) * z
-            var mass = 0.0
-            for band in 0..<bandCount {
-                mass += bands[band]
-                if mass >= target { return (z, Float(band + 1)) }
-            }
-            return (z, .infinity)
-        }
-    }
-
-    /// Keeps the k highest logits (ties: lowest ids) with a min-heap whose root is the worst kept,
-    /// O(n log k) instead of sorting the vocabulary.
-    private mutating func selectTopK(_ logits: UnsafeBufferPointer<Float>, _ k: Int) {
-        candidates.reserveCapacity(k)
-        for i in logits.indices {
-            let l = logits[i]
-            guard l > -.infinity else { continue }  // also skips NaN
-            if candidates.count < k {
-                candidates.append(Candidate(id: Int32(i), logit: l, weight: 0))
-                siftUp(candidates.count - 1)
-            } else if l > candidates[0].logit {
-                // Strictly greater: an equal logit has a higher id than everything kept, so it loses the tie.
-                candidates[0] = Candidate(id: Int32(i), logit: l, weight: 0)
-                siftDown(0)
-            }
-        }
-    }
-
-    /// Token order: higher logit first, ties to the lower id. `a` is worse than `b`.
-    @inline(__always)
-    private static func isWorse(_ a: Candidate, _ b: Candidate) -> Bool {
-        a.logit < b.logit || (a.logit == b.logit && a.id > b.id)
-    }
-
-    private mutating func siftUp(_ start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard Self.isWorse(candidates[child], candidates[parent]) else { return }
-            candidates.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func siftDown(_ start: Int) {
-        var parent = start
-        let count = candidates.count
-        while true {
-            var worst = parent
-            let left = 2 * parent + 1
-            let right = left + 1
-            if left < count && Self.isWorse(candidates[left], candidates[worst]) { worst = left }
-            if right < count && Self.isWorse(candidates[right], candidates[worst]) { worst = right }
-            if worst == parent { return }
-            candidates.swapAt(parent, worst)
-            parent = worst
-        }
-    }
-
-    /// Top-p: reorders `candidates` (weights at temperature 1) so the most likely come first and keeps
-    /// the shortest such prefix whose weight reaches `target` (at least one token; all of them if their
-    /// total falls short). A quickselect on cumulative weight, expected O(n), so a flat distribution
-    /// over 256k tokens is never fully sorted; only the last few dozen candidates are.
-    private mutating func keepNucleus(target: Double) {
-        guard !candidates.isEmpty else { return }
-        let keep = candidates.withUnsafeMutableBufferPointer { c -> Int in
-            var lo = 0
-            var hi = c.count
-            var needed = target  // weight still needed from c[lo...]; everything before lo is kept
-            while hi - lo > 32 {
-                // Median-of-three pivot, moved to the end, then a Lomuto partition: better tokens first.
-                let mid = lo + (hi - lo) / 2
-                var pivotIndex = mid
-                let (a, b, e) = (c[lo], c[mid], c[hi - 1])
-                if Self.isWorse(a, b) != Self.isWorse(a, e) {
-                    pivotIndex = lo
-                } else if Self.isWorse(b, a) != Self.isWorse(b, e) {
-                    pivotIndex = mid
-                } else {
-                    pivotIndex = hi - 1
-                }
-                c.swapAt(pivotIndex, hi - 1)
-                let pivot = c[hi - 1]
-                var store = lo
-                var betterMass = 0.0
-                for i in lo..<(hi - 1) where Self.isWorse(pivot, c[i]) {
-                    betterMass += Double(c[i].weight)
-                    c.swapAt(i, store)
-                    store += 1
-                }
-                c.swapAt(store, hi - 1)
-                if betterMass >= needed {
-                    hi = store  // the cut lies among the better tokens
-                } else if betterMass + Double(pivot.weight) >= needed {
-                    return store + 1
-                } else {
-                    needed -= betterMass + Double(pivot.weight)
-                    lo = store + 1
-                }
-            }
-            // Few enough left: sort them and walk.
-            c[lo..<hi].sort { Self.isWorse($1, $0) }
-            var cumulative = 0.0
-            for j in lo..<hi {
-                cumulative += Double(c[j].weight)
-                if cumulative >= needed { return j + 1 }
-            }
-            return max(hi, 1)  // the total fell short (min-p already cut deeper, or rounding)
-        }
-        candidates.removeSubrange(keep...)
     }
 }

@@ -12,6 +12,8 @@ struct BPEEncoder: Sendable {
     }
 
     private func encode(_ text: UnsafePointer<UInt8>, _ length: Int, into ids: inout [Int]) {
+        // Positions are Int32 to keep the symbol arrays small.
+        precondition(length < Int(Int32.max), "cannot encode more than 2 GiB of text at once")
         // Symbols form a doubly linked list over the text; a merged-away symbol has length 0.
         let start = UnsafeMutablePointer<Int32>.allocate(capacity: length)
         let size = UnsafeMutablePointer<Int32>.allocate(capacity: length)

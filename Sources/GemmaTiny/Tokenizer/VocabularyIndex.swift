@@ -1,9 +1,10 @@
 /// The vocabulary checked the way SentencePiece checks it on load (model_interface.cc,
-/// InitializePieces) and indexed for encoding.
+/// InitializePieces) and indexed for encoding and decoding.
 final class VocabularyIndex: @unchecked Sendable {  // immutable after init
     typealias PieceType = TokenizerVocabulary.PieceType
 
     let count: Int
+    let store: PieceStore
     let scores: UnsafeMutablePointer<Float>
     let types: UnsafeMutablePointer<PieceType>
     /// NORMAL, USER_DEFINED and UNUSED pieces: the only pieces BPE merges can produce.
@@ -14,7 +15,7 @@ final class VocabularyIndex: @unchecked Sendable {  // immutable after init
     let userDefined: PrefixMatcher
     let unknownId: Int32
     let byteFallback: Bool
-    /// Id of `<0xNN>` for each byte value (unknown id where missing, as PieceToId would give).
+    /// Id of `<0xNN>` for each byte value (the unknown id where missing, as PieceToId gives).
     let byteIds: [Int32]
 
     init(_ v: TokenizerVocabulary, byteFallback: Bool) throws(TokenizerError) {
@@ -26,38 +27,36 @@ final class VocabularyIndex: @unchecked Sendable {  // immutable after init
         }
         count = v.pieces.count
         self.byteFallback = byteFallback
+        store = PieceStore(v.pieces)
 
-        var normalEntries: [(key: [UInt8], value: Int32)] = []
-        var reservedEntries: [(key: [UInt8], value: Int32)] = []
+        var normalIds: [Int32] = [], reservedIds: [Int32] = []
         var userEntries: [(key: [UInt8], value: Int32)] = []
         var unknown: Int32 = -1
         var bytes = [Int32](repeating: -1, count: 256)
-        normalEntries.reserveCapacity(count)
+        normalIds.reserveCapacity(count)
         for i in 0..<count {
-            let piece = v.pieces[i]
-            let key = Array(piece.utf8)
-            guard !key.isEmpty else { throw .invalidVocabulary("piece \(i) is empty") }
+            guard store.length(i) > 0 else { throw .invalidVocabulary("piece \(i) is empty") }
             switch v.types[i] {
             case .normal, .unused:
-                normalEntries.append((key, Int32(i)))
+                normalIds.append(Int32(i))
             case .userDefined:
-                normalEntries.append((key, Int32(i)))
-                userEntries.append((key, Int32(i)))
+                normalIds.append(Int32(i))
+                userEntries.append((Array(store.bytes(i)), Int32(i)))
             case .control:
-                reservedEntries.append((key, Int32(i)))
+                reservedIds.append(Int32(i))
             case .unknown:
                 guard unknown < 0 else { throw .invalidVocabulary("pieces \(unknown) and \(i) are both UNKNOWN") }
                 unknown = Int32(i)
-                reservedEntries.append((key, Int32(i)))
+                reservedIds.append(Int32(i))
             case .byte:
                 guard byteFallback else {
-                    throw .invalidVocabulary("byte piece \(piece) (id \(i)) although byte_fallback is false")
+                    throw .invalidVocabulary("byte piece \(v.pieces[i]) (id \(i)) although byte_fallback is false")
                 }
-                guard let b = byteValue(ofPiece: piece) else {
-                    throw .invalidVocabulary("byte piece \(i) is \(piece), not <0xNN>")
+                guard let b = byteValue(ofPiece: v.pieces[i]) else {
+                    throw .invalidVocabulary("byte piece \(i) is \(v.pieces[i]), not <0xNN>")
                 }
                 if bytes[Int(b)] < 0 { bytes[Int(b)] = Int32(i) }
-                reservedEntries.append((key, Int32(i)))
+                reservedIds.append(Int32(i))
             }
         }
         guard unknown >= 0 else { throw .invalidVocabulary("no UNKNOWN piece") }
@@ -67,11 +66,11 @@ final class VocabularyIndex: @unchecked Sendable {  // immutable after init
         unknownId = unknown
         byteIds = bytes.map { $0 < 0 ? unknown : $0 }
 
-        var duplicate: [UInt8]? = nil
-        normal = PieceTable(normalEntries, duplicate: &duplicate)
-        reserved = PieceTable(reservedEntries, duplicate: &duplicate)
+        var duplicate: Int32? = nil
+        normal = PieceTable(store, ids: normalIds, duplicate: &duplicate)
+        reserved = PieceTable(store, ids: reservedIds, duplicate: &duplicate)
         if let duplicate {
-            throw .invalidVocabulary("piece \(String(decoding: duplicate, as: UTF8.self)) is defined twice")
+            throw .invalidVocabulary("piece \(v.pieces[Int(duplicate)]) is defined twice")
         }
         userDefined = PrefixMatcher(userEntries)
 

@@ -22,7 +22,7 @@ struct ChatCommand: ParsableCommand {
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Sampling") var sampling: SamplingFlags
 
-    @Option(name: [.customShort("n"), .customLong("max-tokens")],
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional,
             help: ArgumentHelp("Most tokens per reply; -1 = until <end_of_turn> or the end of the context.", valueName: "n"))
     var maxTokens: Int = -1
 
@@ -82,6 +82,8 @@ struct ChatCommand: ParsableCommand {
                                      s.promptTokens, s.promptTokensPerSecond, s.generatedTokens, s.generationTokensPerSecond,
                                      generator.contextLength - generator.remainingContext, generator.contextLength))
                 }
+            } catch .promptTooLong(let tokens, let available, let ctx) {
+                printError("the message is \(tokens) tokens but only \(available) of the \(ctx)-token context are left; /reset to start a new conversation")
             } catch {
                 printError(error.description)
             }

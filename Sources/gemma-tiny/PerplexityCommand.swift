@@ -22,7 +22,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: [.customShort("f"), .customLong("file")], help: ArgumentHelp("Text file to score.", valueName: "path"))
     var file: String
 
-    @Option(name: .customLong("chunks"), help: ArgumentHelp("Score at most this many windows (-1 = all).", valueName: "n"))
+    @Option(name: .customLong("chunks"), parsing: .unconditional, help: ArgumentHelp("Score at most this many windows (-1 = all).", valueName: "n"))
     var chunks: Int = -1
 
     func validate() throws {

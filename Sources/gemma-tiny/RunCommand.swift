@@ -19,7 +19,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Prompt") var input: PromptInput
     @OptionGroup(title: "Sampling") var sampling: SamplingFlags
 
-    @Option(name: [.customShort("n"), .customLong("max-tokens")],
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional,
             help: ArgumentHelp("Most tokens to generate; -1 = until <eos> or the end of the context.", valueName: "n"))
     var maxTokens: Int = 256
 
@@ -56,6 +56,10 @@ struct RunCommand: ParsableCommand {
             result = try generator.generate(prompt: prompt, options: options, onText: { piece in
                 if !json { writeOut(piece) }
             })
+        } catch .promptTooLong(let tokens, _, let ctx) {
+            let maximum = gemma.config.maxPositionEmbeddings
+            let hint = ctx < maximum ? "; use a shorter prompt or a larger --ctx (up to \(maximum))" : "; the model's maximum is \(maximum)"
+            throw CLIError.message("the prompt is \(tokens) tokens, longer than the context (\(ctx) tokens)\(hint)")
         } catch {
             throw CLIError.message(error.description)
         }

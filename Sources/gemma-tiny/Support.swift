@@ -74,11 +74,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: ArgumentHelp("Model file (.gtm), as written by gemma-quantize.", valueName: "path"))
     var model: String
 
-    @Option(name: [.customShort("c"), .customLong("ctx")],
+    @Option(name: [.customShort("c"), .customLong("ctx")], parsing: .unconditional,
             help: ArgumentHelp("Context length in tokens (KV cache size); 0 = the model's maximum (max_position_embeddings). Larger values are capped at the maximum.", valueName: "n"))
     var contextLength: Int = 0
 
-    @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Threads for the matrix products (default: one per core).", valueName: "n"))
+    @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: ArgumentHelp("Threads for the matrix products (default: one per core).", valueName: "n"))
     var threads: Int?
 
     @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))
@@ -138,25 +138,25 @@ struct ModelOptions: ParsableArguments {
 
 /// Sampling flags, named as llama.cpp names them.
 struct SamplingFlags: ParsableArguments {
-    @Option(name: .customLong("temp"), help: ArgumentHelp("Temperature; 0 = greedy (always the most likely token).", valueName: "t"))
+    @Option(name: .customLong("temp"), parsing: .unconditional, help: ArgumentHelp("Temperature; 0 = greedy (always the most likely token).", valueName: "t"))
     var temperature: Float = 0.8
 
-    @Option(name: .customLong("top-k"), help: ArgumentHelp("Keep the k most likely tokens (0 = off).", valueName: "k"))
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: ArgumentHelp("Keep the k most likely tokens (0 = off).", valueName: "k"))
     var topK: Int = 40
 
-    @Option(name: .customLong("top-p"), help: ArgumentHelp("Nucleus sampling: keep the most likely tokens up to this total probability (1 = off).", valueName: "p"))
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: ArgumentHelp("Nucleus sampling: keep the most likely tokens up to this total probability (1 = off).", valueName: "p"))
     var topP: Float = 0.95
 
-    @Option(name: .customLong("min-p"), help: ArgumentHelp("Drop tokens less likely than min-p times the most likely one (0 = off).", valueName: "p"))
+    @Option(name: .customLong("min-p"), parsing: .unconditional, help: ArgumentHelp("Drop tokens less likely than min-p times the most likely one (0 = off).", valueName: "p"))
     var minP: Float = 0.05
 
-    @Option(name: .customLong("repeat-penalty"), help: ArgumentHelp("Penalty for tokens among the last --repeat-last-n (1 = off).", valueName: "x"))
+    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional, help: ArgumentHelp("Penalty for tokens among the last --repeat-last-n (1 = off).", valueName: "x"))
     var repeatPenalty: Float = 1.0
 
-    @Option(name: .customLong("repeat-last-n"), help: ArgumentHelp("How many recent tokens the repeat penalty looks at.", valueName: "n"))
+    @Option(name: .customLong("repeat-last-n"), parsing: .unconditional, help: ArgumentHelp("How many recent tokens the repeat penalty looks at.", valueName: "n"))
     var repeatLastN: Int = 64
 
-    @Option(name: .customLong("seed"), help: ArgumentHelp("Random seed (default: random; printed with --verbose).", valueName: "n"))
+    @Option(name: .customLong("seed"), parsing: .unconditional, help: ArgumentHelp("Random seed (default: random; printed with --verbose).", valueName: "n"))
     var seed: UInt64?
 
     var options: SamplingOptions {

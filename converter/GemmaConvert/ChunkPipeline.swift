@@ -7,7 +7,7 @@ import GemmaTiny
 /// A chunk is as many whole rows as fill one zstd frame of output. Workers take a wave of
 /// chunks at a time (two per thread), each widening its source rows to f32, checking them,
 /// quantizing and compressing; the chunks are then hashed and written in order. Peak memory is
-/// two frames of output per thread plus one row of f32 scratch.
+/// four frames of output per thread (two waves in flight) plus a row of f32 scratch.
 final class ChunkPipeline {
     struct Result {
         var storedBytes: Int
@@ -59,7 +59,9 @@ final class ChunkPipeline {
         let rowsPerChunk = max(1, ZstdFrames.frameSize / outRowBytes)
         let chunkCount = (rows + rowsPerChunk - 1) / rowsPerChunk
         let waveSize = min(chunkCount, threads * 2)
-        let slots = (0..<waveSize).map { _ in Slot(rawCapacity: rowsPerChunk * outRowBytes, rowLength: rowLength) }
+        let slotSets = (0..<2).map { _ in
+            (0..<waveSize).map { _ in Slot(rawCapacity: rowsPerChunk * outRowBytes, rowLength: rowLength) }
+        }
         let srcType: Int32 = switch sourceTensor.dtype {
         case .f32: Int32(GT_SRC_F32)
         case .bf16: Int32(GT_SRC_BF16)
@@ -68,7 +70,7 @@ final class ChunkPipeline {
         let type = Int32(entry.type.rawValue)
         let name = entry.name
         let (compress, level, measure) = (compress, zstdLevel, measureError)
-        nonisolated(unsafe) let source = bytes.baseAddress!
+        let source = SendablePointer(bytes.baseAddress!)
 
         try writer.beginTensor(name: entry.name, type: entry.type, shape: entry.shape, compression: compress ? .zstd : .none)
         var hash = gt_xxh64_state()
@@ -76,50 +78,46 @@ final class ChunkPipeline {
         var stored = 0
         var errorSums = (err: 0.0, ref: 0.0)
 
-        for waveStart in stride(from: 0, to: chunkCount, by: waveSize) {
-            let count = min(waveSize, chunkCount - waveStart)
-            let workers = min(threads, count)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                for k in stride(from: worker, to: count, by: workers) {
-                    let slot = slots[k]
-                    let firstRow = (waveStart + k) * rowsPerChunk
-                    let rowCount = min(rowsPerChunk, rows - firstRow)
-                    slot.rawLength = rowCount * outRowBytes
-                    slot.frames = []
-                    slot.error = nil
-                    slot.errorSums = (0, 0)
-                    for r in 0..<rowCount {
-                        let row = firstRow + r
-                        gt_widen_to_f32(srcType, source + row * inRowBytes, rowLength, slot.scratch)
-                        let bad = gt_first_nonfinite(slot.scratch, rowLength)
-                        if bad < rowLength {
-                            slot.error = .nonFiniteWeight(tensor: name, index: row * rowLength + bad)
-                            return
-                        }
-                        let out = slot.raw.baseAddress! + r * outRowBytes
-                        gt_quantize_row(type, slot.scratch, rowLength, out)
-                        if measure {
-                            gt_dequantize_row(type, out, rowLength, slot.dequantized)
-                            var (err, ref) = slot.errorSums
-                            gt_error_sums(slot.scratch, slot.dequantized, rowLength, &err, &ref)
-                            slot.errorSums = (err, ref)
-                        }
-                    }
-                    if compress {
-                        do {
-                            for start in stride(from: 0, to: slot.rawLength, by: ZstdFrames.frameSize) {
-                                let end = min(start + ZstdFrames.frameSize, slot.rawLength)
-                                let piece = UnsafeRawBufferPointer(rebasing: slot.raw[start..<end])
-                                if slot.compressor == nil { slot.compressor = try ZstdFrames.Compressor(level: level) }
-                                slot.frames.append(try slot.compressor!.compressFrame(piece))
-                            }
-                        } catch {
-                            slot.error = .output("zstd compression of \(name) failed: \(error)")
-                        }
-                    }
+        // Fills `slot` with chunk `chunk`: widen, check, quantize, (measure), compress.
+        let process: @Sendable (Slot, Int) -> Void = { slot, chunk in
+            let firstRow = chunk * rowsPerChunk
+            let rowCount = min(rowsPerChunk, rows - firstRow)
+            slot.rawLength = rowCount * outRowBytes
+            slot.frames = []
+            slot.error = nil
+            slot.errorSums = (0, 0)
+            for r in 0..<rowCount {
+                let row = firstRow + r
+                gt_widen_to_f32(srcType, source.pointer + row * inRowBytes, rowLength, slot.scratch)
+                let bad = gt_first_nonfinite(slot.scratch, rowLength)
+                if bad < rowLength {
+                    slot.error = .nonFiniteWeight(tensor: name, index: row * rowLength + bad)
+                    return
+                }
+                let out = slot.raw.baseAddress! + r * outRowBytes
+                gt_quantize_row(type, slot.scratch, rowLength, out)
+                if measure {
+                    gt_dequantize_row(type, out, rowLength, slot.dequantized)
+                    var (err, ref) = slot.errorSums
+                    gt_error_sums(slot.scratch, slot.dequantized, rowLength, &err, &ref)
+                    slot.errorSums = (err, ref)
                 }
             }
-            for slot in slots.prefix(count) {
+            guard compress else { return }
+            do {
+                if slot.compressor == nil { slot.compressor = try ZstdFrames.Compressor(level: level) }
+                for start in stride(from: 0, to: slot.rawLength, by: ZstdFrames.frameSize) {
+                    let end = min(start + ZstdFrames.frameSize, slot.rawLength)
+                    slot.frames.append(try slot.compressor!.compressFrame(UnsafeRawBufferPointer(rebasing: slot.raw[start..<end])))
+                }
+            } catch {
+                slot.error = .output("zstd compression of \(name) failed: \(error)")
+            }
+        }
+
+        // Hashes and writes a finished wave, in chunk order.
+        func write(_ wave: ArraySlice<Slot>, firstChunk: Int) throws {
+            for slot in wave {
                 if let error = slot.error { throw error }
                 let raw = UnsafeRawBufferPointer(rebasing: slot.raw[..<slot.rawLength])
                 gt_xxh64_update(&hash, raw.baseAddress, raw.count)
@@ -137,12 +135,40 @@ final class ChunkPipeline {
             }
             // The wave's source rows are done with: drop their pages so that a large tensor's
             // mapped input does not pile up in RSS.
-            let doneBytes = min(rows, (waveStart + count) * rowsPerChunk) * inRowBytes
-            sourceRelease(min(rows, waveStart * rowsPerChunk) * inRowBytes ..< doneBytes)
+            let doneBytes = min(rows, (firstChunk + wave.count) * rowsPerChunk) * inRowBytes
+            sourceRelease(firstChunk * rowsPerChunk * inRowBytes ..< doneBytes)
             progress(doneBytes)
         }
+
+        // Two sets of slots: workers fill one wave while this thread writes the previous one.
+        var pending: (slots: ArraySlice<Slot>, firstChunk: Int)? = nil
+        for (index, waveStart) in stride(from: 0, to: chunkCount, by: waveSize).enumerated() {
+            let count = min(waveSize, chunkCount - waveStart)
+            let wave = slotSets[index % 2].prefix(count)
+            let workers = min(threads, count)
+            let group = DispatchGroup()
+            DispatchQueue.global().async(group: group) {
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    for k in stride(from: worker, to: count, by: workers) { process(wave[k], waveStart + k) }
+                }
+            }
+            var writeError: Error?
+            if let p = pending {
+                do { try write(p.slots, firstChunk: p.firstChunk) } catch { writeError = error }
+            }
+            group.wait()
+            if let writeError { throw writeError }
+            pending = (wave, waveStart)
+        }
+        if let p = pending { try write(p.slots, firstChunk: p.firstChunk) }
         try writer.endTensor(length: rows * outRowBytes, checksum: gt_xxh64_digest(&hash))
         let relative: Double? = measure ? (errorSums.ref > 0 ? (errorSums.err / errorSums.ref).squareRoot() : 0) : nil
         return Result(storedBytes: stored, relativeRMSError: relative)
     }
+}
+
+/// A read-only pointer into a mapping that outlives the workers using it.
+struct SendablePointer: @unchecked Sendable {
+    let pointer: UnsafeRawPointer
+    init(_ pointer: UnsafeRawPointer) { self.pointer = pointer }
 }

@@ -27,7 +27,7 @@ public enum Converter {
         let config = checkpoint.config.config
         let (vocabulary, tokenizerSettings): (TokenizerVocabulary, TokenizerSettings)
         do { (vocabulary, tokenizerSettings) = try SentencePieceModelReader.read(path: checkpoint.tokenizerPath) } catch {
-            throw .invalidTokenizer(file: checkpoint.tokenizerPath, reason: "\(error)")
+            throw .invalidTokenizer(file: checkpoint.tokenizerPath, reason: error.problem)
         }
         guard tokenizerSettings.model == "bpe" else {
             throw .invalidTokenizer(file: checkpoint.tokenizerPath, reason: "model type \(tokenizerSettings.model); Gemma uses BPE")

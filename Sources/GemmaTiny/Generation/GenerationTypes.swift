@@ -88,9 +88,9 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible, Sendable
         case .emptyPrompt: return "the prompt is empty"
         case .promptTooLong(let tokens, let available, let ctx):
             if available == ctx {
-                return "the prompt is \(tokens) tokens, longer than the context (\(ctx) tokens); use a shorter prompt or a larger --ctx"
+                return "the prompt is \(tokens) tokens, longer than the context (\(ctx) tokens)"
             }
-            return "the prompt is \(tokens) tokens but only \(available) of the \(ctx)-token context are left; start over (/reset) or use a larger --ctx"
+            return "the prompt is \(tokens) tokens but only \(available) of the \(ctx)-token context are left"
         case .invalidOptions(let why): return why
         case .model(let e): return e.description
         case .tokenizer(let e): return e.description

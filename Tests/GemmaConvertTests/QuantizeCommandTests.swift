@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+/// The `gemma-quantize` executable: exit codes, one-line errors, subcommands.
+final class QuantizeCommandTests: XCTestCase {
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "gt-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    static var binary: String {
+        // The test bundle sits next to the products it was built with.
+        let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return buildDir.appendingPathComponent("gemma-quantize").path
+    }
+
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    func run(_ arguments: [String]) throws -> Run {
+        let binary = Self.binary
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            XCTFail("gemma-quantize not built at \(binary)")
+            return Run(status: -1, stdout: "", stderr: "")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    var fixture: String { SyntheticCheckpoint.repositoryRoot + "/fixtures/tiny-gemma" }
+
+    func assertOneLineError(_ r: Run, mentioning fragment: String, line: UInt = #line) {
+        XCTAssertNotEqual(r.status, 0, line: line)
+        let lines = r.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(r.stderr)", line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("error: "), r.stderr, line: line)
+        XCTAssertTrue(r.stderr.contains(fragment), "'\(r.stderr)' should mention \(fragment)", line: line)
+    }
+
+    func testConvertInspectVerify() throws {
+        let out = dir + "/tiny.gtm"
+        let r = try run([fixture, "-o", out, "--type", "q8", "--report"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("bits per weight"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("model.layers.1.mlp.down_proj.weight"), "report lists tensors")
+        let inspect = try run(["inspect", out])
+        XCTAssertEqual(inspect.status, 0)
+        XCTAssertTrue(inspect.stdout.contains("model.embed_tokens.weight"))
+        XCTAssertTrue(inspect.stdout.contains("\"num_key_value_heads\" : 1"))
+        let verify = try run(["verify", out])
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        XCTAssertTrue(verify.stdout.hasPrefix("ok:"))
+    }
+
+    func testVerifyNamesTheCorruptTensor() throws {
+        let out = dir + "/tiny.gtm"
+        XCTAssertEqual(try run([fixture, "-o", out, "--no-compress", "--type", "f32"]).status, 0)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: out)))
+        // The last tensor before the table is model.norm.weight (f32, 256 bytes): flip a bit in it.
+        let tableOffset = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 48, as: UInt64.self) })
+        bytes[tableOffset - 100] ^= 0x04
+        try Data(bytes).write(to: URL(fileURLWithPath: out))
+        assertOneLineError(try run(["verify", out]), mentioning: "model.norm.weight")
+    }
+
+    func testErrorsAreOneLineWithNonZeroExit() throws {
+        assertOneLineError(try run([dir + "/missing", "-o", dir + "/x.gtm"]), mentioning: "missing")
+        assertOneLineError(try run(["inspect", fixture + "/config.json"]), mentioning: "not a gemma-tiny model file")
+        assertOneLineError(try run(["verify", dir + "/none.gtm"]), mentioning: "none.gtm")
+        let existing = dir + "/exists.gtm"
+        try Data("keep".utf8).write(to: URL(fileURLWithPath: existing))
+        assertOneLineError(try run([fixture, "-o", existing]), mentioning: "--force")
+        XCTAssertEqual(try String(contentsOfFile: existing, encoding: .utf8), "keep")
+        XCTAssertNotEqual(try run([fixture, "-o", dir + "/y.gtm", "--type", "q3"]).status, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["exists.gtm"], "nothing else written")
+    }
+}

@@ -13,7 +13,8 @@ struct PerplexityCommand: ParsableCommand {
         scored: the tokens at positions ctx/2+1 ... ctx-1 of the window, each predicted from all \
         the tokens before it (llama.cpp's scheme, so figures are comparable with its \
         llama-perplexity at the same context). Prints the running estimate after each window and \
-        then the final line `Final estimate: PPL = X +/- E`, where E is the standard error.
+        then the final line `Final estimate: PPL = X +/- E`, where E is the standard error. \
+        --ctx defaults to 512 here (as in llama-perplexity).
         """
     )
 

@@ -97,15 +97,22 @@ struct ModelOptions: ParsableArguments {
         let start = now()
         var lastPercent = -1
         var printedProgress = false
+        // On a terminal one line is rewritten every percent; in a log, a line every 10%.
+        let terminal = isatty(STDERR_FILENO) != 0
+        let step = terminal ? 1 : 10
         let model: GemmaModel
         do {
             model = try GemmaModel.load(path: self.model, unpack: unpack, notice: { printNote($0) }, progress: { p in
                 guard p.bytesTotal > 0 else { return }
-                let percent = Int(Double(p.bytesDone) * 100 / Double(p.bytesTotal))
-                if percent != lastPercent {
-                    lastPercent = percent
+                let percent = Int(Double(p.bytesDone) * 100 / Double(p.bytesTotal)) / step * step
+                guard percent != lastPercent else { return }
+                lastPercent = percent
+                let line = "unpacking: \(percent)% (\(formatBytes(p.bytesDone)) of \(formatBytes(p.bytesTotal)))"
+                if terminal {
                     printedProgress = true
-                    writeErr("\runpacking: \(percent)% (\(formatBytes(p.bytesDone)) of \(formatBytes(p.bytesTotal)))")
+                    writeErr("\r" + line)
+                } else {
+                    writeErr(line + "\n")
                 }
             })
         } catch {
@@ -194,6 +201,7 @@ struct PromptInput: ParsableArguments {
             }
             return String(decoding: data, as: UTF8.self)
         }
+        if isatty(STDIN_FILENO) != 0 { printNote("reading the prompt from stdin (end it with Ctrl-D; or use -p / -f)") }
         let data = FileHandle.standardInput.readDataToEndOfFile()
         return String(decoding: data, as: UTF8.self)
     }

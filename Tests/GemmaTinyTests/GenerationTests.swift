@@ -214,6 +214,39 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(r.generatedTokens, Array(p.greedyIds.prefix(3)))
     }
 
+    /// Cancelling during prompt processing leaves the conversation as it was.
+    func testGenerationCancelDuringPromptIsRolledBack() throws {
+        let p = prompt("short")
+        let g = try generator()
+        let chat = try ChatSession(generator: g)
+        let first = try chat.send("Hello", options: .greedy(maxTokens: 3))
+        let (history, pending) = (g.history, g.pendingToken)
+        var polls = 0
+        let cancelled = try chat.send("Write a short poem about the sea.", options: .greedy(maxTokens: 3), shouldStop: {
+            polls += 1
+            return polls > 5
+        })
+        XCTAssertEqual(cancelled.stopReason, .cancelled)
+        XCTAssertEqual(cancelled.generatedTokens, [])
+        XCTAssertEqual(g.history, history)
+        XCTAssertEqual(g.pendingToken, pending)
+        XCTAssertEqual(g.session.position, history.count)
+        XCTAssertEqual(chat.turnCount, 1)
+        // The next turn continues as if the cancelled one never happened.
+        let next = try chat.send("Thanks!", options: .greedy(maxTokens: 2))
+        XCTAssertEqual(next.promptTokens.first, first.generatedTokens.last)
+
+        // Plain generation: a cancel after part of a continuation prompt keeps the logits usable.
+        g.reset()
+        _ = try g.generate(prompt: p.ids, options: .greedy(maxTokens: 0))
+        XCTAssertTrue(g.session.hasLogits)
+        var n = 0
+        _ = try g.generate(prompt: [10, 11, 12], options: .greedy(maxTokens: 2), shouldStop: { n += 1; return n > 2 })
+        XCTAssertEqual(g.history.count + 1, p.ids.count)
+        let resumed = try g.generate(prompt: [], options: .greedy(maxTokens: 2))
+        XCTAssertEqual(resumed.generatedTokens, Array(p.greedyIds.prefix(2)))
+    }
+
     /// The template ids of a two-turn chat, the KV cache kept between turns, and the reply's
     /// end handled as transformers' template writes it.
     func testGenerationChatTemplateTwoTurns() throws {

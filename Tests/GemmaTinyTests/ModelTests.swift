@@ -42,6 +42,16 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    func testModelUnsupportedActivationIsAClearError() throws {
+        let path = temp("relu.gtm")
+        try ModelFileRewriter.rewrite(try ModelFixtures.convertedPath("tiny-gemma", .bf16), to: path,
+                                      metadata: { $0.config.hiddenActivation = "relu" })
+        XCTAssertThrowsError(try GemmaModel.load(path: path)) { error in
+            guard case .unsupportedConfiguration = error as? ModelError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("relu"))
+        }
+    }
+
     func testModelMissingTensorIsAClearError() throws {
         let path = temp("missing.gtm")
         try ModelFileRewriter.rewrite(try ModelFixtures.convertedPath("tiny-gemma", .bf16), to: path,
@@ -166,7 +176,7 @@ final class ModelTests: XCTestCase {
                     for r in 0..<rows { gt_quantize_row(Int32(type.rawValue), w.baseAddress! + r * cols, cols, out.baseAddress! + r * rowBytes) }
                 }
             }
-            try stored.withUnsafeBytes { bytes in
+            stored.withUnsafeBytes { bytes in
                 let m = WeightMatrix(name: "w", type: type, rows: rows, cols: cols, base: bytes.baseAddress!)
                 var expected = [Float](repeating: 0, count: rows)
                 var row = [Float](repeating: 0, count: cols)

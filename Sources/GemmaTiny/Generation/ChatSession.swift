@@ -57,7 +57,8 @@ public final class ChatSession {
         return ids
     }
 
-    /// Sends one user message and generates the model's reply. A reply that ended with
+    /// Sends one user message and generates the model's reply. If `shouldStop` cancels it while
+    /// the message is still being processed, the conversation is left as it was. A reply that ended with
     /// `<end_of_turn>` or `<eos>` is closed by the next turn's `<end_of_turn>\n`; one cut short
     /// (max tokens, stop string, Ctrl-C) keeps its last token and is closed the same way.
     @discardableResult
@@ -65,9 +66,11 @@ public final class ChatSession {
                      onText: (String) -> Void = { _ in }) throws(GenerationError) -> GenerationResult {
         let drop = generator.pendingToken.map { $0 == endOfTurnId || $0 == generator.eosId } ?? false
         let ids = turnTokens(user: text)
+        let before = generator.history.count
         let result = try generator.generate(prompt: ids, options: options, dropPendingToken: drop,
                                             shouldStop: shouldStop, onText: onText)
-        turnCount += 1
+        // A turn cancelled during prompt processing is rolled back entirely.
+        if generator.history.count > before { turnCount += 1 }
         return result
     }
 }

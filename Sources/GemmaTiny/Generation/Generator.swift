@@ -101,15 +101,25 @@ public final class Generator {
         var result = GenerationResult(promptTokens: feed, generatedTokens: [], text: "", stopReason: .maxTokens,
                                       matchedStopSequence: nil, stats: stats, seed: sampler.seed)
 
-        // Prompt processing: logits only after the last token.
+        // Prompt processing: logits only after the last token. Cancelled part-way, it is undone:
+        // the conversation is left as it was before the call.
+        let (startPosition, startPending, hadLogits) = (session.position, pendingToken, session.hasLogits)
         pendingToken = nil
         let promptStart = DispatchTime.now().uptimeNanoseconds
         for (i, token) in feed.enumerated() {
             if shouldStop() {
+                if i > 0 {
+                    session.rewind(to: startPosition)
+                    history.removeLast(i)
+                }
+                pendingToken = startPending
                 result.stopReason = .cancelled
-                stats.promptTokens = i
                 stats.promptSeconds = seconds(since: promptStart)
                 result.stats = stats
+                if hadLogits && i > 0 {
+                    // The logits of the last kept token are gone; recompute them on the next call.
+                    rewindOneForLogits()
+                }
                 return result
             }
             try run(token, logits: i == feed.count - 1)
@@ -169,6 +179,14 @@ public final class Generator {
         let ids = encodePrompt(text, addBos: addBos && history.isEmpty && pendingToken == nil,
                                parseSpecialTokens: parseSpecialTokens)
         return try generate(prompt: ids, options: options, shouldStop: shouldStop, onText: onText)
+    }
+
+    /// Drops the last cached token and makes it pending again, so the next call recomputes the
+    /// logits after it.
+    private func rewindOneForLogits() {
+        guard pendingToken == nil, let last = history.popLast() else { return }
+        session.rewind(to: session.position - 1)
+        pendingToken = last
     }
 
     private func run(_ token: Int, logits: Bool) throws(GenerationError) {

@@ -4,7 +4,8 @@ import Foundation
 /// the calling thread, parts 1... on the pool's threads. Threads are started once and sleep on a
 /// condition variable between jobs, so a job costs no allocation and no thread creation.
 ///
-/// `run` may be called from several threads; jobs are then serialised.
+/// `run` may be called from several threads; jobs are then serialised. A job must not call
+/// `run` on the same pool (it would wait for itself).
 public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private let state: State

@@ -43,6 +43,11 @@ public final class GemmaModel: Sendable {
         } catch {
             throw .file(error)
         }
+        // Gemma 1 uses the tanh-approximate GELU whatever its config.json says ("gelu" in early
+        // files means the same in transformers' Gemma); anything else is not Gemma.
+        guard Self.tanhGELUNames.contains(config.hiddenActivation) else {
+            throw .unsupportedConfiguration("hidden_activation \"\(config.hiddenActivation)\" (Gemma uses gelu_pytorch_tanh)")
+        }
         self.file = file
         self.config = config
 
@@ -121,6 +126,8 @@ public final class GemmaModel: Sendable {
         }
         return try GemmaModel(file: file)
     }
+
+    static let tanhGELUNames: Set<String> = ["gelu_pytorch_tanh", "gelu_tanh", "gelu_new", "gelu"]
 
     public var vocabularySize: Int { config.vocabSize }
 

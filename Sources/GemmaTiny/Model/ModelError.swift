@@ -4,6 +4,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
     case file(ModelFileError)
     /// The file holds an architecture this runtime cannot run (yet).
     case unsupportedArchitecture(String)
+    /// A configuration value this runtime does not implement.
+    case unsupportedConfiguration(String)
     /// A tensor the runtime cannot use as it is stored.
     case unsupportedTensor(name: String, reason: String)
     /// A context length outside 1...max_position_embeddings.
@@ -16,6 +18,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
         case .file(let e): return e.description
         case .unsupportedArchitecture(let a):
             return "unsupported architecture \"\(a)\": this build runs Gemma 1 (\"gemma\") models only"
+        case .unsupportedConfiguration(let what): return "unsupported model configuration: \(what)"
         case .unsupportedTensor(let name, let reason): return "tensor \(name): \(reason)"
         case .invalidContextLength(let requested, let maximum):
             return "context length \(requested) is out of range: it must be between 1 and the model's maximum, \(maximum)"

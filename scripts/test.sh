@@ -11,4 +11,12 @@ if [ -n "${GEMMA_SHAPE_7B2_DIR:-}" ] && [ ! -f "$GEMMA_SHAPE_7B2_DIR/config.json
 fi
 
 swift build --build-tests
-swift test --skip-build 2>&1 | tee .build/test-output.txt
+# All suites are XCTest; --disable-swift-testing skips the empty Swift Testing pass.
+swift test --skip-build --disable-swift-testing 2>&1 | tee .build/test-output.txt
+
+# One closing line for the whole run.
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with " .build/test-output.txt | tail -n 1)
+executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
+skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
+echo "tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"

@@ -2,6 +2,15 @@ import Dispatch
 import GemmaKernels
 import GemmaTiny
 
+/// How a source row becomes f32.
+enum RowDecoder: Sendable {
+    /// A safetensors row: f32, bf16 or f16 (GT_SRC_*).
+    case widen(Int32)
+    /// A GGUF row of a ggml type (GT_GGML_*), minus `subtract` after dequantization (1 for
+    /// Gemma norm weights, which GGUF stores as 1 + w).
+    case gguf(type: Int32, subtract: Float)
+}
+
 /// Quantizes and compresses one tensor, chunk by chunk.
 ///
 /// A chunk is as many whole rows as fill one zstd frame of output. Workers take a wave of
@@ -50,22 +59,18 @@ final class ChunkPipeline {
         }
     }
 
-    func run(entry: TensorPlan.Entry, source sourceTensor: SafetensorsFile.Tensor, bytes: UnsafeRawBufferPointer,
+    /// `bytes` holds the tensor's rows, `inRowBytes` each, in the order of `entry.shape`.
+    func run(entry: TensorPlan.Entry, decoder: RowDecoder, inRowBytes: Int, bytes: UnsafeRawBufferPointer,
              writer: ModelFileWriter, sourceRelease: (Range<Int>) -> Void = { _ in }, progress: (Int) -> Void) throws -> Result {
         let rowLength = entry.shape.last!
         let rows = entry.shape.reduce(1, *) / rowLength
         let outRowBytes = entry.type.rowBytes(rowLength)!
-        let inRowBytes = rowLength * sourceTensor.dtype.size
+        precondition(bytes.count >= rows * inRowBytes, "source of \(entry.name) is too short")
         let rowsPerChunk = max(1, ZstdFrames.frameSize / outRowBytes)
         let chunkCount = (rows + rowsPerChunk - 1) / rowsPerChunk
         let waveSize = min(chunkCount, threads * 2)
         let slotSets = (0..<2).map { _ in
             (0..<waveSize).map { _ in Slot(rawCapacity: rowsPerChunk * outRowBytes, rowLength: rowLength) }
-        }
-        let srcType: Int32 = switch sourceTensor.dtype {
-        case .f32: Int32(GT_SRC_F32)
-        case .bf16: Int32(GT_SRC_BF16)
-        case .f16: Int32(GT_SRC_F16)
         }
         let type = Int32(entry.type.rawValue)
         let name = entry.name
@@ -88,7 +93,18 @@ final class ChunkPipeline {
             slot.errorSums = (0, 0)
             for r in 0..<rowCount {
                 let row = firstRow + r
-                gt_widen_to_f32(srcType, source.pointer + row * inRowBytes, rowLength, slot.scratch)
+                switch decoder {
+                case .widen(let srcType):
+                    gt_widen_to_f32(srcType, source.pointer + row * inRowBytes, rowLength, slot.scratch)
+                case .gguf(let ggmlType, let subtract):
+                    guard gt_gguf_dequantize_row(ggmlType, source.pointer + row * inRowBytes, rowLength, slot.scratch) == 0 else {
+                        slot.error = .output("internal error: cannot dequantize \(name) (ggml type \(ggmlType))")
+                        return
+                    }
+                    if subtract != 0 {
+                        for i in 0..<rowLength { slot.scratch[i] = slot.scratch[i] - subtract }
+                    }
+                }
                 let bad = gt_first_nonfinite(slot.scratch, rowLength)
                 if bad < rowLength {
                     slot.error = .nonFiniteWeight(tensor: name, index: row * rowLength + bad)

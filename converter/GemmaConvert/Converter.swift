@@ -2,7 +2,7 @@ import Foundation
 import GemmaKernels
 import GemmaTiny
 
-/// Converts a Hugging Face Gemma checkpoint into a model file.
+/// Converts a Hugging Face Gemma checkpoint (or a GGUF file) into a model file.
 ///
 /// Streaming: the safetensors files are mapped, and each tensor is processed in chunks of rows
 /// (one zstd frame each) by a few workers at a time, so memory stays at a few frames per thread
@@ -19,11 +19,28 @@ public enum Converter {
 
     public static let toolName = "gemma-quantize \(gemmaTinyVersion)"
 
-    public static func convert(checkpoint folder: String, output: String, options: ConversionOptions,
+    /// A tensor to convert: where its rows are and how to read them.
+    struct Source {
+        var bytes: UnsafeRawBufferPointer
+        var inRowBytes: Int
+        var decoder: RowDecoder
+        var release: (Range<Int>) -> Void
+    }
+
+    /// Converts a checkpoint folder (config.json, *.safetensors, tokenizer.model) or a GGUF file
+    /// (recognised by its magic) into a model file.
+    public static func convert(checkpoint path: String, output: String, options: ConversionOptions,
                                progress: (Progress) -> Void = { _ in }) throws(ConversionError) -> ConversionSummary {
         try options.validate()
         let start = Date()
-        let checkpoint = try Checkpoint(folder: folder)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            guard GGUFFile.hasMagic(path: path) else {
+                throw .invalidOption("\(path) is neither a checkpoint folder (config.json, *.safetensors, tokenizer.model) nor a GGUF file (it does not start with 'GGUF')")
+            }
+            return try convertGGUF(path: path, output: output, options: options, start: start, progress: progress)
+        }
+        let checkpoint = try Checkpoint(folder: path)
         let config = checkpoint.config.config
         let (vocabulary, tokenizerSettings): (TokenizerVocabulary, TokenizerSettings)
         do { (vocabulary, tokenizerSettings) = try SentencePieceModelReader.read(path: checkpoint.tokenizerPath) } catch {
@@ -49,7 +66,9 @@ public enum Converter {
         }
         // Check every tensor before writing anything.
         for entry in plan.entries {
-            guard let source = checkpoint.tensors[entry.name] else { throw .missingTensor(entry.name) }
+            guard let source = checkpoint.tensors[entry.name] else {
+                throw .missingTensor(config.architecture == "gemma" ? entry.name : "\(entry.name) (which a \(checkpoint.config.architecture) checkpoint has)")
+            }
             guard source.tensor.shape == entry.shape else {
                 throw .shapeMismatch(tensor: entry.name, expected: entry.shape, found: source.tensor.shape)
             }
@@ -57,35 +76,90 @@ public enum Converter {
         }
 
         let sourceDtype = checkpoint.tensors[TensorPlan.embeddingName]!.tensor.dtype.name
+        let provenance = Provenance(tool: toolName, sourceFormat: "safetensors", sourceArchitecture: checkpoint.config.architecture,
+                                    sourceDtype: checkpoint.config.dtype ?? sourceDtype, sourceFiles: checkpoint.sourceFiles)
+        var sources: [String: Source] = [:]
+        for entry in plan.entries {
+            let source = checkpoint.tensors[entry.name]!
+            let srcType: Int32 = switch source.tensor.dtype {
+            case .f32: Int32(GT_SRC_F32)
+            case .bf16: Int32(GT_SRC_BF16)
+            case .f16: Int32(GT_SRC_F16)
+            }
+            sources[entry.name] = Source(bytes: source.file.bytes(source.tensor), inRowBytes: entry.shape.last! * source.tensor.dtype.size,
+                                         decoder: .widen(srcType), release: { source.file.release(source.tensor, bytes: $0) })
+        }
+        return try write(plan: plan, sources: sources, config: config, vocabulary: vocabulary, tokenizer: tokenizerSettings,
+                         provenance: provenance, notices: notices, output: output, options: options, start: start, progress: progress)
+    }
+
+    static func convertGGUF(path: String, output: String, options: ConversionOptions, start: Date,
+                            progress: (Progress) -> Void) throws(ConversionError) -> ConversionSummary {
+        let gguf = try GGUFCheckpoint(path: path)
+        let config = gguf.config
+        var notices = gguf.notices
+        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType)
+        let planned = Set(plan.entries.map(\.name))
+        for (name, t) in gguf.tensors.sorted(by: { $0.key < $1.key }) where !planned.contains(name) {
+            throw .unexpectedTensor("\(t.name) (\(name)) in \(path)")
+        }
+        for (name, reason) in gguf.ignored { notices.append("ignored \(name): \(reason)") }
+        var sources: [String: Source] = [:]
+        for entry in plan.entries {
+            guard let t = gguf.tensors[entry.name] else {
+                throw .missingTensor("\(entry.name) (in \(path), for the \(gguf.architecture) architecture)")
+            }
+            guard t.shape == entry.shape else {
+                throw .shapeMismatch(tensor: "\(t.name) (\(entry.name))", expected: entry.shape, found: t.shape)
+            }
+            guard gt_gguf_can_dequantize(Int32(t.type.id)) != 0 else {
+                throw .unsupportedGGUFType(file: path, tensor: t.name, type: t.type.name)
+            }
+            if let note = entry.note { notices.append("\(entry.name): \(note)") }
+            let subtract: Float = GGUFCheckpoint.isNorm(entry.name) ? 1 : 0
+            sources[entry.name] = Source(bytes: gguf.file.bytes(t), inRowBytes: t.rowBytes,
+                                         decoder: .gguf(type: Int32(t.type.id), subtract: subtract),
+                                         release: { gguf.file.release(t, bytes: $0) })
+        }
+        let provenance = Provenance(tool: toolName, sourceFormat: "gguf", sourceArchitecture: gguf.architecture,
+                                    sourceDtype: gguf.sourceTypes, sourceFiles: gguf.sourceFiles)
+        return try write(plan: plan, sources: sources, config: config, vocabulary: gguf.vocabulary, tokenizer: gguf.tokenizerSettings,
+                         provenance: provenance, notices: notices, output: output, options: options, start: start, progress: progress)
+    }
+
+    /// Writes the model file: every planned tensor, in plan order, from its source.
+    static func write(plan: TensorPlan, sources: [String: Source], config: ModelConfig, vocabulary: TokenizerVocabulary,
+                      tokenizer: TokenizerSettings, provenance: Provenance, notices: [String], output: String,
+                      options: ConversionOptions, start: Date, progress: (Progress) -> Void) throws(ConversionError) -> ConversionSummary {
         let metadata = ModelMetadata(
             config: config,
-            tokenizer: tokenizerSettings,
+            tokenizer: tokenizer,
             quantization: QuantizationInfo(type: options.type, embeddingType: options.resolvedEmbeddingType,
                                            blockSize: Int(GT_BLOCK), zstdLevel: options.compress ? options.zstdLevel : nil),
-            provenance: Provenance(tool: toolName, sourceFormat: "safetensors", sourceArchitecture: checkpoint.config.architecture,
-                                   sourceDtype: checkpoint.config.dtype ?? sourceDtype, sourceFiles: checkpoint.sourceFiles))
+            provenance: provenance)
 
         let writer: ModelFileWriter
         do {
             writer = try ModelFileWriter(destination: output, metadata: metadata, vocabulary: vocabulary, overwrite: options.overwrite)
         } catch { throw .output("cannot write \(output): \(error)") }
 
-        let inputTotal = plan.entries.reduce(0) { $0 + checkpoint.tensors[$1.name]!.tensor.range.count }
+        func inputBytes(_ e: TensorPlan.Entry) -> Int { e.shape.reduce(1, *) / e.shape.last! * sources[e.name]!.inRowBytes }
+        let inputTotal = plan.entries.reduce(0) { $0 + inputBytes($1) }
         var inputDone = 0
         var reports: [ConversionSummary.TensorReport] = []
         let pipeline = ChunkPipeline(threads: options.resolvedThreads, compress: options.compress,
                                      zstdLevel: options.zstdLevel, measureError: options.report)
         do {
             for (i, entry) in plan.entries.enumerated() {
-                let source = checkpoint.tensors[entry.name]!
+                let source = sources[entry.name]!
                 progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
                                   inputBytesDone: inputDone, inputBytesTotal: inputTotal))
-                let result = try pipeline.run(entry: entry, source: source.tensor, bytes: source.file.bytes(source.tensor),
-                                              writer: writer, sourceRelease: { source.file.release(source.tensor, bytes: $0) }) { done in
+                let result = try pipeline.run(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes, bytes: source.bytes,
+                                              writer: writer, sourceRelease: source.release) { done in
                     progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
                                       inputBytesDone: inputDone + done, inputBytesTotal: inputTotal))
                 }
-                inputDone += source.tensor.range.count
+                inputDone += inputBytes(entry)
                 reports.append(.init(name: entry.name, type: entry.type, shape: entry.shape,
                                      storedBytes: result.storedBytes, relativeRMSError: result.relativeRMSError))
             }

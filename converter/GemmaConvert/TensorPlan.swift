@@ -1,6 +1,9 @@
 import GemmaTiny
 
-/// Which tensors a Gemma 1 model file holds, their shapes (from the config) and storage types.
+/// Which tensors a model file holds, their shapes (from the config) and storage types, under
+/// Hugging Face's names. Gemma 2 and 3 add per-layer norms after attention and around the MLP
+/// (`post_attention_layernorm` is the norm of the attention output there, not the pre-MLP norm
+/// it is in Gemma 1); Gemma 3 adds per-head query/key norms of shape [head_dim].
 struct TensorPlan {
     struct Entry {
         let name: String
@@ -21,7 +24,30 @@ struct TensorPlan {
     init(config c: ModelConfig, type: StorageType, embeddingType: StorageType) {
         var list: [(String, [Int])] = [(Self.embeddingName, [c.vocabSize, c.hiddenSize])]
         let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
-        for i in 0..<c.numHiddenLayers {
+        let isGemma1 = c.architecture == "gemma"
+        let qkNorm = c.useQKNorm == true
+        for i in 0..<c.numHiddenLayers where !isGemma1 {
+            let p = "model.layers.\(i)."
+            list += [
+                (p + "input_layernorm.weight", [c.hiddenSize]),
+                (p + "self_attn.q_proj.weight", [q, c.hiddenSize]),
+                (p + "self_attn.k_proj.weight", [kv, c.hiddenSize]),
+                (p + "self_attn.v_proj.weight", [kv, c.hiddenSize]),
+            ]
+            if qkNorm {
+                list += [(p + "self_attn.q_norm.weight", [c.headDim]), (p + "self_attn.k_norm.weight", [c.headDim])]
+            }
+            list += [
+                (p + "self_attn.o_proj.weight", [c.hiddenSize, q]),
+                (p + "post_attention_layernorm.weight", [c.hiddenSize]),
+                (p + "pre_feedforward_layernorm.weight", [c.hiddenSize]),
+                (p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize]),
+                (p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize]),
+                (p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize]),
+                (p + "post_feedforward_layernorm.weight", [c.hiddenSize]),
+            ]
+        }
+        for i in 0..<c.numHiddenLayers where isGemma1 {
             let p = "model.layers.\(i)."
             list += [
                 (p + "input_layernorm.weight", [c.hiddenSize]),

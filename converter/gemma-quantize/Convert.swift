@@ -5,9 +5,9 @@ import GemmaTiny
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a checkpoint folder (config.json, *.safetensors, tokenizer.model) to a model file.")
+        abstract: "Convert a checkpoint folder (config.json, *.safetensors, tokenizer.model) or a GGUF file to a model file.")
 
-    @Argument(help: "Checkpoint folder as downloaded from Hugging Face.")
+    @Argument(help: "Checkpoint folder as downloaded from Hugging Face, or a GGUF file (llama.cpp format, versions 2 and 3).")
     var checkpoint: String
 
     @Option(name: .shortAndLong, help: "Output model file.")

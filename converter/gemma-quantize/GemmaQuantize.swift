@@ -7,11 +7,12 @@ import GemmaTiny
 struct GemmaQuantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemma-quantize",
-        abstract: "Convert a Hugging Face Gemma checkpoint into a gemma-tiny model file.",
+        abstract: "Convert a Hugging Face Gemma checkpoint (Gemma 1, 2, 3 text) or a GGUF file into a gemma-tiny model file.",
         discussion: """
         Examples:
           gemma-quantize ./gemma-2b -o gemma-2b.gtm                 (q4 matrices, q8 embedding, zstd)
           gemma-quantize ./gemma-2b -o gemma-2b-q8.gtm --type q8
+          gemma-quantize gemma-3-270m-q4_k_m.gguf -o gemma-3-270m.gtm   (GGUF: dequantized, then requantized)
           gemma-quantize inspect gemma-2b.gtm
           gemma-quantize verify gemma-2b.gtm
         """,

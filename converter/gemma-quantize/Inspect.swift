@@ -1,14 +1,20 @@
 import ArgumentParser
 import Foundation
+import GemmaConvert
 import GemmaTiny
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a model file's header, configuration and tensor table.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a model file's header, configuration and tensor table (or a GGUF file's metadata, and the configuration and tensors it converts to).")
 
-    @Argument(help: "Model file.")
+    @Argument(help: "Model file (.gtm), or a GGUF file.")
     var file: String
 
     func run() throws {
+        if FileManager.default.fileExists(atPath: file), isGGUF(file) {
+            do { print(try GGUFInspector.describe(path: file)) } catch { throw fail(error) }
+            return
+        }
         let model: ModelFile
         do { model = try ModelFile(path: file) } catch { throw fail(error) }
         let h = model.header
@@ -47,4 +53,11 @@ struct Verify: ParsableCommand {
             print("ok: \(file): header and \(model.tensors.count) tensor checksums verified")
         } catch { throw fail(error) }
     }
+}
+
+/// True when the file starts with the GGUF magic.
+func isGGUF(_ path: String) -> Bool {
+    guard let h = FileHandle(forReadingAtPath: path) else { return false }
+    defer { try? h.close() }
+    return (try? h.read(upToCount: 4)).map { Array($0) == Array("GGUF".utf8) } ?? false
 }

@@ -11,8 +11,10 @@ if [ -n "${GEMMA_SHAPE_7B2_DIR:-}" ] && [ ! -f "$GEMMA_SHAPE_7B2_DIR/config.json
 fi
 
 swift build --build-tests
+scripts/test-arm.sh  # the C kernels on every ISA path: native x86-64, and AArch64 under qemu-aarch64
 # All suites are XCTest; --disable-swift-testing skips the empty Swift Testing pass.
-swift test --skip-build --disable-swift-testing 2>&1 | tee .build/test-output.txt
+status=0
+swift test --skip-build --disable-swift-testing 2>&1 | tee .build/test-output.txt || status=1
 
 # One closing line for the whole run.
 summary=$(grep -E "^\s*Executed [0-9]+ tests?, with " .build/test-output.txt | tail -n 1)
@@ -20,3 +22,14 @@ executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
 failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
 skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
 echo "tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"
+
+# The concurrency tests again under ThreadSanitizer (a separate build folder).
+# GEMMA_TINY_SKIP_SANITIZERS=1 skips this slower part.
+if [ "${GEMMA_TINY_SKIP_SANITIZERS:-}" != 1 ]; then
+    echo "ThreadSanitizer: engine, session and worker-pool tests"
+    swift build --build-tests --scratch-path .build-tsan --sanitize=thread
+    swift test --skip-build --scratch-path .build-tsan --sanitize=thread --disable-swift-testing \
+        --filter 'Engine|testModelWorkerPool' 2>&1 | tee .build/tsan-output.txt | grep -E "Executed|ThreadSanitizer|error" | tail -n 5 || status=1
+    if grep -q "ThreadSanitizer" .build/tsan-output.txt; then echo "ThreadSanitizer reported a problem"; status=1; fi
+fi
+exit $status

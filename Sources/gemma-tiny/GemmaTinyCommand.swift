@@ -16,9 +16,10 @@ struct GemmaTinyCommand: ParsableCommand {
           gemma-tiny chat -m gemma-2b-it.gtm
           gemma-tiny tokenize -m gemma-2b.gtm -p "Hello world" --pieces
           gemma-tiny perplexity -m gemma-2b.gtm -f wiki.test.raw --ctx 512
+          gemma-tiny bench -m gemma-2b.gtm -p 128,512 -n 128 -t 1,2
         """,
         version: gemmaTinyVersion,
-        subcommands: [RunCommand.self, ChatCommand.self, TokenizeCommand.self, PerplexityCommand.self],
+        subcommands: [RunCommand.self, ChatCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self, ServeCommand.self],
         defaultSubcommand: nil
     )
 }

@@ -43,7 +43,8 @@ struct PerplexityCommand: ParsableCommand {
         let tokenizer: Tokenizer
         do {
             tokenizer = try Tokenizer(vocabulary: gemma.file.vocabulary, settings: gemma.file.metadata.tokenizer)
-            session = try InferenceSession(model: gemma, contextLength: ctx, kernels: model.makeKernels())
+            session = try InferenceSession(model: gemma, contextLength: ctx, kernels: model.makeKernels(),
+                                           batchSize: model.batchSize)
         } catch let e as ModelError {
             throw CLIError.message(e.description)
         } catch let e as TokenizerError {
@@ -67,24 +68,23 @@ struct PerplexityCommand: ParsableCommand {
             session.reset()
             var window = Array(tokens[(w * ctx)..<((w + 1) * ctx)])
             if bos >= 0 { window[0] = bos }
-            for j in 0..<(ctx - 1) {
-                let score = j >= first
-                do {
-                    try session.forward(token: window[j], computeLogits: score)
-                } catch {
-                    throw CLIError.message(error.description)
-                }
-                guard score else { continue }
-                let target = window[j + 1]
-                let logits = session.logits
-                var maxLogit = -Float.infinity
-                for v in 0..<vocab where logits[v] > maxLogit { maxLogit = logits[v] }
-                var sum: Double = 0
-                for v in 0..<vocab { sum += Foundation.exp(Double(logits[v] - maxLogit)) }
-                let logProb = Double(logits[target] - maxLogit) - Foundation.log(sum)
-                nll -= logProb
-                nll2 += logProb * logProb
-                count += 1
+            // The window's first ctx - 1 tokens in batches; token j's logits predict token j + 1.
+            do {
+                try session.prefill(window[0..<(ctx - 1)], logits: .all(from: first) { j, logits in
+                    // log softmax(logits)[target], in f64.
+                    let target = window[j + 1]
+                    var maxLogit = -Float.infinity
+                    for v in 0..<vocab where logits[v] > maxLogit { maxLogit = logits[v] }
+                    let m = Double(maxLogit)
+                    var sum: Double = 0
+                    for v in 0..<vocab { sum += Foundation.exp(Double(logits[v]) - m) }
+                    let logProb = Double(logits[target]) - m - Foundation.log(sum)
+                    nll -= logProb
+                    nll2 += logProb * logProb
+                    count += 1
+                })
+            } catch {
+                throw CLIError.message(error.description)
             }
             if w == 0 {
                 let seconds = now() - start

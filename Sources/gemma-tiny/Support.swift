@@ -45,9 +45,12 @@ private func writeAll(_ fd: Int32, _ text: String) {
 }
 
 /// Peak resident memory (VmHWM from /proc/self/status), in bytes; nil where unavailable.
-func peakResidentBytes() -> Int? {
+func peakResidentBytes() -> Int? { procStatusBytes("VmHWM") }
+
+/// A "kB" line of /proc/self/status (VmHWM, VmRSS, RssAnon, RssFile), in bytes.
+func procStatusBytes(_ key: String) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    for line in status.split(separator: "\n") where line.hasPrefix(key + ":") {
         let parts = line.split(separator: " ", omittingEmptySubsequences: true)
         if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
     }
@@ -69,7 +72,7 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 extension ModelLoader.UnpackMode: ExpressibleByArgument {}
 
-/// -m, --ctx, --threads, --unpack, --verbose: shared by every command that runs the model.
+/// -m, --ctx, --threads, --batch-size, --unpack, --verbose: shared by every command that runs the model.
 struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: ArgumentHelp("Model file (.gtm), as written by gemma-quantize.", valueName: "path"))
     var model: String
@@ -81,6 +84,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: ArgumentHelp("Threads for the matrix products (default: one per core).", valueName: "n"))
     var threads: Int?
 
+    @Option(name: [.customShort("b"), .customLong("batch-size")], parsing: .unconditional,
+            help: ArgumentHelp("Prompt tokens per pass through the model (batched prompt processing).", valueName: "n"))
+    var batchSize: Int = InferenceSession.defaultBatchSize
+
     @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))
     var unpack: ModelLoader.UnpackMode = .sibling
 
@@ -89,6 +96,7 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if contextLength < 0 { throw ValidationError("--ctx must be >= 0 (0 = the model's maximum), got \(contextLength)") }
     }
 
@@ -136,7 +144,8 @@ struct ModelOptions: ParsableArguments {
 
     func makeGenerator(_ model: GemmaModel) throws -> Generator {
         do {
-            return try Generator(model: model, contextLength: context(for: model), kernels: makeKernels())
+            return try Generator(model: model, contextLength: context(for: model), kernels: makeKernels(),
+                                 batchSize: batchSize)
         } catch {
             throw CLIError.message(error.description)
         }

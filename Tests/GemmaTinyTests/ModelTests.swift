@@ -200,7 +200,9 @@ final class ModelTests: XCTestCase {
             }
         }
         XCTAssertEqual(threaded.name, "scalar x3 threads")
-        XCTAssertEqual(makeDefaultKernels(threads: 1).name, "scalar")
+        // The default is the SIMD kernel set on this CPU's best path, unless overridden.
+        XCTAssertEqual(makeDefaultKernels(threads: 1).name, SIMDKernels(threads: 1).name)
+        XCTAssertTrue(makeDefaultKernels(threads: 1) is SIMDKernels)
     }
 
     /// The worker pool runs every part exactly once per job, many jobs in a row.

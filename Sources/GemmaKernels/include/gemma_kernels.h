@@ -47,6 +47,81 @@ float gt_dot_scalar(int type, const void *row, const float *x, size_t n);
 void gt_matvec_scalar(int type, const void *w, size_t row_stride, size_t cols,
                       const float *x, float *y, size_t row_begin, size_t row_end);
 
+// ---- fast matrix products: matrix-vector (decoding) and matrix-matrix (prompt processing) ----
+//
+// Usage, per product Y = X W^T of `count` input vectors (tokens):
+//   1. gt_prepare_activations(type, x, cols, count, x_stride, act): converts the inputs ONCE into
+//      a caller-owned buffer of count * gt_activation_bytes(type, cols) bytes (64-byte aligned
+//      is best; any alignment works). For q8/q4 weights each vector is quantized to int8 blocks
+//      of 32 with one f32 scale per block (scale = max|x| / 127, round to nearest even); for
+//      f32/bf16 weights the floats are copied unchanged. The layout is private but identical for
+//      every ISA path.
+//   2. gt_matmul(type, w, row_stride, cols, act, count, y, y_stride, row_begin, row_end), from
+//      any number of threads on disjoint row ranges: y[t * y_stride + r] = dot(row r, x_t) for
+//      t < count, r in [row_begin, row_end). Each weight row is read once for the whole batch.
+// Every row is computed by the same sequence of operations whatever its range and the batch
+// size, so results do not depend on how the rows are split or the tokens batched.
+//
+// Accuracy: f32/bf16 weights use the f32 inputs (error ~1e-6 relative to sum |w x|: only the
+// order of the sums differs from gt_dot_scalar). q8/q4 weights multiply int8 by int8 exactly,
+// so the only extra error is the input rounding: |error| <= sum over blocks of
+// (max|x| in block / 254) * sum |w| in block, plus f32 rounding.
+//
+// ISA paths: "avx2+vnni" (x86-64 AVX2 with AVX-VNNI's vpdpbusd: Alder Lake and later, N100,
+// Zen 5), "avx2" (x86-64 with AVX2, FMA and F16C), "neon+dotprod" (AArch64 with SDOT),
+// "neon" (any AArch64), "scalar" (portable C). avx2+vnni and avx2 give bit-identical results. The best one the CPU supports is chosen on first
+// use with cpuid / getauxval(AT_HWCAP); the environment variable GEMMA_TINY_KERNELS=<name>
+// (e.g. "scalar") forces a path if the CPU supports it.
+enum {
+    GT_ISA_AUTO = -1,
+    GT_ISA_SCALAR = 0,
+    GT_ISA_AVX2 = 1,
+    GT_ISA_NEON = 2,
+    GT_ISA_NEON_DOTPROD = 3,
+    GT_ISA_AVX2_VNNI = 4,
+    GT_ISA_COUNT = 5,
+};
+
+/// Name of an ISA path ("scalar", "avx2", "neon", "neon+dotprod", "avx2+vnni"), or NULL for an unknown id.
+const char *gt_isa_name(int isa);
+/// The id of the path called `name`, or -1.
+int gt_isa_from_name(const char *name);
+/// 1 when the path is compiled in and this CPU can run it.
+int gt_isa_supported(int isa);
+/// The path gt_matmul uses (detected on first use).
+int gt_kernel_isa_id(void);
+/// Its name, e.g. "avx2".
+const char *gt_kernel_isa(void);
+/// Selects the path gt_matmul uses: a supported id, or GT_ISA_AUTO for the best one (honouring
+/// GEMMA_TINY_KERNELS). Returns the path now selected, or -1 (selection unchanged) when `isa`
+/// is not supported here. Not synchronised with concurrent gt_matmul calls: set it up front.
+int gt_set_kernel_isa(int isa);
+
+/// Bytes of one prepared input vector of `cols` values for weights of `type` (a multiple of
+/// 64); 0 for an unknown type or a quantized type whose `cols` is not whole blocks.
+size_t gt_activation_bytes(int type, size_t cols);
+/// Prepares `count` vectors; vector t is read at x + t * x_stride (floats) and written at
+/// (uint8_t *)out + t * gt_activation_bytes(type, cols).
+void gt_prepare_activations(int type, const float *x, size_t cols, size_t count, size_t x_stride, void *out);
+/// The product with the selected path (see above). `w` holds rows `row_stride` bytes apart.
+/// Does nothing for an unknown type or quantized rows that are not whole blocks; cols = 0 gives 0.
+void gt_matmul(int type, const void *w, size_t row_stride, size_t cols, const void *act, size_t count,
+               float *y, size_t y_stride, size_t row_begin, size_t row_end);
+/// The same with an explicit path; an unsupported `isa` runs the scalar path.
+void gt_matmul_isa(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
+                   size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end);
+
+/// A spin-wait hint (x86 PAUSE, ARM YIELD) for busy-waiting threads.
+void gt_cpu_relax(void);
+
+// ---- atomics for the Swift worker pool (sequentially consistent; `p` must be size_t-aligned) ----
+static inline size_t gt_atomic_load(const size_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void gt_atomic_store(size_t *p, size_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+/// Adds `v` and returns the previous value.
+static inline size_t gt_atomic_fetch_add(size_t *p, size_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+/// Subtracts `v` and returns the previous value.
+static inline size_t gt_atomic_fetch_sub(size_t *p, size_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }
+
 // ---- checksums: XXH64 (xxhash.com spec), one-shot and streaming ----
 uint64_t gt_xxh64(const void *data, size_t len, uint64_t seed);
 

@@ -29,8 +29,8 @@ public final class Generator {
     }
 
     /// A generator with its own session and the model file's tokenizer.
-    public convenience init(model: GemmaModel, contextLength: Int? = nil,
-                            kernels: (any MatmulKernels)? = nil) throws(GenerationError) {
+    public convenience init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
+                            batchSize: Int = InferenceSession.defaultBatchSize) throws(GenerationError) {
         let tokenizer: Tokenizer
         do {
             tokenizer = try Tokenizer(vocabulary: model.file.vocabulary, settings: model.file.metadata.tokenizer)
@@ -39,7 +39,8 @@ public final class Generator {
         }
         let session: InferenceSession
         do {
-            session = try InferenceSession(model: model, contextLength: contextLength, kernels: kernels)
+            session = try InferenceSession(model: model, contextLength: contextLength, kernels: kernels,
+                                           batchSize: batchSize)
         } catch {
             throw .model(error)
         }
@@ -73,8 +74,8 @@ public final class Generator {
     ///
     /// - Parameters:
     ///   - dropPendingToken: drop the pending token instead of feeding it first.
-    ///   - shouldStop: polled before each token (prompt and generated); returning true ends the
-    ///     call with `.cancelled`.
+    ///   - shouldStop: polled before each token (prompt and generated; a batch of prompt tokens
+    ///     is polled before the batch runs); returning true ends the call with `.cancelled`.
     @discardableResult
     public func generate(prompt: [Int], options: GenerationOptions, dropPendingToken: Bool = false,
                          shouldStop: () -> Bool = { false },
@@ -101,28 +102,35 @@ public final class Generator {
         var result = GenerationResult(promptTokens: feed, generatedTokens: [], text: "", stopReason: .maxTokens,
                                       matchedStopSequence: nil, stats: stats, seed: sampler.seed)
 
-        // Prompt processing: logits only after the last token. Cancelled part-way, it is undone:
-        // the conversation is left as it was before the call.
+        // Prompt processing, `session.batchSize` tokens per pass; logits only after the last
+        // token. `shouldStop` is polled before each token, as a token-by-token loop would: the
+        // tokens before a cancel are fed, then the whole call is undone, leaving the
+        // conversation as it was before the call.
         let (startPosition, startPending, hadLogits) = (session.position, pendingToken, session.hasLogits)
         pendingToken = nil
         let promptStart = DispatchTime.now().uptimeNanoseconds
-        for (i, token) in feed.enumerated() {
-            if shouldStop() {
-                if i > 0 {
+        var fed = 0
+        while fed < feed.count {
+            var end = min(fed + session.batchSize, feed.count)
+            let cancelAt = (fed..<end).first { _ in shouldStop() }
+            if let cancelAt { end = cancelAt }
+            if end > fed { try run(feed[fed..<end], logits: cancelAt == nil && end == feed.count) }
+            fed = end
+            guard cancelAt == nil else {
+                if fed > 0 {
                     session.rewind(to: startPosition)
-                    history.removeLast(i)
+                    history.removeLast(fed)
                 }
                 pendingToken = startPending
                 result.stopReason = .cancelled
                 stats.promptSeconds = seconds(since: promptStart)
                 result.stats = stats
-                if hadLogits && i > 0 {
+                if hadLogits && fed > 0 {
                     // The logits of the last kept token are gone; recompute them on the next call.
                     rewindOneForLogits()
                 }
                 return result
             }
-            try run(token, logits: i == feed.count - 1)
         }
         stats.promptTokens = feed.count
         stats.promptSeconds = seconds(since: promptStart)
@@ -196,6 +204,15 @@ public final class Generator {
             throw .inference(error)
         }
         history.append(token)
+    }
+
+    private func run(_ tokens: ArraySlice<Int>, logits: Bool) throws(GenerationError) {
+        do {
+            try session.prefill(tokens, logits: logits ? .last : .none)
+        } catch {
+            throw .inference(error)
+        }
+        history.append(contentsOf: tokens)
     }
 
     private func seconds(since start: UInt64) -> Double {

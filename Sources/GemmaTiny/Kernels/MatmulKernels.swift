@@ -1,3 +1,4 @@
+import Foundation
 import GemmaKernels
 
 /// The one interface every matrix product of the model goes through. The scalar implementation
@@ -74,8 +75,126 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
     }
 }
 
-/// The kernels a session uses by default for `threads` threads (0 = one per core).
+/// The fused dequantize-dot kernels of the C library on the best ISA path of this CPU (AVX2, with
+/// AVX-VNNI where present, on x86-64; NEON with or without SDOT on AArch64; portable C
+/// otherwise), rows split across a
+/// persistent `WorkerPool`.
+///
+/// Each product prepares its input once, on the calling thread, into a scratch buffer owned by
+/// this object (f32 copies for f32/bf16 weights; int8 blocks of 32 with an f32 scale each for
+/// q8/q4 weights, so their products are integer multiply-adds), then hands rows out to the
+/// threads in chunks. A batch of tokens (`matmul`) reads every weight row once for the whole
+/// batch. Results do not depend on the thread count or on how the tokens are batched: every
+/// row is computed by one thread with the same sequence of operations.
+///
+/// Accuracy: exact f32 inputs for f32/bf16 weights (only the summation order differs from
+/// `ScalarKernels`); for q8/q4 weights, the int8 rounding of the inputs adds an error of at most
+/// (max |x| in a block / 254) * (sum |w| in the block) per block, as llama.cpp's Q8_0 inputs do.
+///
+/// The scratch buffer grows to the largest product seen (it is allocated on the first products,
+/// not on every one); a lock serialises products made from several threads.
+public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
+    public let pool: WorkerPool
+    /// The C kernels' ISA path (`GT_ISA_*`).
+    public let isa: Int32
+    /// Its name: "avx2+vnni", "avx2", "neon+dotprod", "neon" or "scalar".
+    public let isaName: String
+    /// Below this many multiply-adds a product runs on the calling thread only: waking the
+    /// workers costs more than it saves.
+    public var minimumParallelWork = 1 << 16
+
+    private let lock = NSLock()
+    private var scratch: UnsafeMutableRawPointer
+    private var scratchBytes: Int
+    /// Next row to hand out, on its own cache line.
+    private let nextRow: UnsafeMutableRawPointer
+
+    /// - Parameters:
+    ///   - threads: threads per product including the caller (0 = one per core).
+    ///   - isa: a path name to use instead of the detected one ("scalar" forces the portable C
+    ///     path); nil or an unsupported name = the C library's choice (`gt_kernel_isa`, which
+    ///     honours `GEMMA_TINY_KERNELS`).
+    public init(threads: Int = 0, isa: String? = nil) {
+        pool = WorkerPool(threads: threads > 0 ? threads : WorkerPool.defaultThreadCount)
+        var id = gt_kernel_isa_id()
+        if let isa {
+            let wanted = gt_isa_from_name(isa)
+            if wanted >= 0 && gt_isa_supported(wanted) != 0 { id = wanted }
+        }
+        self.isa = id
+        isaName = String(cString: gt_isa_name(id))
+        scratchBytes = 1 << 16
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+        nextRow = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        nextRow.initializeMemory(as: Int.self, repeating: 0, count: 1)
+    }
+
+    deinit {
+        scratch.deallocate()
+        nextRow.deallocate()
+    }
+
+    /// The ISA paths this CPU supports, best first ("scalar" last).
+    public static var supportedISAs: [String] {
+        [GT_ISA_AVX2_VNNI, GT_ISA_AVX2, GT_ISA_NEON_DOTPROD, GT_ISA_NEON, GT_ISA_SCALAR]
+            .filter { gt_isa_supported(Int32($0)) != 0 }
+            .map { String(cString: gt_isa_name(Int32($0))) }
+    }
+
+    public var name: String { pool.threadCount == 1 ? isaName : "\(isaName) x\(pool.threadCount) threads" }
+
+    public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        matmul(w, x, xStride: w.cols, y, yStride: w.rows, count: 1)
+    }
+
+    public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int,
+                       _ y: UnsafeMutablePointer<Float>, yStride: Int, count: Int) {
+        guard count > 0, w.rows > 0 else { return }
+        let type = Int32(w.type.rawValue)
+        let cols = w.cols, rows = w.rows, rowBytes = w.rowBytes, isa = self.isa
+        let actBytes = gt_activation_bytes(type, cols)
+        precondition(actBytes > 0, "\(w.name): no kernel for \(w.type) rows of \(cols) values")
+        lock.lock()
+        defer { lock.unlock() }
+        if actBytes * count > scratchBytes {
+            scratch.deallocate()
+            scratchBytes = max(actBytes * count, scratchBytes * 2)
+            scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+        }
+        gt_prepare_activations(type, x, cols, count, xStride, scratch)
+        let parts = pool.threadCount
+        if parts == 1 || rows < 32 || rows * cols * count < minimumParallelWork {
+            gt_matmul_isa(isa, type, w.base, rowBytes, cols, scratch, count, y, yStride, 0, rows)
+            return
+        }
+        // Rows are handed out in chunks from a shared counter, about 8 per thread, so a thread
+        // that gets less CPU (a busy machine) takes fewer. Chunks are multiples of 16 rows,
+        // keeping each thread's outputs on separate cache lines.
+        let chunk = max(16, ((rows + 8 * parts - 1) / (8 * parts) + 15) & ~15)
+        let counter = nextRow.assumingMemoryBound(to: Int.self)
+        gt_atomic_store(counter, 0)
+        nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
+        nonisolated(unsafe) let yp = y
+        nonisolated(unsafe) let base = w.base
+        nonisolated(unsafe) let next = counter
+        pool.run { _ in
+            while true {
+                let begin = gt_atomic_fetch_add(next, chunk)
+                if begin >= rows { break }
+                gt_matmul_isa(isa, type, base, rowBytes, cols, act, count, yp, yStride, begin, min(rows, begin + chunk))
+            }
+        }
+    }
+}
+
+/// The kernels a session uses by default for `threads` threads (0 = one per core): the SIMD
+/// kernels on the best path of this CPU. `GEMMA_TINY_KERNELS` overrides the choice: a path name
+/// ("scalar", "avx2", "neon", "neon+dotprod") forces that path of `SIMDKernels`, and
+/// "reference" selects the f32-input reference kernels (`ScalarKernels` / `ThreadedScalarKernels`).
 public func makeDefaultKernels(threads: Int = 0) -> any MatmulKernels {
     let n = threads > 0 ? threads : WorkerPool.defaultThreadCount
-    return n == 1 ? ScalarKernels() : ThreadedScalarKernels(threads: n)
+    if ProcessInfo.processInfo.environment["GEMMA_TINY_KERNELS"] == "reference" {
+        return n == 1 ? ScalarKernels() : ThreadedScalarKernels(threads: n)
+    }
+    return SIMDKernels(threads: n)
 }

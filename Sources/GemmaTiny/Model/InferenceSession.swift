@@ -1,8 +1,26 @@
 import Foundation
 import GemmaKernels
 
+/// Which predictions `InferenceSession.prefill` computes.
+public enum PrefillLogits {
+    /// None: the tokens only fill the KV cache.
+    case none
+    /// The prediction after the last token, left in `InferenceSession.logits`.
+    case last
+    /// The prediction after every token from index `from` (counted in the tokens passed) on:
+    /// `body(i, logits)` is called in order, for i in from..<tokens.count, with the `vocab`
+    /// logits that follow token i (the buffer is reused after `body` returns). The last
+    /// token's logits are also left in `InferenceSession.logits`. This is what perplexity needs.
+    case all(from: Int = 0, (_ index: Int, _ logits: UnsafeBufferPointer<Float>) -> Void)
+}
+
 /// The per-conversation half of a model: KV cache, activation buffers and the current position.
-/// Everything is allocated once, when the session is created; `forward` allocates nothing.
+///
+/// Tokens go through the layers in batches of up to `batchSize`: every matrix product of a layer
+/// runs once for the whole batch (`MatmulKernels.matmul`), so prompt processing reads each weight
+/// once per batch instead of once per token. Decoding is the same path with a batch of one.
+/// Everything is allocated once, when the session is created; `prefill` and `forward` allocate
+/// nothing (the first `.all` prefill allocates its logits rows once).
 ///
 /// A session is used from one thread at a time (it is not Sendable); the `GemmaModel` it reads
 /// is shared.
@@ -12,10 +30,15 @@ public final class InferenceSession {
     public let kernels: any MatmulKernels
     /// Positions the KV cache holds.
     public let contextLength: Int
+    /// Most tokens one pass through the layers processes (at most `contextLength`).
+    public let batchSize: Int
     /// Tokens in the KV cache: the position of the next token fed.
     public private(set) var position = 0
     /// True when the logits buffer holds the prediction after the last token fed.
     public private(set) var hasLogits = false
+
+    /// The default `batchSize`.
+    public static let defaultBatchSize = 64
 
     private let hidden: Int
     private let heads: Int
@@ -23,24 +46,32 @@ public final class InferenceSession {
     private let headDim: Int
     private let qDim: Int
     private let kvDim: Int
+    private let intermediate: Int
+    private let vocab: Int
     private let eps: Float
     private let attentionScale: Float
 
-    // Activations (f32), one token's worth.
-    private let x: UnsafeMutablePointer<Float>       // residual stream [hidden]
-    private let xn: UnsafeMutablePointer<Float>      // normed input of a block [hidden]
-    private let proj: UnsafeMutablePointer<Float>    // o_proj / down_proj output [hidden]
-    private let q: UnsafeMutablePointer<Float>       // [heads * headDim]
-    private let attn: UnsafeMutablePointer<Float>    // attention output [heads * headDim]
-    private let gate: UnsafeMutablePointer<Float>    // [intermediate]
-    private let up: UnsafeMutablePointer<Float>      // [intermediate]
+    // Activations (f32). Batch buffers hold one row per token of the batch, rows contiguous:
+    // row i of `x` is x + i * hidden, and so on.
+    private let x: UnsafeMutablePointer<Float>       // residual stream [batch][hidden]
+    private let xn: UnsafeMutablePointer<Float>      // normed input of a block [batch][hidden]
+    private let proj: UnsafeMutablePointer<Float>    // o_proj / down_proj output [batch][hidden]
+    private let q: UnsafeMutablePointer<Float>       // queries [batch][heads * headDim]
+    private let attn: UnsafeMutablePointer<Float>    // attention output [batch][heads * headDim]
+    private let gate: UnsafeMutablePointer<Float>    // [batch][intermediate]
+    private let up: UnsafeMutablePointer<Float>      // [batch][intermediate]
+    private let ropeCos: UnsafeMutablePointer<Float> // [batch][headDim / 2]: each token's rotation
+    private let ropeSin: UnsafeMutablePointer<Float>
     private let scores: UnsafeMutablePointer<Float>  // [contextLength]
     private let invFreq: UnsafeMutablePointer<Float> // [headDim / 2]
-    private let ropeCos: UnsafeMutablePointer<Float> // [headDim / 2] for the current position
-    private let ropeSin: UnsafeMutablePointer<Float>
     private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
     private let activations: UnsafeMutableRawPointer
     private let activationBytes: Int
+
+    /// Rows of logits an `.all` prefill computes per LM-head product, and their buffer
+    /// ([logitRowCapacity][vocab]), allocated by the first `.all` prefill.
+    private let logitRowCapacity: Int
+    private var logitRows: UnsafeMutablePointer<Float>?
 
     /// KV cache: per layer, [contextLength][kvDim] keys then the same for values. Reserved with
     /// MAP_NORESERVE, so only the positions actually used take memory.
@@ -51,7 +82,11 @@ public final class InferenceSession {
     /// - Parameters:
     ///   - contextLength: positions to hold; nil = the model's `max_position_embeddings`.
     ///   - kernels: the matrix products to use (default: single-threaded scalar).
-    public init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil) throws(ModelError) {
+    ///   - batchSize: most tokens per pass through the layers (prompt processing); at least 1.
+    ///     The batch buffers take about batchSize * (3 hidden + 2 q + 2 intermediate) floats.
+    public init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
+                batchSize: Int = InferenceSession.defaultBatchSize) throws(ModelError) {
+        precondition(batchSize >= 1, "batch size must be at least 1, got \(batchSize)")
         let config = model.config
         let maximum = config.maxPositionEmbeddings
         let ctx = contextLength ?? maximum
@@ -60,18 +95,25 @@ public final class InferenceSession {
         self.config = config
         self.kernels = kernels ?? ScalarKernels()
         self.contextLength = ctx
+        let batch = min(batchSize, ctx)
+        self.batchSize = batch
         hidden = config.hiddenSize
         heads = config.numAttentionHeads
         kvHeads = config.numKeyValueHeads
         headDim = config.headDim
         qDim = heads * headDim
         kvDim = kvHeads * headDim
+        intermediate = config.intermediateSize
+        vocab = config.vocabSize
         eps = Float(config.rmsNormEps)
         attentionScale = Float(1.0 / Double(headDim).squareRoot())
+        logitRowCapacity = min(batch, 8)
 
         // One block for all activations, each buffer 64-byte aligned.
-        let sizes = [hidden, hidden, hidden, qDim, qDim, config.intermediateSize, config.intermediateSize,
-                     ctx, headDim / 2, headDim / 2, headDim / 2, config.vocabSize]
+        let half = headDim / 2
+        let sizes = [batch * hidden, batch * hidden, batch * hidden, batch * qDim, batch * qDim,
+                     batch * intermediate, batch * intermediate, batch * half, batch * half,
+                     ctx, half, vocab]
         let padded = sizes.map { ($0 + 15) & ~15 }
         activationBytes = padded.reduce(0, +) * MemoryLayout<Float>.size
         activations = UnsafeMutableRawPointer.allocate(byteCount: activationBytes, alignment: 64)
@@ -82,7 +124,7 @@ public final class InferenceSession {
             buffers.append((activations + offset * MemoryLayout<Float>.size).assumingMemoryBound(to: Float.self))
             offset += n
         }
-        (x, xn, proj, q, attn, gate, up, scores, invFreq, ropeCos, ropeSin, logitsBuffer) =
+        (x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logitsBuffer) =
             (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[6], buffers[7],
              buffers[8], buffers[9], buffers[10], buffers[11])
 
@@ -99,7 +141,7 @@ public final class InferenceSession {
 
         // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32.
         let theta = Float(config.ropeTheta)
-        for i in 0..<headDim / 2 {
+        for i in 0..<half {
             let exponent = Float(2 * i) / Float(headDim)
             let power = Float(Foundation.pow(Double(theta), Double(exponent)))
             invFreq[i] = 1 / power
@@ -109,15 +151,19 @@ public final class InferenceSession {
     deinit {
         munmap(cache, cacheBytes)
         activations.deallocate()
+        logitRows?.deallocate()
     }
 
     /// Bytes of the KV cache when every position is used.
     public var kvCacheBytes: Int { cacheBytes }
 
+    /// Bytes of the activation buffers (batch buffers, scores, logits).
+    public var activationBufferBytes: Int { activationBytes + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) }
+
     /// The logits after the last token fed with `computeLogits: true` (vocab floats). The buffer
     /// is overwritten by the next `forward`; callers may modify it (samplers do).
     public var logits: UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(start: logitsBuffer, count: config.vocabSize)
+        UnsafeMutableBufferPointer(start: logitsBuffer, count: vocab)
     }
 
     /// Empties the KV cache.
@@ -137,64 +183,151 @@ public final class InferenceSession {
 
     /// Feeds `tokens` in order; logits (if asked) are those after the last one.
     public func prefill(_ tokens: some Collection<Int>, computeLogits: Bool = true) throws(InferenceError) {
-        guard tokens.count <= remainingContext else { throw .contextFull(contextLength: contextLength) }
-        var i = 0
-        for t in tokens {
-            i += 1
-            try forward(token: t, computeLogits: computeLogits && i == tokens.count)
-        }
+        try prefill(tokens, logits: computeLogits ? .last : .none)
     }
 
     /// Runs one token through the model at the current position, appends its keys and values to
     /// the cache and advances the position. With `computeLogits`, fills `logits` with the scores
     /// of the next token (the LM head is skipped otherwise: prompt tokens don't need it).
     public func forward(token: Int, computeLogits: Bool = true) throws(InferenceError) {
-        guard token >= 0, token < config.vocabSize else { throw .tokenOutOfRange(token: token, vocabularySize: config.vocabSize) }
-        guard position < contextLength else { throw .contextFull(contextLength: contextLength) }
-        hasLogits = false
-
-        // Embedding, scaled by the normaliser the converter stored (rounded as the reference does).
-        model.embedding.dequantizeRow(token, into: x)
-        let scale = config.embeddingScale
-        for i in 0..<hidden { x[i] *= scale }
-
-        setRotation(position: position)
-        switch model.architecture {
-        case .gemma:
-            for layer in model.layers { runGemmaLayer(layer) }
-        }
-
-        position += 1
-        guard computeLogits else { return }
-        rmsNorm(x, model.finalNorm, into: xn)
-        kernels.matvec(model.embedding, xn, logitsBuffer)
-        hasLogits = true
+        try prefill(CollectionOfOne(token), logits: computeLogits ? .last : .none)
     }
 
-    // MARK: - Gemma 1 layer
+    /// Feeds `tokens` in order, `batchSize` at a time, and computes the logits `logits` asks for.
+    /// Every token is checked before any is fed: on an error the session is unchanged. An empty
+    /// collection changes nothing.
+    public func prefill(_ tokens: some Collection<Int>, logits request: PrefillLogits) throws(InferenceError) {
+        for t in tokens where t < 0 || t >= vocab { throw .tokenOutOfRange(token: t, vocabularySize: vocab) }
+        let count = tokens.count
+        guard count <= remainingContext else { throw .contextFull(contextLength: contextLength) }
+        guard count > 0 else { return }
+        hasLogits = false
 
-    private func runGemmaLayer(_ w: LayerWeights) {
-        let kCache = cache + w.index * layerStride + position * kvDim
-        let vCache = cache + w.index * layerStride + contextLength * kvDim + position * kvDim
+        var next = tokens.startIndex
+        var done = 0
+        while done < count {
+            let n = min(batchSize, count - done)
+            for i in 0..<n {
+                embed(tokens[next], row: i)
+                next = tokens.index(after: next)
+            }
+            forwardBatch(count: n)
+            let isLast = done + n == count
+            switch request {
+            case .none:
+                break
+            case .last:
+                if isLast {
+                    lmHead(rows: (n - 1)..<n, into: logitsBuffer)
+                    hasLogits = true
+                }
+            case .all(let from, let body):
+                allLogits(batchStart: done, count: n, from: from, isLast: isLast, body)
+            }
+            done += n
+        }
+    }
+
+    // MARK: - The forward pass
+
+    /// Row `row` of the batch = the token's embedding, scaled by the normaliser the converter
+    /// stored (rounded as the reference rounds it).
+    private func embed(_ token: Int, row: Int) {
+        let xi = x + row * hidden
+        model.embedding.dequantizeRow(token, into: xi)
+        let scale = config.embeddingScale
+        for j in 0..<hidden { xi[j] *= scale }
+    }
+
+    /// Runs the `n` embedded rows of the batch, at positions position..<position+n, through every
+    /// layer: their keys and values join the cache, and `x` holds their final hidden states.
+    private func forwardBatch(count n: Int) {
+        for i in 0..<n { setRotation(row: i, position: position + i) }
+        switch model.architecture {
+        case .gemma:
+            for layer in model.layers { runGemmaLayer(layer, count: n) }
+        }
+        position += n
+    }
+
+    private func runGemmaLayer(_ w: LayerWeights, count n: Int) {
+        // This layer's cache: keys [contextLength][kvDim], then values. The batch's keys and
+        // values are written straight into their rows.
+        let keys = cache + w.index * layerStride
+        let values = keys + contextLength * kvDim
+        let newKeys = keys + position * kvDim
+        let newValues = values + position * kvDim
 
         // Attention block.
-        rmsNorm(x, w.inputNorm, into: xn)
-        kernels.matvec(w.qProj, xn, q)
-        kernels.matvec(w.kProj, xn, kCache)
-        kernels.matvec(w.vProj, xn, vCache)
-        for h in 0..<heads { rotate(q + h * headDim) }
-        for h in 0..<kvHeads { rotate(kCache + h * headDim) }
-        attend(layer: w.index)
-        kernels.matvec(w.oProj, attn, proj)
-        for i in 0..<hidden { x[i] += proj[i] }
+        for i in 0..<n { rmsNorm(x + i * hidden, w.inputNorm, into: xn + i * hidden) }
+        matmul(w.qProj, xn, q, count: n)
+        matmul(w.kProj, xn, newKeys, count: n)
+        matmul(w.vProj, xn, newValues, count: n)
+        for i in 0..<n {
+            for h in 0..<heads { rotate(q + i * qDim + h * headDim, row: i) }
+            for h in 0..<kvHeads { rotate(newKeys + i * kvDim + h * headDim, row: i) }
+        }
+        // Causal: token i of the batch, at position + i, sees positions 0...position + i.
+        for i in 0..<n {
+            attend(q + i * qDim, length: position + i + 1, keys: keys, values: values, into: attn + i * qDim)
+        }
+        matmul(w.oProj, attn, proj, count: n)
+        add(proj, into: x, count: n * hidden)
 
         // MLP block: down(gelu_tanh(gate(x)) * up(x)).
-        rmsNorm(x, w.postAttentionNorm, into: xn)
-        kernels.matvec(w.gateProj, xn, gate)
-        kernels.matvec(w.upProj, xn, up)
-        geluTanhMultiply(gate, up, count: config.intermediateSize)
-        kernels.matvec(w.downProj, gate, proj)
-        for i in 0..<hidden { x[i] += proj[i] }
+        for i in 0..<n { rmsNorm(x + i * hidden, w.postAttentionNorm, into: xn + i * hidden) }
+        matmul(w.gateProj, xn, gate, count: n)
+        matmul(w.upProj, xn, up, count: n)
+        gt_gelu_tanh_mul(gate, up, n * intermediate)
+        matmul(w.downProj, gate, proj, count: n)
+        add(proj, into: x, count: n * hidden)
+    }
+
+    /// Final norm and LM head (the tied embedding) for batch rows `rows`: the logits of row
+    /// rows.lowerBound + k go to out + k * vocab.
+    private func lmHead(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        for (k, r) in rows.enumerated() { rmsNorm(x + r * hidden, model.finalNorm, into: xn + k * hidden) }
+        matmul(model.embedding, xn, out, count: rows.count)
+    }
+
+    /// The `.all` request for one batch (tokens batchStart..<batchStart+n of the prefill).
+    private func allLogits(batchStart: Int, count n: Int, from: Int, isLast: Bool,
+                           _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        let rowsOut: UnsafeMutablePointer<Float>
+        if let r = logitRows {
+            rowsOut = r
+        } else {
+            rowsOut = .allocate(capacity: logitRowCapacity * vocab)
+            logitRows = rowsOut
+        }
+        var r = max(from - batchStart, 0)
+        let scored = r < n
+        while r < n {
+            let k = min(logitRowCapacity, n - r)
+            lmHead(rows: r..<(r + k), into: rowsOut)
+            for j in 0..<k { body(batchStart + r + j, UnsafeBufferPointer(start: rowsOut + j * vocab, count: vocab)) }
+            r += k
+            if r == n && isLast { logitsBuffer.update(from: rowsOut + (k - 1) * vocab, count: vocab) }
+        }
+        if isLast {
+            if !scored { lmHead(rows: (n - 1)..<n, into: logitsBuffer) }
+            hasLogits = true
+        }
+    }
+
+    /// Y = X W^T for `count` rows (rows of X and Y contiguous); a single row is a matvec.
+    private func matmul(_ w: WeightMatrix, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                        count: Int) {
+        if count == 1 {
+            kernels.matvec(w, input, output)
+        } else {
+            kernels.matmul(w, input, xStride: w.cols, output, yStride: w.rows, count: count)
+        }
+    }
+
+    /// x += y.
+    private func add(_ y: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] += y[i] }
     }
 
     /// x / sqrt(mean(x^2) + eps) * (1 + w), in f32 (the sum of squares in f64).
@@ -208,68 +341,38 @@ public final class InferenceSession {
         }
     }
 
-    /// cos/sin of position * inv_freq (the product in f32, as transformers forms it).
-    private func setRotation(position: Int) {
+    /// cos/sin of position * inv_freq for batch row `row` (the product in f32, as transformers
+    /// forms it).
+    private func setRotation(row: Int, position: Int) {
+        let half = headDim / 2
         let p = Float(position)
-        for i in 0..<headDim / 2 {
+        for i in 0..<half {
             let angle = Double(p * invFreq[i])
-            ropeCos[i] = Float(Foundation.cos(angle))
-            ropeSin[i] = Float(Foundation.sin(angle))
+            ropeCos[row * half + i] = Float(Foundation.cos(angle))
+            ropeSin[row * half + i] = Float(Foundation.sin(angle))
         }
     }
 
-    /// Rotate-half RoPE on one head: pairs (i, i + d/2).
-    private func rotate(_ v: UnsafeMutablePointer<Float>) {
+    /// Rotate-half RoPE on one head of batch row `row`: pairs (i, i + d/2).
+    private func rotate(_ v: UnsafeMutablePointer<Float>, row: Int) {
         let half = headDim / 2
+        let cos = ropeCos + row * half, sin = ropeSin + row * half
         for i in 0..<half {
             let a = v[i], b = v[i + half]
-            let c = ropeCos[i], s = ropeSin[i]
-            v[i] = a * c - b * s
-            v[i + half] = b * c + a * s
+            v[i] = a * cos[i] - b * sin[i]
+            v[i + half] = b * cos[i] + a * sin[i]
         }
     }
 
-    /// Causal grouped-query attention of the current token over positions 0...position.
-    private func attend(layer: Int) {
-        let keys = UnsafePointer(cache + layer * layerStride)
-        let values = UnsafePointer(cache + layer * layerStride + contextLength * kvDim)
+    /// Grouped-query attention of one token's queries over cache positions 0..<length: each
+    /// query head uses the key/value head of its group.
+    private func attend(_ query: UnsafePointer<Float>, length: Int, keys: UnsafePointer<Float>,
+                        values: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         let group = heads / kvHeads
-        let n = position + 1
         for h in 0..<heads {
-            let qh = UnsafePointer(q + h * headDim)
-            let kvOffset = (h / group) * headDim
-            var maxScore = -Float.infinity
-            for t in 0..<n {
-                let k = keys + t * kvDim + kvOffset
-                var dot: Float = 0
-                for i in 0..<headDim { dot += qh[i] * k[i] }
-                let s = dot * attentionScale
-                scores[t] = s
-                if s > maxScore { maxScore = s }
-            }
-            var sum: Float = 0
-            for t in 0..<n {
-                let e = expf(scores[t] - maxScore)
-                scores[t] = e
-                sum += e
-            }
-            let out = attn + h * headDim
-            out.update(repeating: 0, count: headDim)
-            for t in 0..<n {
-                let p = scores[t] / sum
-                let v = values + t * kvDim + kvOffset
-                for i in 0..<headDim { out[i] += p * v[i] }
-            }
-        }
-    }
-
-    /// gate = gelu_tanh(gate) * up, in f32.
-    private func geluTanhMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        let c: Float = 0.7978845608028654 // sqrt(2 / pi)
-        for i in 0..<count {
-            let g = gate[i]
-            let inner = c * (g + 0.044715 * g * g * g)
-            gate[i] = 0.5 * g * (1 + tanhf(inner)) * up[i]
+            let kv = (h / group) * headDim
+            gt_attention_head(query + h * headDim, keys + kv, values + kv, kvDim, length, headDim,
+                              attentionScale, scores, out + h * headDim)
         }
     }
 }

@@ -1,0 +1,73 @@
+// Private to the kernels: the prepared-activation layout and the per-ISA kernel tables.
+// Not part of the public header (Swift never sees this file).
+#ifndef GEMMA_MATMUL_INTERNAL_H
+#define GEMMA_MATMUL_INTERNAL_H
+
+#include "gemma_kernels.h"
+#include <string.h>
+
+// ---- prepared activations ----
+//
+// One prepared vector takes gt_activation_bytes(type, cols) bytes (a multiple of 64); vector t
+// of a batch starts at t times that. Its layout depends only on the weight type, never on the ISA,
+// so any path can consume what gt_prepare_activations wrote.
+//
+// f32 / bf16 weights: `cols` f32 values, copied as they are (no rounding).
+// q8 / q4 weights (cols = nb * 32), three arrays back to back:
+//   int8  q[nb * 32]  block b holds round_even(x * 127 / amax_b), in [-127, 127]
+//   float d[nb]       amax_b / 127: element i of block b is approximately d[b] * q[i]
+//   int32 c[nb]       -2 x the sum of block b's 32 q values: the q4 weights' -8 offset spread over
+//                     4 int32 lanes (4 x -2 x sum = -8 x sum), ready to load as an accumulator's start
+
+static inline size_t gt_round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static inline int gt_is_quantized(int type) { return type == GT_Q8 || type == GT_Q4; }
+
+static inline size_t gt_act_stride(int type, size_t cols) {
+    if (gt_is_quantized(type)) return gt_round64(cols / GT_BLOCK * (GT_BLOCK + 8));
+    return gt_round64(cols * sizeof(float));
+}
+
+static inline const int8_t *gt_act_q(const void *act) { return (const int8_t *)act; }
+static inline const float *gt_act_d(const void *act, size_t nb) {
+    return (const float *)((const uint8_t *)act + nb * GT_BLOCK);
+}
+static inline const int32_t *gt_act_c(const void *act, size_t nb) {
+    return (const int32_t *)((const uint8_t *)act + nb * (GT_BLOCK + 4));
+}
+
+static inline float gt_load_f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return gt_f16_to_f32(h);
+}
+
+// ---- kernel tables ----
+//
+// One kernel per storage type and ISA. Same contract as gt_matmul, with `act_stride` =
+// gt_act_stride(type, cols). A kernel computes every row with the same sequence of operations
+// whatever the row range and batch size, so results do not depend on how rows are split across
+// threads or tokens across calls.
+typedef void (*gt_matmul_fn)(const uint8_t *w, size_t row_stride, size_t cols,
+                             const uint8_t *act, size_t act_stride, size_t count,
+                             float *y, size_t y_stride, size_t row_begin, size_t row_end);
+
+typedef struct {
+    const char *name;
+    gt_matmul_fn fn[4];  // indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4
+} gt_kernel_table;
+
+extern const gt_kernel_table gt_kernels_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const gt_kernel_table gt_kernels_avx2;
+extern const gt_kernel_table gt_kernels_avxvnni;
+int gt_cpu_has_avx2(void);
+int gt_cpu_has_avxvnni(void);
+#endif
+#if defined(__aarch64__)
+extern const gt_kernel_table gt_kernels_neon;
+extern const gt_kernel_table gt_kernels_neon_dotprod;
+int gt_cpu_has_dotprod(void);
+#endif
+
+#endif

@@ -1,0 +1,75 @@
+// The forward pass's vector math besides the matrix products: see gemma_ops.h.
+#include "gemma_ops.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+float gt_dot_f32(const float *restrict a, const float *restrict b, size_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    }
+    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+void gt_attention_head(const float *restrict q, const float *restrict keys, const float *restrict values,
+                       size_t stride, size_t n, size_t head_dim, float scale, float *restrict scores,
+                       float *restrict out) {
+    // scores = q . k_t * scale
+    float max = -INFINITY;
+    for (size_t t = 0; t < n; t++) {
+        float s = gt_dot_f32(q, keys + t * stride, head_dim) * scale;
+        scores[t] = s;
+        if (s > max) max = s;
+    }
+    // p = softmax(scores)
+    float sum = 0;
+    for (size_t t = 0; t < n; t++) {
+        float e = expf(scores[t] - max);
+        scores[t] = e;
+        sum += e;
+    }
+    // out = sum_t p[t] v_t
+    memset(out, 0, head_dim * sizeof(float));
+    for (size_t t = 0; t < n; t++) {
+        const float p = scores[t] / sum;
+        const float *restrict v = values + t * stride;
+        for (size_t i = 0; i < head_dim; i++) out[i] += p * v[i];
+    }
+}
+
+/// exp(x) for x in [-87, 88] (clamped outside), within 2 ulp: exp(x) = 2^n exp(r) with
+/// n = round(x / ln 2), |r| <= ln(2) / 2, exp(r) by Cephes' degree-7 polynomial. Branch-free,
+/// so loops calling it vectorize.
+static inline float gt_expf(float x) {
+    x = fminf(fmaxf(x, -87.0f), 88.0f);
+    const float shift = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
+    const float n = (x * 1.44269504088896341f + shift) - shift;
+    float r = x - n * 0.693359375f;   // ln 2 in two parts, so that r is exact
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;  // 2^n
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+void gt_gelu_tanh_mul(float *restrict gate, const float *restrict up, size_t n) {
+    // 0.5 g (1 + tanh(u)) = g sigmoid(2u) = g / (1 + exp(-2u)): the same function, without
+    // the cancellation of 1 + tanh(u) for negative u, and vectorizable (no libm call).
+    const float c = 0.7978845608028654f;  // sqrt(2 / pi)
+    for (size_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        const float u = c * (g + 0.044715f * g * g * g);
+        gate[i] = g / (1.0f + gt_expf(-2.0f * u)) * up[i];
+    }
+}

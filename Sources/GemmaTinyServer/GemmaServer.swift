@@ -1,0 +1,222 @@
+import Foundation
+import GemmaTiny
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// Settings of a ``GemmaServer``.
+public struct GemmaServerConfiguration: Sendable {
+    /// Where the server listens.
+    public enum Address: Sendable, Equatable {
+        /// A TCP host and port; port 0 picks a free port (reported to `onRunning`).
+        case tcp(host: String, port: Int)
+        /// A Unix domain socket. A stale socket file at the path is replaced; the file is
+        /// removed when the server stops.
+        case unixSocket(path: String)
+    }
+
+    public var address: Address
+    /// Generation slots: sessions serving requests at the same time, their tokens interleaved
+    /// on the engine's compute thread.
+    public var parallel: Int
+    /// Requests that may wait for a slot; one more gets 429.
+    public var maxQueue: Int
+    /// Largest request body accepted; a larger one gets 413.
+    public var maxBodyBytes: Int
+    /// On SIGTERM / SIGINT (or ``GemmaServer/shutdown()``): how long running requests may take
+    /// to finish before they are cancelled. New requests are refused (503) meanwhile.
+    public var shutdownGracePeriod: Duration
+    /// Context length of the server's sessions; nil = the engine's default.
+    public var contextLength: Int?
+    /// Sampling used for fields a request leaves out.
+    public var defaultSampling: SamplingOptions
+    /// `max_tokens` of a chat request that gives none (nil = until the end of the turn or of
+    /// the context). `/v1/completions` defaults to 16, as OpenAI's API does.
+    public var defaultChatMaxTokens: Int?
+    /// `max_tokens` of a completions request that gives none.
+    public var defaultCompletionMaxTokens: Int?
+
+    public init(address: Address = .tcp(host: "127.0.0.1", port: 8080), parallel: Int = 2, maxQueue: Int = 8,
+                maxBodyBytes: Int = 1 << 20, shutdownGracePeriod: Duration = .seconds(10), contextLength: Int? = nil,
+                defaultSampling: SamplingOptions = SamplingOptions(), defaultChatMaxTokens: Int? = nil,
+                defaultCompletionMaxTokens: Int? = 16) {
+        self.address = address
+        self.parallel = parallel
+        self.maxQueue = maxQueue
+        self.maxBodyBytes = maxBodyBytes
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.contextLength = contextLength
+        self.defaultSampling = defaultSampling
+        self.defaultChatMaxTokens = defaultChatMaxTokens
+        self.defaultCompletionMaxTokens = defaultCompletionMaxTokens
+    }
+}
+
+/// Where a running server listens.
+public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String?
+    public var port: Int?
+    public var unixSocketPath: String?
+
+    public var description: String {
+        if let unixSocketPath { return "unix:\(unixSocketPath)" }
+        let h = host.map { $0.contains(":") ? "[\($0)]" : $0 } ?? "?"
+        return "http://\(h):\(port ?? 0)"
+    }
+}
+
+/// An OpenAI-compatible HTTP server over a ``GemmaEngine`` (Hummingbird 2):
+///
+/// - `POST /v1/chat/completions`, `POST /v1/completions`: JSON, or server-sent events with
+///   `"stream": true` (`data: {...}` chunks, then `data: [DONE]`).
+/// - `GET /v1/models`, `GET /v1/models/{id}`: the one model, named after its file.
+/// - `GET /health`: `{"status":"ok", ...}` with slot and queue counts; 503 while shutting down.
+///
+/// Errors are OpenAI-shaped JSON (`{"error":{"message","type","param","code"}}`): 400 for
+/// malformed JSON or fields, 404 for another model or path, 413 for a body over the limit, 429
+/// when the queue is full, 503 while shutting down. A client that disconnects cancels its
+/// generation (within one token) and frees its slot.
+public final class GemmaServer: Sendable {
+    public let engine: GemmaEngine
+    public let configuration: GemmaServerConfiguration
+    let pool: SessionPool
+    let logger: Logger
+    let modelCreated: Int
+    private let draining = Atomic<Bool>(false)
+    private let group = Mutex<ServiceGroup?>(nil)
+    private let shutdownRequested = Atomic<Bool>(false)
+
+    public init(engine: GemmaEngine, configuration: GemmaServerConfiguration = GemmaServerConfiguration(),
+                logger: Logger = Logger(label: "gemma-tiny.server")) {
+        self.engine = engine
+        self.configuration = configuration
+        self.logger = logger
+        pool = SessionPool(engine: engine, capacity: configuration.parallel, maxQueue: configuration.maxQueue,
+                           contextLength: configuration.contextLength)
+        let attributes = try? FileManager.default.attributesOfItem(atPath: engine.path)
+        modelCreated = Int((attributes?[.modificationDate] as? Date ?? Date()).timeIntervalSince1970)
+    }
+
+    /// The model id clients name in `model` (the file name without its extension).
+    public var modelId: String { engine.name }
+
+    /// Context length of the server's sessions.
+    public var contextLength: Int { configuration.contextLength ?? engine.defaultContextLength }
+
+    /// Runs until shut down: by one of `gracefulShutdownSignals`, by ``shutdown()``, or by
+    /// cancelling the calling task. Shutdown is graceful: new requests get 503, running ones
+    /// get ``GemmaServerConfiguration/shutdownGracePeriod`` to finish, then are cancelled.
+    ///
+    /// - Parameter onRunning: called once the server listens, with its address (the actual
+    ///   port when port 0 was asked for).
+    public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+                    onRunning: @escaping @Sendable (ServerAddress) async -> Void = { _ in }) async throws {
+        let bind: BindAddress
+        switch configuration.address {
+        case .tcp(let host, let port):
+            bind = .hostname(host, port: port)
+        case .unixSocket(let path):
+            try Self.removeStaleSocket(path)
+            bind = .unixDomainSocket(path: path)
+        }
+        defer {
+            if case .unixSocket(let path) = configuration.address { try? Self.removeStaleSocket(path) }
+        }
+        let router = Router(context: ServerRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        addRoutes(to: router)
+        let app = Application(
+            router: router,
+            configuration: .init(address: bind, serverName: "gemma-tiny"),
+            onServerRunning: { channel in
+                await onRunning(Self.address(of: channel))
+            },
+            logger: logger)
+        let drain = DrainService(server: self)
+        // Services shut down in reverse order: the drain first (refuse new work, let running
+        // requests finish, then cancel them), then the HTTP server.
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [app, drain], gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
+        group.withLock { $0 = serviceGroup }
+        if shutdownRequested.load(ordering: .acquiring) { await serviceGroup.triggerGracefulShutdown() }
+        try await serviceGroup.run()
+    }
+
+    /// Starts a graceful shutdown of a running server (as SIGTERM does); `run` then returns.
+    public func shutdown() async {
+        shutdownRequested.store(true, ordering: .releasing)
+        if let g = group.withLock({ $0 }) { await g.triggerGracefulShutdown() }
+    }
+
+    /// True from the start of a shutdown: new generation requests get 503.
+    public var isDraining: Bool { draining.load(ordering: .acquiring) }
+
+    /// Refuses new work, waits up to the grace period for running requests, then cancels them
+    /// and waits (briefly) for them to end.
+    func drain() async {
+        draining.store(true, ordering: .releasing)
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.shutdownGracePeriod
+        func idle() -> Bool { let l = pool.load; return l.busy == 0 && l.waiting == 0 }
+        if Task.isCancelled {
+            engine.cancelAll()
+            return
+        }
+        while !idle() && clock.now < deadline && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) }
+        if !idle() {
+            let l = pool.load
+            logger.notice("shutdown: cancelling \(l.busy) running and \(l.waiting) waiting requests")
+            engine.cancelAll()
+            let hardDeadline = clock.now + .seconds(5)
+            while !idle() && clock.now < hardDeadline && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+    }
+
+    static func removeStaleSocket(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ServerError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        unlink(path)
+    }
+
+    static func address(of channel: any Channel) -> ServerAddress {
+        guard let a = channel.localAddress else { return ServerAddress() }
+        switch a {
+        case .unixDomainSocket: return ServerAddress(unixSocketPath: a.pathname)
+        default: return ServerAddress(host: a.ipAddress, port: a.port)
+        }
+    }
+}
+
+/// A startup problem (bad socket path...).
+public struct ServerError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Waits for the group's graceful shutdown, then drains the server.
+private struct DrainService: Service {
+    let server: GemmaServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.drain()
+    }
+}
+
+/// The request context: Hummingbird's basics plus the connection, to notice a client that
+/// goes away.
+struct ServerRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import GemmaTiny
+import GemmaTinyServer
+import Synchronization
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the model over HTTP with an OpenAI-compatible API.",
+        discussion: """
+        Endpoints: POST /v1/chat/completions and POST /v1/completions (JSON, or server-sent \
+        events with "stream": true), GET /v1/models, GET /health. The model id is the file name \
+        without its extension (or --model-id). Up to --parallel requests generate at once, their \
+        tokens interleaved; up to --max-queue more wait for a slot, and further requests get 429. \
+        A client that disconnects cancels its generation. SIGTERM or SIGINT shuts down \
+        gracefully: new requests get 503, running ones get --shutdown-grace seconds to finish, \
+        then are cancelled. The sampling flags set the defaults for fields a request leaves out.
+
+        Examples:
+          gemma-tiny serve -m gemma-2b-it.gtm --port 8080
+          gemma-tiny serve -m gemma-2b-it.gtm --unix-socket /run/gemma-tiny/api.sock
+          curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
+            -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":64}'
+        """
+    )
+
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Sampling defaults") var sampling: SamplingFlags
+
+    @Option(name: .long, help: ArgumentHelp("Address to listen on.", valueName: "host"))
+    var host: String = "127.0.0.1"
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("TCP port (0 = any free port).", valueName: "n"))
+    var port: Int = 8080
+
+    @Option(name: .customLong("unix-socket"), help: ArgumentHelp("Listen on this Unix domain socket instead of TCP.", valueName: "path"))
+    var unixSocket: String?
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Requests generating at the same time (each has its own KV cache).", valueName: "n"))
+    var parallel: Int = 2
+
+    @Option(name: .customLong("max-queue"), parsing: .unconditional, help: ArgumentHelp("Requests that may wait for a free slot; more get 429.", valueName: "n"))
+    var maxQueue: Int = 8
+
+    @Option(name: .customLong("max-body"), parsing: .unconditional, help: ArgumentHelp("Largest request body in bytes; larger ones get 413.", valueName: "bytes"))
+    var maxBody: Int = 1 << 20
+
+    @Option(name: .customLong("shutdown-grace"), parsing: .unconditional, help: ArgumentHelp("Seconds running requests get to finish on shutdown.", valueName: "s"))
+    var shutdownGrace: Double = 10
+
+    @Option(name: .customLong("model-id"), help: ArgumentHelp("Model id for the API (default: the file name without its extension).", valueName: "id"))
+    var modelId: String?
+
+    @Option(name: .customLong("prefill-chunk"), parsing: .unconditional, help: ArgumentHelp("Prompt tokens per scheduling step.", valueName: "n"))
+    var prefillChunk: Int = 16
+
+    func validate() throws {
+        if unixSocket == nil && !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535, got \(port)") }
+        if parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
+        if maxQueue < 0 { throw ValidationError("--max-queue must be >= 0, got \(maxQueue)") }
+        if maxBody < 1 { throw ValidationError("--max-body must be at least 1, got \(maxBody)") }
+        if !(shutdownGrace >= 0) { throw ValidationError("--shutdown-grace must be >= 0, got \(shutdownGrace)") }
+        if prefillChunk < 1 { throw ValidationError("--prefill-chunk must be at least 1, got \(prefillChunk)") }
+        if let unixSocket, unixSocket.isEmpty { throw ValidationError("--unix-socket needs a path") }
+    }
+
+    func run() throws {
+        let (gemma, loadSeconds) = try model.load()
+        let engine: GemmaEngine
+        do {
+            engine = try GemmaEngine(model: gemma, options: GemmaEngine.Options(
+                threads: model.threads ?? 0, contextLength: model.context(for: gemma),
+                maxConcurrentGenerations: parallel, prefillChunkSize: prefillChunk,
+                name: modelId ?? GemmaEngine.modelName(forPath: model.model)))
+        } catch {
+            throw CLIError.message(error.description)
+        }
+        let address: GemmaServerConfiguration.Address =
+            unixSocket.map { .unixSocket(path: $0) } ?? .tcp(host: host, port: port)
+        let server = GemmaServer(engine: engine, configuration: GemmaServerConfiguration(
+            address: address, parallel: parallel, maxQueue: maxQueue, maxBodyBytes: maxBody,
+            shutdownGracePeriod: .milliseconds(Int64(shutdownGrace * 1000)), defaultSampling: sampling.options))
+        if model.verbose {
+            printNote(String(format: "load time: %.0f ms; context %d tokens; kernels: %@", loadSeconds * 1000,
+                             engine.defaultContextLength, engine.kernels.name))
+        }
+
+        let failure = Mutex<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let verbose = model.verbose
+        let id = server.modelId
+        // Detached: the main thread blocks below until the server has stopped.
+        Task.detached {
+            do {
+                try await server.run { address in
+                    printNote("serving \(id) on \(address)" + (verbose ? " (Ctrl-C to stop)" : ""))
+                }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            await engine.shutdown()
+            done.signal()
+        }
+        done.wait()
+        if let message = failure.withLock({ $0 }) { throw CLIError.message("serve: \(message)") }
+    }
+}

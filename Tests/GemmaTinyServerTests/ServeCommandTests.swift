@@ -1,0 +1,146 @@
+import Foundation
+import Synchronization
+import XCTest
+
+/// The `gemma-tiny serve` command itself: a real process, real signals.
+final class ServeCommandTests: XCTestCase {
+    /// The built `gemma-tiny` next to the test bundle (or $GEMMA_TINY_BIN).
+    static func binary() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["GEMMA_TINY_BIN"] { return path }
+        var candidates: [URL] = [Bundle.main.bundleURL]
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
+        }
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        for dir in candidates {
+            var d = dir
+            for _ in 0..<4 {
+                let path = d.appendingPathComponent("gemma-tiny").path
+                if FileManager.default.isExecutableFile(atPath: path) { return path }
+                d = d.deletingLastPathComponent()
+            }
+        }
+        throw XCTSkip("gemma-tiny executable not found next to the tests; build it (swift build) or set GEMMA_TINY_BIN")
+    }
+
+    /// A running `gemma-tiny serve`, its stderr collected as it comes.
+    final class ServeProcess: @unchecked Sendable {
+        let process = Process()
+        final class Text: Sendable {
+            let value = Mutex("")
+        }
+        private let errors = Text()
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: try ServeCommandTests.binary())
+            process.arguments = ["serve"] + arguments
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            err.fileHandleForReading.readabilityHandler = { [errors] handle in
+                let data = handle.availableData
+                if !data.isEmpty { errors.value.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+            }
+            try process.run()
+        }
+
+        var stderr: String { errors.value.withLock { $0 } }
+
+        /// The address from the "serving <model> on <address>" line.
+        func waitForAddress(seconds: Double = 30) async -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline && process.isRunning {
+                for line in stderr.split(separator: "\n") where line.hasPrefix("serving ") {
+                    if let range = line.range(of: " on ") { return String(line[range.upperBound...]) }
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return nil
+        }
+
+        func waitForExit(seconds: Double = 20) async -> Int32? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            if process.isRunning {
+                process.terminate()
+                return nil
+            }
+            return process.terminationStatus
+        }
+    }
+
+    var modelPath: String!
+
+    override func setUpWithError() throws {
+        modelPath = try ServerFixtures.model().file.path
+        _ = try Self.binary()
+    }
+
+    /// Serves on an ephemeral port; SIGTERM lets the running request finish, then exits 0.
+    func testServeCommandServesAndShutsDownOnSIGTERM() async throws {
+        let serve = try ServeProcess(["-m", modelPath, "--port", "0", "-t", "1", "--temp", "0", "--shutdown-grace", "5"])
+        let address = await serve.waitForAddress()
+        let base = try XCTUnwrap(address, serve.stderr)
+        XCTAssertTrue(base.hasPrefix("http://127.0.0.1:"), base)
+        let port = try XCTUnwrap(Int(base.split(separator: ":").last ?? ""))
+        XCTAssertNotEqual(port, 0)
+
+        let health = try RawConnection(port: port)
+        health.send(method: "GET", path: "/health")
+        XCTAssertTrue(health.read { $0.contains("\"model\":\"tiny-gemma\"") }, health.received)
+        health.close()
+
+        let stream = try RawConnection(port: port)
+        stream.send(path: "/v1/chat/completions",
+                    body: #"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":20,"stream":true}"#)
+        XCTAssertTrue(stream.read { $0.contains("data: ") })
+        kill(serve.process.processIdentifier, SIGTERM)
+        XCTAssertTrue(stream.read { $0.contains("data: [DONE]") }, stream.received)
+        XCTAssertTrue(stream.received.contains("\"finish_reason\":\""), stream.received)
+        stream.close()
+        let status = await serve.waitForExit()
+        XCTAssertEqual(status, 0, serve.stderr)
+    }
+
+    /// A Unix socket; SIGINT stops the server and removes the socket file.
+    func testServeCommandOnUnixSocketStopsOnSIGINT() async throws {
+        let path = ServerFixtures.tempDir + "/cli-\(getpid()).sock"
+        let serve = try ServeProcess(["-m", modelPath, "--unix-socket", path, "-t", "1", "--model-id", "pocket"])
+        let address = await serve.waitForAddress()
+        XCTAssertEqual(address, "unix:\(path)", serve.stderr)
+        let c = try RawConnection(unixSocket: path)
+        c.send(method: "GET", path: "/v1/models")
+        XCTAssertTrue(c.read { $0.contains("\"id\":\"pocket\"") }, c.received)
+        c.close()
+        kill(serve.process.processIdentifier, SIGINT)
+        let status = await serve.waitForExit()
+        XCTAssertEqual(status, 0, serve.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+
+    /// Bad arguments and a missing model: one `error:` line, a non-zero exit, nothing served.
+    func testServeCommandErrors() async throws {
+        for (arguments, expected) in [
+            (["-m", "/nonexistent/model.gtm", "--port", "0"], "/nonexistent/model.gtm"),
+            (["-m", modelPath!, "--parallel", "0"], "--parallel"),
+            (["-m", modelPath!, "--port", "70000"], "--port"),
+        ] {
+            let serve = try ServeProcess(arguments)
+            let status = await serve.waitForExit()
+            XCTAssertNotNil(status)
+            XCTAssertNotEqual(status, 0, "\(arguments)")
+            XCTAssertTrue(serve.stderr.contains("error:") && serve.stderr.contains(expected), serve.stderr)
+        }
+        // A port already in use.
+        let first = try ServeProcess(["-m", modelPath, "--port", "0", "-t", "1"])
+        let address = await first.waitForAddress()
+        let port = try XCTUnwrap(address?.split(separator: ":").last.map(String.init))
+        let second = try ServeProcess(["-m", modelPath, "--port", port, "-t", "1"])
+        let status = await second.waitForExit()
+        XCTAssertNotNil(status)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(second.stderr.contains("error:"), second.stderr)
+        kill(first.process.processIdentifier, SIGTERM)
+        _ = await first.waitForExit()
+    }
+}

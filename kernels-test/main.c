@@ -1,0 +1,377 @@
+// Test driver for the matrix-product kernels, in plain C so that it runs anywhere the kernels
+// compile: natively on x86-64 (AVX2 and scalar paths) and cross-compiled for AArch64 under
+// qemu-aarch64 (NEON, NEON+dotprod and scalar paths). See scripts/test-arm.sh.
+//
+// Every ISA path this CPU supports is checked against the scalar reference gt_dot_scalar
+// (f32 inputs, one dot product at a time) on random data:
+//   - f32 / bf16: |y - ref| <= 2e-5 * sum |w x| (both sides differ only in f32 summation order;
+//     each is within ~1e-6 of the exact value at these lengths, 2e-5 leaves a wide margin);
+//   - q8 / q4: |y - ref| <= sum over blocks (max|x| / 254) * sum |w| (+1e-5 * sum |w x| for
+//     rounding): rounding an input to the nearest of 255 levels moves it by at most half a step,
+//     max|x| / 254, and nothing else differs (int8 x int8 products are exact);
+//   - every SIMD path against the portable scalar path of gt_matmul with the same prepared
+//     inputs: only the f32 summation order differs, |diff| <= 1e-5 * sum |w x|;
+//   - a batch of `count` tokens equals `count` single-token calls bit for bit, and a row range
+//     [begin, end) equals the same rows of a full call bit for bit, with nothing written outside;
+//   - input preparation: block maxima map to +-127 and every value rounds within half a step.
+//
+// Usage: kernels-test [--expect-isa NAME] [--quick]
+//   --expect-isa NAME  also fail unless the automatically chosen path is NAME
+//   --quick            fewer, smaller shapes (for slow emulation)
+// Prints one line per failure and a final "N passed, M failed"; exits 1 on any failure.
+#include "gemma_kernels.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void check(int ok, const char *fmt, ...) {
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    if (failed <= 40) {
+        va_list ap;
+        va_start(ap, fmt);
+        printf("FAIL: ");
+        vprintf(fmt, ap);
+        printf("\n");
+        va_end(ap);
+    }
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static float rng_float(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+
+static const char *type_name(int type) {
+    static const char *names[] = { "f32", "bf16", "q8", "q4" };
+    return names[type];
+}
+
+static void *xmalloc(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+// Random inputs with a spread of magnitudes: some blocks tiny, some large, an occasional outlier,
+// an all-zero block now and then.
+static void fill_inputs(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 32) {
+        float scale = powf(10.0f, 2.0f * rng_float());
+        int zero = (rng_next() % 17) == 0;
+        for (size_t j = i; j < i + 32 && j < n; j++) {
+            x[j] = zero ? 0.0f : scale * rng_float();
+            if (!zero && rng_next() % 61 == 0) x[j] *= 20.0f;
+        }
+    }
+}
+
+static void check_prepare(size_t cols) {
+    size_t n = cols;
+    float *x = xmalloc(n * sizeof(float));
+    fill_inputs(x, n);
+    size_t bytes = gt_activation_bytes(GT_Q8, cols);
+    check(bytes % 64 == 0 && bytes >= cols + cols / 32 * 8, "activation bytes %zu for %zu cols", bytes, cols);
+    check(gt_activation_bytes(GT_Q4, cols + 1) == 0, "q4 activation bytes for a partial block must be 0");
+    uint8_t *act = xmalloc(bytes);
+    gt_prepare_activations(GT_Q4, x, cols, 1, cols, act);
+    size_t nb = cols / 32;
+    const int8_t *q = (const int8_t *)act;
+    const float *d = (const float *)(act + nb * 32);
+    const int32_t *s = (const int32_t *)(act + nb * 36);
+    int ok = 1;
+    for (size_t b = 0; b < nb && ok; b++) {
+        float amax = 0;
+        int32_t sum = 0, qmax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+        for (int i = 0; i < 32; i++) {
+            sum += q[b * 32 + i];
+            qmax = abs(q[b * 32 + i]) > qmax ? abs(q[b * 32 + i]) : qmax;
+            float err = fabsf(x[b * 32 + i] - d[b] * q[b * 32 + i]);
+            if (err > amax / 254.0f * 1.0001f + 1e-30f) ok = 0;
+        }
+        if (-2 * sum != s[b]) ok = 0;  // stored as -2 x the sum
+        if (amax > 0 && qmax != 127) ok = 0;
+        if (fabsf(d[b] - amax / 127.0f) > 1e-6f * amax) ok = 0;
+    }
+    check(ok, "prepared q8 inputs for %zu cols", cols);
+    // f32 / bf16 inputs are copied unchanged.
+    uint8_t *fact = xmalloc(gt_activation_bytes(GT_BF16, cols));
+    gt_prepare_activations(GT_BF16, x, cols, 1, cols, fact);
+    check(memcmp(fact, x, cols * sizeof(float)) == 0, "prepared f32 inputs for %zu cols", cols);
+    free(x);
+    free(act);
+    free(fact);
+}
+
+typedef struct {
+    int type;
+    size_t rows, cols, row_bytes, max_count;
+    uint8_t *w;       // stored weights
+    float *wf;        // dequantized weights
+    float *x;         // max_count input vectors, cols apart
+    uint8_t *act;     // prepared inputs
+    float *ref;       // gt_dot_scalar: ref[t * rows + r]
+    double *mag;      // sum |w x| per (t, r)
+    double *qbound;   // input-rounding bound per (t, r) (q types)
+} problem;
+
+static problem make_problem(int type, size_t rows, size_t cols, size_t max_count) {
+    problem p = { type, rows, cols, gt_row_bytes(type, cols), max_count, 0, 0, 0, 0, 0, 0, 0 };
+    p.w = xmalloc(rows * p.row_bytes);
+    p.wf = xmalloc(rows * cols * sizeof(float));
+    float *tmp = xmalloc(cols * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        float scale = 0.02f + (float)(rng_next() % 100) / 100.0f;
+        for (size_t c = 0; c < cols; c++) tmp[c] = scale * rng_float();
+        gt_quantize_row(type, tmp, cols, p.w + r * p.row_bytes);
+        gt_dequantize_row(type, p.w + r * p.row_bytes, cols, p.wf + r * cols);
+    }
+    free(tmp);
+    p.x = xmalloc(max_count * cols * sizeof(float));
+    fill_inputs(p.x, max_count * cols);
+    size_t ab = gt_activation_bytes(type, cols);
+    p.act = xmalloc(max_count * ab);
+    gt_prepare_activations(type, p.x, cols, max_count, cols, p.act);
+    p.ref = xmalloc(max_count * rows * sizeof(float));
+    p.mag = xmalloc(max_count * rows * sizeof(double));
+    p.qbound = xmalloc(max_count * rows * sizeof(double));
+    for (size_t t = 0; t < max_count; t++) {
+        const float *xt = p.x + t * cols;
+        for (size_t r = 0; r < rows; r++) {
+            const float *wr = p.wf + r * cols;
+            p.ref[t * rows + r] = gt_dot_scalar(type, p.w + r * p.row_bytes, xt, cols);
+            double mag = 0, qb = 0;
+            for (size_t c = 0; c < cols; c++) mag += fabs((double)wr[c] * xt[c]);
+            if (type == GT_Q8 || type == GT_Q4) {
+                for (size_t b = 0; b < cols / 32; b++) {
+                    double amax = 0, wsum = 0;
+                    for (int i = 0; i < 32; i++) {
+                        amax = fmax(amax, fabs(xt[b * 32 + i]));
+                        wsum += fabs(wr[b * 32 + i]);
+                    }
+                    qb += amax / 254.0 * wsum;
+                }
+            }
+            p.mag[t * rows + r] = mag;
+            p.qbound[t * rows + r] = qb;
+        }
+    }
+    return p;
+}
+
+static void free_problem(problem *p) {
+    free(p->w);
+    free(p->wf);
+    free(p->x);
+    free(p->act);
+    free(p->ref);
+    free(p->mag);
+    free(p->qbound);
+}
+
+// Runs every supported path on rows [begin, end) for counts 1..max_count.
+static void check_problem(const problem *p, size_t begin, size_t end) {
+    size_t rows = p->rows, cols = p->cols;
+    size_t ab = gt_activation_bytes(p->type, cols);
+    size_t n = p->max_count * rows;
+    float *y = xmalloc(n * sizeof(float));
+    float *yscalar = xmalloc(n * sizeof(float));
+    float *single = xmalloc(rows * sizeof(float));
+    int quant = p->type == GT_Q8 || p->type == GT_Q4;
+    for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+        if (!gt_isa_supported(isa)) continue;
+        for (size_t count = 1; count <= p->max_count; count++) {
+            for (size_t i = 0; i < n; i++) y[i] = NAN;
+            gt_matmul_isa(isa, p->type, p->w, p->row_bytes, cols, p->act, count, y, rows, begin, end);
+            gt_matmul_isa(GT_ISA_SCALAR, p->type, p->w, p->row_bytes, cols, p->act, count, yscalar, rows, begin, end);
+            int ok_ref = 1, ok_scalar = 1, ok_outside = 1, ok_single = 1;
+            double worst = 0;
+            for (size_t t = 0; t < p->max_count; t++) {
+                for (size_t r = 0; r < rows; r++) {
+                    size_t k = t * rows + r;
+                    if (t >= count || r < begin || r >= end) {
+                        if (!isnan(y[k])) ok_outside = 0;
+                        continue;
+                    }
+                    double mag = p->mag[k];
+                    double tol = quant ? p->qbound[k] * 1.0001 + 1e-5 * mag : 2e-5 * mag;
+                    double err = fabs((double)y[k] - p->ref[k]);
+                    if (!(err <= tol + 1e-30)) ok_ref = 0;
+                    if (tol > 0 && err / tol > worst) worst = err / tol;
+                    if (!(fabs((double)y[k] - yscalar[k]) <= 1e-5 * mag + 1e-30)) ok_scalar = 0;
+                }
+            }
+            // Batched = one token at a time, bit for bit.
+            for (size_t t = 0; t < count && ok_single; t++) {
+                gt_matmul_isa(isa, p->type, p->w, p->row_bytes, cols, p->act + t * ab, 1, single, 0, begin, end);
+                if (memcmp(single + begin, y + t * rows + begin, (end - begin) * sizeof(float)) != 0) ok_single = 0;
+            }
+            // avx2+vnni computes the same int32 lanes as avx2: bit-identical results.
+            int ok_twin = 1;
+            if (isa == GT_ISA_AVX2_VNNI) {
+                gt_matmul_isa(GT_ISA_AVX2, p->type, p->w, p->row_bytes, cols, p->act, count, yscalar, rows, begin, end);
+                for (size_t t = 0; t < count; t++)
+                    if (memcmp(y + t * rows + begin, yscalar + t * rows + begin, (end - begin) * sizeof(float))) ok_twin = 0;
+            }
+            const char *name = gt_isa_name(isa);
+            check(ok_twin, "%s %s %zux%zu rows [%zu,%zu) count %zu: differs from avx2", name, type_name(p->type),
+                  rows, cols, begin, end, count);
+            check(ok_ref, "%s %s %zux%zu rows [%zu,%zu) count %zu: vs gt_dot_scalar (worst err/tol %.3g)",
+                  name, type_name(p->type), rows, cols, begin, end, count, worst);
+            check(ok_scalar, "%s %s %zux%zu rows [%zu,%zu) count %zu: vs the scalar path",
+                  name, type_name(p->type), rows, cols, begin, end, count);
+            check(ok_outside, "%s %s %zux%zu rows [%zu,%zu) count %zu: wrote outside its rows/tokens",
+                  name, type_name(p->type), rows, cols, begin, end, count);
+            check(ok_single, "%s %s %zux%zu rows [%zu,%zu) count %zu: batch differs from single-token calls",
+                  name, type_name(p->type), rows, cols, begin, end, count);
+        }
+        // Split rows: two halves at an odd boundary equal one call.
+        if (end - begin >= 2) {
+            size_t count = p->max_count < 5 ? p->max_count : 5;
+            size_t mid = begin + (end - begin) / 2 + ((end - begin) / 2 % 2 == 0);
+            if (mid >= end) mid = end - 1;
+            gt_matmul_isa(isa, p->type, p->w, p->row_bytes, cols, p->act, count, y, rows, begin, end);
+            for (size_t i = 0; i < n; i++) yscalar[i] = NAN;
+            gt_matmul_isa(isa, p->type, p->w, p->row_bytes, cols, p->act, count, yscalar, rows, begin, mid);
+            gt_matmul_isa(isa, p->type, p->w, p->row_bytes, cols, p->act, count, yscalar, rows, mid, end);
+            int same = 1;
+            for (size_t t = 0; t < count; t++)
+                if (memcmp(y + t * rows + begin, yscalar + t * rows + begin, (end - begin) * sizeof(float))) same = 0;
+            check(same, "%s %s %zux%zu: rows split at %zu differ from one call", gt_isa_name(isa),
+                  type_name(p->type), rows, cols, mid);
+        }
+    }
+    free(y);
+    free(yscalar);
+    free(single);
+}
+
+// Non-finite inputs reach the outputs as NaN / inf rather than vanishing in quantization.
+static void check_nonfinite(void) {
+    for (int type = 0; type < 4; type++) {
+        problem p = make_problem(type, 5, 64, 1);
+        p.x[40] = NAN;
+        gt_prepare_activations(type, p.x, 64, 1, 64, p.act);
+        float y[5];
+        for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+            if (!gt_isa_supported(isa)) continue;
+            gt_matmul_isa(isa, type, p.w, p.row_bytes, 64, p.act, 1, y, 5, 0, 5);
+            int all_nan = 1;
+            for (int r = 0; r < 5; r++) all_nan &= isnan(y[r]);
+            check(all_nan, "%s %s: a NaN input must give NaN outputs", gt_isa_name(isa), type_name(type));
+        }
+        free_problem(&p);
+    }
+}
+
+// Rows of zero length give zeros; quantized rows that are not whole blocks are refused (y untouched).
+static void check_degenerate(void) {
+    float y[6] = { 1, 1, 1, 1, 1, 1 };
+    float act[16] = { 0 };
+    uint8_t w[64] = { 0 };
+    for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+        if (!gt_isa_supported(isa)) continue;
+        for (int i = 0; i < 6; i++) y[i] = 1;
+        gt_matmul_isa(isa, GT_BF16, w, 0, 0, act, 2, y, 3, 0, 3);
+        int zeros = 1;
+        for (int i = 0; i < 6; i++) zeros &= y[i] == 0.0f;
+        check(zeros, "%s: zero-length rows must give zeros", gt_isa_name(isa));
+        gt_matmul_isa(isa, GT_Q4, w, 18, 40, act, 1, y, 3, 0, 3);
+        check(y[0] == 0.0f, "%s: q4 rows of 40 must be refused", gt_isa_name(isa));
+    }
+}
+
+static void check_selection(const char *expect) {
+    const char *chosen = gt_kernel_isa();
+    printf("chosen path: %s; supported:", chosen);
+    for (int isa = 0; isa < GT_ISA_COUNT; isa++)
+        if (gt_isa_supported(isa)) printf(" %s", gt_isa_name(isa));
+    printf("\n");
+    if (expect) check(strcmp(chosen, expect) == 0, "chosen path %s, expected %s", chosen, expect);
+    check(gt_isa_supported(GT_ISA_SCALAR), "scalar is always supported");
+    check(gt_isa_from_name("scalar") == GT_ISA_SCALAR && gt_isa_from_name("nope") == -1, "isa names");
+    int before = gt_kernel_isa_id();
+    check(gt_set_kernel_isa(GT_ISA_SCALAR) == GT_ISA_SCALAR && strcmp(gt_kernel_isa(), "scalar") == 0, "force scalar");
+    int unsupported = -1;
+    for (int isa = 0; isa < GT_ISA_COUNT; isa++)
+        if (!gt_isa_supported(isa)) unsupported = isa;
+    if (unsupported >= 0)
+        check(gt_set_kernel_isa(unsupported) == -1 && gt_kernel_isa_id() == GT_ISA_SCALAR,
+              "selecting unsupported %s must fail", gt_isa_name(unsupported));
+    check(gt_set_kernel_isa(before) == before, "restore the chosen path");
+    // gt_matmul follows the selection.
+    problem p = make_problem(GT_Q4, 9, 96, 2);
+    float a[18], b[18];
+    for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+        if (!gt_isa_supported(isa)) continue;
+        gt_set_kernel_isa(isa);
+        gt_matmul(GT_Q4, p.w, p.row_bytes, 96, p.act, 2, a, 9, 0, 9);
+        gt_matmul_isa(isa, GT_Q4, p.w, p.row_bytes, 96, p.act, 2, b, 9, 0, 9);
+        check(memcmp(a, b, sizeof(a)) == 0, "gt_matmul uses the selected path %s", gt_isa_name(isa));
+    }
+    gt_set_kernel_isa(before);
+    free_problem(&p);
+}
+
+int main(int argc, char **argv) {
+    const char *expect = NULL;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--expect-isa") == 0 && i + 1 < argc) expect = argv[++i];
+        else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [--expect-isa NAME] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    check_selection(expect);
+    size_t prep_cols[] = { 32, 64, 2080, 16416 };
+    for (size_t i = 0; i < sizeof(prep_cols) / sizeof(prep_cols[0]); i++) check_prepare(prep_cols[i]);
+    check_nonfinite();
+    check_degenerate();
+
+    // Shapes: (rows, cols, row range). Quantized types need whole blocks of 32; f32 / bf16 rows
+    // may have any length, so they also get odd lengths.
+    typedef struct { size_t rows, cols, begin, end; } shape;
+    static const shape qshapes[] = {
+        { 1, 32, 0, 1 }, { 3, 64, 1, 3 }, { 7, 96, 2, 7 }, { 17, 160, 3, 16 }, { 64, 2080, 5, 64 },
+        { 9, 16416, 1, 8 }, { 17, 16384 + 32 * 3, 0, 17 },
+    };
+    static const shape fshapes[] = {
+        { 1, 1, 0, 1 }, { 3, 7, 0, 3 }, { 7, 33, 1, 7 }, { 17, 95, 3, 17 }, { 5, 96, 0, 5 },
+        { 64, 2081, 7, 60 }, { 9, 16417, 1, 9 },
+    };
+    size_t nq = sizeof(qshapes) / sizeof(qshapes[0]), nf = sizeof(fshapes) / sizeof(fshapes[0]);
+    if (quick) { nq -= 1; nf -= 1; }
+    for (int type = 0; type < 4; type++) {
+        int quant = type == GT_Q8 || type == GT_Q4;
+        const shape *shapes = quant ? qshapes : fshapes;
+        size_t ns = quant ? nq : nf;
+        for (size_t s = 0; s < ns; s++) {
+            size_t max_count = shapes[s].cols > 4096 ? (quick ? 5 : 9) : 9;
+            problem p = make_problem(type, shapes[s].rows, shapes[s].cols, max_count);
+            check_problem(&p, shapes[s].begin, shapes[s].end);
+            if (shapes[s].begin != 0 || shapes[s].end != shapes[s].rows) check_problem(&p, 0, shapes[s].rows);
+            free_problem(&p);
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Tests the C matrix-product kernels on every ISA path with the plain-C driver kernels-test/main.c:
+#   - cross-compiled for AArch64 with aarch64-linux-gnu-gcc -O2 (default -march) and run under
+#     qemu-aarch64 with -cpu max (SDOT present: the neon+dotprod path is chosen) and
+#     -cpu cortex-a72 (no SDOT: the neon path must be chosen), plus the scalar path on both;
+#   - the same AArch64 sources compiled by clang (if it can target aarch64), run under -cpu max;
+#   - built natively with gcc and clang (x86-64: the avx2 and scalar paths).
+# Needs: gcc-aarch64-linux-gnu, qemu-user (Debian/Ubuntu package names). Set
+# GEMMA_TINY_SKIP_ARM=1 to skip the AArch64 part on a machine without them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=.build-kernels-test
+mkdir -p "$out"
+# The kernels and what they call (not the rest of the C target).
+srcs=(kernels-test/main.c Sources/GemmaKernels/{matmul,matmul_avx2,matmul_neon,dot_scalar,convert,quantize}.c)
+inc=(-I Sources/GemmaKernels/include)
+status=0
+
+run() {  # run LABEL COMMAND...: runs a driver, shows its last line, records failure
+    local label=$1; shift
+    local log="$out/$label.log"
+    if "$@" >"$log" 2>&1; then
+        echo "ok    $label: $(tail -n 1 "$log")"
+    else
+        echo "FAIL  $label: $(tail -n 1 "$log") (full output: $log)"
+        grep '^FAIL' "$log" | head -n 20 || true
+        status=1
+    fi
+}
+
+# ---- native ----
+native=0
+for cc in gcc clang; do
+    command -v "$cc" >/dev/null || continue
+    "$cc" -O2 -Wall -Wno-unused-function "${inc[@]}" "${srcs[@]}" -lm -o "$out/native-$cc"
+    native=1
+    run "native-$cc" "$out/native-$cc"
+    run "native-$cc-forced-scalar" env GEMMA_TINY_KERNELS=scalar "$out/native-$cc" --expect-isa scalar --quick
+done
+[ "$native" = 1 ] || { echo "error: no native C compiler (gcc or clang) found"; exit 1; }
+
+# ---- AArch64 under qemu ----
+if [ "${GEMMA_TINY_SKIP_ARM:-0}" = 1 ]; then
+    echo "skipping the AArch64 tests (GEMMA_TINY_SKIP_ARM=1)"
+    exit $status
+fi
+for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
+    command -v "$tool" >/dev/null || {
+        echo "error: $tool not found (apt-get install gcc-aarch64-linux-gnu qemu-user), or set GEMMA_TINY_SKIP_ARM=1"
+        exit 1
+    }
+done
+sysroot=/usr/aarch64-linux-gnu
+qemu=(qemu-aarch64 -L "$sysroot")
+
+aarch64-linux-gnu-gcc -O2 -Wall -Wno-unused-function "${inc[@]}" "${srcs[@]}" -lm -o "$out/arm-gcc"
+run arm-gcc-cpu-max "${qemu[@]}" -cpu max "$out/arm-gcc" --expect-isa neon+dotprod
+run arm-gcc-cortex-a72 "${qemu[@]}" -cpu cortex-a72 "$out/arm-gcc" --expect-isa neon
+run arm-gcc-cpu-max-forced-neon env GEMMA_TINY_KERNELS=neon "${qemu[@]}" -cpu max "$out/arm-gcc" --expect-isa neon --quick
+run arm-gcc-forced-scalar env GEMMA_TINY_KERNELS=scalar "${qemu[@]}" -cpu cortex-a72 "$out/arm-gcc" --expect-isa scalar --quick
+
+# clang (the compiler SwiftPM uses on an ARM board): compile with it, link with the gcc cross
+# toolchain's libc.
+if command -v clang >/dev/null && clang --target=aarch64-linux-gnu -print-targets 2>/dev/null | grep -q aarch64; then
+    objs=()
+    for f in "${srcs[@]}"; do
+        o="$out/arm-clang-$(basename "$f" .c).o"
+        clang --target=aarch64-linux-gnu -isystem "$sysroot/include" -O2 -Wall -Wno-unused-function "${inc[@]}" -c "$f" -o "$o"
+        objs+=("$o")
+    done
+    aarch64-linux-gnu-gcc "${objs[@]}" -lm -o "$out/arm-clang"
+    run arm-clang-cpu-max "${qemu[@]}" -cpu max "$out/arm-clang" --expect-isa neon+dotprod
+    run arm-clang-cortex-a72 "${qemu[@]}" -cpu cortex-a72 "$out/arm-clang" --expect-isa neon --quick
+fi
+
+exit $status

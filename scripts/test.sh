@@ -21,15 +21,26 @@ summary=$(grep -E "^\s*Executed [0-9]+ tests?, with " .build/test-output.txt | t
 executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
 failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
 skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
-echo "tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"
+line="tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"
+echo "$line"
 
-# The concurrency tests again under ThreadSanitizer (a separate build folder).
-# GEMMA_TINY_SKIP_SANITIZERS=1 skips this slower part.
+# Sanitizers (separate build folders; GEMMA_TINY_SKIP_SANITIZERS=1 skips this slower part):
+# the kernel, tokenizer, file-format and reader tests under AddressSanitizer, the concurrency
+# tests under ThreadSanitizer. Leak detection is off: the Swift runtime's one-time allocations
+# are not leaks of ours.
 if [ "${GEMMA_TINY_SKIP_SANITIZERS:-}" != 1 ]; then
+    echo "AddressSanitizer: kernel, tokenizer, format and reader tests"
+    swift build --build-tests --scratch-path .build-asan --sanitize=address
+    ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --scratch-path .build-asan --sanitize=address --disable-swift-testing \
+        --filter 'Kernel|Tokenizer|CorruptFile|Format|GGUF' 2>&1 | tee .build/asan-output.txt | grep -E "Executed|AddressSanitizer|error" | tail -n 5 || status=1
+    if grep -q "ERROR: AddressSanitizer" .build/asan-output.txt; then echo "AddressSanitizer reported a problem"; status=1; fi
+
     echo "ThreadSanitizer: engine, session and worker-pool tests"
     swift build --build-tests --scratch-path .build-tsan --sanitize=thread
     swift test --skip-build --scratch-path .build-tsan --sanitize=thread --disable-swift-testing \
         --filter 'Engine|testModelWorkerPool' 2>&1 | tee .build/tsan-output.txt | grep -E "Executed|ThreadSanitizer|error" | tail -n 5 || status=1
     if grep -q "ThreadSanitizer" .build/tsan-output.txt; then echo "ThreadSanitizer reported a problem"; status=1; fi
 fi
+[ $status -eq 0 ] || echo "FAILED (see above)"
+echo "$line"
 exit $status

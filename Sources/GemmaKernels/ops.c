@@ -18,12 +18,24 @@ float gt_dot_f32(const float *restrict a, const float *restrict b, size_t n) {
 void gt_attention_head(const float *restrict q, const float *restrict keys, const float *restrict values,
                        size_t stride, size_t n, size_t head_dim, float scale, float *restrict scores,
                        float *restrict out) {
-    // scores = q . k_t * scale
+    const gt_kv_span span = {keys, values, n};
+    gt_attention_head_spans(q, &span, 1, stride, head_dim, scale, 0.0f, scores, out);
+}
+
+void gt_attention_head_spans(const float *restrict q, const gt_kv_span *spans, size_t span_count,
+                             size_t stride, size_t head_dim, float scale, float softcap,
+                             float *restrict scores, float *restrict out) {
+    // scores = q . k_t * scale, soft-capped if asked: cap * tanh(score / cap)
     float max = -INFINITY;
-    for (size_t t = 0; t < n; t++) {
-        float s = gt_dot_f32(q, keys + t * stride, head_dim) * scale;
-        scores[t] = s;
-        if (s > max) max = s;
+    size_t n = 0;
+    for (size_t s = 0; s < span_count; s++) {
+        const float *restrict keys = spans[s].keys;
+        for (size_t t = 0; t < spans[s].count; t++, n++) {
+            float v = gt_dot_f32(q, keys + t * stride, head_dim) * scale;
+            if (softcap > 0) v = tanhf(v / softcap) * softcap;
+            scores[n] = v;
+            if (v > max) max = v;
+        }
     }
     // p = softmax(scores)
     float sum = 0;
@@ -34,11 +46,19 @@ void gt_attention_head(const float *restrict q, const float *restrict keys, cons
     }
     // out = sum_t p[t] v_t
     memset(out, 0, head_dim * sizeof(float));
-    for (size_t t = 0; t < n; t++) {
-        const float p = scores[t] / sum;
-        const float *restrict v = values + t * stride;
-        for (size_t i = 0; i < head_dim; i++) out[i] += p * v[i];
+    n = 0;
+    for (size_t s = 0; s < span_count; s++) {
+        const float *restrict values = spans[s].values;
+        for (size_t t = 0; t < spans[s].count; t++, n++) {
+            const float p = scores[n] / sum;
+            const float *restrict v = values + t * stride;
+            for (size_t i = 0; i < head_dim; i++) out[i] += p * v[i];
+        }
     }
+}
+
+void gt_softcap(float *x, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i] / cap) * cap;
 }
 
 /// exp(x) for x in [-87, 88] (clamped outside), within 2 ulp: exp(x) = 2^n exp(r) with

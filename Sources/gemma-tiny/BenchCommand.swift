@@ -40,6 +40,9 @@ struct BenchCommand: ParsableCommand {
         Also reported: load time, peak RSS (VmHWM) at the end, and the anonymous RSS (RssAnon: \
         heap, KV cache, activations; not the mapped weights) after each thread count's tg runs. \
         Lists are comma-separated; 0 in -p or -n skips that kind of test.
+        With tg tests, the memory read bandwidth is measured for each thread count (a 1 GiB read \
+        loop, best of 5), and each tg result is set against it: weight bytes read per token \
+        (every tensor once, the tied embedding as the LM head) x tokens/s / bandwidth.
         """
     )
 
@@ -72,6 +75,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seed of the random token ids.", valueName: "n"))
     var seed: UInt64 = 1234
+
+    @Flag(name: .customLong("no-bandwidth"), help: "Skip the memory read bandwidth measurement (done when there are tg tests).")
+    var noBandwidth = false
 
     @Flag(name: [.customShort("v"), .long], help: "Print each test as it runs on stderr.")
     var verbose = false
@@ -163,6 +169,12 @@ struct BenchCommand: ParsableCommand {
             }
         }
         report.peakRSS = procStatusBytes("VmHWM")
+        // After the peak RSS is taken: the read loop's 1 GiB buffer is not the model's memory.
+        if !gens.isEmpty && !noBandwidth {
+            for t in threads?.values ?? [WorkerPool.defaultThreadCount] {
+                if let gbps = measureReadBandwidth(threads: t) { report.bandwidth.append(BenchReport.Bandwidth(threads: t, readGBps: gbps)) }
+            }
+        }
 
         switch output {
         case .json:
@@ -292,12 +304,28 @@ struct BenchReport: Encodable {
     var results: [Result] = []
     var memory: [Memory] = []
     var peakRSS: Int?
+    var bandwidth: [Bandwidth] = []
     var build = "gemma-tiny \(gemmaTinyVersion)"
     var cpu = cpuModelName()
 
     enum CodingKeys: String, CodingKey {
         case model, contextLength = "context_length", loadMs = "load_ms", repetitions, results, memory
-        case peakRSS = "peak_rss_bytes", build, cpu
+        case peakRSS = "peak_rss_bytes", build, cpu, bandwidth = "read_bandwidth"
+    }
+
+    /// The memory read bandwidth a simple multithreaded read loop reaches with `threads` threads.
+    struct Bandwidth: Encodable {
+        var threads: Int
+        var readGBps: Double
+        enum CodingKeys: String, CodingKey { case threads, readGBps = "read_gb_per_s" }
+    }
+
+    /// For a tg result: GB/s of weights read (all tensor bytes per token) and its share of the
+    /// read bandwidth measured with the same thread count.
+    func weightTraffic(_ r: Result) -> (gbps: Double, fraction: Double)? {
+        guard r.nGen > 0, let bw = bandwidth.first(where: { $0.threads == r.threads }) else { return nil }
+        let gbps = Double(model.sizeBytes) * r.median / 1e9
+        return (gbps, gbps / bw.readGBps)
     }
 
     /// llama-bench's table, plus the spread and a memory table.
@@ -315,6 +343,12 @@ struct BenchReport: Encodable {
             out += "| \(m.threads) | \(m.batchSize) | \(m.rssAnon.map(formatBytes) ?? "?") | \(m.rssFile.map(formatBytes) ?? "?") "
             out += "| \(m.vmHWM.map(formatBytes) ?? "?") | \(formatBytes(m.kvCacheBytes)) |\n"
         }
+        for r in results {
+            guard let w = weightTraffic(r), let bw = bandwidth.first(where: { $0.threads == r.threads }) else { continue }
+            out += String(format: "\n%@ with %d threads: %.3g GB of weights per token x %.2f tok/s = %.3g GB/s = %.3g%% of the %.3g GB/s read bandwidth",
+                          r.test, r.threads, Double(model.sizeBytes) / 1e9, r.median, w.gbps, w.fraction * 100, bw.readGBps)
+        }
+        if !bandwidth.isEmpty { out += "\n" }
         out += String(format: "\nload time %.0f ms; context %d; %d runs per test; peak RSS (VmHWM) %@; %@; %@\n", loadMs,
                       contextLength, repetitions, peakRSS.map(formatBytes) ?? "?", cpu, build)
         return out

@@ -42,7 +42,7 @@ final class BenchTests: XCTestCase {
     }
 
     func testBenchMarkdownTable() throws {
-        let o = try run(["bench", "-m", modelPath, "-p", "8", "-n", "4", "-r", "2", "-t", "1,2"])
+        let o = try run(["bench", "-m", modelPath, "-p", "8", "-n", "4", "-r", "2", "-t", "1,2", "--no-bandwidth"])
         XCTAssertEqual(o.status, 0, o.stderr)
         let parts = o.stdout.components(separatedBy: "\n\n")
         XCTAssertEqual(parts.count, 3, o.stdout)
@@ -75,6 +75,20 @@ final class BenchTests: XCTestCase {
         XCTAssertTrue(o.stderr.contains("using 512"), o.stderr)
     }
 
+    /// With tg tests and no --no-bandwidth, a paragraph sets each tg result against the read
+    /// bandwidth: weights GB per token x tok/s = GB/s = percent of the bandwidth, consistently.
+    func testBenchBandwidthLines() throws {
+        let o = try run(["bench", "-m", modelPath, "-p", "0", "-n", "4", "-r", "2", "-t", "1"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        let line = try XCTUnwrap(o.stdout.split(separator: "\n").first { $0.hasPrefix("tg4 with 1 threads: ") }, o.stdout)
+        let numbers = line.split(whereSeparator: { " :x=%".contains($0) }).compactMap { Double($0) }
+        // [1 (threads), GB/token, tok/s, GB/s, percent, bandwidth]
+        XCTAssertEqual(numbers.count, 6, String(line))
+        guard numbers.count == 6 else { return }
+        XCTAssertEqual(numbers[1] * numbers[2], numbers[3], accuracy: numbers[3] * 0.01, String(line))
+        XCTAssertEqual(numbers[3] / numbers[5] * 100, numbers[4], accuracy: numbers[4] * 0.01, String(line))
+    }
+
     func testBenchJSON() throws {
         let o = try run(["bench", "-m", modelPath, "-p", "8,16", "-n", "4", "-r", "2", "-t", "1", "-b", "3", "-o", "json", "--ctx", "64"])
         XCTAssertEqual(o.status, 0, o.stderr)
@@ -102,6 +116,12 @@ final class BenchTests: XCTestCase {
             XCTAssertEqual(r["batch_size"] as? Int, 3)
             XCTAssertFalse((r["kernels"] as? String ?? "").isEmpty)
         }
+        // The read bandwidth (tg tests present) and, in Markdown, each tg result set against it.
+        let bandwidth = try XCTUnwrap(json["read_bandwidth"] as? [[String: Any]], o.stdout)
+        XCTAssertEqual(bandwidth.map { $0["threads"] as? Int }, [1])
+        let gbps = try XCTUnwrap(bandwidth.first?["read_gb_per_s"] as? Double)
+        XCTAssertGreaterThan(gbps, 0.1)
+        XCTAssertLessThan(gbps, 10_000)
         XCTAssertEqual(results[1]["n_prompt"] as? Int, 16)
         XCTAssertEqual(results[2]["n_gen"] as? Int, 4)
         let memory = try XCTUnwrap(json["memory"] as? [[String: Any]])

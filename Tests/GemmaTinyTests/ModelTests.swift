@@ -33,12 +33,12 @@ final class ModelTests: XCTestCase {
     }
 
     func testModelUnsupportedArchitectureIsAClearError() throws {
-        let path = temp("gemma2.gtm")
+        let path = temp("gemma4.gtm")
         try ModelFileRewriter.rewrite(try ModelFixtures.convertedPath("tiny-gemma", .bf16), to: path,
-                                      metadata: { $0.config.architecture = "gemma2" })
+                                      metadata: { $0.config.architecture = "gemma4" })
         XCTAssertThrowsError(try GemmaModel.load(path: path)) { error in
-            XCTAssertEqual(error as? ModelError, .unsupportedArchitecture("gemma2"))
-            XCTAssertTrue("\(error)".contains("gemma2"))
+            XCTAssertEqual(error as? ModelError, .unsupportedArchitecture("gemma4"))
+            XCTAssertTrue("\(error)".contains("gemma4"))
         }
     }
 

@@ -111,6 +111,10 @@ void gt_matmul(int type, const void *w, size_t row_stride, size_t cols, const vo
 void gt_matmul_isa(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
                    size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
+/// Memory read bandwidth in GB/s (1e9 bytes/s): the best of `repetitions` passes of `threads`
+/// threads summing a fresh `bytes`-byte buffer (make it much larger than the caches). 0 on error.
+double gt_read_bandwidth(size_t bytes, int threads, int repetitions);
+
 /// A spin-wait hint (x86 PAUSE, ARM YIELD) for busy-waiting threads.
 void gt_cpu_relax(void);
 

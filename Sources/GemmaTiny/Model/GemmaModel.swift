@@ -8,18 +8,33 @@ public struct NormWeights: Sendable {
     public let scale: [Float]
 }
 
-/// The weights of one decoder layer.
+/// The weights of one decoder layer. The optional norms are those of Gemma 2/3
+/// (`ModelArchitecture.hasPostNorms`, `GemmaVariant.hasQKNorm`).
 public struct LayerWeights: Sendable {
     public let index: Int
+    /// `input_layernorm`: before attention.
     public let inputNorm: NormWeights
     public let qProj: WeightMatrix
     public let kProj: WeightMatrix
     public let vProj: WeightMatrix
+    /// `self_attn.q_norm` / `k_norm` ([head_dim], Gemma 3): each head's query and key, before RoPE.
+    public let qNorm: NormWeights?
+    public let kNorm: NormWeights?
     public let oProj: WeightMatrix
-    public let postAttentionNorm: NormWeights
+    /// Gemma 2/3 `post_attention_layernorm`: on the attention output, before the residual add.
+    public let postAttentionNorm: NormWeights?
+    /// Before the MLP: Gemma 2/3 `pre_feedforward_layernorm`, Gemma 1 `post_attention_layernorm`.
+    public let preFeedforwardNorm: NormWeights
     public let gateProj: WeightMatrix
     public let upProj: WeightMatrix
     public let downProj: WeightMatrix
+    /// Gemma 2/3 `post_feedforward_layernorm`: on the MLP output, before the residual add.
+    public let postFeedforwardNorm: NormWeights?
+
+    /// Every norm of the layer.
+    var norms: [NormWeights] {
+        [inputNorm, qNorm, kNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm].compactMap { $0 }
+    }
 }
 
 /// The immutable, shareable half of a model: the mapped file and the weight matrices resolved
@@ -29,6 +44,8 @@ public final class GemmaModel: Sendable {
     public let file: ModelFile
     public let config: ModelConfig
     public let architecture: ModelArchitecture
+    /// Per-layer attention, scale, soft-capping: what the forward pass needs beyond the shapes.
+    public let variant: GemmaVariant
     /// `model.embed_tokens.weight`, [vocab, hidden]: the input embedding and the tied LM head.
     public let embedding: WeightMatrix
     public let layers: [LayerWeights]
@@ -43,6 +60,7 @@ public final class GemmaModel: Sendable {
         } catch {
             throw .file(error)
         }
+        variant = try GemmaVariant(config: config, architecture: architecture)
         // Gemma 1 uses the tanh-approximate GELU whatever its config.json says ("gelu" in early
         // files means the same in transformers' Gemma); anything else is not Gemma.
         guard Self.tanhGELUNames.contains(config.hiddenActivation) else {
@@ -71,9 +89,9 @@ public final class GemmaModel: Sendable {
             }
             return WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, base: base)
         }
-        func norm(_ name: String) throws(ModelError) -> NormWeights {
-            let m = try matrix1D(name, hidden)
-            var w = [Float](repeating: 0, count: hidden)
+        func norm(_ name: String, size: Int = hidden) throws(ModelError) -> NormWeights {
+            let m = try matrix1D(name, size)
+            var w = [Float](repeating: 0, count: size)
             w.withUnsafeMutableBufferPointer { m.dequantizeRow(0, into: $0.baseAddress!) }
             guard w.allSatisfy({ $0.isFinite }) else { throw .unsupportedTensor(name: name, reason: "holds a NaN or infinity") }
             return NormWeights(name: name, scale: w.map { 1 + $0 })
@@ -96,6 +114,7 @@ public final class GemmaModel: Sendable {
         embedding = try matrix("model.embed_tokens.weight", config.vocabSize, hidden)
         var layers: [LayerWeights] = []
         layers.reserveCapacity(config.numHiddenLayers)
+        let postNorms = variant.hasPostNorms, qkNorm = variant.hasQKNorm
         for i in 0..<config.numHiddenLayers {
             let p = "model.layers.\(i)."
             layers.append(LayerWeights(
@@ -104,11 +123,15 @@ public final class GemmaModel: Sendable {
                 qProj: try matrix(p + "self_attn.q_proj.weight", qDim, hidden),
                 kProj: try matrix(p + "self_attn.k_proj.weight", kvDim, hidden),
                 vProj: try matrix(p + "self_attn.v_proj.weight", kvDim, hidden),
+                qNorm: qkNorm ? try norm(p + "self_attn.q_norm.weight", size: config.headDim) : nil,
+                kNorm: qkNorm ? try norm(p + "self_attn.k_norm.weight", size: config.headDim) : nil,
                 oProj: try matrix(p + "self_attn.o_proj.weight", hidden, qDim),
-                postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
+                postAttentionNorm: postNorms ? try norm(p + "post_attention_layernorm.weight") : nil,
+                preFeedforwardNorm: try norm(p + architecture.preFeedforwardNormName),
                 gateProj: try matrix(p + "mlp.gate_proj.weight", inter, hidden),
                 upProj: try matrix(p + "mlp.up_proj.weight", inter, hidden),
-                downProj: try matrix(p + "mlp.down_proj.weight", hidden, inter)))
+                downProj: try matrix(p + "mlp.down_proj.weight", hidden, inter),
+                postFeedforwardNorm: postNorms ? try norm(p + "post_feedforward_layernorm.weight") : nil))
         }
         self.layers = layers
         finalNorm = try norm("model.norm.weight")
@@ -136,7 +159,7 @@ public final class GemmaModel: Sendable {
         var n = embedding.rows * embedding.cols + finalNorm.scale.count
         for l in layers {
             n += [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].reduce(0) { $0 + $1.rows * $1.cols }
-            n += l.inputNorm.scale.count + l.postAttentionNorm.scale.count
+            n += l.norms.reduce(0) { $0 + $1.scale.count }
         }
         return n
     }

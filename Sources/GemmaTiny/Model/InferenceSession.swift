@@ -22,6 +22,13 @@ public enum PrefillLogits {
 /// Everything is allocated once, when the session is created; `prefill` and `forward` allocate
 /// nothing (the first `.all` prefill allocates its logits rows once).
 ///
+/// Gemma 2 and 3 (`GemmaVariant`): norms after attention and the MLP, query/key norms, soft-capped
+/// attention and final logits, per-layer RoPE bases, and sliding-window layers whose KV cache is
+/// a ring buffer of `window` positions (`KVCache`). A batch's keys and values are computed into
+/// batch buffers; each query attends to the cached positions of its window followed by the
+/// batch's positions up to its own, and only then are the batch's keys and values stored, so a
+/// batch longer than a window never overwrites what an earlier token of the batch still needs.
+///
 /// A session is used from one thread at a time (it is not Sendable); the `GemmaModel` it reads
 /// is shared.
 public final class InferenceSession {
@@ -49,7 +56,7 @@ public final class InferenceSession {
     private let intermediate: Int
     private let vocab: Int
     private let eps: Float
-    private let attentionScale: Float
+    private let variant: GemmaVariant
 
     // Activations (f32). Batch buffers hold one row per token of the batch, rows contiguous:
     // row i of `x` is x + i * hidden, and so on.
@@ -57,13 +64,16 @@ public final class InferenceSession {
     private let xn: UnsafeMutablePointer<Float>      // normed input of a block [batch][hidden]
     private let proj: UnsafeMutablePointer<Float>    // o_proj / down_proj output [batch][hidden]
     private let q: UnsafeMutablePointer<Float>       // queries [batch][heads * headDim]
+    private let kBatch: UnsafeMutablePointer<Float>  // the batch's keys [batch][kvDim]
+    private let vBatch: UnsafeMutablePointer<Float>  // the batch's values [batch][kvDim]
     private let attn: UnsafeMutablePointer<Float>    // attention output [batch][heads * headDim]
     private let gate: UnsafeMutablePointer<Float>    // [batch][intermediate]
     private let up: UnsafeMutablePointer<Float>      // [batch][intermediate]
-    private let ropeCos: UnsafeMutablePointer<Float> // [batch][headDim / 2]: each token's rotation
+    private let ropeCos: UnsafeMutablePointer<Float> // [ropeThetas][batch][headDim / 2]: each token's rotation
     private let ropeSin: UnsafeMutablePointer<Float>
     private let scores: UnsafeMutablePointer<Float>  // [contextLength]
-    private let invFreq: UnsafeMutablePointer<Float> // [headDim / 2]
+    private let invFreq: UnsafeMutablePointer<Float> // [ropeThetas][headDim / 2]
+    private let spans: UnsafeMutablePointer<gt_kv_span> // [3]: one query's cached and batch positions
     private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
     private let activations: UnsafeMutableRawPointer
     private let activationBytes: Int
@@ -73,11 +83,11 @@ public final class InferenceSession {
     private let logitRowCapacity: Int
     private var logitRows: UnsafeMutablePointer<Float>?
 
-    /// KV cache: per layer, [contextLength][kvDim] keys then the same for values. Reserved with
-    /// MAP_NORESERVE, so only the positions actually used take memory.
-    private let cache: UnsafeMutablePointer<Float>
-    private let cacheBytes: Int
-    private let layerStride: Int
+    /// Keys and values: every position for global layers, the window for sliding ones.
+    private let cache: KVCache
+    /// The tokens fed, by position (models with sliding layers only): a rewind further back
+    /// than their rings reach re-runs them (`rewind(to:)`).
+    private var fedTokens: [Int32]
 
     /// - Parameters:
     ///   - contextLength: positions to hold; nil = the model's `max_position_embeddings`.
@@ -106,14 +116,18 @@ public final class InferenceSession {
         intermediate = config.intermediateSize
         vocab = config.vocabSize
         eps = Float(config.rmsNormEps)
-        attentionScale = Float(1.0 / Double(headDim).squareRoot())
+        variant = model.variant
         logitRowCapacity = min(batch, 8)
+        cache = try KVCache(variant: variant, contextLength: ctx, kvDim: kvDim)
+        fedTokens = []
+        if variant.hasSlidingLayers { fedTokens.reserveCapacity(ctx) }
 
         // One block for all activations, each buffer 64-byte aligned.
         let half = headDim / 2
+        let ropes = variant.ropeThetas.count
         let sizes = [batch * hidden, batch * hidden, batch * hidden, batch * qDim, batch * qDim,
-                     batch * intermediate, batch * intermediate, batch * half, batch * half,
-                     ctx, half, vocab]
+                     batch * intermediate, batch * intermediate, ropes * batch * half, ropes * batch * half,
+                     ctx, ropes * half, vocab, batch * kvDim, batch * kvDim]
         let padded = sizes.map { ($0 + 15) & ~15 }
         activationBytes = padded.reduce(0, +) * MemoryLayout<Float>.size
         activations = UnsafeMutableRawPointer.allocate(byteCount: activationBytes, alignment: 64)
@@ -124,38 +138,35 @@ public final class InferenceSession {
             buffers.append((activations + offset * MemoryLayout<Float>.size).assumingMemoryBound(to: Float.self))
             offset += n
         }
-        (x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logitsBuffer) =
+        (x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logitsBuffer, kBatch, vBatch) =
             (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[6], buffers[7],
-             buffers[8], buffers[9], buffers[10], buffers[11])
+             buffers[8], buffers[9], buffers[10], buffers[11], buffers[12], buffers[13])
+        spans = .allocate(capacity: 3)
 
-        layerStride = 2 * ctx * kvDim
-        let (count, overflow) = layerStride.multipliedReportingOverflow(by: config.numHiddenLayers * MemoryLayout<Float>.size)
-        guard !overflow else { activations.deallocate(); throw .outOfMemory("KV cache size overflows") }
-        cacheBytes = max(count, 1)
-        let p = mmap(nil, cacheBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else {
-            activations.deallocate()
-            throw .outOfMemory("cannot reserve \(cacheBytes) bytes for a \(ctx)-token KV cache; try a smaller context")
-        }
-        cache = p.assumingMemoryBound(to: Float.self)
-
-        // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32.
-        let theta = Float(config.ropeTheta)
-        for i in 0..<half {
-            let exponent = Float(2 * i) / Float(headDim)
-            let power = Float(Foundation.pow(Double(theta), Double(exponent)))
-            invFreq[i] = 1 / power
+        // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32, for each RoPE base.
+        for (r, theta) in variant.ropeThetas.enumerated() {
+            let theta = Float(theta)
+            for i in 0..<half {
+                let exponent = Float(2 * i) / Float(headDim)
+                let power = Float(Foundation.pow(Double(theta), Double(exponent)))
+                invFreq[r * half + i] = 1 / power
+            }
         }
     }
 
     deinit {
-        munmap(cache, cacheBytes)
         activations.deallocate()
+        spans.deallocate()
         logitRows?.deallocate()
     }
 
-    /// Bytes of the KV cache when every position is used.
-    public var kvCacheBytes: Int { cacheBytes }
+    /// Bytes of the KV cache when every position is used (sliding-window layers hold only their
+    /// window).
+    public var kvCacheBytes: Int { cache.byteCount }
+
+    /// Positions layer `layer`'s KV cache holds: the context for a global layer, the window for
+    /// a sliding one (a ring buffer).
+    public func kvCacheCapacity(layer: Int) -> Int { cache.capacities[layer] }
 
     /// Bytes of the activation buffers (batch buffers, scores, logits).
     public var activationBufferBytes: Int { activationBytes + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) }
@@ -170,13 +181,36 @@ public final class InferenceSession {
     public func reset() {
         position = 0
         hasLogits = false
+        cache.reset()
+        fedTokens.removeAll(keepingCapacity: true)
     }
 
     /// Forgets every position from `newPosition` on (the cache keeps the earlier ones).
+    ///
+    /// A sliding-window layer's ring no longer holds positions more than a window behind the
+    /// furthest one fed; when the window of `newPosition` reaches back to such positions (see
+    /// `canRewindInPlace(to:)`), the session is rebuilt by feeding its first `newPosition`
+    /// tokens again, which costs a prompt's processing time but gives the same state.
     public func rewind(to newPosition: Int) {
         precondition(newPosition >= 0 && newPosition <= position, "cannot rewind to \(newPosition) from \(position)")
-        position = newPosition
         hasLogits = false
+        if cache.canRewind(to: newPosition) {
+            position = newPosition
+            if variant.hasSlidingLayers { fedTokens.removeLast(fedTokens.count - newPosition) }
+            return
+        }
+        let replay = fedTokens[0..<newPosition].map { Int($0) }
+        reset()
+        do {
+            try prefill(replay, logits: .none)
+        } catch {
+            preconditionFailure("re-feeding the session's own tokens failed: \(error)")
+        }
+    }
+
+    /// Whether `rewind(to:)` can keep the cache as it is (always, without sliding-window layers).
+    public func canRewindInPlace(to newPosition: Int) -> Bool {
+        newPosition >= 0 && newPosition <= position && cache.canRewind(to: newPosition)
     }
 
     public var remainingContext: Int { contextLength - position }
@@ -208,7 +242,9 @@ public final class InferenceSession {
         while done < count {
             let n = min(batchSize, count - done)
             for i in 0..<n {
-                embed(tokens[next], row: i)
+                let t = tokens[next]
+                embed(t, row: i)
+                if variant.hasSlidingLayers { fedTokens.append(Int32(t)) }
                 next = tokens.index(after: next)
             }
             forwardBatch(count: n)
@@ -243,51 +279,60 @@ public final class InferenceSession {
     /// layer: their keys and values join the cache, and `x` holds their final hidden states.
     private func forwardBatch(count n: Int) {
         for i in 0..<n { setRotation(row: i, position: position + i) }
-        switch model.architecture {
-        case .gemma:
-            for layer in model.layers { runGemmaLayer(layer, count: n) }
-        }
+        for layer in model.layers { runLayer(layer, count: n) }
+        cache.didWrite(upTo: position + n)
         position += n
     }
 
-    private func runGemmaLayer(_ w: LayerWeights, count n: Int) {
-        // This layer's cache: keys [contextLength][kvDim], then values. The batch's keys and
-        // values are written straight into their rows.
-        let keys = cache + w.index * layerStride
-        let values = keys + contextLength * kvDim
-        let newKeys = keys + position * kvDim
-        let newValues = values + position * kvDim
-
+    /// One decoder layer for the batch. Gemma 1:
+    ///   h += attn(norm(h));  h += mlp(norm(h))
+    /// Gemma 2/3 (post-norms):
+    ///   h += post_attention_norm(attn(input_norm(h)));  h += post_ffw_norm(mlp(pre_ffw_norm(h)))
+    private func runLayer(_ w: LayerWeights, count n: Int) {
         // Attention block.
         for i in 0..<n { rmsNorm(x + i * hidden, w.inputNorm, into: xn + i * hidden) }
         matmul(w.qProj, xn, q, count: n)
-        matmul(w.kProj, xn, newKeys, count: n)
-        matmul(w.vProj, xn, newValues, count: n)
+        matmul(w.kProj, xn, kBatch, count: n)
+        matmul(w.vProj, xn, vBatch, count: n)
+        let rope = variant.layers[w.index].ropeIndex
         for i in 0..<n {
-            for h in 0..<heads { rotate(q + i * qDim + h * headDim, row: i) }
-            for h in 0..<kvHeads { rotate(newKeys + i * kvDim + h * headDim, row: i) }
+            for h in 0..<heads {
+                let v = q + i * qDim + h * headDim
+                if let qNorm = w.qNorm { rmsNorm(v, qNorm, into: v, count: headDim) }
+                rotate(v, row: i, rope: rope)
+            }
+            for h in 0..<kvHeads {
+                let v = kBatch + i * kvDim + h * headDim
+                if let kNorm = w.kNorm { rmsNorm(v, kNorm, into: v, count: headDim) }
+                rotate(v, row: i, rope: rope)
+            }
         }
-        // Causal: token i of the batch, at position + i, sees positions 0...position + i.
-        for i in 0..<n {
-            attend(q + i * qDim, length: position + i + 1, keys: keys, values: values, into: attn + i * qDim)
-        }
+        attendBatch(layer: w.index, count: n)
+        cache.store(layer: w.index, keys: kBatch, values: vBatch, position: position, count: n)
         matmul(w.oProj, attn, proj, count: n)
+        if let post = w.postAttentionNorm {
+            for i in 0..<n { rmsNorm(proj + i * hidden, post, into: proj + i * hidden) }
+        }
         add(proj, into: x, count: n * hidden)
 
         // MLP block: down(gelu_tanh(gate(x)) * up(x)).
-        for i in 0..<n { rmsNorm(x + i * hidden, w.postAttentionNorm, into: xn + i * hidden) }
+        for i in 0..<n { rmsNorm(x + i * hidden, w.preFeedforwardNorm, into: xn + i * hidden) }
         matmul(w.gateProj, xn, gate, count: n)
         matmul(w.upProj, xn, up, count: n)
         gt_gelu_tanh_mul(gate, up, n * intermediate)
         matmul(w.downProj, gate, proj, count: n)
+        if let post = w.postFeedforwardNorm {
+            for i in 0..<n { rmsNorm(proj + i * hidden, post, into: proj + i * hidden) }
+        }
         add(proj, into: x, count: n * hidden)
     }
 
     /// Final norm and LM head (the tied embedding) for batch rows `rows`: the logits of row
-    /// rows.lowerBound + k go to out + k * vocab.
+    /// rows.lowerBound + k go to out + k * vocab; soft-capped where the model says so.
     private func lmHead(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         for (k, r) in rows.enumerated() { rmsNorm(x + r * hidden, model.finalNorm, into: xn + k * hidden) }
         matmul(model.embedding, xn, out, count: rows.count)
+        if let cap = variant.finalSoftcap { gt_softcap(out, rows.count * vocab, cap) }
     }
 
     /// The `.all` request for one batch (tokens batchStart..<batchStart+n of the prefill).
@@ -330,33 +375,40 @@ public final class InferenceSession {
         for i in 0..<count { x[i] += y[i] }
     }
 
-    /// x / sqrt(mean(x^2) + eps) * (1 + w), in f32 (the sum of squares in f64).
-    private func rmsNorm(_ input: UnsafePointer<Float>, _ w: NormWeights, into out: UnsafeMutablePointer<Float>) {
+    /// x / sqrt(mean(x^2) + eps) * (1 + w) over `count` values (default: hidden), in f32 (the
+    /// sum of squares in f64). `out` may be `input`.
+    private func rmsNorm(_ input: UnsafePointer<Float>, _ w: NormWeights, into out: UnsafeMutablePointer<Float>,
+                         count: Int? = nil) {
+        let n = count ?? hidden
         var sum: Double = 0
-        for i in 0..<hidden { let v = Double(input[i]); sum += v * v }
-        let meanSquare = Float(sum / Double(hidden))
+        for i in 0..<n { let v = Double(input[i]); sum += v * v }
+        let meanSquare = Float(sum / Double(n))
         let inv = Float(1 / (Double(meanSquare + eps)).squareRoot())
         w.scale.withUnsafeBufferPointer { s in
-            for i in 0..<hidden { out[i] = (input[i] * inv) * s[i] }
+            for i in 0..<n { out[i] = (input[i] * inv) * s[i] }
         }
     }
 
-    /// cos/sin of position * inv_freq for batch row `row` (the product in f32, as transformers
-    /// forms it).
+    /// cos/sin of position * inv_freq for batch row `row`, for every RoPE base of the model (the
+    /// product in f32, as transformers forms it).
     private func setRotation(row: Int, position: Int) {
         let half = headDim / 2
         let p = Float(position)
-        for i in 0..<half {
-            let angle = Double(p * invFreq[i])
-            ropeCos[row * half + i] = Float(Foundation.cos(angle))
-            ropeSin[row * half + i] = Float(Foundation.sin(angle))
+        for r in 0..<variant.ropeThetas.count {
+            let base = (r * batchSize + row) * half
+            for i in 0..<half {
+                let angle = Double(p * invFreq[r * half + i])
+                ropeCos[base + i] = Float(Foundation.cos(angle))
+                ropeSin[base + i] = Float(Foundation.sin(angle))
+            }
         }
     }
 
-    /// Rotate-half RoPE on one head of batch row `row`: pairs (i, i + d/2).
-    private func rotate(_ v: UnsafeMutablePointer<Float>, row: Int) {
+    /// Rotate-half RoPE on one head of batch row `row` with RoPE base `rope`: pairs (i, i + d/2).
+    private func rotate(_ v: UnsafeMutablePointer<Float>, row: Int, rope: Int) {
         let half = headDim / 2
-        let cos = ropeCos + row * half, sin = ropeSin + row * half
+        let base = (rope * batchSize + row) * half
+        let cos = ropeCos + base, sin = ropeSin + base
         for i in 0..<half {
             let a = v[i], b = v[i + half]
             v[i] = a * cos[i] - b * sin[i]
@@ -364,15 +416,29 @@ public final class InferenceSession {
         }
     }
 
-    /// Grouped-query attention of one token's queries over cache positions 0..<length: each
-    /// query head uses the key/value head of its group.
-    private func attend(_ query: UnsafePointer<Float>, length: Int, keys: UnsafePointer<Float>,
-                        values: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    /// Causal (and, in a sliding layer, windowed) grouped-query attention of the batch's queries:
+    /// token i, at position p = position + i, sees positions lo...p, lo = p - window + 1 in a
+    /// sliding layer (at least 0), else 0: the cached ones (lo..<position), then the batch's own
+    /// (from kBatch/vBatch) up to itself. Each query head uses the key/value head of its group.
+    private func attendBatch(layer: Int, count n: Int) {
         let group = heads / kvHeads
-        for h in 0..<heads {
-            let kv = (h / group) * headDim
-            gt_attention_head(query + h * headDim, keys + kv, values + kv, kvDim, length, headDim,
-                              attentionScale, scores, out + h * headDim)
+        let window = variant.layers[layer].window
+        let scale = variant.attentionScale
+        let softcap = variant.attentionSoftcap ?? 0
+        for i in 0..<n {
+            let p = position + i
+            let lo = window.map { max(0, p - $0 + 1) } ?? 0
+            let batchFirst = max(lo, position) - position
+            let query = q + i * qDim, out = attn + i * qDim
+            for h in 0..<heads {
+                let kv = (h / group) * headDim
+                var count = cache.spans(layer: layer, from: lo, to: position, column: kv, into: spans)
+                spans[count] = gt_kv_span(keys: kBatch + batchFirst * kvDim + kv, values: vBatch + batchFirst * kvDim + kv,
+                                          count: i - batchFirst + 1)
+                count += 1
+                gt_attention_head_spans(query + h * headDim, spans, count, kvDim, headDim, scale, softcap,
+                                        scores, out + h * headDim)
+            }
         }
     }
 }

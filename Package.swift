@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "gemma-quantize", targets: ["gemma-quantize"]),
         // The OpenAI-compatible HTTP server behind `gemma-tiny serve`, for embedding.
         .library(name: "GemmaTinyServer", targets: ["GemmaTinyServer"]),
+        // The converter as a library (used by the fuzz targets in fuzz/).
+        .library(name: "GemmaConvert", targets: ["GemmaConvert"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

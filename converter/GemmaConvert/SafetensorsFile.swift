@@ -72,7 +72,10 @@ final class SafetensorsFile: @unchecked Sendable {
                 guard !o else { throw bad("tensor \(name): shape \(shape) overflows") }
                 count = c
             }
-            guard offsets[1] - offsets[0] == count * dtype.size else {
+            // The byte count can overflow where the element count did not (fuzzing: shape [2^40, 2^21]).
+            let (byteCount, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow else { throw bad("tensor \(name): shape \(shape) overflows") }
+            guard offsets[1] - offsets[0] == byteCount else {
                 throw bad("tensor \(name): \(offsets[1] - offsets[0]) bytes do not match shape \(shape) of \(dtypeName)")
             }
             tensors[name] = Tensor(name: name, dtype: dtype, shape: shape,

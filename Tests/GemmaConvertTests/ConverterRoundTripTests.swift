@@ -66,11 +66,38 @@ final class ConverterRoundTripTests: XCTestCase {
         return (summary, file)
     }
 
+    /// The default q4 policy: k/v/down projections at q8, the other matrices q4, the embedding
+    /// q8, norms f32; --pure: every matrix but the embedding q4; other types have no exceptions.
+    func testQ4PerTensorPolicy() throws {
+        func types(_ options: ConversionOptions) throws -> [String: StorageType] {
+            let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: options, bound: 0.12)
+            _ = summary
+            return Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0.type) })
+        }
+        let policy = try types(ConversionOptions(threads: 2))
+        let pure = try types(ConversionOptions(threads: 2, pure: true))
+        let q8 = try types(ConversionOptions(type: .q8, threads: 2))
+        for (name, type) in policy {
+            let sensitive = ConversionOptions.sensitiveMatrices.contains { name.hasSuffix($0) }
+            if name == "model.embed_tokens.weight" {
+                XCTAssertEqual(type, .q8, name)
+                XCTAssertEqual(pure[name], .q8, name)
+            } else if name.hasSuffix("norm.weight") {
+                XCTAssertEqual(type, .f32, name)
+            } else {
+                XCTAssertEqual(type, sensitive ? .q8 : .q4, name)
+                XCTAssertEqual(pure[name], .q4, name)
+            }
+            if !name.hasSuffix("norm.weight") { XCTAssertEqual(q8[name], .q8, name) }
+        }
+        XCTAssertTrue(policy.keys.contains { $0.hasSuffix("mlp.down_proj.weight") })
+    }
+
     func testEveryStorageTypeRoundTrips() throws {
         for (type, bound) in [(StorageType.f32, 0.0), (.bf16, 0.0), (.q8, 0.01), (.q4, 0.12)] {
             for compress in [true, false] {
                 let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(
-                    type: type, embeddingType: type, compress: compress, threads: 2), bound: bound)
+                    type: type, embeddingType: type, compress: compress, threads: 2, pure: true), bound: bound)
                 XCTAssertEqual(file.metadata.quantization.type, type)
                 XCTAssertEqual(summary.bitsPerWeight, type.bitsPerWeight, accuracy: 0.1 + (type.isQuantized ? 0.2 : 0), "\(type)")
                 XCTAssertEqual(try ModelFile(path: summary.outputPath).isCompressed, compress)

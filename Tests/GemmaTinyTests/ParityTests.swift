@@ -105,6 +105,22 @@ final class ParityTests: XCTestCase {
     func testParityTinyGemmaBF16() throws { try check("tiny-gemma", .bf16) }
     func testParityTinyGemmaQ8() throws { try check("tiny-gemma", .q8) }
     func testParityTinyGemmaQ4() throws { try check("tiny-gemma", .q4) }
+    /// The default q4 policy (k/v/down projections at q8) mixes matrix types within a layer:
+    /// still within the q4 bounds, and closer to the reference than the all-q4 file.
+    func testParityTinyGemmaQ4Policy() throws {
+        let golden = try Golden.load("tiny-gemma")
+        let path = try ModelFixtures.convertedPath("tiny-gemma", .q4, policy: true)
+        let mixed = try GemmaModel.load(path: path)
+        XCTAssertTrue(mixed.layers.allSatisfy { $0.qProj.type == .q4 && $0.vProj.type == .q8 && $0.downProj.type == .q8 })
+        let cmp = try Self.compare(golden, mixed)
+        let pure = try Self.compare(golden, try ModelFixtures.model("tiny-gemma", .q4))
+        print("PARITY tiny-gemma q4 policy: \(cmp.summary) (all-q4: \(pure.summary))")
+        let bounds = Self.bounds[.q4]!
+        XCTAssertGreaterThanOrEqual(cmp.agreement, bounds.minAgreement, cmp.summary)
+        XCTAssertLessThanOrEqual(cmp.meanKL, bounds.maxMeanKL, cmp.summary)
+        XCTAssertLessThan(cmp.meanKL, pure.meanKL, "the policy should be closer to the reference than all-q4")
+    }
+
     func testParityTinyGemmaMHAF32() throws { try check("tiny-gemma-mha", .f32) }
     func testParityTinyGemmaMHABF16() throws { try check("tiny-gemma-mha", .bf16) }
     func testParityTinyGemmaMHAQ8() throws { try check("tiny-gemma-mha", .q8) }

@@ -14,9 +14,12 @@ public struct ConversionOptions: Sendable {
     public var overwrite: Bool
     /// Measure each tensor's quantization error (relative RMS).
     public var report: Bool
+    /// Every weight matrix but the embedding in `type`, without the per-tensor policy
+    /// (`sensitiveType(for:)`), like llama-quantize --pure.
+    public var pure: Bool
 
     public init(type: StorageType = .q4, embeddingType: StorageType? = nil, compress: Bool = true, zstdLevel: Int = 3,
-                threads: Int = 0, overwrite: Bool = false, report: Bool = false) {
+                threads: Int = 0, overwrite: Bool = false, report: Bool = false, pure: Bool = false) {
         self.type = type
         self.embeddingType = embeddingType
         self.compress = compress
@@ -24,6 +27,7 @@ public struct ConversionOptions: Sendable {
         self.threads = threads
         self.overwrite = overwrite
         self.report = report
+        self.pure = pure
     }
 
     /// The tied embedding doubles as the LM head over a 256k vocabulary, where 4-bit error shows
@@ -33,6 +37,19 @@ public struct ConversionOptions: Sendable {
     }
 
     public var resolvedEmbeddingType: StorageType { embeddingType ?? Self.defaultEmbeddingType(for: type) }
+
+    /// The per-tensor policy of a q4 file (unless `pure`): the matrices where 4-bit error costs
+    /// the most — the attention's value and key projections and the MLP's down projection (its
+    /// input is the wide, heavy-tailed GELU product) — stay at q8, as llama.cpp's Q4_K_M keeps
+    /// attn_v and ffn_down at 6 bits. On Gemma 3 270M this takes perplexity from +37% to a few
+    /// percent of bf16 (docs/BENCHMARKS.md). Other types: no exceptions.
+    public static func sensitiveType(for type: StorageType, pure: Bool) -> StorageType {
+        type == .q4 && !pure ? .q8 : type
+    }
+
+    public static let sensitiveMatrices = ["self_attn.k_proj.weight", "self_attn.v_proj.weight", "mlp.down_proj.weight"]
+
+    public var resolvedSensitiveType: StorageType { Self.sensitiveType(for: type, pure: pure) }
 
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
 

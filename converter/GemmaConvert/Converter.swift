@@ -58,7 +58,8 @@ public enum Converter {
             notices.append("tokenizer has \(vocabulary.count) pieces, the embedding \(config.vocabSize) rows; the extra ids decode to nothing")
         }
 
-        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType)
+        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType,
+                              sensitiveType: options.resolvedSensitiveType)
         let planned = Set(plan.entries.map(\.name))
         for name in checkpoint.tensors.keys.sorted() where !planned.contains(name) {
             guard TensorPlan.isIgnorable(name) else { throw .unexpectedTensor(name) }
@@ -98,7 +99,8 @@ public enum Converter {
         let gguf = try GGUFCheckpoint(path: path)
         let config = gguf.config
         var notices = gguf.notices
-        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType)
+        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType,
+                              sensitiveType: options.resolvedSensitiveType)
         let planned = Set(plan.entries.map(\.name))
         for (name, t) in gguf.tensors.sorted(by: { $0.key < $1.key }) where !planned.contains(name) {
             throw .unexpectedTensor("\(t.name) (\(name)) in \(path)")

@@ -19,6 +19,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Storage type of the tied embedding / LM head (default: q8 for a q4 file, else as --type).")
     var embeddingType: StorageType?
 
+    @Flag(help: "Store every weight matrix but the embedding as --type: no per-tensor policy (a q4 file otherwise keeps k_proj, v_proj and down_proj at q8).")
+    var pure = false
+
     @Option(help: "zstd compression level (1-22).")
     var zstdLevel: Int = 3
 
@@ -36,7 +39,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let options = ConversionOptions(type: type, embeddingType: embeddingType, compress: !noCompress,
-                                        zstdLevel: zstdLevel, threads: threads, overwrite: force, report: report)
+                                        zstdLevel: zstdLevel, threads: threads, overwrite: force, report: report, pure: pure)
         let meter = ProgressMeter()
         let summary: ConversionSummary
         do {

@@ -90,7 +90,9 @@ struct BenchCommand: ParsableCommand {
         if prompt.values.contains(where: { $0 < 0 }) || gen.values.contains(where: { $0 < 0 }) {
             throw ValidationError("-p and -n take token counts >= 0")
         }
-        if let t = threads, t.values.contains(where: { $0 < 1 }) { throw ValidationError("-t takes thread counts >= 1") }
+        if let t = threads, t.values.contains(where: { $0 < 1 || $0 > WorkerPool.maximumThreadCount }) {
+            throw ValidationError("-t takes thread counts from 1 to \(WorkerPool.maximumThreadCount)")
+        }
         if batchSize.values.contains(where: { $0 < 1 }) { throw ValidationError("-b takes batch sizes >= 1") }
         if contextLength < 1 { throw ValidationError("--ctx must be at least 1, got \(contextLength)") }
     }

@@ -96,6 +96,9 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if let t = threads, t > WorkerPool.maximumThreadCount {
+            throw ValidationError("--threads must be at most \(WorkerPool.maximumThreadCount), got \(t) (this machine has \(WorkerPool.defaultThreadCount) cores)")
+        }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if contextLength < 0 { throw ValidationError("--ctx must be >= 0 (0 = the model's maximum), got \(contextLength)") }
     }

@@ -18,6 +18,11 @@ public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private let state: State
 
+    /// The most threads a pool accepts: far more than any board this runs on has cores (more
+    /// threads than cores only slows matrix products down), and few enough that a mistyped
+    /// count cannot create thousands of threads.
+    public static let maximumThreadCount = 256
+
     public static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// How long an idle worker, or the caller waiting for the workers, spins before sleeping.
@@ -25,7 +30,7 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// - Parameter threads: total parts per job including the caller (at least 1).
     public init(threads: Int) {
-        threadCount = max(1, threads)
+        threadCount = min(max(1, threads), Self.maximumThreadCount)  // the CLIs reject counts outside 1...max
         state = State()
         for part in 1..<max(threadCount, 1) {
             let state = self.state

@@ -2,7 +2,7 @@ import Foundation
 import GemmaTiny
 import XCTest
 
-/// The code of README's "Embedding and serving" section and of docs/LIBRARY.md, run against the
+/// The code of README's "Embedding and serving" section and of the DocC article (GemmaTiny.docc/Embedding.md), run against the
 /// tiny fixture model, so the documentation compiles and works. (Plain `import GemmaTiny`: only
 /// the public API.)
 final class EngineDocExampleTests: XCTestCase {
@@ -31,7 +31,7 @@ final class EngineDocExampleTests: XCTestCase {
         var printed = ""
         func print(_ items: Any..., terminator: String = "\n") { printed += items.map { "\($0)" }.joined() + terminator }
 
-        // --- docs/LIBRARY.md, "A complete example" ---
+        // --- the DocC article Sources/GemmaTiny/GemmaTiny.docc/Embedding.md, "A complete example" ---
         let engine = try await GemmaEngine.load(
             path: path,
             options: .init(threads: 0,                    // 0 = one per core

@@ -34,34 +34,6 @@ final class Gemma23ParityTests: XCTestCase {
 
     func temp(_ name: String) -> String { ModelFixtures.tempDir + "/\(UUID().uuidString)-\(name)" }
 
-    /// Every position's logits, one token per `forward`, in a session of batch size 1.
-    func tokenByToken(_ model: GemmaModel, _ ids: [Int], kernels: any MatmulKernels) throws -> [[Float]] {
-        let session = try InferenceSession(model: model, contextLength: ids.count, kernels: kernels, batchSize: 1)
-        var rows: [[Float]] = []
-        for t in ids {
-            try session.forward(token: t)
-            rows.append(Array(session.logits))
-        }
-        return rows
-    }
-
-    /// Feeds `tokens` as one `.all` prefill and checks every row from `from` on against
-    /// `reference[offset...]` (within `PrefillTests.tolerance`), and the logits left after it.
-    func checkAll(_ session: InferenceSession, _ tokens: ArraySlice<Int>, from: Int = 0, reference: [[Float]],
-                  offset: Int, _ what: String) throws {
-        var seen: [Int] = []
-        var worst = 0.0
-        try session.prefill(tokens, logits: .all(from: from) { i, logits in
-            seen.append(i)
-            worst = max(worst, PrefillTests.relativeError(logits, reference[offset + i]))
-        })
-        XCTAssertEqual(seen, Array(from..<tokens.count), "\(what): rows handed out")
-        XCTAssertLessThanOrEqual(worst, PrefillTests.tolerance, what)
-        XCTAssertTrue(session.hasLogits, what)
-        let last = PrefillTests.relativeError(UnsafeBufferPointer(session.logits), reference[offset + tokens.count - 1])
-        XCTAssertLessThanOrEqual(last, PrefillTests.tolerance, "\(what): logits after the last token")
-    }
-
     func check(_ name: String, _ type: StorageType) throws {
         let golden = try Golden.load(name)
         let model = try ModelFixtures.model(name, type)

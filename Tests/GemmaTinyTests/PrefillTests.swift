@@ -27,33 +27,6 @@ final class PrefillTests: XCTestCase {
         return p.ids + p.greedyIds
     }
 
-    /// Every position's logits, one token per `forward`, in a session of batch size 1.
-    func tokenByToken(_ model: GemmaModel, _ ids: [Int], kernels: any MatmulKernels) throws -> [[Float]] {
-        let session = try InferenceSession(model: model, contextLength: ids.count, kernels: kernels, batchSize: 1)
-        var rows: [[Float]] = []
-        for t in ids {
-            try session.forward(token: t)
-            rows.append(Array(session.logits))
-        }
-        return rows
-    }
-
-    /// Checks the rows an `.all` prefill hands out against `reference[offset...]`.
-    func checkAll(_ session: InferenceSession, _ tokens: ArraySlice<Int>, from: Int = 0, reference: [[Float]],
-                  offset: Int, _ what: String) throws {
-        var seen: [Int] = []
-        var worst = 0.0
-        try session.prefill(tokens, logits: .all(from: from) { i, logits in
-            seen.append(i)
-            worst = max(worst, Self.relativeError(logits, reference[offset + i]))
-        })
-        XCTAssertEqual(seen, Array(from..<tokens.count), "\(what): rows handed out")
-        XCTAssertLessThanOrEqual(worst, Self.tolerance, what)
-        XCTAssertTrue(session.hasLogits, what)
-        let last = Self.relativeError(UnsafeBufferPointer(session.logits), reference[offset + tokens.count - 1])
-        XCTAssertLessThanOrEqual(last, Self.tolerance, "\(what): logits after the last token")
-    }
-
     func testPrefillBatchedMatchesTokenByToken() throws {
         let ids = try sequence()
         let threaded = ThreadedScalarKernels(threads: 3)

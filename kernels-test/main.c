@@ -6,7 +6,7 @@
 // (f32 inputs, one dot product at a time) on random data:
 //   - f32 / bf16: |y - ref| <= 2e-5 * sum |w x| (both sides differ only in f32 summation order;
 //     each is within ~1e-6 of the exact value at these lengths, 2e-5 leaves a wide margin);
-//   - q8 / q4: |y - ref| <= sum over blocks (max|x| / 254) * sum |w| (+1e-5 * sum |w x| for
+//   - q8 / q4 / q5: |y - ref| <= sum over blocks (max|x| / 254) * sum |w| (+1e-5 * sum |w x| for
 //     rounding): rounding an input to the nearest of 255 levels moves it by at most half a step,
 //     max|x| / 254, and nothing else differs (int8 x int8 products are exact);
 //   - every SIMD path against the portable scalar path of gt_matmul with the same prepared
@@ -56,7 +56,7 @@ static uint64_t rng_next(void) {
 static float rng_float(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 
 static const char *type_name(int type) {
-    static const char *names[] = { "f32", "bf16", "q8", "q4" };
+    static const char *names[] = { "f32", "bf16", "q8", "q4", "q5" };
     return names[type];
 }
 
@@ -159,7 +159,7 @@ static problem make_problem(int type, size_t rows, size_t cols, size_t max_count
             p.ref[t * rows + r] = gt_dot_scalar(type, p.w + r * p.row_bytes, xt, cols);
             double mag = 0, qb = 0;
             for (size_t c = 0; c < cols; c++) mag += fabs((double)wr[c] * xt[c]);
-            if (type == GT_Q8 || type == GT_Q4) {
+            if (type == GT_Q8 || type == GT_Q4 || type == GT_Q5) {
                 for (size_t b = 0; b < cols / 32; b++) {
                     double amax = 0, wsum = 0;
                     for (int i = 0; i < 32; i++) {
@@ -194,7 +194,7 @@ static void check_problem(const problem *p, size_t begin, size_t end) {
     float *y = xmalloc(n * sizeof(float));
     float *yscalar = xmalloc(n * sizeof(float));
     float *single = xmalloc(rows * sizeof(float));
-    int quant = p->type == GT_Q8 || p->type == GT_Q4;
+    int quant = p->type == GT_Q8 || p->type == GT_Q4 || p->type == GT_Q5;
     for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
         if (!gt_isa_supported(isa)) continue;
         for (size_t count = 1; count <= p->max_count; count++) {
@@ -265,7 +265,7 @@ static void check_problem(const problem *p, size_t begin, size_t end) {
 
 // Non-finite inputs reach the outputs as NaN / inf rather than vanishing in quantization.
 static void check_nonfinite(void) {
-    for (int type = 0; type < 4; type++) {
+    for (int type = 0; type < GT_TYPE_COUNT; type++) {
         problem p = make_problem(type, 5, 64, 1);
         p.x[40] = NAN;
         gt_prepare_activations(type, p.x, 64, 1, 64, p.act);
@@ -295,6 +295,8 @@ static void check_degenerate(void) {
         check(zeros, "%s: zero-length rows must give zeros", gt_isa_name(isa));
         gt_matmul_isa(isa, GT_Q4, w, 18, 40, act, 1, y, 3, 0, 3);
         check(y[0] == 0.0f, "%s: q4 rows of 40 must be refused", gt_isa_name(isa));
+        gt_matmul_isa(isa, GT_Q5, w, 22, 40, act, 1, y, 3, 0, 3);
+        check(y[0] == 0.0f, "%s: q5 rows of 40 must be refused", gt_isa_name(isa));
     }
 }
 
@@ -360,8 +362,8 @@ int main(int argc, char **argv) {
     };
     size_t nq = sizeof(qshapes) / sizeof(qshapes[0]), nf = sizeof(fshapes) / sizeof(fshapes[0]);
     if (quick) { nq -= 1; nf -= 1; }
-    for (int type = 0; type < 4; type++) {
-        int quant = type == GT_Q8 || type == GT_Q4;
+    for (int type = 0; type < GT_TYPE_COUNT; type++) {
+        int quant = type == GT_Q8 || type == GT_Q4 || type == GT_Q5;
         const shape *shapes = quant ? qshapes : fshapes;
         size_t ns = quant ? nq : nf;
         for (size_t s = 0; s < ns; s++) {

@@ -57,6 +57,7 @@ size_t gt_row_bytes(int type, size_t n) {
     case GT_BF16: return n * 2;
     case GT_Q8: return n % GT_BLOCK ? 0 : n / GT_BLOCK * GT_Q8_BLOCK_BYTES;
     case GT_Q4: return n % GT_BLOCK ? 0 : n / GT_BLOCK * GT_Q4_BLOCK_BYTES;
+    case GT_Q5: return n % GT_BLOCK ? 0 : n / GT_BLOCK * GT_Q5_BLOCK_BYTES;
     default: return 0;
     }
 }

@@ -40,6 +40,19 @@ float gt_dot_scalar(int type, const void *row, const float *x, size_t n) {
             sum += get_f16(p) * s;
         }
         break;
+    case GT_Q5:
+        for (size_t b = 0; b < n / GT_BLOCK; b++, p += GT_Q5_BLOCK_BYTES, x += GT_BLOCK) {
+            uint32_t qh;
+            memcpy(&qh, p + 2, 4);
+            const uint8_t *qs = p + 6;
+            float s = 0.0f;
+            for (int j = 0; j < GT_BLOCK / 2; j++) {
+                s += (float)((int)((qs[j] & 0x0f) | ((qh >> j) & 1) << 4) - 16) * x[j];
+                s += (float)((int)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16) * x[j + GT_BLOCK / 2];
+            }
+            sum += get_f16(p) * s;
+        }
+        break;
     }
     return sum;
 }

@@ -97,6 +97,7 @@ size_t gt_activation_bytes(int type, size_t cols) {
         return gt_act_stride(type, cols);
     case GT_Q8:
     case GT_Q4:
+    case GT_Q5:
         return cols % GT_BLOCK ? 0 : gt_act_stride(type, cols);
     default:
         return 0;
@@ -158,7 +159,7 @@ void gt_prepare_activations(int type, const float *x, size_t cols, size_t count,
 // Nothing to do for an unknown type, an empty range or batch, or quantized rows that are not
 // whole blocks (no kernel exists for them); zero-length rows give zeros.
 static int valid_call(int type, size_t cols, size_t count, float *y, size_t y_stride, size_t r0, size_t r1) {
-    if (type < 0 || type > GT_Q4 || r0 >= r1 || count == 0) return 0;
+    if (type < 0 || type >= GT_TYPE_COUNT || r0 >= r1 || count == 0) return 0;
     if (gt_is_quantized(type) && cols % GT_BLOCK) return 0;
     if (cols == 0) {
         for (size_t t = 0; t < count; t++)
@@ -253,4 +254,34 @@ static void scalar_q4(const uint8_t *w, size_t rs, size_t cols, const uint8_t *a
     }
 }
 
-const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4 } };
+// q5: the q4 nibbles plus bit 4 from qh; the -16 offset is twice q4's correction.
+static void scalar_q5(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count,
+                      float *y, size_t ys, size_t r0, size_t r1) {
+    size_t nb = cols / GT_BLOCK;
+    for (size_t r = r0; r < r1; r++) {
+        for (size_t t = 0; t < count; t++) {
+            const uint8_t *a = act + t * as;
+            const int8_t *aq = gt_act_q(a);
+            const float *ad = gt_act_d(a, nb);
+            const int32_t *ac = gt_act_c(a, nb);
+            const uint8_t *p = w + r * rs;
+            float sum = 0.0f;
+            for (size_t b = 0; b < nb; b++, p += GT_Q5_BLOCK_BYTES) {
+                uint32_t qh = gt_load_u32(p + 2);
+                const uint8_t *qs = p + 6;
+                const int8_t *x = aq + b * GT_BLOCK;
+                int32_t isum = 0;
+                for (int j = 0; j < GT_BLOCK / 2; j++) {
+                    int32_t lo = (qs[j] & 0x0f) | (int32_t)((qh >> j) & 1) << 4;
+                    int32_t hi = (qs[j] >> 4) | (int32_t)((qh >> (j + 16)) & 1) << 4;
+                    isum += lo * x[j] + hi * x[j + GT_BLOCK / 2];
+                }
+                isum += 8 * ac[b];
+                sum += gt_load_f16(p) * ad[b] * (float)isum;
+            }
+            y[t * ys + r] = sum;
+        }
+    }
+}
+
+const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5 } };

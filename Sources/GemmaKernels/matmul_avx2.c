@@ -4,6 +4,7 @@
 // q4 x int8: the nibbles stay unsigned (0..15) so _mm256_maddubs_epi16 (u8 x s8) multiplies them
 // by the int8 inputs directly; the -8 offset is applied once per block from the inputs' block sum
 // (sum (q - 8) a = sum q a - 8 sum a: each of the 8 i32 lanes subtracts the sum once).
+// q5 x int8: the same with 5-bit values (0..31) and a -16 offset.
 // q8 x int8: |w| x sign(a, w) through maddubs, as the products are signed x signed.
 // Per block and row, the 8 i32 lanes become f32 and accumulate with the block's combined scale
 // (f16 weight scale x f32 input scale); one horizontal sum per row at the end.
@@ -107,6 +108,23 @@ AVX2_INLINE __m256 splat_pair(__m128 v, const int p) {
                                     _mm256_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1));
 }
 
+// q5: ORs bit 4 of each element into a row pair's nibble vectors (row A in the low 128-bit half,
+// row B in the high one). qh bits 0..15 belong to lo (elements 0..15), bits 16..31 to hi: each
+// qh byte is copied to 8 bytes, tested against one bit per byte, and the hits become 0x10.
+AVX2_INLINE void q5_high_bits(const uint8_t *qh_a, const uint8_t *qh_b, __m256i *lo, __m256i *hi) {
+    const __m256i qh = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_cvtsi32_si128((int)gt_load_u32(qh_a))),
+                                               _mm_cvtsi32_si128((int)gt_load_u32(qh_b)), 1);
+    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i spread_lo = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0, 0x0101010101010101LL);
+    const __m256i spread_hi = _mm256_setr_epi64x(0x0202020202020202LL, 0x0303030303030303LL,
+                                                 0x0202020202020202LL, 0x0303030303030303LL);
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    __m256i l = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, spread_lo), bits), bits);
+    __m256i h = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(qh, spread_hi), bits), bits);
+    *lo = _mm256_or_si256(*lo, _mm256_and_si256(l, b4));
+    *hi = _mm256_or_si256(*hi, _mm256_and_si256(h, b4));
+}
+
 // ---- q4 ----
 // Rows go in pairs, one row per 128-bit half: a block's 16 bytes of nibbles from two rows fill
 // one register, whose low nibbles (elements 0..15 of each row) multiply the inputs 0..15
@@ -120,10 +138,14 @@ AVX2_INLINE __m256 splat_pair(__m128 v, const int p) {
 // Both tiles are instantiated twice: with the AVX2 integer products (maddubs + madd) and with
 // AVX-VNNI's vpdpbusd, which does both in one instruction. The int32 lanes come out the same
 // (no product sum overflows int16 on the AVX2 side), so both give bit-identical results.
+// q5 is the q4 tile plus bit 4 of each element, spread from qh into the nibble vectors
+// (q5_high_bits), and twice the offset correction (-16 x the block sum).
 #define DEFINE_Q_TILES(SUFFIX, INLINE, Q4DOT, Q8DOT) \
 INLINE void q4_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,   \
-                         float *y, size_t ys, size_t r, const int R, const int T) {                     \
+                         float *y, size_t ys, size_t r, const int R, const int T, const int FIVE) {     \
     const int NP = (R + 1) / 2;                                                                         \
+    const size_t block_bytes = FIVE ? GT_Q5_BLOCK_BYTES : GT_Q4_BLOCK_BYTES;                            \
+    const size_t nibbles = FIVE ? 6 : 2;                                                                \
     const size_t nb = cols / GT_BLOCK;                                                                  \
     const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);                             \
     __m256 acc[2][4];                                                                                   \
@@ -134,7 +156,7 @@ INLINE void q4_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uin
     const uint8_t *pf = w + (r + R) * rs;  /* the next tile's rows, fetched during this one */          \
     const size_t pf_step = R * rs / nb;                                                                 \
     for (size_t b = 0; b < nb; b++) {                                                                   \
-        const size_t off = b * GT_Q4_BLOCK_BYTES;                                                       \
+        const size_t off = b * block_bytes;                                                             \
         _mm_prefetch((const char *)(pf + b * pf_step), GT_PREFETCH_HINT);                               \
         __m128 ws = load_scales(wr, off, 2 * NP);                                                       \
         if (T == 1) ws = _mm_mul_ps(ws, _mm_set1_ps(gt_act_d(act, nb)[b]));                             \
@@ -143,17 +165,18 @@ INLINE void q4_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uin
         GT_UNROLL for (int p = 0; p < NP; p++) {                                                        \
             sc[p] = splat_pair(ws, p);                                                                  \
             __m256i v = _mm256_inserti128_si256(                                                        \
-                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(wr[2 * p] + off + 2))),        \
-                _mm_loadu_si128((const __m128i *)(wr[2 * p + 1] + off + 2)), 1);                        \
+                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(wr[2 * p] + off + nibbles))),  \
+                _mm_loadu_si128((const __m128i *)(wr[2 * p + 1] + off + nibbles)), 1);                  \
             lo[p] = _mm256_and_si256(v, m4);                                                            \
             hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);                                      \
+            if (FIVE) q5_high_bits(wr[2 * p] + off + 2, wr[2 * p + 1] + off + 2, &lo[p], &hi[p]);       \
         }                                                                                               \
         GT_UNROLL for (int t = 0; t < T; t++) {                                                         \
             const uint8_t *a = act + t * as;                                                            \
             const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                              \
             __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)aq));            \
             __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(aq + 16)));     \
-            __m256i corr = _mm256_set1_epi32(gt_act_c(a, nb)[b]);  /* 4 lanes x -2 x the block sum */\
+            __m256i corr = _mm256_set1_epi32(gt_act_c(a, nb)[b] * (FIVE ? 2 : 1)); /* 4 lanes x -2 (-4) x sum */\
             __m256 ad = _mm256_set1_ps(gt_act_d(a, nb)[b]);                                             \
             GT_UNROLL for (int p = 0; p < NP; p++) {                                                    \
                 __m256i s = Q4DOT(lo[p], hi[p], alo, ahi, corr, ones);                                  \
@@ -288,15 +311,22 @@ AVX2_INLINE void float_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 #define F32_TILE(w, rs, cols, a, as, y, ys, r, R, T) float_tile(w, rs, cols, a, as, y, ys, r, R, T, 0)
 #define BF16_TILE(w, rs, cols, a, as, y, ys, r, R, T) float_tile(w, rs, cols, a, as, y, ys, r, R, T, 1)
 
-GT_DEFINE_DRIVER(avx2_q4, q4_tile_avx2, AVX2_FN)
+#define Q4_TILE_AVX2(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_avx2(w, rs, cols, a, as, y, ys, r, R, T, 0)
+#define Q5_TILE_AVX2(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_avx2(w, rs, cols, a, as, y, ys, r, R, T, 1)
+#define Q4_TILE_VNNI(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_vnni(w, rs, cols, a, as, y, ys, r, R, T, 0)
+#define Q5_TILE_VNNI(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_vnni(w, rs, cols, a, as, y, ys, r, R, T, 1)
+
+GT_DEFINE_DRIVER(avx2_q4, Q4_TILE_AVX2, AVX2_FN)
+GT_DEFINE_DRIVER(avx2_q5, Q5_TILE_AVX2, AVX2_FN)
 GT_DEFINE_DRIVER(avx2_q8, q8_tile_avx2, AVX2_FN)
-GT_DEFINE_DRIVER_ROWS(vnni_q4, q4_tile_vnni, VNNI_FN, 4)
+GT_DEFINE_DRIVER_ROWS(vnni_q4, Q4_TILE_VNNI, VNNI_FN, 4)
+GT_DEFINE_DRIVER_ROWS(vnni_q5, Q5_TILE_VNNI, VNNI_FN, 4)
 GT_DEFINE_DRIVER(vnni_q8, q8_tile_vnni, VNNI_FN)
 GT_DEFINE_DRIVER(avx2_f32, F32_TILE, AVX2_FN)
 GT_DEFINE_DRIVER(avx2_bf16, BF16_TILE, AVX2_FN)
 
-const gt_kernel_table gt_kernels_avx2 = { "avx2", { avx2_f32, avx2_bf16, avx2_q8, avx2_q4 } };
+const gt_kernel_table gt_kernels_avx2 = { "avx2", { avx2_f32, avx2_bf16, avx2_q8, avx2_q4, avx2_q5 } };
 // f32 / bf16 have no integer products: the VNNI path shares the AVX2 kernels.
-const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16, vnni_q8, vnni_q4 } };
+const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16, vnni_q8, vnni_q4, vnni_q5 } };
 
 #endif

@@ -13,15 +13,16 @@
 // so any path can consume what gt_prepare_activations wrote.
 //
 // f32 / bf16 weights: `cols` f32 values, copied as they are (no rounding).
-// q8 / q4 weights (cols = nb * 32), three arrays back to back:
+// q8 / q4 / q5 weights (cols = nb * 32), three arrays back to back:
 //   int8  q[nb * 32]  block b holds round_even(x * 127 / amax_b), in [-127, 127]
 //   float d[nb]       amax_b / 127: element i of block b is approximately d[b] * q[i]
 //   int32 c[nb]       -2 x the sum of block b's 32 q values: the q4 weights' -8 offset spread over
 //                     4 int32 lanes (4 x -2 x sum = -8 x sum), ready to load as an accumulator's start
+//                     (q5's -16 offset is twice that)
 
 static inline size_t gt_round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static inline int gt_is_quantized(int type) { return type == GT_Q8 || type == GT_Q4; }
+static inline int gt_is_quantized(int type) { return type == GT_Q8 || type == GT_Q4 || type == GT_Q5; }
 
 static inline size_t gt_act_stride(int type, size_t cols) {
     if (gt_is_quantized(type)) return gt_round64(cols / GT_BLOCK * (GT_BLOCK + 8));
@@ -36,11 +37,21 @@ static inline const int32_t *gt_act_c(const void *act, size_t nb) {
     return (const int32_t *)((const uint8_t *)act + nb * (GT_BLOCK + 4));
 }
 
+static inline uint32_t gt_load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;  // little-endian hosts only (x86-64, AArch64)
+}
+
 static inline float gt_load_f16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return gt_f16_to_f32(h);
 }
+
+// ---- q5 rows (quantize_q5.c), for gt_quantize_row / gt_dequantize_row ----
+void gt_quantize_row_q5(const float *x, size_t n, uint8_t *out);
+void gt_dequantize_row_q5(const uint8_t *row, size_t n, float *out);
 
 // ---- kernel tables ----
 //
@@ -54,7 +65,7 @@ typedef void (*gt_matmul_fn)(const uint8_t *w, size_t row_stride, size_t cols,
 
 typedef struct {
     const char *name;
-    gt_matmul_fn fn[4];  // indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4
+    gt_matmul_fn fn[GT_TYPE_COUNT];  // indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4, GT_Q5
 } gt_kernel_table;
 
 extern const gt_kernel_table gt_kernels_scalar;

@@ -5,7 +5,8 @@
 //
 // q4: nibbles stay unsigned (0..15, valid int8); the -8 offset comes from the inputs' block sum
 // (sum (q - 8) a = sum q a - 8 sum a), folded into the integer accumulator's starting value
-// (-2 sum a in each of the 4 lanes). q8: signed x signed directly.
+// (-2 sum a in each of the 4 lanes). q5: the same with bit 4 from qh and twice the offset
+// (values 0..31: |31 * 127| * 2 still fits an int16 lane). q8: signed x signed directly.
 // SDOT: vdotq_s32, 4 products per lane. Without it: vmull_s8 / vmlal_high_s8 (two products per
 // int16 lane: |15 * 127| * 2 and |128 * 127| * 2 both fit) and vpadalq_s16 into int32.
 // Per block and row the 4 int32 lanes become f32 and accumulate with the combined scale (f16
@@ -72,11 +73,23 @@ DOT_INLINE int32x4_t q4_block_dot(int8x16_t lo, int8x16_t hi, int8x16_t a0, int8
 
 NEON_INLINE float hsum(float32x4_t v) { return vaddvq_f32(v); }
 
+// q5: ORs bit 4 of each element into the nibbles: qh bits 0..15 go to lo (elements 0..15),
+// 16..31 to hi. Each qh byte is copied to 8 lanes and tested against one bit per lane.
+NEON_INLINE void q5_high_bits(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
+    static const uint8_t bit_table[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
+    const uint8x16_t bits = vld1q_u8(bit_table), b4 = vdupq_n_u8(0x10);
+    uint8x16_t l = vcombine_u8(vdup_n_u8((uint8_t)qh), vdup_n_u8((uint8_t)(qh >> 8)));
+    uint8x16_t h = vcombine_u8(vdup_n_u8((uint8_t)(qh >> 16)), vdup_n_u8((uint8_t)(qh >> 24)));
+    *lo = vorrq_u8(*lo, vandq_u8(vtstq_u8(l, bits), b4));
+    *hi = vorrq_u8(*hi, vandq_u8(vtstq_u8(h, bits), b4));
+}
+
 // ---- tiles, one body for both integer product flavours ----
 #define DEFINE_Q_TILES(SUFFIX, INLINE, BLOCK)                                                                  \
     INLINE void q4_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \
-                                 float *y, size_t ys, size_t r, const int R, const int T) {                   \
+                                 float *y, size_t ys, size_t r, const int R, const int T, const int FIVE) {   \
         const size_t nb = cols / GT_BLOCK;                                                                    \
+        const size_t block_bytes = FIVE ? GT_Q5_BLOCK_BYTES : GT_Q4_BLOCK_BYTES;                              \
         float32x4_t acc[4][4];                                                                                \
         GT_UNROLL for (int i = 0; i < R; i++)                                                                 \
             GT_UNROLL for (int t = 0; t < T; t++) acc[i][t] = vdupq_n_f32(0.0f);                              \
@@ -90,10 +103,12 @@ NEON_INLINE float hsum(float32x4_t v) { return vaddvq_f32(v); }
             int8x16_t lo[4], hi[4];                                                                           \
             float wd[4];                                                                                      \
             GT_UNROLL for (int i = 0; i < R; i++) {                                                           \
-                const uint8_t *p = wr[i] + b * GT_Q4_BLOCK_BYTES;                                             \
-                uint8x16_t v = vld1q_u8(p + 2);                                                               \
-                lo[i] = vreinterpretq_s8_u8(vandq_u8(v, m4));                                                 \
-                hi[i] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));                                                \
+                const uint8_t *p = wr[i] + b * block_bytes;                                                   \
+                uint8x16_t v = vld1q_u8(p + (FIVE ? 6 : 2));                                                  \
+                uint8x16_t l = vandq_u8(v, m4), h = vshrq_n_u8(v, 4);                                         \
+                if (FIVE) q5_high_bits(gt_load_u32(p + 2), &l, &h);                                           \
+                lo[i] = vreinterpretq_s8_u8(l);                                                               \
+                hi[i] = vreinterpretq_s8_u8(h);                                                               \
                 wd[i] = load_scale(p);                                                                        \
             }                                                                                                 \
             GT_UNROLL for (int t = 0; t < T; t++) {                                                           \
@@ -101,7 +116,7 @@ NEON_INLINE float hsum(float32x4_t v) { return vaddvq_f32(v); }
                 const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                                \
                 int8x16_t a0 = vld1q_s8(aq), a1 = vld1q_s8(aq + 16);                                          \
                 float ad = gt_act_d(a, nb)[b];                                                                \
-                int32x4_t init = vld1q_dup_s32(gt_act_c(a, nb) + b);                                          \
+                int32x4_t init = vdupq_n_s32(gt_act_c(a, nb)[b] * (FIVE ? 2 : 1));                            \
                 GT_UNROLL for (int i = 0; i < R; i++) {                                                       \
                     int32x4_t s = BLOCK(lo[i], hi[i], a0, a1, init);                                          \
                     acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(s), wd[i] * ad);                         \
@@ -218,15 +233,22 @@ NEON_INLINE void float_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 #define F32_TILE(w, rs, cols, a, as, y, ys, r, R, T) float_tile(w, rs, cols, a, as, y, ys, r, R, T, 0)
 #define BF16_TILE(w, rs, cols, a, as, y, ys, r, R, T) float_tile(w, rs, cols, a, as, y, ys, r, R, T, 1)
 
-GT_DEFINE_DRIVER(neon_q4, q4_tile_neon, NEON_FN)
+#define Q4_TILE_NEON(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_neon(w, rs, cols, a, as, y, ys, r, R, T, 0)
+#define Q5_TILE_NEON(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_neon(w, rs, cols, a, as, y, ys, r, R, T, 1)
+#define Q4_TILE_DOT(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_dot(w, rs, cols, a, as, y, ys, r, R, T, 0)
+#define Q5_TILE_DOT(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_dot(w, rs, cols, a, as, y, ys, r, R, T, 1)
+
+GT_DEFINE_DRIVER(neon_q4, Q4_TILE_NEON, NEON_FN)
+GT_DEFINE_DRIVER(neon_q5, Q5_TILE_NEON, NEON_FN)
 GT_DEFINE_DRIVER(neon_q8, q8_tile_neon, NEON_FN)
-GT_DEFINE_DRIVER(dot_q4, q4_tile_dot, DOT_FN)
+GT_DEFINE_DRIVER(dot_q4, Q4_TILE_DOT, DOT_FN)
+GT_DEFINE_DRIVER(dot_q5, Q5_TILE_DOT, DOT_FN)
 GT_DEFINE_DRIVER(dot_q8, q8_tile_dot, DOT_FN)
 GT_DEFINE_DRIVER(neon_f32, F32_TILE, NEON_FN)
 GT_DEFINE_DRIVER(neon_bf16, BF16_TILE, NEON_FN)
 
-const gt_kernel_table gt_kernels_neon = { "neon", { neon_f32, neon_bf16, neon_q8, neon_q4 } };
+const gt_kernel_table gt_kernels_neon = { "neon", { neon_f32, neon_bf16, neon_q8, neon_q4, neon_q5 } };
 // f32 / bf16 have no integer products: the dotprod path shares the NEON kernels.
-const gt_kernel_table gt_kernels_neon_dotprod = { "neon+dotprod", { neon_f32, neon_bf16, dot_q8, dot_q4 } };
+const gt_kernel_table gt_kernels_neon_dotprod = { "neon+dotprod", { neon_f32, neon_bf16, dot_q8, dot_q4, dot_q5 } };
 
 #endif

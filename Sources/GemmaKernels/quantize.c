@@ -1,5 +1,5 @@
 // Quantization (used by the converter) and dequantization of rows.
-#include "gemma_kernels.h"
+#include "matmul_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -118,6 +118,9 @@ void gt_quantize_row(int type, const float *x, size_t n, void *out) {
     case GT_Q4:
         quantize_row_q4(x, n, o);
         break;
+    case GT_Q5:
+        gt_quantize_row_q5(x, n, o);
+        break;
     }
 }
 
@@ -150,6 +153,9 @@ void gt_dequantize_row(int type, const void *row, size_t n, float *out) {
                 out[b * GT_BLOCK + j + GT_BLOCK / 2] = d * (float)((qs[j] >> 4) - 8);
             }
         }
+        break;
+    case GT_Q5:
+        gt_dequantize_row_q5(p, n, out);
         break;
     }
 }

@@ -94,7 +94,7 @@ final class ConverterRoundTripTests: XCTestCase {
     }
 
     func testEveryStorageTypeRoundTrips() throws {
-        for (type, bound) in [(StorageType.f32, 0.0), (.bf16, 0.0), (.q8, 0.01), (.q4, 0.12)] {
+        for (type, bound) in [(StorageType.f32, 0.0), (.bf16, 0.0), (.q8, 0.01), (.q5, 0.06), (.q4, 0.12)] {
             for compress in [true, false] {
                 let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(
                     type: type, embeddingType: type, compress: compress, threads: 2, pure: true), bound: bound)

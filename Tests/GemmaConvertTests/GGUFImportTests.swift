@@ -182,6 +182,44 @@ final class GGUFImportTests: XCTestCase {
         XCTAssertEqual(q8, 6)
     }
 
+    /// A q4 file from an already-quantized GGUF follows the source's types for its weight
+    /// matrices (Q4_0 -> q4, Q8_0 -> q8, other quantized types -> q5; float sources keep the
+    /// policy); Q5_0 and Q8_0 tensors come through exactly. --pure puts every matrix at q4.
+    func testQ4FromQuantizedGGUFFollowsTheSourceTypes() throws {
+        let golden = try XCTUnwrap(try GGUFFixtures.goldens()["tiny-gemma2-mixed"] as? [String: Any])
+        let sourceTypes = try XCTUnwrap(golden["tensors"] as? [String: [String: Any]]).mapValues { $0["type"] as! String }
+        let (summary, file) = try convert(GGUFFixtures.gemma2, ConversionOptions(type: .q4, report: true))
+        XCTAssertTrue(summary.notices.contains { $0.contains("already quantized") }, "\(summary.notices)")
+        var seen = Set<String>()
+        for t in summary.tensors where t.shape.count == 2 {
+            let source = try XCTUnwrap(sourceTypes[t.name], t.name)
+            seen.insert(source)
+            let sensitive = ConversionOptions.sensitiveMatrices.contains { t.name.hasSuffix($0) }
+            let expected: StorageType
+            switch source {
+            case _ where t.name == "model.embed_tokens.weight": expected = .q8
+            case "Q4_0": expected = .q4
+            case "Q8_0": expected = .q8
+            case "Q4_1", "Q5_0", "Q5_1": expected = .q5
+            default: expected = sensitive ? .q8 : .q4
+            }
+            XCTAssertEqual(t.type, expected, "\(t.name) from \(source)")
+            if ["Q5_0", "Q8_0", "Q4_0"].contains(source), t.type != .q8 || source == "Q8_0" {
+                XCTAssertEqual(t.relativeRMSError, 0, "\(t.name): \(source) to \(t.type) is exact")
+            }
+        }
+        XCTAssertTrue(seen.isSuperset(of: ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]), "\(seen)")
+        try file.verify()
+
+        let (pureSummary, _) = try convert(GGUFFixtures.gemma2, ConversionOptions(type: .q4, pure: true))
+        for t in pureSummary.tensors where t.shape.count == 2 && t.name != "model.embed_tokens.weight" {
+            XCTAssertEqual(t.type, .q4, t.name)
+        }
+        // Other types do as asked.
+        let (q8Summary, _) = try convert(GGUFFixtures.gemma2, ConversionOptions(type: .q8))
+        XCTAssertTrue(q8Summary.tensors.filter { $0.shape.count == 2 }.allSatisfy { $0.type == .q8 })
+    }
+
     func testCLIConvertsAndInspectsGGUF() throws {
         let out = dir + "/g3.gtm"
         let r = try runQuantize([GGUFFixtures.gemma3, "-o", out, "--type", "q8"])

@@ -44,6 +44,34 @@ final class CorruptFileTests: XCTestCase {
         withUnsafeBytes(of: value.littleEndian) { for i in 0..<8 { bytes[offset + i] = $0[i] } }
     }
 
+    /// Version 1 files (no q5) and version 2 files open; a file is written with the lowest
+    /// version that holds its types; an unknown version, or a q5 tensor in a version 1 file, is
+    /// a clear error.
+    func testFormatVersions() throws {
+        XCTAssertEqual(header.version, 1, "no q5 tensor: version 1, readable by older builds")
+        let q5Path = dir + "/q5.gtm"
+        let writer = try ModelFileWriter(destination: q5Path, metadata: FormatTests.metadata(),
+                                         vocabulary: FormatTests.vocabulary, overwrite: true)
+        let q5 = [UInt8](repeating: 0x11, count: 4 * 2 * 22)
+        try q5.withUnsafeBytes { try writer.addTensor(name: "w5", type: .q5, shape: [4, 64], bytes: $0) }
+        try writer.finish()
+        let file = try ModelFile(path: q5Path)
+        XCTAssertEqual(file.header.version, 2)
+        XCTAssertEqual(file.tensor("w5")?.type, .q5)
+        try file.verify()
+
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: q5Path)))
+        bytes[8] = 1  // claims version 1
+        XCTAssertThrowsError(try open(resealed(bytes))) { error in
+            XCTAssertTrue("\(error)".contains("needs format version 2"), "\(error)")
+        }
+        var future = original
+        future[8] = 3
+        XCTAssertThrowsError(try open(resealed(future))) { error in
+            guard case ModelFileError.unsupportedVersion(3) = error else { return XCTFail("\(error)") }
+        }
+    }
+
     func testTruncatedAtEverySectionBoundary() throws {
         let cuts = [0, 4, 8, 64, 127, 128, header.metadata.upperBound - 1, header.metadata.upperBound,
                     header.tokenizer.upperBound, header.data.lowerBound, header.data.lowerBound + 100,

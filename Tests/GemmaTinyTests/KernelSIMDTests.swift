@@ -19,7 +19,7 @@ import XCTest
 ///   1e-5 * sum |w x|; batched against single-token calls and split rows against one call:
 ///   bit for bit (every row is computed by the same operations whatever the tiling).
 final class KernelSIMDTests: XCTestCase {
-    static let types: [StorageType] = [.f32, .bf16, .q8, .q4]
+    static let types: [StorageType] = [.f32, .bf16, .q8, .q4, .q5]
 
     /// A random problem: stored weights, their dequantized values, inputs, the reference
     /// products and the tolerance of each.
@@ -67,7 +67,7 @@ final class KernelSIMDTests: XCTestCase {
             var magnitude = [Double](repeating: 0, count: maxCount * rows)
             var bound = [Double](repeating: 0, count: maxCount * rows)
             let x = self.x
-            let quantized = type == .q8 || type == .q4
+            let quantized = type.isQuantized
             for t in 0..<maxCount {
                 for r in 0..<rows {
                     let k = t * rows + r
@@ -96,7 +96,7 @@ final class KernelSIMDTests: XCTestCase {
         }
 
         func tolerance(_ k: Int) -> Double {
-            (type == .q8 || type == .q4 ? bound[k] * 1.0001 + 1e-5 * magnitude[k] : 2e-5 * magnitude[k]) + 1e-30
+            (type.isQuantized ? bound[k] * 1.0001 + 1e-5 * magnitude[k] : 2e-5 * magnitude[k]) + 1e-30
         }
 
         /// Prepared inputs for all maxCount vectors.
@@ -177,7 +177,7 @@ final class KernelSIMDTests: XCTestCase {
         let quantized = [(1, 32, 0, 1), (3, 64, 1, 3), (7, 96, 2, 7), (17, 160, 3, 17), (64, 2080, 5, 61)]
         let float = [(1, 1, 0, 1), (3, 7, 1, 3), (7, 33, 2, 7), (17, 95, 3, 17), (64, 2081, 5, 61), (9, 96, 0, 9)]
         for type in Self.types {
-            for (rows, cols, begin, end) in type == .q8 || type == .q4 ? quantized : float {
+            for (rows, cols, begin, end) in type.isQuantized ? quantized : float {
                 let p = Problem(type, rows: rows, cols: cols, maxCount: 9, rng: &rng)
                 check(p, begin: begin, end: end)
                 check(p, begin: 0, end: rows)
@@ -188,7 +188,7 @@ final class KernelSIMDTests: XCTestCase {
     func testKernelSIMDLongRowsAllTypes() {
         var rng = SplitMix(seed: 2)
         for type in Self.types {
-            let cols = type == .q8 || type == .q4 ? 16384 + 32 * 3 : 16384 + 35
+            let cols = type.isQuantized ? 16384 + 32 * 3 : 16384 + 35
             let p = Problem(type, rows: 7, cols: cols, maxCount: 6, rng: &rng)
             check(p, begin: 1, end: 7)
         }
@@ -251,7 +251,7 @@ final class KernelSIMDTests: XCTestCase {
             XCTAssertEqual(single.name, isaName)
             XCTAssertEqual(threaded.name, "\(isaName) x3 threads")
             for type in Self.types {
-                let cols = type == .q8 || type == .q4 ? 2080 : 2085
+                let cols = type.isQuantized ? 2080 : 2085
                 let p = Problem(type, rows: 133, cols: cols, maxCount: 9, rng: &rng)
                 p.stored.withUnsafeBytes { bytes in
                     let m = p.matrix(bytes)
@@ -409,7 +409,7 @@ final class KernelSIMDParityTests: XCTestCase {
         let golden = try Golden.load("tiny-gemma")
         let kernels = SIMDKernels(threads: 2)
         kernels.minimumParallelWork = 0
-        for type in [StorageType.f32, .bf16, .q8, .q4] {
+        for type in [StorageType.f32, .bf16, .q8, .q4, .q5] {
             let model = try ModelFixtures.model("tiny-gemma", type)
             let cmp = try ParityTests.compare(golden, model, kernels: kernels)
             let bounds = Self.bounds[type]!

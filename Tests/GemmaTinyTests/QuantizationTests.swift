@@ -62,9 +62,60 @@ final class QuantizationTests: XCTestCase {
         XCTAssertLessThan(rel, relativeRMS(x, absmax))
     }
 
+    func testQ5ErrorBoundAndSearchBeatsAbsmax() {
+        let x = randomRow(32 * 512, seed: 4)
+        let y = roundTrip(.q5, x)
+        let rel = relativeRMS(x, y)
+        XCTAssertLessThan(rel, 0.06, "q5 relative RMS error \(rel)")
+        XCTAssertLessThan(rel, relativeRMS(x, roundTrip(.q4, x)) * 0.6, "one more bit roughly halves the error")
+        var absmax = [Float](repeating: 0, count: x.count)
+        for b in 0..<(x.count / 32) {
+            let block = Array(x[b * 32 ..< b * 32 + 32])
+            let m = block.max { abs($0) < abs($1) }!
+            let d = gt_f16_to_f32(gt_f32_to_f16(m / -16))
+            for i in 0..<32 { absmax[b * 32 + i] = d * Float(min(15, max(-16, (block[i] / d).rounded()))) }
+        }
+        XCTAssertLessThan(rel, relativeRMS(x, absmax))
+    }
+
+    /// Values already on a 5-bit grid (a GGUF Q5_0 tensor: d * (q - 16), the largest magnitude
+    /// at -16 d) come back exactly: the scale search's first candidate is that scale.
+    func testQ5RecoversA5BitGridExactly() {
+        var rng = SplitMix(seed: 9)
+        var x: [Float] = []
+        for _ in 0..<256 {
+            let d = gt_f16_to_f32(gt_f32_to_f16(0.0005 + abs(rng.normal(0.002))))
+            var q = (0..<32).map { _ in Int(rng.next() % 32) - 16 }
+            q[Int(rng.next() % 32)] = -16
+            x += q.map { d * Float($0) }
+        }
+        XCTAssertEqual(roundTrip(.q5, x), x)
+        XCTAssertGreaterThan(relativeRMS(x, roundTrip(.q4, x)), 0.02, "q4 cannot hold a 5-bit grid")
+    }
+
+    func testQ5BitLayout() {
+        // Element j: low nibble of byte 6 + (j % 16) (low for j < 16, high otherwise), bit 4 in
+        // bit j of the little-endian u32 at bytes 2...5; stored value q + 16.
+        var x = [Float](repeating: 0, count: 32)
+        x[0] = -16; x[16] = 15; x[1] = 1; x[31] = -1
+        var packed = [UInt8](repeating: 0, count: 22)
+        gt_quantize_row(Int32(GT_Q5), x, 32, &packed)
+        XCTAssertEqual(gt_f16_to_f32(UInt16(packed[0]) | UInt16(packed[1]) << 8), 1)
+        let qh = packed[2..<6].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+        // Stored: x[0] -> 0, x[1] -> 17, x[16] -> 31, x[31] -> 15, every other element -> 16.
+        var expectedHigh: UInt32 = 0
+        for j in 0..<32 where ![0, 31].contains(j) { expectedHigh |= 1 << UInt32(j) }
+        XCTAssertEqual(qh, expectedHigh)
+        XCTAssertEqual(packed[6], 0x0 | 0xF << 4)
+        XCTAssertEqual(packed[7], 0x1 | 0x0 << 4)
+        XCTAssertEqual(packed[6 + 15], 0x0 | 0xF << 4)
+        XCTAssertEqual(roundTrip(.q5, x), x)
+    }
+
     func testZeroBlocksAndNibbleLayout() {
         XCTAssertEqual(roundTrip(.q4, [Float](repeating: 0, count: 64)), [Float](repeating: 0, count: 64))
         XCTAssertEqual(roundTrip(.q8, [Float](repeating: 0, count: 64)), [Float](repeating: 0, count: 64))
+        XCTAssertEqual(roundTrip(.q5, [Float](repeating: 0, count: 64)), [Float](repeating: 0, count: 64))
         // Element j sits in the low nibble of byte j, element j+16 in its high nibble.
         var x = [Float](repeating: 0, count: 32)
         x[0] = -8; x[16] = 7; x[1] = 1
@@ -96,6 +147,9 @@ final class QuantizationTests: XCTestCase {
         XCTAssertNil(StorageType.q4.rowBytes(33))
         XCTAssertEqual(StorageType.bf16.rowBytes(33), 66)
         XCTAssertEqual(StorageType.q4.bitsPerWeight, 4.5)
+        XCTAssertEqual(StorageType.q5.rowBytes(2048), 2048 / 32 * 22)
+        XCTAssertNil(StorageType.q5.rowBytes(48))
+        XCTAssertEqual(StorageType.q5.bitsPerWeight, 5.5)
         XCTAssertEqual(StorageType.q8.bitsPerWeight, 8.5)
     }
 }

@@ -100,7 +100,16 @@ public enum Converter {
         let config = gguf.config
         var notices = gguf.notices
         let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType,
-                              sensitiveType: options.resolvedSensitiveType)
+                              sensitiveType: options.resolvedSensitiveType) { name in
+            gguf.tensors[name].flatMap { ConversionOptions.typeForQuantizedSource($0.type.name, type: options.type, pure: options.pure) }
+        }
+        let byType = Dictionary(grouping: plan.entries.filter { $0.shape.count == 2 && $0.name != TensorPlan.embeddingName },
+                                by: \.type)
+        if ConversionOptions.typeForQuantizedSource("Q5_0", type: options.type, pure: options.pure) != nil,
+           gguf.tensors.values.contains(where: { ConversionOptions.typeForQuantizedSource($0.type.name, type: options.type, pure: options.pure) != nil }) {
+            let counts = byType.keys.sorted { $0.rawValue < $1.rawValue }.map { "\(byType[$0]!.count) at \($0)" }
+            notices.append("the GGUF is already quantized: its weight matrices follow its own types (\(counts.joined(separator: ", "))); --pure puts them all at \(options.type)")
+        }
         let planned = Set(plan.entries.map(\.name))
         for (name, t) in gguf.tensors.sorted(by: { $0.key < $1.key }) where !planned.contains(name) {
             throw .unexpectedTensor("\(t.name) (\(name)) in \(path)")

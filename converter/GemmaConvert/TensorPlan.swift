@@ -22,7 +22,10 @@ struct TensorPlan {
     let entries: [Entry]
 
     /// `sensitiveType`: the type of the matrices in `ConversionOptions.sensitiveMatrices`.
-    init(config c: ModelConfig, type: StorageType, embeddingType: StorageType, sensitiveType: StorageType? = nil) {
+    /// `sourceType`: for a weight matrix other than the embedding, a type that replaces the
+    /// policy's (`ConversionOptions.typeForQuantizedSource`), or nil to keep it.
+    init(config c: ModelConfig, type: StorageType, embeddingType: StorageType, sensitiveType: StorageType? = nil,
+         sourceType: (String) -> StorageType? = { _ in nil }) {
         var list: [(String, [Int])] = [(Self.embeddingName, [c.vocabSize, c.hiddenSize])]
         let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
         let isGemma1 = c.architecture == "gemma"
@@ -67,7 +70,7 @@ struct TensorPlan {
             // Norm weights are tiny and precision-sensitive: always f32.
             if shape.count == 1 { return Entry(name: name, shape: shape, type: .f32, note: nil) }
             let sensitive = ConversionOptions.sensitiveMatrices.contains { name.hasSuffix($0) }
-            let wanted = name == Self.embeddingName ? embeddingType : (sensitive ? sensitiveType ?? type : type)
+            let wanted = name == Self.embeddingName ? embeddingType : sourceType(name) ?? (sensitive ? sensitiveType ?? type : type)
             if wanted.isQuantized, shape.last! % wanted.blockSize != 0 {
                 return Entry(name: name, shape: shape, type: .bf16,
                              note: "row length \(shape.last!) is not a multiple of \(wanted.blockSize): stored as bf16 instead of \(wanted)")

@@ -13,13 +13,13 @@ struct Convert: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output model file.")
     var output: String
 
-    @Option(help: "Storage type of the weight matrices: q4 (4.5 bits/weight), q8 (8.5), bf16, f32.")
+    @Option(help: "Storage type of the weight matrices: q4 (4.5 bits/weight), q5 (5.5), q8 (8.5), bf16, f32.")
     var type: StorageType = .q4
 
     @Option(help: "Storage type of the tied embedding / LM head (default: q8 for a q4 file, else as --type).")
     var embeddingType: StorageType?
 
-    @Flag(help: "Store every weight matrix but the embedding as --type: no per-tensor policy (a q4 file otherwise keeps k_proj, v_proj and down_proj at q8).")
+    @Flag(help: "Store every weight matrix but the embedding as --type: no per-tensor policy (a q4 file otherwise keeps k_proj, v_proj and down_proj at q8, and from an already-quantized GGUF follows its types: Q8_0 -> q8, Q4_0 -> q4, other quantized types -> q5).")
     var pure = false
 
     @Option(help: "zstd compression level (1-22).")

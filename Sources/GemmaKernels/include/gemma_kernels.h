@@ -6,6 +6,8 @@
 //   GT_Q8    blocks of 32: f16 scale d, then 32 int8 q;         x = d * q          (8.5 bits/weight)
 //   GT_Q4    blocks of 32: f16 scale d, then 16 bytes of nibbles; x = d * (q - 8)  (4.5 bits/weight)
 //            byte j holds element j in its low nibble and element j + 16 in its high nibble.
+//   GT_Q5    blocks of 32: f16 scale d, a little-endian u32 qh whose bit i is bit 4 of element
+//            i, then 16 bytes of nibbles laid out as in GT_Q4;    x = d * (q - 16)  (5.5 bits/weight)
 // Rows of quantized tensors are whole blocks: the row length is a multiple of GT_BLOCK.
 #ifndef GEMMA_KERNELS_H
 #define GEMMA_KERNELS_H
@@ -22,11 +24,14 @@ enum {
     GT_BF16 = 1,
     GT_Q8 = 2,
     GT_Q4 = 3,
+    GT_Q5 = 4,
+    GT_TYPE_COUNT = 5,
 };
 
 #define GT_BLOCK 32
 #define GT_Q8_BLOCK_BYTES 34
 #define GT_Q4_BLOCK_BYTES 18
+#define GT_Q5_BLOCK_BYTES 22
 
 /// Bytes one row of `n` weights takes in `type`; 0 when `type` is unknown or `n` is not whole blocks.
 size_t gt_row_bytes(int type, size_t n);
@@ -37,7 +42,7 @@ uint16_t gt_f32_to_f16(float f);      // round to nearest even, saturates to +-i
 float gt_bf16_to_f32(uint16_t h);
 uint16_t gt_f32_to_bf16(float f);     // round to nearest even (as torch does); NaN stays NaN
 
-// ---- quantization (converter side); `n` is a multiple of GT_BLOCK for q8/q4 ----
+// ---- quantization (converter side); `n` is a multiple of GT_BLOCK for q8/q4/q5 ----
 void gt_quantize_row(int type, const float *x, size_t n, void *out);
 void gt_dequantize_row(int type, const void *row, size_t n, float *out);
 

@@ -3,7 +3,15 @@ import GemmaKernels
 /// The fixed 128-byte header at the start of every model file (docs/FORMAT.md).
 public struct FileHeader: Sendable, Equatable {
     public static let magic: [UInt8] = Array("GTMODEL\0".utf8)
-    public static let currentVersion: UInt32 = 1
+    /// Version 2 added the q5 storage type; a file without q5 tensors is written as version 1,
+    /// so that older readers still open it.
+    public static let currentVersion: UInt32 = 2
+    public static let supportedVersions: ClosedRange<UInt32> = 1...currentVersion
+
+    /// The lowest version that can hold tensors of these types.
+    public static func version(for types: some Sequence<StorageType>) -> UInt32 {
+        types.contains(.q5) ? 2 : 1
+    }
     public static let size = 128
     /// Tensor data starts on a page boundary, and every uncompressed tensor on a 64-byte one.
     public static let dataAlignment = 4096
@@ -47,7 +55,7 @@ public struct FileHeader: Sendable, Equatable {
         _ = try r.bytes(8)
         var h = FileHeader()
         h.version = try r.u32()
-        guard h.version == currentVersion else { throw .unsupportedVersion(h.version) }
+        guard supportedVersions.contains(h.version) else { throw .unsupportedVersion(h.version) }
         h.flags = try r.u32()
         var ranges: [Range<Int>] = []
         for name in ["metadata", "tokenizer", "tensor table", "data"] {

@@ -19,7 +19,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable 
         switch self {
         case .cannotOpen(let path, let reason): return "cannot open \(path): \(reason)"
         case .notAModelFile(let path): return "\(path) is not a gemma-tiny model file (bad magic)"
-        case .unsupportedVersion(let v): return "unsupported model file version \(v) (this build reads version \(FileHeader.currentVersion))"
+        case .unsupportedVersion(let v): return "unsupported model file version \(v) (this build reads versions \(FileHeader.supportedVersions.lowerBound) to \(FileHeader.supportedVersions.upperBound))"
         case .truncated(let what): return "model file is truncated: \(what)"
         case .corruptHeader(let what): return "corrupt model file header: \(what)"
         case .invalidMetadata(let what): return "invalid model metadata: \(what)"

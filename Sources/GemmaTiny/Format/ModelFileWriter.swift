@@ -103,6 +103,7 @@ public final class ModelFileWriter {
         header.data = dataStart ..< position
         header.tensorTable = position ..< position + table.count
         header.fileLength = header.tensorTable.upperBound
+        header.version = FileHeader.version(for: tensors.map(\.type))
         var h = gt_xxh64_state()
         gt_xxh64_reset(&h, 0)
         for section in [metadataBytes, tokenizerBytes, table] {

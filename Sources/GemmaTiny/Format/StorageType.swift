@@ -6,6 +6,7 @@ public enum StorageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case bf16 = 1
     case q8 = 2
     case q4 = 3
+    case q5 = 4
 
     public init?(name: String) {
         switch name.lowercased() {
@@ -13,6 +14,7 @@ public enum StorageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case "bf16", "bfloat16": self = .bf16
         case "q8": self = .q8
         case "q4": self = .q4
+        case "q5": self = .q5
         default: return nil
         }
     }
@@ -23,12 +25,13 @@ public enum StorageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .bf16: return "bf16"
         case .q8: return "q8"
         case .q4: return "q4"
+        case .q5: return "q5"
         }
     }
 
     /// Values per quantization block (1 for plain types).
     public var blockSize: Int { isQuantized ? Int(GT_BLOCK) : 1 }
-    public var isQuantized: Bool { self == .q8 || self == .q4 }
+    public var isQuantized: Bool { self == .q8 || self == .q4 || self == .q5 }
 
     /// Storage cost including the per-block scale.
     public var bitsPerWeight: Double {
@@ -37,6 +40,7 @@ public enum StorageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .bf16: return 16
         case .q8: return Double(GT_Q8_BLOCK_BYTES * 8) / Double(GT_BLOCK)
         case .q4: return Double(GT_Q4_BLOCK_BYTES * 8) / Double(GT_BLOCK)
+        case .q5: return Double(GT_Q5_BLOCK_BYTES * 8) / Double(GT_BLOCK)
         }
     }
 

@@ -100,25 +100,40 @@ final class ConverterFaultTests: XCTestCase {
         XCTAssertEqual(try folderChecksums(checkpoint), before, "input unchanged")
     }
 
-    /// The converter as a library, writing to a full file system, both on its first write (the
-    /// header, from the writer's initializer) and in the middle of the tensors: the error names
-    /// the file and the problem, and no descriptor of the unnamed file stays open (an embedding
-    /// process would otherwise hold its disk space until it exits).
+    static let fixture = SyntheticCheckpoint.repositoryRoot + "/fixtures/tiny-gemma"
+    static let libraryOptions = ConversionOptions(type: .q8, compress: false)
+
+    /// The converter as a library, failing to write (a file-size limit of 4 KiB, less than the
+    /// header, metadata and tokenizer written first; then of 64 KiB, less than the ~0.2 MB of
+    /// tensors): the error names the file and the problem, nothing is left, and no descriptor
+    /// of the unnamed file stays open (an embedding process would otherwise hold its disk space
+    /// until it exits).
     func testLibraryWriteFailureClosesTheUnnamedFile() throws {
+        let output = dir + "/m.gtm"
+        for (stage, limit) in [("first write", 4 << 10), ("tensors", 64 << 10)] {
+            XCTAssertThrowsError(try withFileSizeLimit(limit) {
+                try Converter.convert(checkpoint: Self.fixture, output: output, options: Self.libraryOptions)
+            }, stage) { error in
+                XCTAssertTrue("\(error)".hasPrefix("cannot write \(output): File too large"), "\(stage): \(error)")
+            }
+            XCTAssertEqual(openDescriptors(into: dir), [], "\(stage): the unnamed file is still open")
+            XCTAssertEqual(try contents(dir), [], stage)
+        }
+    }
+
+    /// The same on a full file system (a real tmpfs): the unnamed file's space is given back.
+    func testLibraryWriteFailureOnFullFileSystemFreesTheSpace() throws {
         let tmpfs = try SmallTmpfs.mount(bytes: 64 << 10)
         defer { tmpfs.unmount() }
-        let fixture = SyntheticCheckpoint.repositoryRoot + "/fixtures/tiny-gemma"
         let output = tmpfs.path + "/m.gtm"
-        let options = ConversionOptions(type: .q8, compress: false)
-        // 4 KiB free: less than the header, metadata and tokenizer. Then 64 KiB free: less than
-        // the ~0.2 MB of tensors.
+        // 4 KiB free, then 64 KiB: failing on the first write, then among the tensors.
         let filler = tmpfs.path + "/filler"
         try Data(count: tmpfs.availableBytes - 4096).write(to: URL(fileURLWithPath: filler))
         for stage in ["first write", "tensors"] {
             let free = tmpfs.availableBytes
-            XCTAssertThrowsError(try Converter.convert(checkpoint: fixture, output: output, options: options), stage) { error in
-                XCTAssertTrue("\(error)".contains("No space left on device"), "\(stage): \(error)")
-                XCTAssertTrue("\(error)".hasPrefix("cannot write \(output): "), "\(stage): \(error)")
+            XCTAssertThrowsError(try Converter.convert(checkpoint: Self.fixture, output: output, options: Self.libraryOptions),
+                                 stage) { error in
+                XCTAssertTrue("\(error)".hasPrefix("cannot write \(output): No space left on device"), "\(stage): \(error)")
             }
             XCTAssertEqual(openDescriptors(into: tmpfs.path), [], "\(stage): the unnamed file is still open")
             XCTAssertEqual(tmpfs.availableBytes, free, "\(stage): its space was not given back")

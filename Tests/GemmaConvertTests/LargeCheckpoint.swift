@@ -1,17 +1,18 @@
 import Foundation
 import Synchronization
 
-/// A synthetic checkpoint big enough for fault tests: about 6 M parameters (hidden 256,
-/// 4 layers, vocabulary 8192), so its bf16 model file (~12 MB) overflows a 2 MiB file system and
-/// a single-threaded q4 conversion at zstd level 19 runs for seconds, long enough to be killed
-/// in the middle. Written once per test process into a temporary folder, removed at exit.
+/// A synthetic checkpoint big enough for fault tests: about 11.6 M parameters (hidden 256,
+/// 10 layers, vocabulary 8192), so its bf16 model file (~23 MB) overflows a 2 MiB file system and
+/// a single-threaded q4 conversion at zstd level 19 runs for over a second (1.5 s in a debug
+/// build on a 2-core machine), long enough to be killed in the middle. Written once per test
+/// process into a temporary folder (about 4.5 s in a debug build), removed at exit.
 enum LargeCheckpoint {
     static var checkpoint: SyntheticCheckpoint {
         var c = SyntheticCheckpoint()
         c.vocabSize = 8192
         c.hidden = 256
         c.intermediate = 1024
-        c.layers = 4
+        c.layers = 10
         c.heads = 4
         c.kvHeads = 1
         c.headDim = 64

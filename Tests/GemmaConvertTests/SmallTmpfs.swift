@@ -17,7 +17,7 @@ final class SmallTmpfs {
         guard result.status == 0 else {
             try? FileManager.default.removeItem(atPath: path)
             throw XCTSkip("cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): "
-                          + result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                          + (result.stderr.split(separator: "\n").first.map(String.init) ?? "mount failed"))
         }
         return SmallTmpfs(path: path)
     }

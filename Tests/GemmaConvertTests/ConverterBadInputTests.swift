@@ -1,5 +1,4 @@
 import Foundation
-import GemmaKernels
 @testable import GemmaConvert
 import GemmaTiny
 import XCTest
@@ -18,20 +17,11 @@ final class ConverterBadInputTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func folderDigest(_ folder: String) throws -> [String: UInt64] {
-        var result: [String: UInt64] = [:]
-        for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
-            let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))
-            result[name] = data.withUnsafeBytes { gt_xxh64($0.baseAddress, $0.count, 0) }
-        }
-        return result
-    }
-
     /// Converts `folder`, expects failure mentioning all of `fragments`, and checks that nothing
     /// was written and the input is unchanged.
     func expectFailure(_ folder: String, _ fragments: [String], options: ConversionOptions = ConversionOptions(),
                        line: UInt = #line) throws {
-        let before = FileManager.default.fileExists(atPath: folder) ? try folderDigest(folder) : [:]
+        let before = FileManager.default.fileExists(atPath: folder) ? try folderChecksums(folder) : [:]
         let outDir = dir + "/out-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         XCTAssertThrowsError(try Converter.convert(checkpoint: folder, output: outDir + "/m.gtm", options: options), line: line) { error in
@@ -40,7 +30,7 @@ final class ConverterBadInputTests: XCTestCase {
             for f in fragments { XCTAssertTrue(message.contains(f), "'\(message)' should mention '\(f)'", line: line) }
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: outDir), [], "nothing left behind", line: line)
-        if !before.isEmpty { XCTAssertEqual(try folderDigest(folder), before, "input unchanged", line: line) }
+        if !before.isEmpty { XCTAssertEqual(try folderChecksums(folder), before, "input unchanged", line: line) }
     }
 
     func make(_ edit: (inout SyntheticCheckpoint) -> Void) throws -> String {

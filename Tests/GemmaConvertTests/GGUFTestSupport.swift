@@ -199,20 +199,6 @@ func relativeRMSError(_ reference: [Float], _ values: [Float]) -> Double {
 
 /// Runs the gemma-quantize executable built next to the test bundle.
 func runQuantize(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let binary = QuantizeCommandTests.binary
-    guard FileManager.default.isExecutableFile(atPath: binary) else {
-        XCTFail("gemma-quantize not built at \(binary)")
-        return (-1, "", "")
-    }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: binary)
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let r = try QuantizeProcess.run(arguments)
+    return (r.status, r.stdout, r.stderr)
 }

@@ -14,36 +14,13 @@ final class QuantizeCommandTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    static var binary: String {
-        // The test bundle sits next to the products it was built with.
-        let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        return buildDir.appendingPathComponent("gemma-quantize").path
-    }
+    static var binary: String { QuantizeProcess.binary }
 
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
-
-    func run(_ arguments: [String]) throws -> Run {
-        let binary = Self.binary
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            XCTFail("gemma-quantize not built at \(binary)")
-            return Run(status: -1, stdout: "", stderr: "")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> QuantizeProcess.Output { try QuantizeProcess.run(arguments) }
 
     var fixture: String { SyntheticCheckpoint.repositoryRoot + "/fixtures/tiny-gemma" }
 
-    func assertOneLineError(_ r: Run, mentioning fragment: String, line: UInt = #line) {
+    func assertOneLineError(_ r: QuantizeProcess.Output, mentioning fragment: String, line: UInt = #line) {
         XCTAssertNotEqual(r.status, 0, line: line)
         let lines = r.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, "one line: \(r.stderr)", line: line)

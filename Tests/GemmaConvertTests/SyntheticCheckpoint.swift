@@ -112,17 +112,14 @@ struct SyntheticCheckpoint {
         return list
     }
 
+    /// The tensor's bytes, little-endian (as safetensors stores them; the host is too).
     static func encode(_ t: Tensor) -> [UInt8] {
         if let raw = t.rawBytes { return raw }
-        var out: [UInt8] = []
-        for v in t.values {
-            switch t.dtype {
-            case "F32": withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 }
-            case "F16": withUnsafeBytes(of: gt_f32_to_f16(v).littleEndian) { out += $0 }
-            default: withUnsafeBytes(of: gt_f32_to_bf16(v).littleEndian) { out += $0 }
-            }
+        switch t.dtype {
+        case "F32": return t.values.withUnsafeBytes { Array($0) }
+        case "F16": return t.values.map { gt_f32_to_f16($0) }.withUnsafeBytes { Array($0) }
+        default: return t.values.map { gt_f32_to_bf16($0) }.withUnsafeBytes { Array($0) }
         }
-        return out
     }
 
     static func writeSafetensors(_ tensors: [Tensor], to path: String, header edit: ((inout [String: Any]) -> Void)? = nil) throws {

@@ -2,58 +2,13 @@ import Foundation
 @testable import GemmaTiny
 import XCTest
 
-/// Runs the built `gemma-tiny` executable (found next to the test bundle, or at $GEMMA_TINY_BIN).
+/// The `gemma-tiny` commands, run as a process (`GemmaTinyCLI`).
 final class CLITests: XCTestCase {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Output = GemmaTinyCLI.Output
 
-    static func binary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["GEMMA_TINY_BIN"] { return path }
-        var candidates: [URL] = [Bundle.main.bundleURL, Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent()]
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        for dir in candidates {
-            var d = dir
-            // Inside an .xctest bundle on macOS: walk up to the build folder.
-            for _ in 0..<4 {
-                let path = d.appendingPathComponent("gemma-tiny").path
-                if FileManager.default.isExecutableFile(atPath: path) { return path }
-                d = d.deletingLastPathComponent()
-            }
-        }
-        throw XCTSkip("gemma-tiny executable not found next to the tests; build it (swift build) or set GEMMA_TINY_BIN")
-    }
+    static func binary() throws -> String { try GemmaTinyCLI.binary() }
 
-    func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes fully before waiting, so a chatty process cannot block.
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
-    }
+    func run(_ arguments: [String], stdin: String? = nil) throws -> Output { try GemmaTinyCLI.run(arguments, stdin: stdin) }
 
     var golden: Golden!
     var modelPath: String!
@@ -67,11 +22,7 @@ final class CLITests: XCTestCase {
     func prompt(_ name: String) -> Golden.Prompt { golden.prompts.first { $0.name == name }! }
 
     func assertOneLineError(_ o: Output, contains text: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertNotEqual(o.status, 0, file: file, line: line)
-        let lines = o.stderr.split(separator: "\n", omittingEmptySubsequences: true)
-        XCTAssertEqual(lines.count, 1, "stderr: \(o.stderr)", file: file, line: line)
-        XCTAssertTrue(o.stderr.hasPrefix("error: "), "stderr: \(o.stderr)", file: file, line: line)
-        XCTAssertTrue(o.stderr.contains(text), "stderr: \(o.stderr) should mention \(text)", file: file, line: line)
+        GemmaTinyCLI.assertOneLineError(o, contains: text, file: file, line: line)
     }
 
     func testCLIRunStreamsGreedyText() throws {

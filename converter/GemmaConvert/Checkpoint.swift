@@ -62,7 +62,7 @@ struct Checkpoint {
         var list = files.map { Provenance.SourceFile(name: ($0.path as NSString).lastPathComponent, size: $0.fileSize) }
         for name in ["config.json", "tokenizer.model"] {
             let size = (try? FileManager.default.attributesOfItem(atPath: "\(folder)/\(name)")[.size] as? Int) ?? 0
-            list.append(.init(name: name, size: size ?? 0))
+            list.append(.init(name: name, size: size))
         }
         return list
     }

@@ -152,7 +152,7 @@ public enum Converter {
         let writer: ModelFileWriter
         do {
             writer = try ModelFileWriter(destination: output, metadata: metadata, vocabulary: vocabulary, overwrite: options.overwrite)
-        } catch { throw .output("cannot write \(output): \(error)") }
+        } catch { throw outputError(error, output: output) }
 
         func inputBytes(_ e: TensorPlan.Entry) -> Int { e.shape.reduce(1, *) / e.shape.last! * sources[e.name]!.inRowBytes }
         let inputTotal = plan.entries.reduce(0) { $0 + inputBytes($1) }
@@ -181,10 +181,10 @@ public enum Converter {
             throw error
         } catch {
             writer.discard()
-            throw .output("cannot write \(output): \(error)")
+            throw outputError(error, output: output)
         }
         let outputBytes: Int
-        do { outputBytes = try writer.finish() } catch { throw .output("cannot write \(output): \(error)") }
+        do { outputBytes = try writer.finish() } catch { throw outputError(error, output: output) }
 
         let parameters = plan.entries.reduce(0) { $0 + $1.shape.reduce(1, *) }
         let tensorBytes = plan.entries.reduce(0) { $0 + (TensorInfo.expectedLength(type: $1.type, shape: $1.shape) ?? 0) }
@@ -192,5 +192,13 @@ public enum Converter {
                                  parameterCount: parameters, tensorBytes: tensorBytes,
                                  storedBytes: reports.reduce(0) { $0 + $1.storedBytes },
                                  seconds: Date().timeIntervalSince(start), tensors: reports, notices: notices)
+    }
+
+    /// A failure to write `output`. The writer's messages usually name the file already
+    /// ("cannot write m.gtm: No space left on device"): those are kept as they are, others get
+    /// the file name in front.
+    static func outputError(_ error: any Error, output: String) -> ConversionError {
+        let message = "\(error)"
+        return .output(message.contains(output) ? message : "cannot write \(output): \(message)")
     }
 }

@@ -38,7 +38,12 @@ public final class ModelFileWriter {
         prefix += metadataBytes
         prefix += tokenizerBytes
         prefix += [UInt8](repeating: 0, count: dataStart - prefix.count)
-        try file.write(prefix)
+        do {
+            try file.write(prefix)
+        } catch {
+            file.discard()  // deinit does not run for an initializer that throws here
+            throw error
+        }
         position = dataStart
     }
 

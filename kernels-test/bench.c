@@ -101,7 +101,7 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static const char *type_names[] = { "f32", "bf16", "q8", "q4" };
+static const char *type_names[] = { "f32", "bf16", "q8", "q4", "q5" };
 
 int main(int argc, char **argv) {
     const char *isa_arg = "all", *types_arg = "q4,q8,bf16", *threads_arg = "1,2";
@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     int nshapes = quick ? 4 : 5;
     printf("%-20s %-5s %-13s %3s %10s %9s %9s\n", "shape", "type", "path", "thr", use_min ? "min us" : "median us", "GB/s", "GFLOP/s");
     for (int s = 0; s < nshapes; s++) {
-        for (int type = 0; type < 4; type++) {
+        for (int type = 0; type < GT_TYPE_COUNT; type++) {
             if (!strstr(types_arg, type_names[type])) continue;
             if (shapes[s].lm_head && type != GT_Q8) continue;  // the LM head is stored q8
             size_t rows = shapes[s].rows, cols = shapes[s].cols;

@@ -223,9 +223,9 @@ static void check_problem(const problem *p, size_t begin, size_t end) {
                 gt_matmul_isa(isa, p->type, p->w, p->row_bytes, cols, p->act + t * ab, 1, single, 0, begin, end);
                 if (memcmp(single + begin, y + t * rows + begin, (end - begin) * sizeof(float)) != 0) ok_single = 0;
             }
-            // avx2+vnni computes the same int32 lanes as avx2: bit-identical results.
+            // avx2+vnni and avx512+vnni compute the same int32 and f32 lanes as avx2: bit-identical results.
             int ok_twin = 1;
-            if (isa == GT_ISA_AVX2_VNNI) {
+            if (isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_AVX512_VNNI) {
                 gt_matmul_isa(GT_ISA_AVX2, p->type, p->w, p->row_bytes, cols, p->act, count, yscalar, rows, begin, end);
                 for (size_t t = 0; t < count; t++)
                     if (memcmp(y + t * rows + begin, yscalar + t * rows + begin, (end - begin) * sizeof(float))) ok_twin = 0;

@@ -7,7 +7,7 @@
 
 // ---- ISA selection ----
 
-static const char *const isa_names[GT_ISA_COUNT] = { "scalar", "avx2", "neon", "neon+dotprod", "avx2+vnni" };
+static const char *const isa_names[GT_ISA_COUNT] = { "scalar", "avx2", "neon", "neon+dotprod", "avx2+vnni", "avx512+vnni" };
 
 const char *gt_isa_name(int isa) { return isa >= 0 && isa < GT_ISA_COUNT ? isa_names[isa] : NULL; }
 
@@ -25,6 +25,7 @@ int gt_isa_supported(int isa) {
 #if defined(__x86_64__) || defined(_M_X64)
     case GT_ISA_AVX2: return gt_cpu_has_avx2();
     case GT_ISA_AVX2_VNNI: return gt_cpu_has_avxvnni();
+    case GT_ISA_AVX512_VNNI: return gt_cpu_has_avx512vnni();
 #endif
 #if defined(__aarch64__)
     case GT_ISA_NEON: return 1;
@@ -39,6 +40,7 @@ static const gt_kernel_table *table_for(int isa) {
 #if defined(__x86_64__) || defined(_M_X64)
     case GT_ISA_AVX2: return &gt_kernels_avx2;
     case GT_ISA_AVX2_VNNI: return &gt_kernels_avxvnni;
+    case GT_ISA_AVX512_VNNI: return &gt_kernels_avx512vnni;
 #endif
 #if defined(__aarch64__)
     case GT_ISA_NEON: return &gt_kernels_neon;
@@ -52,7 +54,7 @@ static int best_isa(void) {
     const char *forced = getenv("GEMMA_TINY_KERNELS");
     int want = gt_isa_from_name(forced);
     if (want >= 0 && gt_isa_supported(want)) return want;
-    static const int order[] = { GT_ISA_AVX2_VNNI, GT_ISA_AVX2, GT_ISA_NEON_DOTPROD, GT_ISA_NEON };
+    static const int order[] = { GT_ISA_AVX512_VNNI, GT_ISA_AVX2_VNNI, GT_ISA_AVX2, GT_ISA_NEON_DOTPROD, GT_ISA_NEON };
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         if (gt_isa_supported(order[i])) return order[i];
     }

@@ -72,8 +72,10 @@ extern const gt_kernel_table gt_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const gt_kernel_table gt_kernels_avx2;
 extern const gt_kernel_table gt_kernels_avxvnni;
+extern const gt_kernel_table gt_kernels_avx512vnni;
 int gt_cpu_has_avx2(void);
 int gt_cpu_has_avxvnni(void);
+int gt_cpu_has_avx512vnni(void);
 #endif
 #if defined(__aarch64__)
 extern const gt_kernel_table gt_kernels_neon;

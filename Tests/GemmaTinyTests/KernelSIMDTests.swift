@@ -314,7 +314,8 @@ final class KernelSIMDTests: XCTestCase {
         }
         #if arch(x86_64)
         if gt_isa_supported(Int32(GT_ISA_AVX2)) != 0 && ProcessInfo.processInfo.environment["GEMMA_TINY_KERNELS"] == nil {
-            let expected = gt_isa_supported(Int32(GT_ISA_AVX2_VNNI)) != 0 ? "avx2+vnni" : "avx2"
+            let expected = gt_isa_supported(Int32(GT_ISA_AVX512_VNNI)) != 0 ? "avx512+vnni"
+                : gt_isa_supported(Int32(GT_ISA_AVX2_VNNI)) != 0 ? "avx2+vnni" : "avx2"
             XCTAssertEqual(String(cString: gt_kernel_isa()), expected)
         }
         #endif

@@ -72,9 +72,10 @@ void gt_matvec_scalar(int type, const void *w, size_t row_stride, size_t cols,
 // so the only extra error is the input rounding: |error| <= sum over blocks of
 // (max|x| in block / 254) * sum |w| in block, plus f32 rounding.
 //
-// ISA paths: "avx2+vnni" (x86-64 AVX2 with AVX-VNNI's vpdpbusd: Alder Lake and later, N100,
-// Zen 5), "avx2" (x86-64 with AVX2, FMA and F16C), "neon+dotprod" (AArch64 with SDOT),
-// "neon" (any AArch64), "scalar" (portable C). avx2+vnni and avx2 give bit-identical results. The best one the CPU supports is chosen on first
+// ISA paths: "avx512+vnni" (x86-64 AVX-512 F/BW/VL + VNNI: 512-bit batch tiles for prompts,
+// otherwise the AVX2 kernels; Ice Lake, Sapphire Rapids, Zen 4/5), "avx2+vnni" (x86-64 AVX2 with
+// AVX-VNNI's vpdpbusd: Alder Lake and later, N100, Zen 5), "avx2" (x86-64 with AVX2, FMA and F16C), "neon+dotprod" (AArch64 with SDOT),
+// "neon" (any AArch64), "scalar" (portable C). avx512+vnni, avx2+vnni and avx2 give bit-identical results. The best one the CPU supports is chosen on first
 // use with cpuid / getauxval(AT_HWCAP); the environment variable GEMMA_TINY_KERNELS=<name>
 // (e.g. "scalar") forces a path if the CPU supports it.
 enum {
@@ -84,10 +85,11 @@ enum {
     GT_ISA_NEON = 2,
     GT_ISA_NEON_DOTPROD = 3,
     GT_ISA_AVX2_VNNI = 4,
-    GT_ISA_COUNT = 5,
+    GT_ISA_AVX512_VNNI = 5,
+    GT_ISA_COUNT = 6,
 };
 
-/// Name of an ISA path ("scalar", "avx2", "neon", "neon+dotprod", "avx2+vnni"), or NULL for an unknown id.
+/// Name of an ISA path ("scalar", "avx2", "neon", "neon+dotprod", "avx2+vnni", "avx512+vnni"), or NULL for an unknown id.
 const char *gt_isa_name(int isa);
 /// The id of the path called `name`, or -1.
 int gt_isa_from_name(const char *name);

@@ -97,7 +97,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public let pool: WorkerPool
     /// The C kernels' ISA path (`GT_ISA_*`).
     public let isa: Int32
-    /// Its name: "avx2+vnni", "avx2", "neon+dotprod", "neon" or "scalar".
+    /// Its name: "avx512+vnni", "avx2+vnni", "avx2", "neon+dotprod", "neon" or "scalar".
     public let isaName: String
     /// Below this many multiply-adds a product runs on the calling thread only: waking the
     /// workers costs more than it saves.
@@ -136,7 +136,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
 
     /// The ISA paths this CPU supports, best first ("scalar" last).
     public static var supportedISAs: [String] {
-        [GT_ISA_AVX2_VNNI, GT_ISA_AVX2, GT_ISA_NEON_DOTPROD, GT_ISA_NEON, GT_ISA_SCALAR]
+        [GT_ISA_AVX512_VNNI, GT_ISA_AVX2_VNNI, GT_ISA_AVX2, GT_ISA_NEON_DOTPROD, GT_ISA_NEON, GT_ISA_SCALAR]
             .filter { gt_isa_supported(Int32($0)) != 0 }
             .map { String(cString: gt_isa_name(Int32($0))) }
     }

@@ -171,6 +171,14 @@ size_t gt_convert_row(int src_type, const void *src, size_t n, int type, void *o
 /// Sums of squares for relative RMS error: *err += sum (x - y)^2, *ref += sum x^2.
 void gt_error_sums(const float *x, const float *y, size_t n, double *err, double *ref);
 
+// ---- output files ----
+/// Starts writeback of bytes [offset, offset + length) of `fd` without waiting (Linux
+/// sync_file_range; a no-op elsewhere). Returns 0 or -1 (errno set).
+int gt_file_start_writeback(int fd, int64_t offset, int64_t length);
+/// Waits until those bytes are on disk, then drops them from the page cache (they are not
+/// going to be read back soon). Returns 0, or an error (-1 with errno, or posix_fadvise's code).
+int gt_file_finish_and_drop(int fd, int64_t offset, int64_t length);
+
 #ifdef __cplusplus
 }
 #endif

@@ -142,26 +142,33 @@ public enum Converter {
 
         let writer: ModelFileWriter
         do {
-            writer = try ModelFileWriter(destination: output, metadata: metadata, vocabulary: vocabulary, overwrite: options.overwrite)
+            writer = try ModelFileWriter(destination: output, metadata: metadata, vocabulary: vocabulary, overwrite: options.overwrite,
+                                         streaming: true)
         } catch { throw .output("cannot write \(output): \(error)") }
 
         func inputBytes(_ e: TensorPlan.Entry) -> Int { e.shape.reduce(1, *) / e.shape.last! * sources[e.name]!.inRowBytes }
         let inputTotal = plan.entries.reduce(0) { $0 + inputBytes($1) }
+        // Input bytes before each tensor.
+        var inputBefore: [Int] = []
         var inputDone = 0
-        var reports: [ConversionSummary.TensorReport] = []
+        for entry in plan.entries {
+            inputBefore.append(inputDone)
+            inputDone += inputBytes(entry)
+        }
+        let jobs = plan.entries.map { entry in
+            let source = sources[entry.name]!
+            return ChunkPipeline.Job(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes,
+                                     bytes: source.bytes, release: source.release)
+        }
         let pipeline = ChunkPipeline(threads: options.resolvedThreads, compress: options.compress,
                                      zstdLevel: options.zstdLevel, measureError: options.report)
+        var reports: [ConversionSummary.TensorReport] = []
         do {
-            for (i, entry) in plan.entries.enumerated() {
-                let source = sources[entry.name]!
-                progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
-                                  inputBytesDone: inputDone, inputBytesTotal: inputTotal))
-                let result = try pipeline.run(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes, bytes: source.bytes,
-                                              writer: writer, sourceRelease: source.release) { done in
-                    progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
-                                      inputBytesDone: inputDone + done, inputBytesTotal: inputTotal))
-                }
-                inputDone += inputBytes(entry)
+            let results = try pipeline.run(jobs: jobs, writer: writer) { index, done in
+                progress(Progress(tensorIndex: index, tensorCount: plan.entries.count, tensorName: plan.entries[index].name,
+                                  inputBytesDone: inputBefore[index] + done, inputBytesTotal: inputTotal))
+            }
+            for (entry, result) in zip(plan.entries, results) {
                 reports.append(.init(name: entry.name, type: entry.type, shape: entry.shape,
                                      storedBytes: result.storedBytes, relativeRMSError: result.relativeRMSError))
             }

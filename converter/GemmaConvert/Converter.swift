@@ -25,6 +25,7 @@ public enum Converter {
         var inRowBytes: Int
         var decoder: RowDecoder
         var release: (Range<Int>) -> Void
+        var prefetch: (Range<Int>) -> Void
     }
 
     /// Converts a checkpoint folder (config.json, *.safetensors, tokenizer.model) or a GGUF file
@@ -88,7 +89,8 @@ public enum Converter {
             case .f16: Int32(GT_SRC_F16)
             }
             sources[entry.name] = Source(bytes: source.file.bytes(source.tensor), inRowBytes: entry.shape.last! * source.tensor.dtype.size,
-                                         decoder: .widen(srcType), release: { source.file.release(source.tensor, bytes: $0) })
+                                         decoder: .widen(srcType), release: { source.file.release(source.tensor, bytes: $0) },
+                                         prefetch: { source.file.prefetch(source.tensor, bytes: $0) })
         }
         return try write(plan: plan, sources: sources, config: config, vocabulary: vocabulary, tokenizer: tokenizerSettings,
                          provenance: provenance, notices: notices, output: output, options: options, start: start, progress: progress)
@@ -121,7 +123,8 @@ public enum Converter {
             let subtract: Float = GGUFCheckpoint.isNorm(entry.name) ? 1 : 0
             sources[entry.name] = Source(bytes: gguf.file.bytes(t), inRowBytes: t.rowBytes,
                                          decoder: .gguf(type: Int32(t.type.id), subtract: subtract),
-                                         release: { gguf.file.release(t, bytes: $0) })
+                                         release: { gguf.file.release(t, bytes: $0) },
+                                         prefetch: { gguf.file.prefetch(t, bytes: $0) })
         }
         let provenance = Provenance(tool: toolName, sourceFormat: "gguf", sourceArchitecture: gguf.architecture,
                                     sourceDtype: gguf.sourceTypes, sourceFiles: gguf.sourceFiles)
@@ -158,7 +161,7 @@ public enum Converter {
         let jobs = plan.entries.map { entry in
             let source = sources[entry.name]!
             return ChunkPipeline.Job(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes,
-                                     bytes: source.bytes, release: source.release)
+                                     bytes: source.bytes, release: source.release, prefetch: source.prefetch)
         }
         let pipeline = ChunkPipeline(threads: options.resolvedThreads, compress: options.compress,
                                      zstdLevel: options.zstdLevel, measureError: options.report)

@@ -13,7 +13,9 @@
 //     inputs: only the f32 summation order differs, |diff| <= 1e-5 * sum |w x|;
 //   - a batch of `count` tokens equals `count` single-token calls bit for bit, and a row range
 //     [begin, end) equals the same rows of a full call bit for bit, with nothing written outside;
-//   - input preparation: block maxima map to +-127 and every value rounds within half a step.
+//   - input preparation: block maxima map to +-127 and every value rounds within half a step;
+//   - the q8 / q4 row quantizers (converter side) of every path write exactly the bytes of
+//     gt_quantize_row_reference (x86-64's portable q4 path excepted: it rounds twice, see quantize.c).
 //
 // Usage: kernels-test [--expect-isa NAME] [--quick]
 //   --expect-isa NAME  also fail unless the automatically chosen path is NAME
@@ -300,6 +302,65 @@ static void check_degenerate(void) {
     }
 }
 
+// The row quantizers (converter side): every path against gt_quantize_row_reference, bit for
+// bit, on blocks that probe the q4 search's corners: zeros, all-equal values, +-ties for the
+// largest magnitude, values on the q4 grid, an outlier, huge and tiny (subnormal) magnitudes,
+// and random rows of lengths that leave 1..7 blocks after the SIMD path's groups of eight.
+static void fill_quantize_block(float *x, int kind) {
+    float scale = powf(10.0f, (float)(rng_next() % 1600) / 100.0f - 10.0f);  // 1e-10 .. 1e6
+    for (int i = 0; i < GT_BLOCK; i++) {
+        float v = rng_float() * scale;
+        switch (kind) {
+        case 0: v = 0.0f; break;
+        case 1: v = scale; break;
+        case 2: v = -scale; break;
+        case 3: v = (rng_next() & 1) ? scale : -scale; break;
+        case 4: v = (float)((int)(rng_next() % 16) - 8) * scale; break;
+        case 5: v = i == 7 ? 30.0f * scale : v; break;
+        case 6: v = rng_float() * 3e37f; break;
+        case 7: v = rng_float() * 1e-38f; break;
+        case 8: v = i % 2 ? 0.0f : -0.0f; break;
+        case 9: v = i == 31 ? -scale : v * 1e-3f; break;
+        default: break;
+        }
+        x[i] = v;
+    }
+}
+
+static void check_quantize(int quick) {
+    static const size_t lengths[] = { 32, 64, 96, 224, 256, 288, 480, 2048, 16384 + 32 * 5 };
+    size_t nl = sizeof(lengths) / sizeof(lengths[0]) - (quick ? 1 : 0);
+    for (size_t li = 0; li < nl; li++) {
+        size_t n = lengths[li];
+        float *x = xmalloc(n * sizeof(float));
+        for (int round = 0; round < (quick ? 2 : 8); round++) {
+            for (size_t b = 0; b < n / GT_BLOCK; b++) fill_quantize_block(x + b * GT_BLOCK, (int)(rng_next() % 16));
+            for (int type = GT_Q8; type <= GT_Q4; type++) {
+                size_t bytes = gt_row_bytes(type, n);
+                uint8_t *ref = xmalloc(bytes), *out = xmalloc(bytes);
+                gt_quantize_row_reference(type, x, n, ref);
+                for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+                    if (!gt_isa_supported(isa)) continue;
+#if defined(__x86_64__)
+                    // x86-64 without FMA rounds the q4 search's multiply-adds twice (see quantize.c).
+                    if (isa == GT_ISA_SCALAR && type == GT_Q4) continue;
+#endif
+                    memset(out, 0xAA, bytes);
+                    gt_quantize_row_isa(isa, type, x, n, out);
+                    size_t first = bytes;
+                    for (size_t i = 0; i < bytes && first == bytes; i++)
+                        if (out[i] != ref[i]) first = i;
+                    check(first == bytes, "%s %s quantization of %zu values differs from the reference at byte %zu",
+                          gt_isa_name(isa), type_name(type), n, first);
+                }
+                free(ref);
+                free(out);
+            }
+        }
+        free(x);
+    }
+}
+
 static void check_selection(const char *expect) {
     const char *chosen = gt_kernel_isa();
     printf("chosen path: %s; supported:", chosen);
@@ -348,6 +409,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof(prep_cols) / sizeof(prep_cols[0]); i++) check_prepare(prep_cols[i]);
     check_nonfinite();
     check_degenerate();
+    check_quantize(quick);
 
     // Shapes: (rows, cols, row range). Quantized types need whole blocks of 32; f32 / bf16 rows
     // may have any length, so they also get odd lengths.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tests the C matrix-product kernels on every ISA path with the plain-C driver kernels-test/main.c:
+# Tests the C matrix-product kernels and the row quantizers on every ISA path with the plain-C
+# driver kernels-test/main.c:
 #   - cross-compiled for AArch64 with aarch64-linux-gnu-gcc -O2 (default -march) and run under
 #     qemu-aarch64 with -cpu max (SDOT present: the neon+dotprod path is chosen) and
 #     -cpu cortex-a72 (no SDOT: the neon path must be chosen), plus the scalar path on both;
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 out=.build-kernels-test
 mkdir -p "$out"
 # The kernels and what they call (not the rest of the C target).
-srcs=(kernels-test/main.c Sources/GemmaKernels/{matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,quantize,quantize_q5}.c)
+srcs=(kernels-test/main.c Sources/GemmaKernels/{matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,quantize,quantize_avx2,quantize_q5}.c)
 inc=(-I Sources/GemmaKernels/include)
 status=0
 

@@ -1,5 +1,5 @@
 // Quantization (used by the converter) and dequantization of rows.
-#include "matmul_internal.h"
+#include "quantize_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -11,6 +11,8 @@ static inline float get_f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); re
 // only the integer bits. Branch-free, so the block loops vectorize (lrintf is a libm call).
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// The portable reference. The AVX2 path (quantize_avx2.c) reproduces it bit for bit.
 
 static void quantize_block_q8(const float *x, uint8_t *out) {
     float amax = 0.0f;
@@ -24,20 +26,33 @@ static void quantize_block_q8(const float *x, uint8_t *out) {
     for (int i = 0; i < GT_BLOCK; i++) q[i] = (int8_t)round_even(clampf(x[i] * id, -127.0f, 127.0f));
 }
 
+// One multiply-add of the q4 search. Fused (one rounding, fmaf) is the reference arithmetic:
+// the AVX2 path (quantize_avx2.c) performs exactly these operations, AArch64 has them natively,
+// and it is what the compiler made of `e = v - d * q; err += e * e` on any target with FMA.
+// Unfused (two roundings) serves x86-64 CPUs without FMA only, where fmaf is a slow libm call:
+// it is what they computed before, and picks a different (equally good) scale in a few blocks
+// in 10^4. Separate statements, so that no compiler contracts them.
+static inline __attribute__((always_inline)) float mul_add(float a, float b, float c, int fused) {
+    if (fused) return fmaf(a, b, c);
+    float p = a * b;
+    return p + c;
+}
+
 // Squared error of quantizing x with scale d to levels -8..7, and the least-squares scale for
-// the chosen levels (sum x*q / sum q*q). Eight lanes of partial sums let the loop vectorize
-// without reassociating floating-point math.
-static inline __attribute__((always_inline)) float q4_error(const float *x, float d, float *ls_scale) {
+// the chosen levels (sum x*q / sum q*q). Eight lanes of partial sums (lane l takes elements l,
+// l + 8, l + 16, l + 24 in that order), then the lanes summed in order 0..7: SIMD paths keep
+// exactly this order.
+static inline __attribute__((always_inline)) float q4_error(const float *x, float d, float *ls_scale, int fused) {
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     float err[8] = {0}, sxq[8] = {0}, sqq[8] = {0};
     for (int i = 0; i < GT_BLOCK; i += 8) {
         for (int l = 0; l < 8; l++) {
             float v = x[i + l];
             float q = round_even(clampf(v * id, -8.0f, 7.0f));
-            float e = v - d * q;
-            err[l] += e * e;
-            sxq[l] += v * q;
-            sqq[l] += q * q;
+            float e = mul_add(-d, q, v, fused);
+            err[l] = mul_add(e, e, err[l], fused);
+            sxq[l] = mul_add(v, q, sxq[l], fused);
+            sqq[l] = mul_add(q, q, sqq[l], fused);
         }
     }
     float e = 0.0f, a = 0.0f, b = 0.0f;
@@ -48,7 +63,7 @@ static inline __attribute__((always_inline)) float q4_error(const float *x, floa
 
 // q4 scale search: rather than mapping the largest magnitude to -8 (Q4_0's choice), try a few
 // scales around it, refine the best by least squares, and keep whichever has the smallest error.
-static inline __attribute__((always_inline)) void quantize_block_q4(const float *x, uint8_t *out) {
+static inline __attribute__((always_inline)) void quantize_block_q4(const float *x, uint8_t *out, int fused) {
     float amax = 0.0f, vmax = 0.0f;
     for (int i = 0; i < GT_BLOCK; i++) amax = fmaxf(amax, fabsf(x[i]));
     for (int i = 0; i < GT_BLOCK; i++) {
@@ -56,15 +71,14 @@ static inline __attribute__((always_inline)) void quantize_block_q4(const float 
     }
     float best_d = 0.0f;
     if (amax > 0.0f) {
-        static const float divisors[] = { -8.0f, -7.5f, -7.0f, 7.0f, -6.5f, 6.5f };
         float best_err = INFINITY, best_ls = 0.0f;
-        for (size_t c = 0; c < sizeof(divisors) / sizeof(divisors[0]); c++) {
-            float d = vmax / divisors[c], ls;
-            float err = q4_error(x, d, &ls);
+        for (int c = 0; c < GT_Q4_CANDIDATES; c++) {
+            float d = vmax / gt_q4_divisors[c], ls;
+            float err = q4_error(x, d, &ls, fused);
             if (err < best_err) { best_err = err; best_d = d; best_ls = ls; }
         }
         float unused;
-        if (q4_error(x, best_ls, &unused) < best_err) best_d = best_ls;
+        if (q4_error(x, best_ls, &unused, fused) < best_err) best_d = best_ls;
     }
     uint16_t dh = gt_f32_to_f16(best_d);
     float d = gt_f16_to_f32(dh);
@@ -78,33 +92,27 @@ static inline __attribute__((always_inline)) void quantize_block_q4(const float 
     }
 }
 
-static void quantize_row_q4_generic(const float *x, size_t n, uint8_t *o) {
-    for (size_t b = 0; b < n / GT_BLOCK; b++) quantize_block_q4(x + b * GT_BLOCK, o + b * GT_Q4_BLOCK_BYTES);
+// The reference (fused) q4 rows.
+static void quantize_row_q4_fused(const float *x, size_t n, uint8_t *o) {
+    for (size_t b = 0; b < n / GT_BLOCK; b++) quantize_block_q4(x + b * GT_BLOCK, o + b * GT_Q4_BLOCK_BYTES, 1);
 }
 
-#if defined(__x86_64__)
-// The same code compiled for AVX2: the block loops vectorize eight wide. Chosen at run time.
-__attribute__((target("avx2,fma")))
-static void quantize_row_q4_avx2(const float *x, size_t n, uint8_t *o) {
-    for (size_t b = 0; b < n / GT_BLOCK; b++) quantize_block_q4(x + b * GT_BLOCK, o + b * GT_Q4_BLOCK_BYTES);
-}
+// The portable path: the reference where the target has FMA instructions (AArch64: fmaf is
+// one fmadd), the unfused variant on x86-64 without FMA.
+static void quantize_row_q4_portable(const float *x, size_t n, uint8_t *o) {
+#if defined(__x86_64__) && !defined(__FMA__)
+    for (size_t b = 0; b < n / GT_BLOCK; b++) quantize_block_q4(x + b * GT_BLOCK, o + b * GT_Q4_BLOCK_BYTES, 0);
+#else
+    quantize_row_q4_fused(x, n, o);
 #endif
-
-static void quantize_row_q4(const float *x, size_t n, uint8_t *o) {
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        quantize_row_q4_avx2(x, n, o);
-        return;
-    }
-#endif
-    quantize_row_q4_generic(x, n, o);
 }
 
-void gt_quantize_row(int type, const float *x, size_t n, void *out) {
-    uint8_t *o = (uint8_t *)out;
+const float gt_q4_divisors[GT_Q4_CANDIDATES] = { -8.0f, -7.5f, -7.0f, 7.0f, -6.5f, 6.5f };
+
+static void quantize_row_scalar(int type, const float *x, size_t n, uint8_t *o, int reference) {
     switch (type) {
     case GT_F32:
-        memcpy(out, x, n * 4);
+        memcpy(o, x, n * 4);
         break;
     case GT_BF16:
         for (size_t i = 0; i < n; i++) {
@@ -116,12 +124,35 @@ void gt_quantize_row(int type, const float *x, size_t n, void *out) {
         for (size_t b = 0; b < n / GT_BLOCK; b++) quantize_block_q8(x + b * GT_BLOCK, o + b * GT_Q8_BLOCK_BYTES);
         break;
     case GT_Q4:
-        quantize_row_q4(x, n, o);
+        if (reference) quantize_row_q4_fused(x, n, o);
+        else quantize_row_q4_portable(x, n, o);
         break;
     case GT_Q5:
         gt_quantize_row_q5(x, n, o);
         break;
     }
+}
+
+void gt_quantize_row_isa(int isa, int type, const float *x, size_t n, void *out) {
+    uint8_t *o = (uint8_t *)out;
+#if defined(__x86_64__) || defined(_M_X64)
+    if ((isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_AVX512_VNNI) && (type == GT_Q8 || type == GT_Q4) &&
+        gt_isa_supported(isa)) {
+        if (type == GT_Q8) gt_quantize_row_q8_avx2(x, n, o);
+        else gt_quantize_row_q4_avx2(x, n, o);
+        return;
+    }
+#endif
+    (void)isa;
+    quantize_row_scalar(type, x, n, o, 0);
+}
+
+void gt_quantize_row_reference(int type, const float *x, size_t n, void *out) {
+    quantize_row_scalar(type, x, n, (uint8_t *)out, 1);
+}
+
+void gt_quantize_row(int type, const float *x, size_t n, void *out) {
+    gt_quantize_row_isa(gt_kernel_isa_id(), type, x, n, out);
 }
 
 void gt_dequantize_row(int type, const void *row, size_t n, float *out) {

@@ -6,6 +6,10 @@
 #include "matmul_internal.h"
 #include <math.h>
 
+// No fused multiply-adds: the AVX2 copy below and the portable code then round alike, so a
+// q5 file does not depend on the converting CPU.
+#pragma STDC FP_CONTRACT OFF
+
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 

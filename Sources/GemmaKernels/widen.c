@@ -1,5 +1,5 @@
 // Converter helpers: widening source dtypes to f32, finiteness checks, error sums.
-#include "gemma_kernels.h"
+#include "quantize_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -27,12 +27,40 @@ void gt_widen_to_f32(int src_type, const void *src, size_t n, float *dst) {
     }
 }
 
+static inline int nonfinite(const float *p) {
+    uint32_t b;
+    memcpy(&b, p, 4);
+    return (b & 0x7f800000u) == 0x7f800000u;
+}
+
 size_t gt_first_nonfinite(const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, x + i, 4);
-        if ((b & 0x7f800000u) == 0x7f800000u) return i;
+    // Whole groups of 64 without an early exit (so the check vectorizes), then the exact index.
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        int any = 0;
+        for (int j = 0; j < 64; j++) any |= nonfinite(x + i + j);
+        if (any) break;
     }
+    for (; i < n; i++) {
+        if (nonfinite(x + i)) return i;
+    }
+    return n;
+}
+
+size_t gt_convert_row(int src_type, const void *src, size_t n, int type, void *out, float *scratch) {
+    size_t bad;
+#if defined(__x86_64__) || defined(_M_X64)
+    int isa = gt_kernel_isa_id();
+    if (src_type == GT_SRC_BF16 && (isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI)) {
+        bad = gt_widen_bf16_avx2(src, n, scratch);
+    } else
+#endif
+    {
+        gt_widen_to_f32(src_type, src, n, scratch);
+        bad = gt_first_nonfinite(scratch, n);
+    }
+    if (bad < n) return bad;
+    gt_quantize_row(type, scratch, n, out);
     return n;
 }
 

@@ -1,4 +1,4 @@
-import Dispatch
+import Foundation
 import GemmaKernels
 import GemmaTiny
 
@@ -11,16 +11,33 @@ enum RowDecoder: Sendable {
     case gguf(type: Int32, subtract: Float)
 }
 
-/// Quantizes and compresses one tensor, chunk by chunk.
+/// Quantizes and compresses every tensor of a model file, chunk by chunk, on a few threads.
 ///
-/// A chunk is as many whole rows as fill one zstd frame of output. Workers take a wave of
-/// chunks at a time (two per thread), each widening its source rows to f32, checking them,
-/// quantizing and compressing; the chunks are then hashed and written in order. Peak memory is
-/// four frames of output per thread (two waves in flight) plus a row of f32 scratch.
+/// A chunk is as many whole rows of one tensor as fill one zstd frame of output (4 MiB). The
+/// chunks of all tensors form one sequence, in file order. Worker threads take the next chunk
+/// as soon as they are free, whatever tensor it belongs to (so a small tensor never leaves a
+/// thread idle, and no thread waits for the others at tensor boundaries), and each widens,
+/// checks, quantizes and compresses its chunk in a slot of a small ring. The calling thread
+/// writes the finished chunks in order: it hashes them, appends them to the file, and drops
+/// the source pages they came from. A worker runs at most `slots` chunks ahead of the writer,
+/// so peak memory is `slots` x (4 MiB of output + its compressed frame) plus a row of scratch
+/// per slot, whatever the model's size.
 final class ChunkPipeline {
     struct Result {
         var storedBytes: Int
         var relativeRMSError: Double?
+    }
+
+    /// One tensor to convert: `bytes` holds its rows, `inRowBytes` each, in the order of
+    /// `entry.shape`; `release` is told which byte ranges of `bytes` are finished with, and
+    /// `prefetch` which will be read soon.
+    struct Job {
+        var entry: TensorPlan.Entry
+        var decoder: RowDecoder
+        var inRowBytes: Int
+        var bytes: UnsafeRawBufferPointer
+        var release: (Range<Int>) -> Void = { _ in }
+        var prefetch: (Range<Int>) -> Void = { _ in }
     }
 
     let threads: Int
@@ -35,151 +52,269 @@ final class ChunkPipeline {
         self.measureError = measureError
     }
 
-    /// Per-chunk output of a worker. Each slot is touched by one worker during a wave.
+    /// The chunking of one tensor.
+    private struct Layout: Sendable {
+        let type: Int32
+        let name: String
+        let decoder: RowDecoder
+        let source: SendablePointer
+        let inRowBytes: Int
+        let rowLength: Int
+        let rows: Int
+        let outRowBytes: Int
+        let rowsPerChunk: Int
+        let chunkCount: Int
+        /// Index of the tensor's first chunk in the whole sequence.
+        let firstChunk: Int
+
+        func rowRange(chunk: Int) -> Range<Int> {
+            let first = chunk * rowsPerChunk
+            return first ..< min(rows, first + rowsPerChunk)
+        }
+    }
+
+    /// One chunk's buffers and results. Between its worker's claim and the writer's release,
+    /// only that worker touches it; then only the writer (the ring's lock orders the two).
     private final class Slot: @unchecked Sendable {
         let raw: UnsafeMutableRawBufferPointer
+        let stored: UnsafeMutableRawBufferPointer
         let scratch: UnsafeMutablePointer<Float>
-        let dequantized: UnsafeMutablePointer<Float>
+        let dequantized: UnsafeMutablePointer<Float>?
         var rawLength = 0
-        var frames: [[UInt8]] = []
+        var frameLengths: [Int] = []
         var error: ConversionError?
         var errorSums = (err: 0.0, ref: 0.0)
         var compressor: ZstdFrames.Compressor?
+        /// The chunk (index in the whole sequence) whose results the slot holds, once complete.
+        var ready = -1
 
-        init(rawCapacity: Int, rowLength: Int) {
-            raw = .allocate(byteCount: rawCapacity, alignment: 64)
-            scratch = .allocate(capacity: rowLength)
-            dequantized = .allocate(capacity: rowLength)
+        init(rawCapacity: Int, storedCapacity: Int, rowLength: Int, measure: Bool) {
+            raw = .allocate(byteCount: max(1, rawCapacity), alignment: 64)
+            stored = .allocate(byteCount: max(1, storedCapacity), alignment: 64)
+            scratch = .allocate(capacity: max(1, rowLength))
+            dequantized = measure ? .allocate(capacity: max(1, rowLength)) : nil
         }
 
         deinit {
             raw.deallocate()
+            stored.deallocate()
             scratch.deallocate()
-            dequantized.deallocate()
+            dequantized?.deallocate()
         }
     }
 
-    /// `bytes` holds the tensor's rows, `inRowBytes` each, in the order of `entry.shape`.
-    func run(entry: TensorPlan.Entry, decoder: RowDecoder, inRowBytes: Int, bytes: UnsafeRawBufferPointer,
-             writer: ModelFileWriter, sourceRelease: (Range<Int>) -> Void = { _ in }, progress: (Int) -> Void) throws -> Result {
-        let rowLength = entry.shape.last!
-        let rows = entry.shape.reduce(1, *) / rowLength
-        let outRowBytes = entry.type.rowBytes(rowLength)!
-        precondition(bytes.count >= rows * inRowBytes, "source of \(entry.name) is too short")
-        let rowsPerChunk = max(1, ZstdFrames.frameSize / outRowBytes)
-        let chunkCount = (rows + rowsPerChunk - 1) / rowsPerChunk
-        let waveSize = min(chunkCount, threads * 2)
-        let slotSets = (0..<2).map { _ in
-            (0..<waveSize).map { _ in Slot(rawCapacity: rowsPerChunk * outRowBytes, rowLength: rowLength) }
+    /// The ring's shared state, under `condition`'s lock.
+    private final class Ring: @unchecked Sendable {
+        let condition = NSCondition()
+        let slots: [Slot]
+        let layouts: [Layout]
+        /// For each chunk of the sequence: its tensor (index into `layouts`).
+        let chunkTensor: [Int]
+        var nextChunk = 0
+        var written = 0
+        var stop = false
+
+        init(slots: [Slot], layouts: [Layout], chunkTensor: [Int]) {
+            self.slots = slots
+            self.layouts = layouts
+            self.chunkTensor = chunkTensor
         }
-        let type = Int32(entry.type.rawValue)
-        let name = entry.name
-        let (compress, level, measure) = (compress, zstdLevel, measureError)
-        let source = SendablePointer(bytes.baseAddress!)
+    }
 
-        try writer.beginTensor(name: entry.name, type: entry.type, shape: entry.shape, compression: compress ? .zstd : .none)
-        var hash = gt_xxh64_state()
-        gt_xxh64_reset(&hash, 0)
-        var stored = 0
-        var errorSums = (err: 0.0, ref: 0.0)
+    /// Converts `jobs` in order into `writer` (one tensor each). `progress` receives the index of
+    /// the tensor under way and how many of its input bytes are done.
+    func run(jobs: [Job], writer: ModelFileWriter, progress: (_ tensor: Int, _ doneBytes: Int) -> Void) throws -> [Result] {
+        var layouts: [Layout] = []
+        var chunkTensor: [Int] = []
+        var rawCapacity = 0, storedCapacity = 0, maxRow = 0
+        for (index, job) in jobs.enumerated() {
+            let rowLength = job.entry.shape.last!
+            let rows = job.entry.shape.reduce(1, *) / max(1, rowLength)
+            let outRowBytes = job.entry.type.rowBytes(rowLength)!
+            precondition(job.bytes.count >= rows * job.inRowBytes, "source of \(job.entry.name) is too short")
+            let rowsPerChunk = max(1, ZstdFrames.frameSize / max(1, outRowBytes))
+            let chunkCount = (rows + rowsPerChunk - 1) / rowsPerChunk
+            layouts.append(Layout(type: Int32(job.entry.type.rawValue), name: job.entry.name, decoder: job.decoder,
+                                  source: SendablePointer(job.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!),
+                                  inRowBytes: job.inRowBytes, rowLength: rowLength, rows: rows, outRowBytes: outRowBytes,
+                                  rowsPerChunk: rowsPerChunk, chunkCount: chunkCount, firstChunk: chunkTensor.count))
+            chunkTensor += repeatElement(index, count: chunkCount)
+            let chunkBytes = min(rows, rowsPerChunk) * outRowBytes
+            rawCapacity = max(rawCapacity, chunkBytes)
+            // A chunk is one frame, or several when a single row exceeds a frame.
+            let frames = (chunkBytes + ZstdFrames.frameSize - 1) / ZstdFrames.frameSize
+            storedCapacity = max(storedCapacity, frames * ZstdFrames.bound(min(chunkBytes, ZstdFrames.frameSize)))
+            maxRow = max(maxRow, rowLength)
+        }
+        let total = chunkTensor.count
+        let workers = min(threads, max(1, total))
+        // Four chunks per worker (8 MiB each, raw and compressed) and two more, so that the
+        // workers run on while the writer waits for the disk (converting the 2B shape with 5
+        // slots, they waited ~1 s for a free slot in a 5.5 s run; with 12, under 0.2 s).
+        let slotCount = min(max(1, total), 4 * workers + 2, 64)
+        let (compress, level, measure) = (self.compress, zstdLevel, measureError)
+        let slots = (0..<slotCount).map { _ in
+            Slot(rawCapacity: rawCapacity, storedCapacity: compress ? storedCapacity : 0, rowLength: maxRow, measure: measure)
+        }
+        let ring = Ring(slots: slots, layouts: layouts, chunkTensor: chunkTensor)
 
-        // Fills `slot` with chunk `chunk`: widen, check, quantize, (measure), compress.
-        let process: @Sendable (Slot, Int) -> Void = { slot, chunk in
-            let firstRow = chunk * rowsPerChunk
-            let rowCount = min(rowsPerChunk, rows - firstRow)
-            slot.rawLength = rowCount * outRowBytes
-            slot.frames = []
-            slot.error = nil
-            slot.errorSums = (0, 0)
-            for r in 0..<rowCount {
-                let row = firstRow + r
-                switch decoder {
-                case .widen(let srcType):
-                    gt_widen_to_f32(srcType, source.pointer + row * inRowBytes, rowLength, slot.scratch)
-                case .gguf(let ggmlType, let subtract):
-                    guard gt_gguf_dequantize_row(ggmlType, source.pointer + row * inRowBytes, rowLength, slot.scratch) == 0 else {
-                        slot.error = .output("internal error: cannot dequantize \(name) (ggml type \(ggmlType))")
+        // Workers: claim the next chunk once its slot has been written, fill it, mark it ready.
+        let finished = DispatchGroup()
+        for _ in 0..<workers {
+            finished.enter()
+            let thread = Thread {
+                defer { finished.leave() }
+                while true {
+                    ring.condition.lock()
+                    while !ring.stop && ring.nextChunk < total && ring.nextChunk - ring.written >= slotCount {
+                        ring.condition.wait()
+                    }
+                    if ring.stop || ring.nextChunk >= total {
+                        ring.condition.unlock()
                         return
                     }
-                    if subtract != 0 {
-                        for i in 0..<rowLength { slot.scratch[i] = slot.scratch[i] - subtract }
-                    }
-                }
-                let bad = gt_first_nonfinite(slot.scratch, rowLength)
-                if bad < rowLength {
-                    slot.error = .nonFiniteWeight(tensor: name, index: row * rowLength + bad)
-                    return
-                }
-                let out = slot.raw.baseAddress! + r * outRowBytes
-                gt_quantize_row(type, slot.scratch, rowLength, out)
-                if measure {
-                    gt_dequantize_row(type, out, rowLength, slot.dequantized)
-                    var (err, ref) = slot.errorSums
-                    gt_error_sums(slot.scratch, slot.dequantized, rowLength, &err, &ref)
-                    slot.errorSums = (err, ref)
+                    let chunk = ring.nextChunk
+                    ring.nextChunk += 1
+                    ring.condition.unlock()
+
+                    let slot = ring.slots[chunk % slotCount]
+                    let layout = ring.layouts[ring.chunkTensor[chunk]]
+                    Self.process(slot: slot, layout: layout, chunk: chunk - layout.firstChunk,
+                                 compress: compress, level: level, measure: measure)
+
+                    ring.condition.lock()
+                    slot.ready = chunk
+                    ring.condition.broadcast()
+                    ring.condition.unlock()
                 }
             }
-            guard compress else { return }
-            do {
-                if slot.compressor == nil { slot.compressor = try ZstdFrames.Compressor(level: level) }
-                for start in stride(from: 0, to: slot.rawLength, by: ZstdFrames.frameSize) {
-                    let end = min(start + ZstdFrames.frameSize, slot.rawLength)
-                    slot.frames.append(try slot.compressor!.compressFrame(UnsafeRawBufferPointer(rebasing: slot.raw[start..<end])))
-                }
-            } catch {
-                slot.error = .output("zstd compression of \(name) failed: \(error)")
-            }
+            thread.name = "gemma-quantize worker"
+            thread.start()
+        }
+        defer {
+            ring.condition.lock()
+            ring.stop = true
+            ring.condition.broadcast()
+            ring.condition.unlock()
+            finished.wait()
         }
 
-        // Hashes and writes a finished wave, in chunk order.
-        func write(_ wave: ArraySlice<Slot>, firstChunk: Int) throws {
-            for slot in wave {
+        // Asks the kernel to read a chunk's source ahead of its use (two rings ahead of the
+        // writer), in case the checkpoint is not in the page cache.
+        func prefetch(_ sequence: Int) {
+            guard sequence < total else { return }
+            let index = chunkTensor[sequence]
+            let rows = layouts[index].rowRange(chunk: sequence - layouts[index].firstChunk)
+            jobs[index].prefetch(rows.lowerBound * jobs[index].inRowBytes ..< rows.upperBound * jobs[index].inRowBytes)
+        }
+        for sequence in 0 ..< 2 * slotCount { prefetch(sequence) }
+
+        // The writer: chunks in order, tensor by tensor.
+        var results: [Result] = []
+        for (index, job) in jobs.enumerated() {
+            let layout = layouts[index]
+            try writer.beginTensor(name: job.entry.name, type: job.entry.type, shape: job.entry.shape,
+                                   compression: compress ? .zstd : .none)
+            progress(index, 0)
+            var hash = gt_xxh64_state()
+            gt_xxh64_reset(&hash, 0)
+            var stored = 0
+            var errorSums = (err: 0.0, ref: 0.0)
+            for chunk in 0..<layout.chunkCount {
+                let sequence = layout.firstChunk + chunk
+                let slot = slots[sequence % slotCount]
+                ring.condition.lock()
+                while slot.ready != sequence { ring.condition.wait() }
+                ring.condition.unlock()
+
                 if let error = slot.error { throw error }
                 let raw = UnsafeRawBufferPointer(rebasing: slot.raw[..<slot.rawLength])
                 gt_xxh64_update(&hash, raw.baseAddress, raw.count)
                 if compress {
-                    for frame in slot.frames {
-                        try frame.withUnsafeBytes { try writer.append($0) }
-                        stored += frame.count
+                    var offset = 0
+                    for length in slot.frameLengths {
+                        try writer.append(UnsafeRawBufferPointer(rebasing: slot.stored[offset ..< offset + length]))
+                        offset += length
                     }
+                    stored += offset
                 } else {
                     try writer.append(raw)
                     stored += raw.count
                 }
                 errorSums.err += slot.errorSums.err
                 errorSums.ref += slot.errorSums.ref
-            }
-            // The wave's source rows are done with: drop their pages so that a large tensor's
-            // mapped input does not pile up in RSS.
-            let doneBytes = min(rows, (firstChunk + wave.count) * rowsPerChunk) * inRowBytes
-            sourceRelease(firstChunk * rowsPerChunk * inRowBytes ..< doneBytes)
-            progress(doneBytes)
-        }
 
-        // Two sets of slots: workers fill one wave while this thread writes the previous one.
-        var pending: (slots: ArraySlice<Slot>, firstChunk: Int)? = nil
-        for (index, waveStart) in stride(from: 0, to: chunkCount, by: waveSize).enumerated() {
-            let count = min(waveSize, chunkCount - waveStart)
-            let wave = slotSets[index % 2].prefix(count)
-            let workers = min(threads, count)
-            let group = DispatchGroup()
-            DispatchQueue.global().async(group: group) {
-                DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    for k in stride(from: worker, to: count, by: workers) { process(wave[k], waveStart + k) }
-                }
+                ring.condition.lock()
+                ring.written = sequence + 1
+                ring.condition.broadcast()
+                ring.condition.unlock()
+
+                // The chunk's source rows are done with: drop their pages so that the mapped
+                // input does not pile up in RSS.
+                let rows = layout.rowRange(chunk: chunk)
+                job.release(rows.lowerBound * job.inRowBytes ..< rows.upperBound * job.inRowBytes)
+                prefetch(sequence + 2 * slotCount)
+                progress(index, rows.upperBound * job.inRowBytes)
             }
-            var writeError: Error?
-            if let p = pending {
-                do { try write(p.slots, firstChunk: p.firstChunk) } catch { writeError = error }
-            }
-            group.wait()
-            if let writeError { throw writeError }
-            pending = (wave, waveStart)
+            try writer.endTensor(length: layout.rows * layout.outRowBytes, checksum: gt_xxh64_digest(&hash))
+            let relative: Double? = measure ? (errorSums.ref > 0 ? (errorSums.err / errorSums.ref).squareRoot() : 0) : nil
+            results.append(Result(storedBytes: stored, relativeRMSError: relative))
         }
-        if let p = pending { try write(p.slots, firstChunk: p.firstChunk) }
-        try writer.endTensor(length: rows * outRowBytes, checksum: gt_xxh64_digest(&hash))
-        let relative: Double? = measure ? (errorSums.ref > 0 ? (errorSums.err / errorSums.ref).squareRoot() : 0) : nil
-        return Result(storedBytes: stored, relativeRMSError: relative)
+        return results
+    }
+
+    /// Fills `slot` with chunk `chunk` of a tensor: widen, check, quantize, (measure), compress.
+    private static func process(slot: Slot, layout: Layout, chunk: Int, compress: Bool, level: Int, measure: Bool) {
+        let rows = layout.rowRange(chunk: chunk)
+        let n = layout.rowLength
+        slot.rawLength = rows.count * layout.outRowBytes
+        slot.frameLengths.removeAll(keepingCapacity: true)
+        slot.error = nil
+        slot.errorSums = (0, 0)
+        for (r, row) in rows.enumerated() {
+            let src = layout.source.pointer + row * layout.inRowBytes
+            let out = slot.raw.baseAddress! + r * layout.outRowBytes
+            let bad: Int
+            switch layout.decoder {
+            case .widen(let srcType):
+                // Widen, check and quantize in one call (bf16 in one pass on AVX2).
+                bad = gt_convert_row(srcType, src, n, layout.type, out, slot.scratch)
+            case .gguf(let ggmlType, let subtract):
+                guard gt_gguf_dequantize_row(ggmlType, src, n, slot.scratch) == 0 else {
+                    slot.error = .output("internal error: cannot dequantize \(layout.name) (ggml type \(ggmlType))")
+                    return
+                }
+                if subtract != 0 {
+                    for i in 0..<n { slot.scratch[i] = slot.scratch[i] - subtract }
+                }
+                bad = gt_first_nonfinite(slot.scratch, n)
+                if bad == n { gt_quantize_row(layout.type, slot.scratch, n, out) }
+            }
+            if bad < n {
+                slot.error = .nonFiniteWeight(tensor: layout.name, index: row * n + bad)
+                return
+            }
+            if measure, let dequantized = slot.dequantized {
+                gt_dequantize_row(layout.type, out, n, dequantized)
+                var (err, ref) = slot.errorSums
+                gt_error_sums(slot.scratch, dequantized, n, &err, &ref)
+                slot.errorSums = (err, ref)
+            }
+        }
+        guard compress else { return }
+        do {
+            if slot.compressor == nil { slot.compressor = try ZstdFrames.Compressor(level: level) }
+            var offset = 0
+            for start in stride(from: 0, to: slot.rawLength, by: ZstdFrames.frameSize) {
+                let end = min(start + ZstdFrames.frameSize, slot.rawLength)
+                let length = try slot.compressor!.compressFrame(UnsafeRawBufferPointer(rebasing: slot.raw[start..<end]),
+                                                                into: UnsafeMutableRawBufferPointer(rebasing: slot.stored[offset...]))
+                slot.frameLengths.append(length)
+                offset += length
+            }
+        } catch {
+            slot.error = .output("zstd compression of \(layout.name) failed: \(error)")
+        }
     }
 }
 

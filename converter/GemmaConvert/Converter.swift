@@ -25,6 +25,7 @@ public enum Converter {
         var inRowBytes: Int
         var decoder: RowDecoder
         var release: (Range<Int>) -> Void
+        var prefetch: (Range<Int>) -> Void
     }
 
     /// Converts a checkpoint folder (config.json, *.safetensors, tokenizer.model) or a GGUF file
@@ -88,7 +89,8 @@ public enum Converter {
             case .f16: Int32(GT_SRC_F16)
             }
             sources[entry.name] = Source(bytes: source.file.bytes(source.tensor), inRowBytes: entry.shape.last! * source.tensor.dtype.size,
-                                         decoder: .widen(srcType), release: { source.file.release(source.tensor, bytes: $0) })
+                                         decoder: .widen(srcType), release: { source.file.release(source.tensor, bytes: $0) },
+                                         prefetch: { source.file.prefetch(source.tensor, bytes: $0) })
         }
         return try write(plan: plan, sources: sources, config: config, vocabulary: vocabulary, tokenizer: tokenizerSettings,
                          provenance: provenance, notices: notices, output: output, options: options, start: start, progress: progress)
@@ -130,7 +132,8 @@ public enum Converter {
             let subtract: Float = GGUFCheckpoint.isNorm(entry.name) ? 1 : 0
             sources[entry.name] = Source(bytes: gguf.file.bytes(t), inRowBytes: t.rowBytes,
                                          decoder: .gguf(type: Int32(t.type.id), subtract: subtract),
-                                         release: { gguf.file.release(t, bytes: $0) })
+                                         release: { gguf.file.release(t, bytes: $0) },
+                                         prefetch: { gguf.file.prefetch(t, bytes: $0) })
         }
         let provenance = Provenance(tool: toolName, sourceFormat: "gguf", sourceArchitecture: gguf.architecture,
                                     sourceDtype: gguf.sourceTypes, sourceFiles: gguf.sourceFiles)
@@ -151,26 +154,33 @@ public enum Converter {
 
         let writer: ModelFileWriter
         do {
-            writer = try ModelFileWriter(destination: output, metadata: metadata, vocabulary: vocabulary, overwrite: options.overwrite)
+            writer = try ModelFileWriter(destination: output, metadata: metadata, vocabulary: vocabulary, overwrite: options.overwrite,
+                                         streaming: true)
         } catch { throw outputError(error, output: output) }
 
         func inputBytes(_ e: TensorPlan.Entry) -> Int { e.shape.reduce(1, *) / e.shape.last! * sources[e.name]!.inRowBytes }
         let inputTotal = plan.entries.reduce(0) { $0 + inputBytes($1) }
+        // Input bytes before each tensor.
+        var inputBefore: [Int] = []
         var inputDone = 0
-        var reports: [ConversionSummary.TensorReport] = []
+        for entry in plan.entries {
+            inputBefore.append(inputDone)
+            inputDone += inputBytes(entry)
+        }
+        let jobs = plan.entries.map { entry in
+            let source = sources[entry.name]!
+            return ChunkPipeline.Job(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes,
+                                     bytes: source.bytes, release: source.release, prefetch: source.prefetch)
+        }
         let pipeline = ChunkPipeline(threads: options.resolvedThreads, compress: options.compress,
                                      zstdLevel: options.zstdLevel, measureError: options.report)
+        var reports: [ConversionSummary.TensorReport] = []
         do {
-            for (i, entry) in plan.entries.enumerated() {
-                let source = sources[entry.name]!
-                progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
-                                  inputBytesDone: inputDone, inputBytesTotal: inputTotal))
-                let result = try pipeline.run(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes, bytes: source.bytes,
-                                              writer: writer, sourceRelease: source.release) { done in
-                    progress(Progress(tensorIndex: i, tensorCount: plan.entries.count, tensorName: entry.name,
-                                      inputBytesDone: inputDone + done, inputBytesTotal: inputTotal))
-                }
-                inputDone += inputBytes(entry)
+            let results = try pipeline.run(jobs: jobs, writer: writer) { index, done in
+                progress(Progress(tensorIndex: index, tensorCount: plan.entries.count, tensorName: plan.entries[index].name,
+                                  inputBytesDone: inputBefore[index] + done, inputBytesTotal: inputTotal))
+            }
+            for (entry, result) in zip(plan.entries, results) {
                 reports.append(.init(name: entry.name, type: entry.type, shape: entry.shape,
                                      storedBytes: result.storedBytes, relativeRMSError: result.relativeRMSError))
             }

@@ -187,6 +187,11 @@ final class GGUFFile: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: mapping.bytes[dataOffset + t.offset ..< dataOffset + t.offset + t.byteCount])
     }
 
+    /// Starts reading these bytes of a tensor from disk, if they are not cached.
+    func prefetch(_ t: Tensor, bytes: Range<Int>) {
+        mapping.adviseWillNeed(dataOffset + t.offset + bytes.lowerBound ..< dataOffset + t.offset + bytes.upperBound)
+    }
+
     /// Drops the pages of these bytes of a tensor from this process's resident set.
     func release(_ t: Tensor, bytes: Range<Int>) {
         mapping.adviseDontNeed(dataOffset + t.offset + bytes.lowerBound ..< dataOffset + t.offset + bytes.upperBound)

@@ -96,5 +96,10 @@ final class SafetensorsFile: @unchecked Sendable {
         mapping.adviseDontNeed(t.range.lowerBound + bytes.lowerBound ..< t.range.lowerBound + bytes.upperBound)
     }
 
+    /// Starts reading these bytes of a tensor from disk, if they are not cached.
+    func prefetch(_ t: Tensor, bytes: Range<Int>) {
+        mapping.adviseWillNeed(t.range.lowerBound + bytes.lowerBound ..< t.range.lowerBound + bytes.upperBound)
+    }
+
     func bytes(_ t: Tensor) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: mapping.bytes[t.range]) }
 }

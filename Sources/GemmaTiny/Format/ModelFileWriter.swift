@@ -20,7 +20,10 @@ public final class ModelFileWriter {
     private var currentHash = gt_xxh64_state()
     private var finished = false
 
-    public init(destination: String, metadata: ModelMetadata, vocabulary: TokenizerVocabulary, overwrite: Bool) throws(ModelFileError) {
+    /// `streaming`: the file is written once and not read back soon (a converter's output): its
+    /// pages are written back and dropped from the page cache as it grows (OutputFile).
+    public init(destination: String, metadata: ModelMetadata, vocabulary: TokenizerVocabulary, overwrite: Bool,
+                streaming: Bool = false) throws(ModelFileError) {
         self.destination = destination
         if !overwrite, FileManager.default.fileExists(atPath: destination) {
             throw .io("\(destination) already exists (use --force to replace it)")
@@ -29,7 +32,7 @@ public final class ModelFileWriter {
         encoder.outputFormatting = [.sortedKeys]
         do { metadataBytes = Array(try encoder.encode(metadata)) } catch { throw .invalidMetadata("\(error)") }
         tokenizerBytes = vocabulary.encoded()
-        file = try OutputFile(destination: destination)
+        file = try OutputFile(destination: destination, streaming: streaming)
 
         header.metadata = FileHeader.size ..< FileHeader.size + metadataBytes.count
         header.tokenizer = header.metadata.upperBound ..< header.metadata.upperBound + tokenizerBytes.count

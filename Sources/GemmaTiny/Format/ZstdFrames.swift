@@ -7,6 +7,9 @@ import CZstd
 public enum ZstdFrames {
     public static let frameSize = 4 << 20
 
+    /// The most bytes a frame of `count` uncompressed bytes can take.
+    public static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+
     /// Compresses one chunk (at most `frameSize` bytes) into a single frame.
     public static func compressFrame(_ src: UnsafeRawBufferPointer, level: Int) throws(ModelFileError) -> [UInt8] {
         try Compressor(level: level).compressFrame(src)
@@ -26,6 +29,15 @@ public enum ZstdFrames {
         }
 
         deinit { ZSTD_freeCCtx(cctx) }
+
+        /// Compresses `src` (at most `frameSize` bytes) into `dst`, which must hold at least
+        /// `ZstdFrames.bound(src.count)` bytes; returns the frame's length.
+        public func compressFrame(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws(ModelFileError) -> Int {
+            precondition(src.count <= ZstdFrames.frameSize && dst.count >= ZstdFrames.bound(src.count))
+            let n = ZSTD_compress2(cctx, dst.baseAddress, dst.count, src.baseAddress, src.count)
+            guard ZSTD_isError(n) == 0 else { throw .io("zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+            return n
+        }
 
         public func compressFrame(_ src: UnsafeRawBufferPointer) throws(ModelFileError) -> [UInt8] {
             precondition(src.count <= ZstdFrames.frameSize)

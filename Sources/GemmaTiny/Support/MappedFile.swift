@@ -39,6 +39,16 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: bytes.baseAddress), size, MADV_WILLNEED)
     }
 
+    /// Tells the kernel the bytes of `range` (rounded outward to whole pages) will be read soon:
+    /// reading them from disk starts in the background, if they are not in the page cache.
+    public func adviseWillNeed(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(size, (range.upperBound + page - 1) / page * page)
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: bytes.baseAddress! + start), end - start, MADV_WILLNEED)
+    }
+
     /// Drops the pages of `range` (rounded inward to whole pages) from this process's memory.
     public func adviseDontNeed(_ range: Range<Int>) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))

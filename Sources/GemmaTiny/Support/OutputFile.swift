@@ -1,3 +1,4 @@
+import GemmaKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -14,13 +15,40 @@ struct OutputFile {
     private let fd: Int32
     private let partialPath: String?
     private var closed = false
+    private let writeBehind: WriteBehind?
+
+    /// Streaming mode, for a large file written once and not read back soon (a converted
+    /// model): every `window` bytes, writeback of what was written since is started, and what
+    /// was written more than a window before that is waited for and dropped from the page
+    /// cache. The kernel then holds at most a few windows of the file, reusing the same pages,
+    /// instead of filling gigabytes of page cache with dirty data that commit's fsync must then
+    /// flush at once. (On the project's VM, writing 1.9 GB this way takes ~1 s against 3-6 s of
+    /// plain buffered writes, which spend their time allocating fresh page-cache memory.)
+    private final class WriteBehind {
+        static let window = 32 << 20
+        var written = 0, started = 0, dropped = 0
+
+        func wrote(_ n: Int, fd: Int32) {
+            written += n
+            if written - started >= Self.window {
+                _ = gt_file_start_writeback(fd, Int64(started), Int64(written - started))
+                started = written
+            }
+            if started - dropped >= 2 * Self.window {
+                let end = started - Self.window
+                _ = gt_file_finish_and_drop(fd, Int64(dropped), Int64(end - dropped))
+                dropped = end
+            }
+        }
+    }
 
     // O_TMPFILE is a compound macro Swift does not import; its value is the same on x86-64 and
     // AArch64 Linux (__O_TMPFILE | O_DIRECTORY).
     private static let oTmpFile: Int32 = 0o20000000 | 0o200000
 
-    init(destination: String) throws(ModelFileError) {
+    init(destination: String, streaming: Bool = false) throws(ModelFileError) {
         self.destination = destination
+        self.writeBehind = streaming ? WriteBehind() : nil
         let slash = destination.lastIndex(of: "/")
         let folder = slash.map { String(destination[..<$0]) } ?? "."
         let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
@@ -55,6 +83,7 @@ struct OutputFile {
             }
             done += n
         }
+        writeBehind?.wrote(bytes.count, fd: fd)
     }
 
     func write(_ bytes: [UInt8], at offset: Int) throws(ModelFileError) {

@@ -1,0 +1,20 @@
+// Private to the kernels: the quantizers' shared constants and the per-ISA row quantizers.
+#ifndef GEMMA_QUANTIZE_INTERNAL_H
+#define GEMMA_QUANTIZE_INTERNAL_H
+
+#include "matmul_internal.h"
+
+// The q4 scale search tries d = vmax / divisor for these divisors, in this order (vmax: the
+// block's element of largest magnitude, the first one on a tie).
+#define GT_Q4_CANDIDATES 6
+extern const float gt_q4_divisors[GT_Q4_CANDIDATES];
+
+#if defined(__x86_64__) || defined(_M_X64)
+// AVX2 + FMA + F16C (quantize_avx2.c): bit-identical to gt_quantize_row_reference.
+void gt_quantize_row_q8_avx2(const float *x, size_t n, uint8_t *out);
+void gt_quantize_row_q4_avx2(const float *x, size_t n, uint8_t *out);
+// bf16 -> f32 with the non-finite check; returns n, or the index of the first NaN / infinity.
+size_t gt_widen_bf16_avx2(const void *src, size_t n, float *dst);
+#endif
+
+#endif

@@ -8,7 +8,11 @@
 
 // No fused multiply-adds: the AVX2 copy below and the portable code then round alike, so a
 // q5 file does not depend on the converting CPU.
+#if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }

@@ -39,6 +39,8 @@ final class ParityTests: XCTestCase {
         .bf16: Bounds(maxRelativeError: 1e-3, minAgreement: 1, minDecisiveAgreement: 1, maxMeanKL: 1e-6, greedyMustMatch: true),
         .q8: Bounds(maxRelativeError: nil, minAgreement: 0.99, minDecisiveAgreement: 0.99, maxMeanKL: 0.01, greedyMustMatch: false),
         .q4: Bounds(maxRelativeError: nil, minAgreement: 0.3, minDecisiveAgreement: 0.3, maxMeanKL: 0.6, greedyMustMatch: false),
+        // One more bit than q4: about a quarter of its squared error.
+        .q5: Bounds(maxRelativeError: nil, minAgreement: 0.9, minDecisiveAgreement: 0.9, maxMeanKL: 0.05, greedyMustMatch: false),
     ]
 
     /// Runs every golden prompt through `model` teacher-forced and compares every logits row.

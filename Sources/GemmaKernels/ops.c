@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-float gt_dot_f32(const float *restrict a, const float *restrict b, size_t n) {
+static inline __attribute__((always_inline)) float dot_body(const float *restrict a, const float *restrict b, size_t n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -22,16 +22,16 @@ void gt_attention_head(const float *restrict q, const float *restrict keys, cons
     gt_attention_head_spans(q, &span, 1, stride, head_dim, scale, 0.0f, scores, out);
 }
 
-void gt_attention_head_spans(const float *restrict q, const gt_kv_span *spans, size_t span_count,
-                             size_t stride, size_t head_dim, float scale, float softcap,
-                             float *restrict scores, float *restrict out) {
+static inline __attribute__((always_inline)) void attention_body(const float *restrict q, const gt_kv_span *spans, size_t span_count,
+                                                                size_t stride, size_t head_dim, float scale, float softcap,
+                                                                float *restrict scores, float *restrict out) {
     // scores = q . k_t * scale, soft-capped if asked: cap * tanh(score / cap)
     float max = -INFINITY;
     size_t n = 0;
     for (size_t s = 0; s < span_count; s++) {
         const float *restrict keys = spans[s].keys;
         for (size_t t = 0; t < spans[s].count; t++, n++) {
-            float v = gt_dot_f32(q, keys + t * stride, head_dim) * scale;
+            float v = dot_body(q, keys + t * stride, head_dim) * scale;
             if (softcap > 0) v = tanhf(v / softcap) * softcap;
             scores[n] = v;
             if (v > max) max = v;
@@ -83,7 +83,7 @@ static inline float gt_expf(float x) {
     return p * scale;
 }
 
-void gt_gelu_tanh_mul(float *restrict gate, const float *restrict up, size_t n) {
+static inline __attribute__((always_inline)) void gelu_body(float *restrict gate, const float *restrict up, size_t n) {
     // 0.5 g (1 + tanh(u)) = g sigmoid(2u) = g / (1 + exp(-2u)): the same function, without
     // the cancellation of 1 + tanh(u) for negative u, and vectorizable (no libm call).
     const float c = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -92,4 +92,40 @@ void gt_gelu_tanh_mul(float *restrict gate, const float *restrict up, size_t n) 
         const float u = c * (g + 0.044715f * g * g * g);
         gate[i] = g / (1.0f + gt_expf(-2.0f * u)) * up[i];
     }
+}
+
+// ---- entry points: the bodies above compiled twice, for the baseline ISA and for AVX2 ----
+// AVX2 without FMA: twice the vector width, and no multiply-add contraction, so both copies
+// round every operation alike and give bit-identical results.
+#if defined(__x86_64__) || defined(_M_X64)
+int gt_cpu_has_avx2(void);  // matmul_avx2.c
+#define OPS_AVX2 __attribute__((target("avx2")))
+OPS_AVX2 static float dot_avx2(const float *a, const float *b, size_t n) { return dot_body(a, b, n); }
+OPS_AVX2 static void attention_avx2(const float *q, const gt_kv_span *spans, size_t span_count, size_t stride,
+                                    size_t head_dim, float scale, float softcap, float *scores, float *out) {
+    attention_body(q, spans, span_count, stride, head_dim, scale, softcap, scores, out);
+}
+OPS_AVX2 static void gelu_avx2(float *gate, const float *up, size_t n) { gelu_body(gate, up, n); }
+#define USE_AVX2 gt_cpu_has_avx2()
+#else
+#define USE_AVX2 0
+#define dot_avx2 dot_body
+#define attention_avx2 attention_body
+#define gelu_avx2 gelu_body
+#endif
+
+float gt_dot_f32(const float *restrict a, const float *restrict b, size_t n) {
+    return USE_AVX2 ? dot_avx2(a, b, n) : dot_body(a, b, n);
+}
+
+void gt_attention_head_spans(const float *restrict q, const gt_kv_span *spans, size_t span_count,
+                             size_t stride, size_t head_dim, float scale, float softcap,
+                             float *restrict scores, float *restrict out) {
+    if (USE_AVX2) attention_avx2(q, spans, span_count, stride, head_dim, scale, softcap, scores, out);
+    else attention_body(q, spans, span_count, stride, head_dim, scale, softcap, scores, out);
+}
+
+void gt_gelu_tanh_mul(float *restrict gate, const float *restrict up, size_t n) {
+    if (USE_AVX2) gelu_avx2(gate, up, n);
+    else gelu_body(gate, up, n);
 }

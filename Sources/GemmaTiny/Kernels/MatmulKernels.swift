@@ -19,9 +19,20 @@ public protocol MatmulKernels: Sendable {
     /// serve many tokens.
     func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int,
                 _ y: UnsafeMutablePointer<Float>, yStride: Int, count: Int)
+
+    /// How many parts `parallel` runs (its threads).
+    var parallelism: Int { get }
+
+    /// Runs `body(part)` for part in 0..<parallelism, possibly at the same time on several
+    /// threads, and returns when all are done: for the forward pass's other work that splits
+    /// well (a batch's attention).
+    func parallel(_ body: (Int) -> Void)
 }
 
 extension MatmulKernels {
+    public var parallelism: Int { 1 }
+    public func parallel(_ body: (Int) -> Void) { body(0) }
+
     public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int,
                        _ y: UnsafeMutablePointer<Float>, yStride: Int, count: Int) {
         for i in 0..<count { matvec(w, x + i * xStride, y + i * yStride) }
@@ -52,6 +63,8 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
     }
 
     public var name: String { pool.threadCount == 1 ? "scalar" : "scalar x\(pool.threadCount) threads" }
+    public var parallelism: Int { pool.threadCount }
+    public func parallel(_ body: (Int) -> Void) { pool.run(body) }
 
     public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         let type = Int32(w.type.rawValue)
@@ -142,6 +155,13 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     }
 
     public var name: String { pool.threadCount == 1 ? isaName : "\(isaName) x\(pool.threadCount) threads" }
+    public var parallelism: Int { pool.threadCount }
+
+    public func parallel(_ body: (Int) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        pool.run(body)
+    }
 
     public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         matmul(w, x, xStride: w.cols, y, yStride: w.rows, count: 1)

@@ -71,9 +71,11 @@ public final class InferenceSession {
     private let up: UnsafeMutablePointer<Float>      // [batch][intermediate]
     private let ropeCos: UnsafeMutablePointer<Float> // [ropeThetas][batch][headDim / 2]: each token's rotation
     private let ropeSin: UnsafeMutablePointer<Float>
-    private let scores: UnsafeMutablePointer<Float>  // [contextLength]
+    private let scores: UnsafeMutablePointer<Float>  // [parts][contextLength]: one row per attention part
     private let invFreq: UnsafeMutablePointer<Float> // [ropeThetas][headDim / 2]
-    private let spans: UnsafeMutablePointer<gt_kv_span> // [3]: one query's cached and batch positions
+    private let spans: UnsafeMutablePointer<gt_kv_span> // [parts][3]: one query's cached and batch positions
+    /// Parts a batch's attention is split into (the kernels' threads).
+    private let attentionParts: Int
     private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
     private let activations: UnsafeMutableRawPointer
     private let activationBytes: Int
@@ -125,9 +127,11 @@ public final class InferenceSession {
         // One block for all activations, each buffer 64-byte aligned.
         let half = headDim / 2
         let ropes = variant.ropeThetas.count
+        let parts = max(1, self.kernels.parallelism)
+        attentionParts = parts
         let sizes = [batch * hidden, batch * hidden, batch * hidden, batch * qDim, batch * qDim,
                      batch * intermediate, batch * intermediate, ropes * batch * half, ropes * batch * half,
-                     ctx, ropes * half, vocab, batch * kvDim, batch * kvDim]
+                     parts * ctx, ropes * half, vocab, batch * kvDim, batch * kvDim]
         let padded = sizes.map { ($0 + 15) & ~15 }
         activationBytes = padded.reduce(0, +) * MemoryLayout<Float>.size
         activations = UnsafeMutableRawPointer.allocate(byteCount: activationBytes, alignment: 64)
@@ -141,7 +145,7 @@ public final class InferenceSession {
         (x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logitsBuffer, kBatch, vBatch) =
             (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[6], buffers[7],
              buffers[8], buffers[9], buffers[10], buffers[11], buffers[12], buffers[13])
-        spans = .allocate(capacity: 3)
+        spans = .allocate(capacity: 3 * parts)
 
         // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32, for each RoPE base.
         for (r, theta) in variant.ropeThetas.enumerated() {
@@ -425,20 +429,33 @@ public final class InferenceSession {
         let window = variant.layers[layer].window
         let scale = variant.attentionScale
         let softcap = variant.attentionSoftcap ?? 0
-        for i in 0..<n {
-            let p = position + i
-            let lo = window.map { max(0, p - $0 + 1) } ?? 0
-            let batchFirst = max(lo, position) - position
-            let query = q + i * qDim, out = attn + i * qDim
-            for h in 0..<heads {
+        // The (token, head) pairs are independent: split them over the kernels' threads, each
+        // with its own scores and spans, taking every parts-th pair (later tokens see more
+        // positions, so striding balances the work). Each pair is computed the same way
+        // whichever thread takes it.
+        let parts = n * heads >= 2 * attentionParts ? attentionParts : 1
+        nonisolated(unsafe) let (q, attn, kBatch, vBatch, scores, spans) = (q, attn, kBatch, vBatch, scores, spans)
+        let (position, qDim, kvDim, headDim, heads, ctx) = (position, qDim, kvDim, headDim, heads, contextLength)
+        let cache = self.cache
+        let work = { (part: Int) in
+            let partScores = scores + part * ctx, partSpans = spans + part * 3
+            var item = part
+            while item < n * heads {
+                let i = item / heads, h = item % heads
+                item += parts
+                let p = position + i
+                let lo = window.map { max(0, p - $0 + 1) } ?? 0
+                let batchFirst = max(lo, position) - position
+                let query = q + i * qDim, out = attn + i * qDim
                 let kv = (h / group) * headDim
-                var count = cache.spans(layer: layer, from: lo, to: position, column: kv, into: spans)
-                spans[count] = gt_kv_span(keys: kBatch + batchFirst * kvDim + kv, values: vBatch + batchFirst * kvDim + kv,
-                                          count: i - batchFirst + 1)
+                var count = cache.spans(layer: layer, from: lo, to: position, column: kv, into: partSpans)
+                partSpans[count] = gt_kv_span(keys: kBatch + batchFirst * kvDim + kv, values: vBatch + batchFirst * kvDim + kv,
+                                              count: i - batchFirst + 1)
                 count += 1
-                gt_attention_head_spans(query + h * headDim, spans, count, kvDim, headDim, scale, softcap,
-                                        scores, out + h * headDim)
+                gt_attention_head_spans(query + h * headDim, partSpans, count, kvDim, headDim, scale, softcap,
+                                        partScores, out + h * headDim)
             }
         }
+        if parts == 1 { work(0) } else { kernels.parallel { part in if part < parts { work(part) } } }
     }
 }

@@ -93,6 +93,8 @@ public struct Tokenizer: Sendable {
 
     /// With `parseSpecialTokens`, the text of control pieces (`<start_of_turn>`, `<bos>`, ...)
     /// becomes their ids, and each stretch of text between them is encoded as by `encode(_:)`.
+    /// With llama.cpp's semantics that is llama.cpp's parse_special: every control piece and the
+    /// unknown piece, matched together with the user-defined pieces, longest first.
     public func encode(_ text: String, parseSpecialTokens: Bool) -> [Int] {
         guard parseSpecialTokens else { return encode(text) }
         var ids: [Int] = []

@@ -5,7 +5,7 @@ import GemmaTiny
 import XCTest
 
 /// Converting GGUF files: the same model file as from the Hugging Face checkpoint they came
-/// from, gguf-py's dequantized values, the vocabulary of tokenizer.model, llama.cpp's
+/// from (the tokenizer as llama.cpp has it), gguf-py's dequantized values, llama.cpp's
 /// per-architecture conventions.
 final class GGUFImportTests: XCTestCase {
     var dir: String!
@@ -27,14 +27,18 @@ final class GGUFImportTests: XCTestCase {
     }
 
     /// tiny-gemma3 as a BF16 GGUF gives, at --type f32, exactly the model file of its Hugging Face
-    /// checkpoint: configuration, tokenizer, every tensor bit for bit (norm weights included:
-    /// the +1 comes off exactly).
+    /// checkpoint (configuration, every tensor bit for bit, norm weights included: the +1 comes
+    /// off exactly), but for the tokenizer, which is llama.cpp's.
     func testGemma3GGUFEqualsItsCheckpoint() throws {
         let (_, fromHF) = try convert(GGUFFixtures.root + "/tiny-gemma3")
         let (summary, fromGGUF) = try convert(GGUFFixtures.gemma3)
         XCTAssertEqual(fromGGUF.metadata.config, fromHF.metadata.config)
-        XCTAssertEqual(fromGGUF.metadata.tokenizer, fromHF.metadata.tokenizer)
-        XCTAssertEqual(fromGGUF.vocabulary, fromHF.vocabulary)
+        // The tokenizer is llama.cpp's version of the same vocabulary: the same pieces, with the
+        // GGUF's types and scores and llama.cpp's semantics (testVocabularyIsTokenizerModelAsLlamaCppHasIt).
+        var tokenizer = fromHF.metadata.tokenizer
+        tokenizer.semantics = .llamaCpp
+        XCTAssertEqual(fromGGUF.metadata.tokenizer, tokenizer)
+        XCTAssertEqual(fromGGUF.vocabulary.pieces, fromHF.vocabulary.pieces)
         XCTAssertEqual(fromGGUF.tensors.map(\.name), fromHF.tensors.map(\.name), "same plan, same order")
         XCTAssertEqual(fromGGUF.tensors.map(\.shape), fromHF.tensors.map(\.shape))
         XCTAssertEqual(fromGGUF.tensors.map(\.checksum), fromHF.tensors.map(\.checksum), "identical tensor bytes")
@@ -51,19 +55,34 @@ final class GGUFImportTests: XCTestCase {
         XCTAssertNotNil(fromGGUF.tensor("model.layers.3.self_attn.k_norm.weight"))
     }
 
-    /// The vocabulary llama.cpp's converter writes (added tokens at score -1000, spaces instead of
-    /// ▁ in user-defined pieces, <unk> and the "special-looking" user-defined pieces as CONTROL)
-    /// comes back as tokenizer.model has it.
-    func testVocabularyEqualsTokenizerModel() throws {
+    /// The vocabulary is tokenizer.model as llama.cpp's tokenizer has it once converted and
+    /// loaded, because a GGUF model encodes text as llama.cpp does (`semantics: "llama.cpp"`):
+    /// - pieces and ids are tokenizer.model's (the GGUF writes user-defined spaces as spaces;
+    ///   the import writes them ▁ again, like every piece in the model file);
+    /// - types are the GGUF's: `<mask>`, `<2mass>`, `[@BOS@]` and `<unusedN>` stay CONTROL,
+    ///   which llama.cpp's converter made them because they look special (tokenizer.model has
+    ///   them USER_DEFINED), so plain text spells them out as llama.cpp does; only `<unk>`
+    ///   (CONTROL in the GGUF) is UNKNOWN, which llama.cpp's encoder treats the same;
+    /// - scores are the GGUF's: -1000 for every control, unknown and user-defined piece
+    ///   (SentencePiece gives them 0; llama.cpp's BPE can merge into a control piece and orders
+    ///   merges by score).
+    /// Before llama.cpp's semantics the import restored tokenizer.model exactly (types and
+    /// scores too); that tokenized `<mask>` in plain text as one piece, unlike llama.cpp.
+    func testVocabularyIsTokenizerModelAsLlamaCppHasIt() throws {
         let (expected, settings) = try SentencePieceModelReader.read(path: GGUFFixtures.tokenizer)
+        var llamaCppSettings = settings
+        llamaCppSettings.semantics = .llamaCpp
+        let looksSpecial: Set = ["<mask>", "<2mass>", "[@BOS@]", "<unused0>", "<unused1>"]
+        XCTAssertEqual(looksSpecial.map { expected.types[expected.pieces.firstIndex(of: $0)!] }, Array(repeating: .userDefined, count: 5))
         for path in [GGUFFixtures.gemma3, GGUFFixtures.gemma2] {
             let gguf = try GGUFCheckpoint(path: path)
-            XCTAssertEqual(gguf.tokenizerSettings, settings, path)
-            XCTAssertEqual(gguf.vocabulary.count, expected.count)
+            XCTAssertEqual(gguf.tokenizerSettings, llamaCppSettings, path)
+            XCTAssertEqual(gguf.vocabulary.pieces, expected.pieces)
             for i in 0..<expected.count {
-                XCTAssertEqual(gguf.vocabulary.pieces[i], expected.pieces[i], "piece \(i)")
-                XCTAssertEqual(gguf.vocabulary.types[i], expected.types[i], "type of \(expected.pieces[i])")
-                XCTAssertEqual(gguf.vocabulary.scores[i], expected.scores[i], "score of \(expected.pieces[i])")
+                let piece = expected.pieces[i], type = expected.types[i]
+                XCTAssertEqual(gguf.vocabulary.types[i], looksSpecial.contains(piece) ? .control : type, "type of \(piece)")
+                let added = type == .control || type == .userDefined || type == .unknown
+                XCTAssertEqual(gguf.vocabulary.scores[i], added ? -1000 : expected.scores[i], "score of \(piece)")
             }
             // What the file itself says, for the record.
             let raw = try GGUFFile(path: path).metadata
@@ -73,31 +92,60 @@ final class GGUFImportTests: XCTestCase {
         }
     }
 
-    func testVocabularyRestorationRules() throws {
+    /// The import rules on a small vocabulary: types and scores as in the GGUF (llama.cpp's), ▁
+    /// for spaces in user-defined pieces, `<unk>` UNKNOWN, llama.cpp's load-time overrides.
+    func testVocabularyImportRules() throws {
         var notices: [String] = []
+        let bytes = (0..<256).map { String(format: "<0x%02X>", $0) }
+        let tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<unused12>", "  ", "a b", "\u{2581}x", "<unusedX>", "<start_of_turn>",
+                      "</s>", "<|im_end|>", "<|fim_prefix|>", "<PRE>", "<|fim_suffix|>", "<|file_sep|>"] + bytes
         let meta: [String: GGUFValue] = [
             "tokenizer.ggml.model": .string("llama"),
-            "tokenizer.ggml.tokens": .array(.string, ["<pad>", "<eos>", "<bos>", "<unk>", "<unused12>", "  ", "a b", "\u{2581}x", "<0x41>",
-                                                     "<unusedX>", "<start_of_turn>"].map { .string($0) }),
-            "tokenizer.ggml.scores": .array(.float32, [-1000, -1000, -1000, -1000, -1000, -1000, -1000, -3, 0, -1000, -1000].map { .float32($0) }),
-            "tokenizer.ggml.token_type": .array(.int32, [3, 3, 3, 3, 3, 4, 4, 1, 6, 3, 3].map { .int32($0) }),
+            "tokenizer.ggml.tokens": .array(.string, tokens.map { .string($0) }),
+            "tokenizer.ggml.scores": .array(.float32, ([-1000, -1000, -1000, -1000, -1000, -1000, -1000, -3, -1000, -1000, -1000, -4, -5, -6, -7, -8]
+                                                        + Array(repeating: 0, count: 256)).map { .float32($0) }),
+            "tokenizer.ggml.token_type": .array(.int32, ([3, 3, 3, 3, 3, 4, 4, 1, 3, 3, 4, 1, 4, 1, 1, 4] + Array(repeating: 6, count: 256)).map { .int32($0) }),
             "tokenizer.ggml.unknown_token_id": .uint32(3),
             "tokenizer.ggml.bos_token_id": .uint32(2),
             "tokenizer.ggml.eos_token_id": .uint32(1),
             "tokenizer.ggml.padding_token_id": .uint32(0),
             "tokenizer.ggml.add_space_prefix": .bool(false),
+            "tokenizer.ggml.suffix_token_id": .uint32(14),
         ]
         let (v, s) = try GGUFCheckpoint.vocabulary(meta, file: "x.gguf", notices: &notices)
-        XCTAssertEqual(v.pieces, ["<pad>", "<eos>", "<bos>", "<unk>", "<unused12>", "\u{2581}\u{2581}", "a\u{2581}b", "\u{2581}x", "<0x41>",
-                                  "<unusedX>", "<start_of_turn>"])
-        XCTAssertEqual(v.types, [.control, .control, .control, .unknown, .userDefined, .userDefined, .userDefined, .normal, .byte,
-                                 .control, .control])
-        XCTAssertEqual(v.scores, [0, 0, 0, 0, 0, 0, 0, -3, 0, 0, 0])
+        XCTAssertEqual(Array(v.pieces.prefix(16)), ["<pad>", "<eos>", "<bos>", "<unk>", "<unused12>", "\u{2581}\u{2581}", "a\u{2581}b", "\u{2581}x",
+                                                    "<unusedX>", "<start_of_turn>", "</s>", "<|im_end|>", "<|fim_prefix|>", "<PRE>",
+                                                    "<|fim_suffix|>", "<|file_sep|>"])
+        XCTAssertEqual(Array(v.types.prefix(16)), [
+            .control, .control, .control, .unknown, .control, .userDefined, .userDefined, .normal, .control, .control,
+            .control,  // </s> ends generation: llama.cpp makes it CONTROL (Gemma 3's GGUF has it USER_DEFINED)
+            .control,  // <|im_end|> too, NORMAL in the GGUF
+            .control,  // the fill-in-the-middle prefix, found by its text: the lowest id of the candidates ...
+            .normal,   // ... so <PRE> stays NORMAL
+            .normal,   // the suffix id is given (tokenizer.ggml.suffix_token_id), so no text is looked for
+            .control,  // <|file_sep|>, the separator
+        ])
+        XCTAssertEqual(Array(v.scores.prefix(16)), [-1000, -1000, -1000, -1000, -1000, -1000, -1000, -3, -1000, -1000, -1000, -4, -5, -6, -7, -8])
         XCTAssertEqual(s.unkId, 3)
         XCTAssertEqual(s.padId, 0)
         XCTAssertTrue(s.byteFallback)
         XCTAssertFalse(s.addDummyPrefix)
+        XCTAssertEqual(s.semantics, .llamaCpp)
         XCTAssertTrue(notices.isEmpty)
+
+        // llama.cpp matches a user-defined token's text literally; the file writes spaces ▁.
+        var literal = meta
+        literal["tokenizer.ggml.token_type"] = .array(.int32, ([3, 3, 3, 3, 3, 4, 4, 4, 3, 3, 4, 1, 4, 1, 1, 4] + Array(repeating: 6, count: 256)).map { .int32($0) })
+        XCTAssertThrowsError(try GGUFCheckpoint.vocabulary(literal, file: "x.gguf", notices: &notices)) {
+            XCTAssertTrue("\($0)".contains("user-defined token 7") && "\($0)".contains("U+2581"), "\($0)")
+        }
+        // A vocabulary the tokenizer refuses is refused here, not when the model file is loaded:
+        // "  " (user-defined) becomes "▁▁", the text of another token.
+        var twice = meta
+        twice["tokenizer.ggml.tokens"] = .array(.string, tokens.enumerated().map { .string($0.offset == 7 ? "\u{2581}\u{2581}" : $0.element) })
+        XCTAssertThrowsError(try GGUFCheckpoint.vocabulary(twice, file: "x.gguf", notices: &notices)) {
+            XCTAssertTrue("\($0)".contains("defined twice"), "\($0)")
+        }
 
         var gpt2 = meta
         gpt2["tokenizer.ggml.model"] = .string("gpt2")
@@ -105,7 +153,7 @@ final class GGUFImportTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("gpt2"), "\($0)")
         }
         var badType = meta
-        badType["tokenizer.ggml.token_type"] = .array(.int32, [3, 3, 3, 3, 3, 4, 4, 1, 6, 9, 3].map { .int32($0) })
+        badType["tokenizer.ggml.token_type"] = .array(.int32, ([3, 3, 3, 3, 3, 4, 4, 1, 3, 9, 4, 1, 4, 1, 1, 4] + Array(repeating: 6, count: 256)).map { .int32($0) })
         XCTAssertThrowsError(try GGUFCheckpoint.vocabulary(badType, file: "x.gguf", notices: &notices)) {
             XCTAssertTrue("\($0)".contains("token_type[9]"), "\($0)")
         }
@@ -113,7 +161,7 @@ final class GGUFImportTests: XCTestCase {
         short["tokenizer.ggml.scores"] = .array(.float32, [.float32(0)])
         XCTAssertThrowsError(try GGUFCheckpoint.vocabulary(short, file: "x.gguf", notices: &notices))
         var badId = meta
-        badId["tokenizer.ggml.bos_token_id"] = .uint32(11)
+        badId["tokenizer.ggml.bos_token_id"] = .uint32(272)
         XCTAssertThrowsError(try GGUFCheckpoint.vocabulary(badId, file: "x.gguf", notices: &notices)) {
             XCTAssertTrue("\($0)".contains("bos_token_id"), "\($0)")
         }
@@ -155,7 +203,7 @@ final class GGUFImportTests: XCTestCase {
         XCTAssertEqual(file.metadata.config.layerTypes, ["sliding_attention", "full_attention", "sliding_attention", "full_attention"])
         XCTAssertEqual(file.metadata.config.attnLogitSoftcapping, 5)
         XCTAssertEqual(file.metadata.config.finalLogitSoftcapping, 2)
-        XCTAssertEqual(file.vocabulary, hf.vocabulary)
+        XCTAssertEqual(file.vocabulary.pieces, hf.vocabulary.pieces, "types and scores are llama.cpp's")
         XCTAssertEqual(file.metadata.provenance.sourceDtype, "gguf MOSTLY_Q4_1: F16 ×1, F32 ×17, Q4_0 ×5, Q4_1 ×6, Q5_0 ×6, Q5_1 ×5, Q8_0 ×6")
     }
 

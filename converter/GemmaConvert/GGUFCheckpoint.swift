@@ -256,24 +256,24 @@ struct GGUFCheckpoint {
         return (0..<layers).map { pattern == 0 || $0 % pattern < pattern - 1 ? ModelConfig.slidingAttention : ModelConfig.fullAttention }
     }
 
-    /// The SentencePiece vocabulary from `tokenizer.ggml.*`, as it was in tokenizer.model.
+    /// The vocabulary from `tokenizer.ggml.*` as llama.cpp's tokenizer uses it, with settings
+    /// that make the tokenizer follow llama.cpp (`semantics: "llama.cpp"`), so that a GGUF model
+    /// encodes text into the ids llama.cpp gives it.
     ///
     /// llama.cpp's converter (`_create_vocab_sentencepiece` and the added-token handling in
     /// conversion/base.py) starts from tokenizer.model and then, for every token listed in
     /// tokenizer_config.json's added_tokens_decoder (for Gemma: all control and user-defined
     /// pieces), sets the score to -1000 and the type to CONTROL when the token is "special" or
     /// looks special (for Gemma: `<mask>`, `<2mass>`, `[@BOS@]`, `<unusedN>`), else to
-    /// USER_DEFINED with every `▁` written as a space. So the import:
-    /// - writes USER_DEFINED pieces with `▁` for spaces again (SentencePiece matches them against
-    ///   the whitespace-escaped text);
-    /// - gives the unknown id (`tokenizer.ggml.unknown_token_id`) its UNKNOWN type back;
-    /// - makes the pieces llama.cpp forces to CONTROL only by their look USER_DEFINED again, as
-    ///   Gemma's tokenizer.model (and tokenizer_config.json, `special: false`) has them;
-    /// - restores score 0 of CONTROL, UNKNOWN and USER_DEFINED pieces scored -1000 (SentencePiece
-    ///   gives meta pieces score 0; their scores never affect encoding).
-    /// Tokens that tokenizer_config.json marks special stay CONTROL (Gemma 3's
-    /// `<start_of_turn>`/`<end_of_turn>`, which its tokenizer.model may have as user-defined):
-    /// plain-text encoding then never produces them, and prompt templates insert their ids.
+    /// USER_DEFINED with every `▁` written as a space. Loading the file, llama.cpp then makes a
+    /// few more tokens CONTROL by their text (`llamaCppLoadTimeTypes`). The import keeps all
+    /// of that (types, scores -1000 included: llama.cpp's BPE merges by them), except:
+    /// - USER_DEFINED pieces are written with `▁` for spaces again, as the model file writes
+    ///   every piece (the llama.cpp tokenizer reads them back with spaces);
+    /// - the unknown id (`tokenizer.ggml.unknown_token_id`; Gemma's GGUFs have it CONTROL) is
+    ///   UNKNOWN, which llama.cpp's encoder treats exactly like CONTROL.
+    /// So plain text never matches `<mask>`, `<unused0>` or `</s>` (llama.cpp spells them out),
+    /// which a model converted from tokenizer.model, with SentencePiece's semantics, does.
     static func vocabulary(_ meta: [String: GGUFValue], file: String,
                            notices: inout [String]) throws(ConversionError) -> (TokenizerVocabulary, TokenizerSettings) {
         func bad(_ why: String) -> ConversionError { .invalidGGUF(file: file, reason: why) }
@@ -326,17 +326,16 @@ struct GGUFCheckpoint {
         guard unk >= 0 else { throw bad("the vocabulary has no unknown token") }
         guard bos >= 0, eos >= 0 else { throw bad("the vocabulary has no BOS or EOS token") }
 
-        for i in 0..<count {
-            switch types[i] {
-            case .userDefined:
-                if pieces[i].contains(" ") { pieces[i] = pieces[i].replacingOccurrences(of: " ", with: "\u{2581}") }
-            case .control where i != unk && looksSpecialToLlamaCpp(pieces[i]):
-                types[i] = .userDefined
-            default: break
+        llamaCppLoadTimeTypes(&types, pieces: pieces, meta: meta)
+        for i in 0..<count where types[i] == .userDefined {
+            // llama.cpp matches the text literally, spaces and all; the file writes spaces as ▁,
+            // so a ▁ of its own could not be told apart (llama.cpp's converter never writes one).
+            guard !pieces[i].contains("\u{2581}") else {
+                throw bad("user-defined token \(i) \(pieces[i].debugDescription) contains U+2581 (▁), which the model file uses for spaces")
             }
-            if i == unk { types[i] = .unknown }
-            if scores[i] == -1000, types[i] == .control || types[i] == .userDefined || types[i] == .unknown { scores[i] = 0 }
+            if pieces[i].contains(" ") { pieces[i] = pieces[i].replacingOccurrences(of: " ", with: "\u{2581}") }
         }
+        types[unk] = .unknown
         guard types.filter({ $0 == .unknown }).count == 1 else {
             throw bad("tokenizer.ggml.token_type marks more than one token UNKNOWN")
         }
@@ -355,18 +354,77 @@ struct GGUFCheckpoint {
             // llama.cpp's defaults for a SentencePiece vocabulary when the keys are absent.
             addDummyPrefix: meta["tokenizer.ggml.add_space_prefix"]?.bool ?? true,
             removeExtraWhitespaces: meta["tokenizer.ggml.remove_extra_whitespaces"]?.bool ?? false,
-            escapeWhitespaces: true, byteFallback: types.contains(.byte), normalizer: "identity")
-        return (TokenizerVocabulary(pieces: pieces, scores: scores, types: types), settings)
+            escapeWhitespaces: true, byteFallback: types.contains(.byte), normalizer: "identity",
+            semantics: .llamaCpp)
+        let vocabulary = TokenizerVocabulary(pieces: pieces, scores: scores, types: types)
+        do { _ = try Tokenizer(vocabulary: vocabulary, settings: settings) } catch {
+            throw bad("the vocabulary cannot make a tokenizer: \(error)")
+        }
+        return (vocabulary, settings)
     }
 
-    /// The added tokens llama.cpp's `does_token_look_special` turns into CONTROL for Gemma
-    /// although they are not special (conversion/base.py).
-    static func looksSpecialToLlamaCpp(_ piece: String) -> Bool {
-        if piece == "<mask>" || piece == "<2mass>" || piece == "[@BOS@]" { return true }
-        guard piece.hasPrefix("<unused"), piece.hasSuffix(">") else { return false }
-        let digits = piece.dropFirst(7).dropLast()
-        return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+    /// The token types llama.cpp changes when it loads a vocabulary (llama_vocab::impl::load),
+    /// by the token's text, as far as they concern the tokenizer:
+    /// - each fill-in-the-middle role (prefix, suffix, middle, pad, repo, separator) whose id the
+    ///   GGUF does not give gets a token found by its text, which becomes CONTROL (where several
+    ///   texts of one role are present llama.cpp takes the first it meets in a hash map, the
+    ///   import the lowest id; one per role in practice);
+    /// - the tokens whose text ends generation (`<end_of_turn>`, `<eos>`, `</s>`, `<|im_end|>`,
+    ///   ...) become CONTROL: for Gemma 3 that is `</s>`, USER_DEFINED in the GGUF;
+    /// - for other model families (gpt-oss, Gemma 4, PLaMo) a few of those go back to
+    ///   USER_DEFINED or NORMAL.
+    /// A CONTROL token keeps its other attributes in llama.cpp; for tokenizing, CONTROL is what
+    /// counts (it is matched only when parsing special tokens).
+    static func llamaCppLoadTimeTypes(_ types: inout [TokenizerVocabulary.PieceType], pieces: [String],
+                                      meta: [String: GGUFValue]) {
+        var idsByText: [String: Int] = [:]
+        for (i, p) in pieces.enumerated() where idsByText[p] == nil { idsByText[p] = i }
+        func given(_ keys: [String]) -> Bool {
+            keys.contains { key in meta["tokenizer.ggml.\(key)"]?.integer.map { $0 >= 0 && $0 < pieces.count } ?? false }
+        }
+        for (keys, texts) in llamaCppFIMRoles where !given(keys) {
+            if let id = texts.compactMap({ idsByText[$0] }).min() { types[id] = .control }
+        }
+        for text in llamaCppEndOfGenerationTexts {
+            if let id = idsByText[text] { types[id] = .control }
+        }
+        for text in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let id = idsByText[text] { types[id] = .userDefined }  // gpt-oss
+        }
+        let has = { (text: String) in idsByText[text] != nil }
+        if let end = idsByText["<|end|>"], has("<|return|>") || has("<|flush|>"), has("<|call|>") || has("<|calls|>") {
+            types[end] = .userDefined  // gpt-oss, Solar Open: not an end of generation
+        }
+        let eos = meta["tokenizer.ggml.eos_token_id"]?.integer
+        if let s = idsByText["</s>"], has("<|tool_response>") || (eos.map { $0 >= 0 && $0 < pieces.count && pieces[$0] == "<|plamo:eos|>" } ?? false) {
+            types[s] = .normal  // Gemma 4, PLaMo: an ordinary token
+        }
     }
+
+    /// Texts llama.cpp's loader treats as ending generation (and makes CONTROL).
+    static let llamaCppEndOfGenerationTexts = [
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+        "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+        "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>", "[e~[",
+    ]
+
+    /// Fill-in-the-middle roles: the GGUF keys that give the id, and the texts llama.cpp's
+    /// loader looks for otherwise. (Its end-of-turn and end-of-message texts are all in
+    /// `llamaCppEndOfGenerationTexts`.)
+    static let llamaCppFIMRoles: [(keys: [String], texts: [String])] = [
+        (["fim_pre_token_id", "prefix_token_id"],
+         ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\u{FF5C}fim\u{2581}begin\u{FF5C}>", "<PRE>", "\u{2581}<PRE>",
+          "<|code_prefix|>", "<|prefix|>"]),
+        (["fim_suf_token_id", "suffix_token_id"],
+         ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\u{FF5C}fim\u{2581}hole\u{FF5C}>", "<SUF>", "\u{2581}<SUF>",
+          "<|code_suffix|>", "<|suffix|>"]),
+        (["fim_mid_token_id", "middle_token_id"],
+         ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\u{FF5C}fim\u{2581}end\u{FF5C}>", "<MID>", "\u{2581}<MID>",
+          "<|code_middle|>", "<|middle|>"]),
+        (["fim_pad_token_id"], ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"]),
+        (["fim_rep_token_id"], ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"]),
+        (["fim_sep_token_id"], ["<|file_sep|>"]),
+    ]
 
     /// "Q4_K_M-style mix: F32 ×109, Q4_K ×27, ..." for the provenance.
     var sourceTypes: String {

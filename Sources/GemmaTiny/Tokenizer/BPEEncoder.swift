@@ -1,7 +1,17 @@
 /// SentencePiece's BPE segmentation (bpe_model.cc, Model::SampleEncode without dropout) and
 /// the id assignment of SentencePieceProcessor::PopulateSentencePieceText.
+///
+/// With `llamaCpp`, llama.cpp's variant (llm_tokenizer_spm_session): the text (a fragment
+/// between user-defined pieces, see LlamaCppPartition) is split into characters only, any two
+/// adjacent symbols whose concatenation is a piece other than a user-defined one can merge
+/// (control, unknown and byte pieces included, with their scores), a symbol that is a piece
+/// becomes its id whatever its type, and UNUSED pieces are not split again. User-defined pieces
+/// are left out because llama.cpp can never form them here: their text as llama.cpp has it uses
+/// real spaces where the model file has ▁ (the fragment has none left), and without a space it
+/// would have been cut out of the raw text already.
 struct BPEEncoder: Sendable {
     let vocab: VocabularyIndex
+    var llamaCpp = false
 
     /// Appends the ids of already-normalized text to `ids`.
     func encode(normalized: [UInt8], into ids: inout [Int]) {
@@ -25,10 +35,11 @@ struct BPEEncoder: Sendable {
         }
 
         // Split into characters; a user-defined piece is one frozen symbol.
+        let llamaCpp = self.llamaCpp
         var n = 0
         var pos = 0
         while pos < length {
-            let match = vocab.userDefined.longestMatch(text + pos, length - pos).length
+            let match = llamaCpp ? 0 : vocab.userDefined.longestMatch(text + pos, length - pos).length
             let len = match > 0 ? match : min(length - pos, utf8Length(leadByte: text[pos]))
             start[n] = Int32(pos)
             size[n] = Int32(len)
@@ -47,13 +58,20 @@ struct BPEEncoder: Sendable {
         let types = vocab.types
         let normal = vocab.normal
 
+        // llama.cpp looks up every piece but a user-defined one (see above).
+        func llamaCppLookup(_ p: UnsafePointer<UInt8>, _ len: Int) -> Int32 {
+            let id = vocab.lookup(p, len)
+            return id >= 0 && types[Int(id)] != .userDefined ? id : -1
+        }
+
         func addCandidate(_ left: Int32, _ right: Int32) {
             guard left >= 0, right >= 0, !frozen[Int(left)], !frozen[Int(right)] else { return }
             let merged = size[Int(left)] + size[Int(right)]
-            let id = normal.lookup(text + Int(start[Int(left)]), Int(merged))
+            let p = text + Int(start[Int(left)])
+            let id = llamaCpp ? llamaCppLookup(p, Int(merged)) : normal.lookup(p, Int(merged))
             guard id >= 0 else { return }
             queue.push(MergeCandidate(score: scores[Int(id)], left: left, right: right, size: merged))
-            if types[Int(id)] == .unused {
+            if !llamaCpp && types[Int(id)] == .unused {
                 unusedSplit[id] = (start[Int(left)], size[Int(left)], size[Int(right)])
             }
         }
@@ -80,6 +98,15 @@ struct BPEEncoder: Sendable {
         var emitter = IdEmitter(vocab: vocab)
         // Emits a symbol; an UNUSED piece is replaced by the two symbols it was merged from.
         func emit(_ s: Int32, _ len: Int32) {
+            if llamaCpp {
+                let id = llamaCppLookup(text + Int(s), Int(len))
+                if id >= 0 {
+                    emitter.appendPiece(id, into: &ids)
+                } else {
+                    emitter.append(-1, text + Int(s), Int(len), into: &ids)
+                }
+                return
+            }
             let id = vocab.lookup(text + Int(s), Int(len))
             if id >= 0, types[Int(id)] == .unused, let split = unusedSplit[id] {
                 emit(split.start, split.leftSize)
@@ -101,6 +128,12 @@ struct BPEEncoder: Sendable {
 private struct IdEmitter {
     let vocab: VocabularyIndex
     var previousWasUnknown = false
+
+    /// A piece's id as it is, whatever its type (llama.cpp's rule).
+    mutating func appendPiece(_ id: Int32, into ids: inout [Int]) {
+        ids.append(Int(id))
+        previousWasUnknown = false
+    }
 
     mutating func append(_ found: Int32, _ p: UnsafePointer<UInt8>, _ length: Int, into ids: inout [Int]) {
         let id = found >= 0 ? found : vocab.unknownId

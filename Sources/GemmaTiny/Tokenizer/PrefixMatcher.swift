@@ -87,4 +87,28 @@ final class PrefixMatcher: @unchecked Sendable {  // immutable after init
         }
         return best
     }
+
+    /// Calls `body` with the byte length and id of every string that is a prefix of the
+    /// `length` bytes at `p`, shortest first.
+    func forEachMatch(_ p: UnsafePointer<UInt8>, _ length: Int, _ body: (Int, Int32) -> Void) {
+        guard length > 0 else { return }
+        var node = Int(rootChild[Int(p[0])])
+        var i = 1
+        while node >= 0 {
+            let v = nodeValue[node]
+            if v >= 0 { body(i, v) }
+            if i == length { break }
+            let b = p[i]
+            let start = Int(edgeStart[node])
+            let end = start + Int(edgeCount[node])
+            var next = -1
+            var e = start
+            while e < end {
+                if edgeByte[e] == b { next = Int(edgeChild[e]); break }
+                e += 1
+            }
+            node = next
+            i += 1
+        }
+    }
 }

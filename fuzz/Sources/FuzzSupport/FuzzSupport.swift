@@ -1,5 +1,5 @@
 import Foundation
-import GemmaConvert
+@testable import GemmaConvert
 import GemmaTiny
 
 /// libFuzzer's driver (compiler-rt, linked by `-sanitize=fuzzer`).
@@ -59,6 +59,19 @@ public enum FuzzSupport {
         let path = repositoryRoot + "/fixtures/tiny-gemma/tokenizer.model"
         do {
             let (vocabulary, settings) = try SentencePieceModelReader.read(path: path)
+            return try Tokenizer(vocabulary: vocabulary, settings: settings)
+        } catch {
+            fatalError("cannot load the fixture tokenizer \(path): \(error) (set GEMMA_FUZZ_ROOT)")
+        }
+    }
+
+    /// The same fixture vocabulary imported from GGUF (fixtures/gguf/tiny-gemma3-bf16.gguf) as
+    /// `gemma-quantize` imports it: llama.cpp's types and semantics.
+    public static func fixtureTokenizerFromGGUF() -> Tokenizer {
+        let path = repositoryRoot + "/fixtures/gguf/tiny-gemma3-bf16.gguf"
+        do {
+            var notices: [String] = []
+            let (vocabulary, settings) = try GGUFCheckpoint.vocabulary(GGUFFile(path: path).metadata, file: path, notices: &notices)
             return try Tokenizer(vocabulary: vocabulary, settings: settings)
         } catch {
             fatalError("cannot load the fixture tokenizer \(path): \(error) (set GEMMA_FUZZ_ROOT)")

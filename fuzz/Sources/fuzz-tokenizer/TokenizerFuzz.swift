@@ -7,6 +7,10 @@
 // space, as SentencePiece decodes it (Gemma's settings: identity normalizer, no dummy prefix,
 // no whitespace removal, byte fallback: otherwise lossless; checked before asserting), the streaming
 // decoder agrees with decode, and parsing special tokens yields ids in range.
+// The same text also goes through the same vocabulary imported from GGUF (llama.cpp's semantics):
+// ids in range, any control or unknown id in plain encoding comes from its own text in the input
+// (llama.cpp's BPE may form one; otherwise decode(encode(s)) == s as above), streaming agrees,
+// parsing special tokens yields ids in range.
 // First byte odd: the rest is a sequence of little-endian 16-bit ids (offset by -8, so negative
 // and out-of-range ids occur): decode and streaming decode agree, and re-encoding the decoded
 // text decodes to the same text.
@@ -14,6 +18,7 @@ import FuzzSupport
 import GemmaTiny
 
 nonisolated(unsafe) let tokenizer = FuzzSupport.fixtureTokenizer()
+nonisolated(unsafe) let ggufTokenizer = FuzzSupport.fixtureTokenizerFromGGUF()
 
 @main enum Main {
     static func main() { FuzzSupport.runLibFuzzer(fuzzTokenizer) }
@@ -38,6 +43,24 @@ public func fuzzTokenizer(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let parsed = tokenizer.encode(text, parseSpecialTokens: true)
         for id in parsed { FuzzSupport.check(id >= 0 && id < tokenizer.vocabularySize, "id \(id) outside the vocabulary") }
         checkStreaming(parsed, tokenizer.decode(parsed))
+
+        let llamaCpp = ggufTokenizer.encode(text)
+        var formed = false
+        for id in llamaCpp {
+            FuzzSupport.check(id >= 0 && id < ggufTokenizer.vocabularySize, "id \(id) outside the vocabulary (llama.cpp semantics)")
+            if ggufTokenizer.isControl(id) || ggufTokenizer.pieceType(id) == .unknown {
+                FuzzSupport.check(text.contains(ggufTokenizer.piece(id)!), "plain encoding produced control id \(id) without its text")
+                formed = true
+            }
+        }
+        let llamaCppDecoded = ggufTokenizer.decode(llamaCpp)
+        if !formed {
+            FuzzSupport.check(Array(llamaCppDecoded.utf8) == spaceSymbolsAsSpaces(Array(text.utf8)),
+                              "decode(encode(s)) != s (llama.cpp semantics): \(Array(text.utf8)) -> \(llamaCpp) -> \(Array(llamaCppDecoded.utf8))")
+        }
+        checkStreaming(llamaCpp, llamaCppDecoded, ggufTokenizer)
+        let llamaCppParsed = ggufTokenizer.encode(text, parseSpecialTokens: true)
+        for id in llamaCppParsed { FuzzSupport.check(id >= 0 && id < ggufTokenizer.vocabularySize, "id \(id) outside the vocabulary") }
     } else {
         var ids: [Int] = []
         var i = 0
@@ -71,7 +94,7 @@ func spaceSymbolsAsSpaces(_ s: [UInt8]) -> [UInt8] {
     return out
 }
 
-func checkStreaming(_ ids: [Int], _ decoded: String) {
+func checkStreaming(_ ids: [Int], _ decoded: String, _ tokenizer: Tokenizer = tokenizer) {
     var streaming = tokenizer.makeStreamingDecoder()
     var text = ""
     for id in ids { text += streaming.append(id) }

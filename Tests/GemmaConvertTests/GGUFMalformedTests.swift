@@ -216,6 +216,14 @@ final class GGUFMalformedTests: XCTestCase {
         renamed.replaceSubrange(at, with: Array("blk.0.ffn_xx.weight".utf8))
         try expectFailure(renamed, ["blk.0.ffn_xx.weight"])
 
+        // A layer count far beyond any model (found by fuzz-gguf: it used to size the layer-type
+        // list, 4 G entries, before any check).
+        var layers = gemma3
+        let blockCount = try XCTUnwrap(layers.firstRange(of: Array("gemma3.block_count".utf8)))
+        XCTAssertEqual(layers[blockCount.upperBound], 4, "a u32 value")
+        for i in 0..<4 { layers[blockCount.upperBound + 4 + i] = 0xFF }
+        try expectFailure(layers, ["block_count", "out of range"])
+
         // A key that breaks the configuration.
         var heads = gemma3
         let key = try XCTUnwrap(heads.firstRange(of: Array("gemma3.attention.head_count_kv".utf8)))

@@ -33,6 +33,7 @@ struct GGUFCheckpoint {
     let notices: [String]
 
     static let architectures = ["gemma", "gemma2", "gemma3"]
+    static let maximumLayers = 4096
 
     init(path: String) throws(ConversionError) {
         let file = try GGUFFile(path: path)
@@ -137,6 +138,11 @@ struct GGUFCheckpoint {
             throw bad("\(arch).rope.scaling.factor = \(f): RoPE scaling is not supported")
         }
         let layers = try int("block_count")
+        // Checked here, before anything sized by it is built (the layer-type list): real models
+        // have tens of layers, and the tensors would have to exist for each.
+        guard layers <= Self.maximumLayers else {
+            throw bad("\(arch).block_count = \(layers) is out of range (at most \(Self.maximumLayers) layers)")
+        }
         if let v = key("vocab_size"), v.integer != vocab {
             throw bad("\(arch).vocab_size = \(v) but token_embd.weight has \(vocab) rows")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GemmaTiny
+import GemmaTinyCLISupport
 
 /// A comma-separated list of integers ("128,512").
 struct IntList: ExpressibleByArgument, Sendable {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import GemmaTiny
+import GemmaTinyCLISupport
 import Synchronization
 
 struct ChatCommand: ParsableCommand {

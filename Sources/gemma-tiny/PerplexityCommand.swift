@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GemmaTiny
+import GemmaTinyCLISupport
 
 struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

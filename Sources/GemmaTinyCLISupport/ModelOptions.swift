@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import GemmaTiny
+
+extension ModelLoader.UnpackMode: ExpressibleByArgument {}
+
+/// -m, --ctx, --threads, --batch-size, --unpack, --verbose: shared by every command that runs the model.
+public struct ModelOptions: ParsableArguments {
+    public init() {}
+
+    @Option(name: [.customShort("m"), .long], help: ArgumentHelp("Model file (.gtm), as written by gemma-quantize.", valueName: "path"))
+    public var model: String
+
+    @Option(name: [.customShort("c"), .customLong("ctx")], parsing: .unconditional,
+            help: ArgumentHelp("Context length in tokens (KV cache size); 0 = the model's maximum (max_position_embeddings). Larger values are capped at the maximum.", valueName: "n"))
+    public var contextLength: Int = 0
+
+    @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: ArgumentHelp("Threads for the matrix products (default: one per core).", valueName: "n"))
+    public var threads: Int?
+
+    @Option(name: [.customShort("b"), .customLong("batch-size")], parsing: .unconditional,
+            help: ArgumentHelp("Prompt tokens per pass through the model (batched prompt processing).", valueName: "n"))
+    public var batchSize: Int = InferenceSession.defaultBatchSize
+
+    @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))
+    public var unpack: ModelLoader.UnpackMode = .sibling
+
+    @Flag(name: [.short, .long], help: "Print load time, speeds and peak memory on stderr.")
+    public var verbose = false
+
+    public func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if let t = threads, t > WorkerPool.maximumThreadCount {
+            throw ValidationError("--threads must be at most \(WorkerPool.maximumThreadCount), got \(t) (this machine has \(WorkerPool.defaultThreadCount) cores)")
+        }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if contextLength < 0 { throw ValidationError("--ctx must be >= 0 (0 = the model's maximum), got \(contextLength)") }
+    }
+
+    /// Opens the model, printing unpacking progress on stderr. Returns the model and load time.
+    public func load() throws -> (GemmaModel, Double) {
+        let start = now()
+        var lastPercent = -1
+        var printedProgress = false
+        // On a terminal one line is rewritten every percent; in a log, a line every 10%.
+        let terminal = isatty(STDERR_FILENO) != 0
+        let step = terminal ? 1 : 10
+        let model: GemmaModel
+        do {
+            model = try GemmaModel.load(path: self.model, unpack: unpack, notice: { printNote($0) }, progress: { p in
+                guard p.bytesTotal > 0 else { return }
+                let percent = Int(Double(p.bytesDone) * 100 / Double(p.bytesTotal)) / step * step
+                guard percent != lastPercent else { return }
+                lastPercent = percent
+                let line = "unpacking: \(percent)% (\(formatBytes(p.bytesDone)) of \(formatBytes(p.bytesTotal)))"
+                if terminal {
+                    printedProgress = true
+                    writeErr("\r" + line)
+                } else {
+                    writeErr(line + "\n")
+                }
+            })
+        } catch {
+            if printedProgress { writeErr("\n") }
+            throw CLIError.message(error.description)
+        }
+        if printedProgress { writeErr("\n") }
+        return (model, now() - start)
+    }
+
+    /// The context length to use for `model`.
+    public func context(for model: GemmaModel) -> Int {
+        let maximum = model.config.maxPositionEmbeddings
+        if contextLength > maximum, verbose {
+            printNote("note: --ctx \(contextLength) is more than the model's \(maximum) positions; using \(maximum)")
+        }
+        return contextLength == 0 ? maximum : min(contextLength, maximum)
+    }
+
+    public func makeKernels() -> any MatmulKernels { makeDefaultKernels(threads: threads ?? 0) }
+
+    public func makeGenerator(_ model: GemmaModel) throws -> Generator {
+        do {
+            return try Generator(model: model, contextLength: context(for: model), kernels: makeKernels(),
+                                 batchSize: batchSize)
+        } catch {
+            throw CLIError.message(error.description)
+        }
+    }
+}

@@ -11,18 +11,15 @@ let package = Package(
         .library(name: "GemmaTiny", targets: ["GemmaTiny"]),
         .executable(name: "gemma-tiny", targets: ["gemma-tiny"]),
         .executable(name: "gemma-quantize", targets: ["gemma-quantize"]),
-        // The OpenAI-compatible HTTP server behind `gemma-tiny serve`, for embedding.
-        .library(name: "GemmaTinyServer", targets: ["GemmaTinyServer"]),
+        // The command-line pieces gemma-tiny shares with gemma-tiny-serve (server/Package.swift).
+        .library(name: "GemmaTinyCLISupport", targets: ["GemmaTinyCLISupport"]),
         // The converter as a library (used by the fuzz targets in fuzz/).
         .library(name: "GemmaConvert", targets: ["GemmaConvert"]),
     ],
     dependencies: [
+        // The only dependency: the core builds with Swift 6.0 (Debian 13). The HTTP server and its
+        // SwiftNIO stack are a package of their own, server/, run by `gemma-tiny serve`.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // Server only (GemmaTinyServer, gemma-tiny serve): the GemmaTiny library depends on none of these.
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libzstd (Debian: libzstd-dev).
@@ -44,27 +41,23 @@ let package = Package(
             dependencies: ["GemmaKernels", "CZstd"],
             path: "Sources/GemmaTiny"
         ),
+        // Shared by gemma-tiny and gemma-tiny-serve: model and sampling flags, error reporting.
+        .target(
+            name: "GemmaTinyCLISupport",
+            dependencies: [
+                "GemmaTiny",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/GemmaTinyCLISupport"
+        ),
         .executableTarget(
             name: "gemma-tiny",
             dependencies: [
                 "GemmaTiny",
-                "GemmaTinyServer",
+                "GemmaTinyCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/gemma-tiny"
-        ),
-        // OpenAI-compatible HTTP server (Hummingbird 2) over GemmaTiny's engine.
-        .target(
-            name: "GemmaTinyServer",
-            dependencies: [
-                "GemmaTiny",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
-            path: "Sources/GemmaTinyServer"
         ),
         // A minimal device daemon embedding the library (built by CI so the example stays correct).
         .executableTarget(
@@ -91,11 +84,6 @@ let package = Package(
             name: "GemmaTinyTests",
             dependencies: ["GemmaTiny", "GemmaKernels", "GemmaConvert"],
             path: "Tests/GemmaTinyTests"
-        ),
-        .testTarget(
-            name: "GemmaTinyServerTests",
-            dependencies: ["GemmaTinyServer", "GemmaTiny", "GemmaConvert"],
-            path: "Tests/GemmaTinyServerTests"
         ),
         .testTarget(
             name: "GemmaConvertTests",

@@ -2,12 +2,13 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import GemmaTiny
+import GemmaTinyCLISupport
 import GemmaTinyServer
 import Synchronization
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve",
+        commandName: "gemma-tiny-serve",
         abstract: "Serve the model over HTTP with an OpenAI-compatible API.",
         discussion: """
         Endpoints: POST /v1/chat/completions and POST /v1/completions (JSON, or server-sent \
@@ -16,14 +17,16 @@ struct ServeCommand: ParsableCommand {
         tokens interleaved; up to --max-queue more wait for a slot, and further requests get 429. \
         A client that disconnects cancels its generation. SIGTERM or SIGINT shuts down \
         gracefully: new requests get 503, running ones get --shutdown-grace seconds to finish, \
-        then are cancelled. The sampling flags set the defaults for fields a request leaves out.
+        then are cancelled. The sampling flags set the defaults for fields a request leaves out. \
+        `gemma-tiny serve ARGS...` runs this program with the same arguments.
 
         Examples:
-          gemma-tiny serve -m gemma-2b-it.gtm --port 8080
+          gemma-tiny-serve -m gemma-2b-it.gtm --port 8080
           gemma-tiny serve -m gemma-2b-it.gtm --unix-socket /run/gemma-tiny/api.sock
           curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
             -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":64}'
-        """
+        """,
+        version: gemmaTinyVersion
     )
 
     @OptionGroup(title: "Model") var model: ModelOptions

@@ -1,29 +1,12 @@
 import Foundation
+import GemmaTiny
 import Synchronization
 import XCTest
 
-/// The `gemma-tiny serve` command itself: a real process, real signals.
+/// The serve command itself (gemma-tiny-serve, which `gemma-tiny serve` runs): a real process,
+/// real signals.
 final class ServeCommandTests: XCTestCase {
-    /// The built `gemma-tiny` next to the test bundle (or $GEMMA_TINY_BIN).
-    static func binary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["GEMMA_TINY_BIN"] { return path }
-        var candidates: [URL] = [Bundle.main.bundleURL]
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        for dir in candidates {
-            var d = dir
-            for _ in 0..<4 {
-                let path = d.appendingPathComponent("gemma-tiny").path
-                if FileManager.default.isExecutableFile(atPath: path) { return path }
-                d = d.deletingLastPathComponent()
-            }
-        }
-        throw XCTSkip("gemma-tiny executable not found next to the tests; build it (swift build) or set GEMMA_TINY_BIN")
-    }
-
-    /// A running `gemma-tiny serve`, its stderr collected as it comes.
+    /// A running gemma-tiny-serve (or another executable), its stderr collected as it comes.
     final class ServeProcess: @unchecked Sendable {
         let process = Process()
         final class Text: Sendable {
@@ -31,9 +14,14 @@ final class ServeCommandTests: XCTestCase {
         }
         private let errors = Text()
 
-        init(_ arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: try ServeCommandTests.binary())
-            process.arguments = ["serve"] + arguments
+        convenience init(_ arguments: [String]) throws {
+            try self.init(executable: try ServerBinaries.serve(), arguments: arguments)
+        }
+
+        init(executable: String, arguments: [String], environment: [String: String]? = nil) throws {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            if let environment { process.environment = environment }
             let err = Pipe()
             process.standardError = err
             process.standardOutput = FileHandle.nullDevice
@@ -73,7 +61,7 @@ final class ServeCommandTests: XCTestCase {
 
     override func setUpWithError() throws {
         modelPath = try ServerFixtures.model().file.path
-        _ = try Self.binary()
+        _ = try ServerBinaries.serve()
     }
 
     /// Serves on an ephemeral port; SIGTERM lets the running request finish, then exits 0.
@@ -124,12 +112,15 @@ final class ServeCommandTests: XCTestCase {
             (["-m", "/nonexistent/model.gtm", "--port", "0"], "/nonexistent/model.gtm"),
             (["-m", modelPath!, "--parallel", "0"], "--parallel"),
             (["-m", modelPath!, "--port", "70000"], "--port"),
+            (["-m", modelPath!, "--threads", "0"], "--threads must be at least 1, got 0"),
+            (["-m", modelPath!, "-t", "10000"], "--threads must be at most \(WorkerPool.maximumThreadCount), got 10000"),
         ] {
             let serve = try ServeProcess(arguments)
             let status = await serve.waitForExit()
             XCTAssertNotNil(status)
             XCTAssertNotEqual(status, 0, "\(arguments)")
-            XCTAssertTrue(serve.stderr.contains("error:") && serve.stderr.contains(expected), serve.stderr)
+            XCTAssertTrue(serve.stderr.hasPrefix("error: ") && serve.stderr.contains(expected), serve.stderr)
+            XCTAssertEqual(serve.stderr.split(separator: "\n").count, 1, serve.stderr)
         }
         // A port already in use.
         let first = try ServeProcess(["-m", modelPath, "--port", "0", "-t", "1"])

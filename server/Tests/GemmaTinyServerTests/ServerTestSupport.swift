@@ -8,8 +8,9 @@ import XCTest
 /// The tiny fixture checkpoint converted once per test process (bf16, uncompressed), named so
 /// that the model id is `tiny-gemma`.
 enum ServerFixtures {
+    /// The repository (this file is server/Tests/GemmaTinyServerTests/ServerTestSupport.swift).
     static let repoRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static let tempDir: String = {
         let dir = NSTemporaryDirectory() + "gemma-tiny-server-tests-\(getpid())"

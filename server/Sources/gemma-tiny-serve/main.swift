@@ -1,0 +1,3 @@
+import GemmaTinyCLISupport
+
+runCommandLine(ServeCommand.self)

@@ -6,6 +6,8 @@ import XCTest
 enum GemmaTinyCLI {
     struct Output {
         var status: Int32
+        /// The process id the command ran as (an exec keeps it).
+        var pid: Int32 = 0
         var stdout: String
         var stderr: String
     }
@@ -29,10 +31,13 @@ enum GemmaTinyCLI {
         throw XCTSkip("gemma-tiny executable not found next to the tests; build it (swift build) or set GEMMA_TINY_BIN")
     }
 
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
+    /// Runs `executable` (default: the built gemma-tiny) with `environment` (default: this one's).
+    static func run(_ arguments: [String], stdin: String? = nil, executable: String? = nil,
+                    environment: [String: String]? = nil) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
+        process.executableURL = URL(fileURLWithPath: try executable ?? binary())
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -51,7 +56,7 @@ enum GemmaTinyCLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        return Output(status: process.terminationStatus, pid: process.processIdentifier, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 

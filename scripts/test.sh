@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: builds everything and runs the whole test suite.
+# The test command: builds both packages (the core and server/) and runs the whole test suite.
 # The 7B-layer-shape parity test needs a ~1.1 GB checkpoint that is generated, not committed:
 # set GEMMA_SHAPE_7B2_DIR to a folder to have it generated there (numpy only) and tested.
 set -euo pipefail
@@ -10,18 +10,34 @@ if [ -n "${GEMMA_SHAPE_7B2_DIR:-}" ] && [ ! -f "$GEMMA_SHAPE_7B2_DIR/config.json
     python3 fixtures/generate.py shape --preset 7b2 --out "$GEMMA_SHAPE_7B2_DIR"
 fi
 
+# Two packages: the core (.) and the HTTP server (server/, which depends on the core by path).
 swift build --build-tests
 scripts/test-arm.sh  # the C kernels on every ISA path: native x86-64, and AArch64 under qemu-aarch64
 # All suites are XCTest; --disable-swift-testing skips the empty Swift Testing pass.
 status=0
 swift test --skip-build --disable-swift-testing 2>&1 | tee .build/test-output.txt || status=1
 
-# One closing line for the whole run.
-summary=$(grep -E "^\s*Executed [0-9]+ tests?, with " .build/test-output.txt | tail -n 1)
-executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
-failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
-skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
-line="tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"
+echo "server package (server/)"
+swift build --package-path server --build-tests
+# The server tests run the core's gemma-tiny too (`gemma-tiny serve` handing over to gemma-tiny-serve).
+GEMMA_TINY_BIN="$(swift build --show-bin-path)/gemma-tiny" \
+    swift test --package-path server --skip-build --disable-swift-testing 2>&1 | tee .build/server-test-output.txt || status=1
+
+# One closing line for both runs: the last "Executed N tests, with F failures" line of each.
+passed=0 failed=0 skipped=0
+for output in .build/test-output.txt .build/server-test-output.txt; do
+    summary=$(grep -E "^\s*Executed [0-9]+ tests?, with " "$output" | tail -n 1 || true)
+    if [ -z "$summary" ]; then
+        echo "no test summary in $output"; failed=$((failed + 1)); status=1; continue
+    fi
+    run_executed=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+    run_failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
+    run_skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
+    passed=$((passed + run_executed - run_failed - run_skipped))
+    failed=$((failed + run_failed))
+    skipped=$((skipped + run_skipped))
+done
+line="tests: $passed passed, $failed failed, $skipped skipped"
 echo "$line"
 
 # Sanitizers (separate build folders; GEMMA_TINY_SKIP_SANITIZERS=1 skips this slower part):

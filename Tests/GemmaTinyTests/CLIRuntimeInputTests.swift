@@ -47,8 +47,13 @@ final class CLIRuntimeInputTests: XCTestCase {
     /// Invalid UTF-8 in a prompt file is decoded with U+FFFD for each maximal invalid sequence
     /// (a stray byte, a truncated character, a lone continuation byte), without complaint.
     func testCLIInvalidUTF8PromptFileIsDecodedWithReplacementCharacters() throws {
-        let bytes = Array("The cat ".utf8) + [0xFF] + Array(" sat on the ".utf8) + [0xE2, 0x82]
-            + Array(" mat".utf8) + [0x80]
+        // Appended piece by piece: Swift 6.0.3 gives up type-checking this as one `+` chain.
+        var bytes = [UInt8]("The cat ".utf8)
+        bytes.append(0xFF)
+        bytes.append(contentsOf: " sat on the ".utf8)
+        bytes.append(contentsOf: [0xE2, 0x82])
+        bytes.append(contentsOf: " mat".utf8)
+        bytes.append(0x80)
         let o = try run(["-f", try writeFile(bytes), "--temp", "0", "-n", "3", "--json"])
         let expected = [tokenizer.bosId] + tokenizer.encode("The cat \u{FFFD} sat on the \u{FFFD} mat\u{FFFD}")
         XCTAssertEqual(try json(o)["prompt_ids"] as? [Int], expected)

@@ -29,10 +29,15 @@ enum GemmaTinyCLI {
         throw XCTSkip("gemma-tiny executable not found next to the tests; build it (swift build) or set GEMMA_TINY_BIN")
     }
 
-    static func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
+    /// - Parameter environment: variables to set on top of this process's environment.
+    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],
+                    executable: String? = nil) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
+        process.executableURL = URL(fileURLWithPath: try executable ?? binary())
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -50,4 +50,22 @@ final class FitTestScriptTests: XCTestCase {
         let left = try FileManager.default.contentsOfDirectory(atPath: base).filter { $0.hasPrefix("gemma-fit-test-") }
         XCTAssertEqual(left, [], "cgroups left behind")
     }
+
+    /// --llama-bench: the same two runs for llama.cpp (a stand-in printing llama-bench's JSON).
+    func testLlamaBenchRunsInTheSameCgroups() throws {
+        _ = try RealMemoryCgroup.base()
+        let model = try ModelFixtures.convertedPath("tiny-gemma", .q8)
+        let fake = NSTemporaryDirectory() + "fake-llama-bench-\(UUID().uuidString)"
+        try "#!/bin/sh\necho '[ { \"n_gen\": 4, \"avg_ts\": 9.312, \"stddev_ts\": 0.1 } ]'\n"
+            .write(toFile: fake, atomically: true, encoding: .utf8)
+        chmod(fake, 0o755)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: fake) }
+        let o = try runScript(["--bin", try GemmaTinyCLI.binary(), "--keep-cache", "-n", "4", "--llama-bench", fake, model,
+                               "128M", model])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        let llama = o.stdout.split(separator: "\n").filter { $0.hasPrefix("llama.cpp") }
+        XCTAssertEqual(llama.count, 3, o.stdout)  // two rows and the ratio
+        XCTAssertTrue(llama.prefix(2).allSatisfy { $0.contains(" 9.31 ") }, o.stdout)
+        XCTAssertTrue(o.stdout.contains("llama.cpp: 128M runs at 1.000x"), o.stdout)
+    }
 }

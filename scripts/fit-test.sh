@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
         -n) [ $# -ge 2 ] || usage; tokens="$2"; shift 2 ;;
         --keep-cache) drop_cache=0; shift ;;
         --llama-bench) [ $# -ge 3 ] || usage; llama_bench="$2"; llama_gguf="$3"; shift 3 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         --) shift; break ;;
         -*) usage ;;
         *) break ;;
@@ -76,8 +76,10 @@ else
 fi
 
 created=()
+temp_files=()
 cleanup() {
     local cg pid
+    rm -f "${temp_files[@]}"
     for cg in "${created[@]}"; do
         [ -d "$cg" ] || continue
         # Only what this script started can be in there.
@@ -123,6 +125,7 @@ run_in() {
     cg=$new_cg
     if [ $drop_cache = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
     out=$(mktemp) err=$(mktemp)
+    temp_files+=("$out" "$err")
     local cmd
     if [ "$kind" = gemma ]; then
         cmd=("$bin" bench -m "$model" -p 0 -n "$tokens" -r 1 --no-bandwidth -o json "${extra[@]}")
@@ -131,7 +134,9 @@ run_in() {
     fi
     echo "fit-test: [$label] ${cmd[*]}" >&2
     local status=0
-    sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' fit-test "$cg" "${cmd[@]}" > "$out" 2> "$err" || status=$?
+    # In the background and waited for, so that a TERM or INT reaches the traps at once.
+    sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' fit-test "$cg" "${cmd[@]}" > "$out" 2> "$err" &
+    wait $! || status=$?
     # gemma-tiny's memory warning, if it printed one.
     grep -m1 '^warning:' "$err" | sed "s/^/fit-test: [$label] /" >&2 || true
     if [ $status -ne 0 ]; then

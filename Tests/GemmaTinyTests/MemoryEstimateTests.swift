@@ -138,4 +138,20 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertTrue(f.warning?.contains("--unpack memory") == true, f.warning ?? "")
         XCTAssertFalse(f.warning?.contains("read again from storage") == true)
     }
+
+    /// A zstd-compressed file counts what it unpacks to (sibling or memory), not what it stores;
+    /// unpacking into memory is the other warning.
+    func testCompressedFileCountsTheUnpackedSize() throws {
+        let compressed = try ModelFile(path: try ModelFixtures.convertedPath("tiny-gemma", .q8, compress: true))
+        let plain = try ModelFixtures.model("tiny-gemma", .q8).file
+        XCTAssertTrue(compressed.isCompressed)
+        let e = try MemoryEstimate(file: compressed, session: .init())
+        XCTAssertEqual(e.weightBytes, plain.tensors.reduce(0) { $0 + $1.length })
+        XCTAssertNotEqual(e.weightBytes, compressed.tensors.reduce(0) { $0 + $1.storedLength })
+        let root = try FakeMemoryRoot.v1(limit: 1 << 20, for: self)
+        XCTAssertTrue(try MemoryFit(file: compressed, session: .init(), unpack: .memory, root: root).weightsInAnonymousMemory)
+        XCTAssertFalse(try MemoryFit(file: compressed, session: .init(), unpack: .sibling, root: root).weightsInAnonymousMemory)
+        XCTAssertFalse(try MemoryFit(file: plain, session: .init(), unpack: .memory, root: root).weightsInAnonymousMemory)
+        XCTAssertEqual(try MemoryFit(file: plain, session: .init(), root: root).available.cgroup?.limit, 1 << 20)
+    }
 }

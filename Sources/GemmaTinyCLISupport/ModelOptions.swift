@@ -37,9 +37,19 @@ public struct ModelOptions: ParsableArguments {
         if contextLength < 0 { throw ValidationError("--ctx must be >= 0 (0 = the model's maximum), got \(contextLength)") }
     }
 
+    /// What the memory check before loading counts: --ctx (0 = the model's maximum), --batch-size, --threads.
+    public var plannedSession: MemoryEstimate.Session {
+        MemoryEstimate.Session(contextLength: contextLength == 0 ? nil : contextLength, batchSize: batchSize, threads: threads ?? 0)
+    }
+
     /// Opens the model, printing unpacking progress on stderr. Returns the model and load time.
-    public func load() throws -> (GemmaModel, Double) {
+    /// First, a `warning:` paragraph on stderr when the model will not fit in the memory
+    /// available with `session` (default: `plannedSession`).
+    public func load(session: MemoryEstimate.Session? = nil) throws -> (GemmaModel, Double) {
         let start = now()
+        // GEMMA_TINY_MEMORY_ROOT (tests only): read /proc and /sys below this folder instead.
+        let memoryRoot = ProcessInfo.processInfo.environment["GEMMA_TINY_MEMORY_ROOT"] ?? "/"
+        let memoryCheck = MemoryFit.Check(session: session ?? plannedSession, root: memoryRoot)
         var lastPercent = -1
         var printedProgress = false
         // On a terminal one line is rewritten every percent; in a log, a line every 10%.
@@ -47,7 +57,7 @@ public struct ModelOptions: ParsableArguments {
         let step = terminal ? 1 : 10
         let model: GemmaModel
         do {
-            model = try GemmaModel.load(path: self.model, unpack: unpack, notice: { printNote($0) }, progress: { p in
+            model = try GemmaModel.load(path: self.model, unpack: unpack, memoryCheck: memoryCheck, notice: { printNote($0) }, progress: { p in
                 guard p.bytesTotal > 0 else { return }
                 let percent = Int(Double(p.bytesDone) * 100 / Double(p.bytesTotal)) / step * step
                 guard percent != lastPercent else { return }

@@ -100,7 +100,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let options = try ModelOptions.parse(["-m", model, "--unpack", unpack.rawValue] + (verbose ? ["-v"] : []))
-        let (gemma, loadSeconds) = try options.load()
+        // The memory check counts the largest session the runs will make.
+        let (gemma, loadSeconds) = try options.load(session: MemoryEstimate.Session(
+            contextLength: contextLength, batchSize: batchSize.values.max() ?? InferenceSession.defaultBatchSize,
+            threads: threads?.values.max() ?? 0))
         let ctx = min(contextLength, gemma.config.maxPositionEmbeddings)
         if ctx < contextLength { printNote("note: --ctx \(contextLength) is more than the model's \(ctx) positions; using \(ctx)") }
         let prompts = prompt.values.filter { $0 > 0 }

@@ -38,7 +38,9 @@ struct PerplexityCommand: ParsableCommand {
             throw CLIError.message("cannot read \(file)")
         }
         let text = String(decoding: data, as: UTF8.self)
-        let (gemma, loadSeconds) = try model.load()
+        var planned = model.plannedSession
+        planned.contextLength = model.contextLength == 0 ? 512 : model.contextLength  // this command's default
+        let (gemma, loadSeconds) = try model.load(session: planned)
         let ctx = model.contextLength == 0 ? min(512, gemma.config.maxPositionEmbeddings) : model.context(for: gemma)
         let session: InferenceSession
         let tokenizer: Tokenizer

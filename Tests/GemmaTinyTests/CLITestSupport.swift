@@ -31,13 +31,16 @@ enum GemmaTinyCLI {
         throw XCTSkip("gemma-tiny executable not found next to the tests; build it (swift build) or set GEMMA_TINY_BIN")
     }
 
-    /// Runs `executable` (default: the built gemma-tiny) with `environment` (default: this one's).
+    /// Runs `executable` (default: the built gemma-tiny). `environment` replaces this process's
+    /// environment; `extraEnvironment` is set on top of it (or of `environment`).
     static func run(_ arguments: [String], stdin: String? = nil, executable: String? = nil,
-                    environment: [String: String]? = nil) throws -> Output {
+                    environment: [String: String]? = nil, extraEnvironment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable ?? binary())
         process.arguments = arguments
-        if let environment { process.environment = environment }
+        if environment != nil || !extraEnvironment.isEmpty {
+            process.environment = (environment ?? ProcessInfo.processInfo.environment).merging(extraEnvironment) { $1 }
+        }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err

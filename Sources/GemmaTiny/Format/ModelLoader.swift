@@ -27,12 +27,20 @@ public enum ModelLoader {
     public static func siblingPath(for path: String) -> String { path + ".unpacked" }
 
     /// - Parameters:
-    ///   - notice: one-line messages for the user (what is being unpacked, fallbacks).
+    ///   - memoryCheck: when set, the file's header is checked against the memory available
+    ///     (`MemoryFit`) before anything is unpacked or mapped; a warning goes to `notice`.
+    ///   - notice: one-line messages for the user (what is being unpacked, fallbacks, the
+    ///     memory warning).
     ///   - progress: called as tensors are unpacked.
-    public static func open(path: String, unpack mode: UnpackMode = .sibling,
+    public static func open(path: String, unpack mode: UnpackMode = .sibling, memoryCheck: MemoryFit.Check? = nil,
                             notice: (String) -> Void = { _ in },
                             progress: (Progress) -> Void = { _ in }) throws(ModelFileError) -> ModelFile {
         let file = try ModelFile(path: path)
+        // An estimate that cannot be made (an unsupported configuration) is reported by the load.
+        if let memoryCheck,
+           let warning = (try? MemoryFit(file: file, session: memoryCheck.session, unpack: mode, root: memoryCheck.root))?.warning {
+            notice(warning)
+        }
         guard file.isCompressed else { return file }
         if mode == .memory {
             notice("decompressing \(path) into memory")

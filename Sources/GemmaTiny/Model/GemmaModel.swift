@@ -138,12 +138,13 @@ public final class GemmaModel: Sendable {
     }
 
     /// Opens (unpacking a compressed file once, see `ModelLoader`) and resolves a model file.
-    public static func load(path: String, unpack: ModelLoader.UnpackMode = .sibling,
+    /// With `memoryCheck`, warns through `notice` first when the model will not fit in memory.
+    public static func load(path: String, unpack: ModelLoader.UnpackMode = .sibling, memoryCheck: MemoryFit.Check? = nil,
                             notice: (String) -> Void = { _ in },
                             progress: (ModelLoader.Progress) -> Void = { _ in }) throws(ModelError) -> GemmaModel {
         let file: ModelFile
         do {
-            file = try ModelLoader.open(path: path, unpack: unpack, notice: notice, progress: progress)
+            file = try ModelLoader.open(path: path, unpack: unpack, memoryCheck: memoryCheck, notice: notice, progress: progress)
         } catch {
             throw .file(error)
         }

@@ -119,20 +119,17 @@ public final class InferenceSession {
         vocab = config.vocabSize
         eps = Float(config.rmsNormEps)
         variant = model.variant
-        logitRowCapacity = min(batch, 8)
+        logitRowCapacity = Self.logitRowCapacity(batchSize: batch)
         cache = try KVCache(variant: variant, contextLength: ctx, kvDim: kvDim)
         fedTokens = []
         if variant.hasSlidingLayers { fedTokens.reserveCapacity(ctx) }
 
         // One block for all activations, each buffer 64-byte aligned.
         let half = headDim / 2
-        let ropes = variant.ropeThetas.count
         let parts = max(1, self.kernels.parallelism)
         attentionParts = parts
-        let sizes = [batch * hidden, batch * hidden, batch * hidden, batch * qDim, batch * qDim,
-                     batch * intermediate, batch * intermediate, ropes * batch * half, ropes * batch * half,
-                     parts * ctx, ropes * half, vocab, batch * kvDim, batch * kvDim]
-        let padded = sizes.map { ($0 + 15) & ~15 }
+        let padded = Self.activationBufferFloats(config: config, ropeCount: variant.ropeThetas.count,
+                                                 contextLength: ctx, batchSize: batch, parallelism: parts)
         activationBytes = padded.reduce(0, +) * MemoryLayout<Float>.size
         activations = UnsafeMutableRawPointer.allocate(byteCount: activationBytes, alignment: 64)
         activations.initializeMemory(as: UInt8.self, repeating: 0, count: activationBytes)
@@ -157,6 +154,23 @@ public final class InferenceSession {
             }
         }
     }
+
+    /// Floats of each activation buffer (padded to 64 bytes), in the order `init` carves them
+    /// from one block: x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logits,
+    /// kBatch, vBatch. Also what `MemoryEstimate` counts before a model is loaded.
+    static func activationBufferFloats(config: ModelConfig, ropeCount ropes: Int, contextLength ctx: Int,
+                                       batchSize batch: Int, parallelism parts: Int) -> [Int] {
+        let hidden = config.hiddenSize, intermediate = config.intermediateSize, vocab = config.vocabSize
+        let qDim = config.numAttentionHeads * config.headDim, kvDim = config.numKeyValueHeads * config.headDim
+        let half = config.headDim / 2
+        let sizes = [batch * hidden, batch * hidden, batch * hidden, batch * qDim, batch * qDim,
+                     batch * intermediate, batch * intermediate, ropes * batch * half, ropes * batch * half,
+                     parts * ctx, ropes * half, vocab, batch * kvDim, batch * kvDim]
+        return sizes.map { ($0 + 15) & ~15 }
+    }
+
+    /// Rows of logits an `.all` prefill computes per LM-head product, for a batch size.
+    static func logitRowCapacity(batchSize: Int) -> Int { min(batchSize, 8) }
 
     deinit {
         activations.deallocate()

@@ -1,0 +1,74 @@
+import Foundation
+
+/// What running a model takes in memory, worked out from its file's header before any tensor is
+/// touched: the tensor data as mapped (the unpacked size, whether the file is compressed or
+/// not), the KV cache for the context (sliding-window layers only their window; f32 keys and
+/// values), the activation buffers of one session, and an allowance for the rest (code,
+/// tokenizer tables, heap).
+///
+/// The KV cache is counted in full although pages are only taken as positions fill: a context
+/// that is used will take it.
+public struct MemoryEstimate: Sendable, Equatable {
+    public var weightBytes: Int
+    public var kvCacheBytes: Int
+    public var activationBytes: Int
+    public var runtimeBytes: Int
+    /// The context length the KV cache is counted for.
+    public var contextLength: Int
+
+    public var totalBytes: Int { weightBytes + kvCacheBytes + activationBytes + runtimeBytes }
+
+    /// What one session needs besides the weights.
+    public struct Session: Sendable, Equatable {
+        /// nil = the model's maximum; larger values are capped at it, as the CLI does.
+        public var contextLength: Int?
+        public var batchSize: Int
+        /// Matmul threads (0 = one per core): attention keeps a score row per thread.
+        public var threads: Int
+
+        public init(contextLength: Int? = nil, batchSize: Int = InferenceSession.defaultBatchSize, threads: Int = 0) {
+            self.contextLength = contextLength
+            self.batchSize = batchSize
+            self.threads = threads
+        }
+    }
+
+    /// Code (the executable, the Swift runtime and Foundation libraries), stacks and heap: the
+    /// gemma-tiny executable peaks at 26–28 MiB of RSS on the tiny fixture model (x86-64 Linux,
+    /// 2.5 MiB of it anonymous), and takes ~3 MiB of anonymous memory beyond the KV cache and
+    /// activations on the 2B shape.
+    static let baseRuntimeBytes = 32 << 20
+    /// The tokenizer's tables take about this many times the vocabulary section's bytes.
+    static let tokenizerBytesPerVocabularyByte = 4
+
+    /// The estimate for `file` (its header and tensor table only).
+    public init(file: ModelFile, session: Session) throws(ModelError) {
+        let weights = file.tensors.reduce(0) { $0 + $1.length }
+        try self.init(config: file.metadata.config, weightBytes: weights,
+                      vocabularyBytes: file.header.tokenizer.count, session: session)
+    }
+
+    public init(config: ModelConfig, weightBytes: Int, vocabularyBytes: Int, session: Session) throws(ModelError) {
+        let variant = try GemmaVariant(config: config, architecture: ModelArchitecture(config: config))
+        let ctx = max(1, min(session.contextLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings))
+        let batch = min(max(1, session.batchSize), ctx)
+        let parallelism = session.threads > 0 ? session.threads : WorkerPool.defaultThreadCount
+        self.weightBytes = weightBytes
+        kvCacheBytes = Self.kvCacheBytes(variant: variant, config: config, contextLength: ctx)
+        let floats = InferenceSession.activationBufferFloats(config: config, ropeCount: variant.ropeThetas.count,
+                                                            contextLength: ctx, batchSize: batch, parallelism: parallelism)
+        // Plus the logits rows of a prefill that scores every token (perplexity).
+        let logitRows = InferenceSession.logitRowCapacity(batchSize: batch) * config.vocabSize
+        activationBytes = (floats.reduce(0, +) + logitRows) * MemoryLayout<Float>.size
+        runtimeBytes = Self.baseRuntimeBytes + Self.tokenizerBytesPerVocabularyByte * vocabularyBytes
+        contextLength = ctx
+    }
+
+    /// Keys and values of every layer, f32: per layer its capacity (the context, or the window
+    /// of a sliding layer) x 2 x KV heads x head dim x 4 bytes (as `KVCache` lays them out).
+    static func kvCacheBytes(variant: GemmaVariant, config: ModelConfig, contextLength: Int) -> Int {
+        let kvDim = config.numKeyValueHeads * config.headDim
+        let positions = variant.layers.indices.reduce(0) { $0 + variant.cacheCapacity(layer: $1, contextLength: contextLength) }
+        return positions * 2 * kvDim * MemoryLayout<Float>.size
+    }
+}

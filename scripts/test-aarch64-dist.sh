@@ -16,7 +16,8 @@
 #     non-zero exit).
 # Usage: scripts/test-aarch64-dist.sh   (needs dist/aarch64 and dist/x86_64 from scripts/dist.sh,
 # qemu-user, and GEMMA3_270M_GGUF, the path scripts/fetch-gemma3-270m.sh prints; as root the first
-# time, for mmdebstrap). Environment: GEMMA_TINY_AARCH64_TOKENIZE_CASES (default 24), NEAR_TIE
+# time, for mmdebstrap). Environment: GEMMA_TINY_AARCH64_TOKENIZE_CASES (default 24),
+# GEMMA_TINY_AARCH64_PROMPTS (1-4, default 4), GEMMA_TINY_AARCH64_TOKENS (default 32), NEAR_TIE
 # (largest accepted top-1 - top-2 logit margin at a divergence, default 0.25).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,14 @@ work=$(mktemp -d /tmp/gemma-aarch64-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 a72=(qemu-aarch64 -L "$libc" -cpu cortex-a72)
 max=(qemu-aarch64 -L "$libc" -cpu max)
-x86_tiny=dist/x86_64/gemma-tiny x86_quant=dist/x86_64/gemma-quantize
+# The x86-64 binaries need glibc >= 2.38 too: on an older host (Debian 12) they run with the
+# C library of scripts/dist.sh's Debian 13 root, through its loader.
+x86=()
+if ! dist/x86_64/gemma-tiny --help >/dev/null 2>&1; then
+    troot=$repo/.cache/dist/trixie-amd64
+    x86=("$troot/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$troot/usr/lib/x86_64-linux-gnu")
+fi
+x86_tiny=("${x86[@]}" dist/x86_64/gemma-tiny) x86_quant=("${x86[@]}" dist/x86_64/gemma-quantize)
 arm_tiny=dist/aarch64/gemma-tiny arm_quant=dist/aarch64/gemma-quantize
 
 # ---- the binaries start, with no Swift runtime ----
@@ -83,7 +91,7 @@ convert_part() {  # convert_part NAME CPU-ARRAY-NAME QUANT-ARGS...
     local name=$1 cpu=$2; shift 2
     part "gemma-quantize $name"
     local t=$SECONDS
-    "$x86_quant" "$gguf" -o "$work/x86-$name.gtm" "$@" >"$work/x86-$name.log" 2>&1 || { fail "x86-64 gemma-quantize $name: $(tail -n 1 "$work/x86-$name.log")"; return; }
+    "${x86_quant[@]}" "$gguf" -o "$work/x86-$name.gtm" "$@" >"$work/x86-$name.log" 2>&1 || { fail "x86-64 gemma-quantize $name: $(tail -n 1 "$work/x86-$name.log")"; return; }
     local tx=$((SECONDS - t)); t=$SECONDS
     local -n runner=$cpu
     "${runner[@]}" "$arm_quant" "$gguf" -o "$work/arm-$name.gtm" "$@" >"$work/arm-$name.log" 2>&1 || { fail "aarch64 gemma-quantize $name: $(tail -n 1 "$work/arm-$name.log")"; return; }
@@ -120,7 +128,7 @@ EOF
 tok_ok=0 tok_bad=0
 for txt in "$work"/tok/*.txt; do
     ids=${txt%.txt}.ids
-    "$x86_tiny" tokenize -m "$work/x86-q4.gtm" --no-bos -f "$txt" >"$txt.x86" 2>&1 || true
+    "${x86_tiny[@]}" tokenize -m "$work/x86-q4.gtm" --no-bos -f "$txt" >"$txt.x86" 2>&1 || true
     "${a72[@]}" "$arm_tiny" tokenize -m "$work/arm-q4.gtm" --no-bos -f "$txt" >"$txt.arm" 2>&1 || true
     if cmp -s "$txt.arm" "$ids" && cmp -s "$txt.x86" "$ids"; then
         tok_ok=$((tok_ok + 1))
@@ -138,7 +146,8 @@ fi
 # ---- greedy generation: aarch64 (neon, neon+dotprod) against x86-64 ----
 prompts=("The capital of France is" "Once upon a time, in a small village by the sea," \
     "def fibonacci(n):" "The three primary colors are")
-ntok=32
+prompts=("${prompts[@]:0:${GEMMA_TINY_AARCH64_PROMPTS:-4}}")
+ntok=${GEMMA_TINY_AARCH64_TOKENS:-32}
 gen() {  # gen OUT MODEL PROMPT RUNNER...: --json to OUT.json, the top-2 trace to OUT.top2
     local out=$1 model=$2 prompt=$3; shift 3
     GEMMA_TINY_TRACE_TOP2=1 "$@" run -m "$model" -p "$prompt" -n $ntok --temp 0 --ignore-eos --threads 2 --ctx 256 --json --verbose \
@@ -150,7 +159,7 @@ compare() {
     python3 - "$1" "$2" "$near_tie" <<'EOF'
 import json, sys
 x, a, tie = sys.argv[1], sys.argv[2], float(sys.argv[3])
-xi, ai = json.load(open(x + ".json"))["generatedIds"], json.load(open(a + ".json"))["generatedIds"]
+xi, ai = json.load(open(x + ".json"))["generated_ids"], json.load(open(a + ".json"))["generated_ids"]
 def top2(p):
     return [(int(f[1]), float(f[2]), int(f[3]), float(f[4])) for f in (l.split() for l in open(p + ".top2"))]
 if xi == ai:
@@ -169,7 +178,7 @@ same=0 ties=0 diffs=0
 for q in q8 q4; do
     part "run $q: x86-64 reference"
     for i in "${!prompts[@]}"; do
-        gen "$work/x86-$q-$i" "$work/x86-$q.gtm" "${prompts[$i]}" "$x86_tiny" || fail "x86-64 run $q prompt $i"
+        gen "$work/x86-$q-$i" "$work/x86-$q.gtm" "${prompts[$i]}" "${x86_tiny[@]}" || fail "x86-64 run $q prompt $i"
     done
     for cpu in a72 max; do
         part "run $q: aarch64 -cpu $( [ $cpu = a72 ] && echo cortex-a72 || echo max )"

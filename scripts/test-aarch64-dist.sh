@@ -18,7 +18,8 @@
 # qemu-user, and GEMMA3_270M_GGUF, the path scripts/fetch-gemma3-270m.sh prints; as root the first
 # time, for mmdebstrap). Environment: GEMMA_TINY_AARCH64_TOKENIZE_CASES (default 24),
 # GEMMA_TINY_AARCH64_PROMPTS (1-4, default 4), GEMMA_TINY_AARCH64_TOKENS (default 32), NEAR_TIE
-# (largest accepted top-1 - top-2 logit margin at a divergence, default 0.25).
+# (largest accepted top-1 - top-2 logit margin at a divergence, default 0.5: the top logits of
+# the x86-64 and aarch64 kernels were seen up to 0.25 apart on the 270M q8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -40,7 +41,7 @@ for f in dist/aarch64/gemma-tiny dist/aarch64/gemma-quantize dist/x86_64/gemma-t
     [ -x "$f" ] || { echo "error: $f missing: run scripts/dist.sh aarch64 x86_64 first" >&2; exit 1; }
 done
 command -v qemu-aarch64 >/dev/null || { echo "error: qemu-aarch64 not found (apt-get install qemu-user)" >&2; exit 1; }
-near_tie=${NEAR_TIE:-0.25}
+near_tie=${NEAR_TIE:-0.5}
 
 # The run-time root: Debian 13's arm64 C library only (no Swift, no libstdc++, no libzstd).
 libc=$repo/.cache/dist/arm64-libc
@@ -193,7 +194,7 @@ for q in q8 q4; do
             isa=$(grep -o 'kernels: [a-z0-9+]*' "$out.err" | head -n 1 | cut -d' ' -f2)
             rate=$(grep -oE 'generation[^,;]*' "$out.err" | head -n 1)
             result=$(compare "$work/x86-$q-$i" "$out")
-            label="run $q -cpu $cpu ($isa) prompt $i"
+            label="run $q -cpu ${runner[4]} ($isa) prompt $i"
             if [ "$isa" != "$want" ]; then
                 fail "$label: kernels '$isa', expected $want"
             elif [[ $result == same* ]]; then
@@ -208,6 +209,8 @@ for q in q8 q4; do
     done
 done
 echo "      greedy agreement: $same of $((same + ties + diffs)) runs identical to x86-64 for all $ntok tokens, $ties parted at a near-tie (margin <= $near_tie), $diffs differ"
+# Near-ties must stay the exception: more than half the runs parting at one is a precision problem.
+[ $((ties * 2)) -le $((same + ties + diffs)) ] || fail "greedy: $ties of $((same + ties + diffs)) runs parted from x86-64 at near-ties"
 
 # ---- chat: two turns from stdin ----
 part "chat"

@@ -175,7 +175,7 @@ kind = "tie" if {x1, x2} == {a1, a2} and max(mx, ma) <= tie else "diff"
 print(f"{kind} {i} x86-64 top {x1} {xl1:.4f} / {x2} {xl2:.4f} (margin {mx:.4f}), aarch64 top {a1} {al1:.4f} / {a2} {al2:.4f} (margin {ma:.4f})")
 EOF
 }
-same=0 ties=0 diffs=0
+same=0 ties=0 diffs=0 compared=0
 for q in q8 q4; do
     part "run $q: x86-64 reference"
     for i in "${!prompts[@]}"; do
@@ -194,6 +194,8 @@ for q in q8 q4; do
             isa=$(grep -o 'kernels: [a-z0-9+]*' "$out.err" | head -n 1 | cut -d' ' -f2)
             rate=$(grep -oE 'generation[^,;]*' "$out.err" | head -n 1)
             result=$(compare "$work/x86-$q-$i" "$out")
+            read -r _ upto _ <<<"$result"  # "same N" or "tie|diff I ...": I+1 tokens compared
+            [[ $result == same* ]] && compared=$((compared + upto)) || compared=$((compared + upto + 1))
             label="run $q -cpu ${runner[4]} ($isa) prompt $i"
             if [ "$isa" != "$want" ]; then
                 fail "$label: kernels '$isa', expected $want"
@@ -209,8 +211,9 @@ for q in q8 q4; do
     done
 done
 echo "      greedy agreement: $same of $((same + ties + diffs)) runs identical to x86-64 for all $ntok tokens, $ties parted at a near-tie (margin <= $near_tie), $diffs differ"
-# Near-ties must stay the exception: more than half the runs parting at one is a precision problem.
-[ $((ties * 2)) -le $((same + ties + diffs)) ] || fail "greedy: $ties of $((same + ties + diffs)) runs parted from x86-64 at near-ties"
+# Near-ties must stay the exception: more than one per 20 compared tokens is a precision problem.
+echo "      compared tokens (up to and including a parting): $compared; near-tie partings: $ties"
+[ $((ties * 20)) -le "$compared" ] || fail "greedy: $ties near-tie partings in $compared compared tokens (more than 1 in 20)"
 
 # ---- chat: two turns from stdin ----
 part "chat"

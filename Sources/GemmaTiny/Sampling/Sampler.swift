@@ -42,7 +42,11 @@ public struct Sampler: Sendable {
     public mutating func sample(logits: UnsafeMutableBufferPointer<Float>, recent: ArraySlice<Int>) -> Int {
         precondition(!logits.isEmpty, "cannot sample from an empty vocabulary")
         applyRepetitionPenalty(to: logits, recent: recent)
-        if isGreedy { return Self.argmax(UnsafeBufferPointer(logits)) }
+        if isGreedy {
+            let best = Self.argmax(UnsafeBufferPointer(logits))
+            if Self.traceTop2 { Self.printTop2(UnsafeBufferPointer(logits), best: best) }
+            return best
+        }
         let total = buildCandidates(UnsafeBufferPointer(logits))
         if candidates.isEmpty { return Self.argmax(UnsafeBufferPointer(logits)) }  // every logit -inf or NaN
 
@@ -91,6 +95,22 @@ public struct Sampler: Sendable {
             let l = logits[token]
             logits[token] = l <= 0 ? l * penalty : l / penalty
         }
+    }
+
+    /// GEMMA_TINY_TRACE_TOP2=1: every greedy pick also prints `top2 ID1 LOGIT1 ID2 LOGIT2` (the two
+    /// highest logits) on stderr, so a comparison of two builds (scripts/test-aarch64-dist.sh: aarch64
+    /// against x86-64) can tell a near-tie that rounding tipped from a real difference.
+    static let traceTop2 = ProcessInfo.processInfo.environment["GEMMA_TINY_TRACE_TOP2"] == "1"
+
+    private static func printTop2(_ logits: UnsafeBufferPointer<Float>, best: Int) {
+        var second = -1
+        var secondValue = -Float.infinity
+        for i in logits.indices where i != best && (second < 0 || logits[i] > secondValue) {
+            second = i
+            secondValue = logits[i]
+        }
+        let line = "top2 \(best) \(logits[best]) \(second) \(second >= 0 ? secondValue : -Float.infinity)\n"
+        FileHandle.standardError.write(Data(line.utf8))
     }
 
     /// Highest logit; ties go to the lowest id and NaN never wins (all NaN -> 0).

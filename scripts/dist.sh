@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Release binaries for a board without Swift: scripts/dist.sh aarch64|x86_64 [...]
+# writes dist/<arch>/gemma-tiny and dist/<arch>/gemma-quantize: release builds of the core package
+# with the Swift runtime and Foundation linked statically (--static-swift-stdlib), and libzstd and
+# libstdc++ too, so that they need only the C library family (libc, libm, libgcc_s, the loader).
+#
+# The toolchain is Debian 13 (trixie)'s swiftlang 6.0.3, run in a trixie root made by mmdebstrap
+# under .cache/dist/ (made on first use, ~1 GB; needs root and network access to the Debian
+# archive). aarch64 is cross-compiled by the amd64 swift there against an arm64 sysroot of
+# trixie's arm64 packages (libc6-dev, libstdc++/libgcc dev, libzstd-dev, and the aarch64 Swift
+# modules and static runtime from swiftlang:arm64): no emulation, about as fast as x86_64.
+# The binaries need glibc >= 2.38 (Debian 13, Ubuntu 24.04, Raspberry Pi OS based on trixie): the
+# static Swift runtime of trixie is built against it.
+# Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+[ $# -ge 1 ] || { echo "usage: scripts/dist.sh aarch64|x86_64 [...]" >&2; exit 2; }
+for arch in "$@"; do
+    case $arch in aarch64|x86_64) ;; *) echo "error: unknown architecture '$arch' (aarch64 or x86_64)" >&2; exit 2 ;; esac
+done
+[ "$(id -u)" = 0 ] || { echo "error: scripts/dist.sh needs root (mmdebstrap, chroot, bind mounts)" >&2; exit 1; }
+[ "$(uname -m)" = x86_64 ] || { echo "error: scripts/dist.sh runs on an x86-64 host" >&2; exit 1; }
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+if ! command -v mmdebstrap >/dev/null || ! command -v readelf >/dev/null; then
+    echo "installing mmdebstrap, binutils"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq mmdebstrap binutils >/dev/null
+fi
+
+cache=$repo/.cache/dist
+root=$cache/trixie-amd64        # the toolchain: trixie amd64 with swiftlang
+sysroot=$cache/sysroot-arm64    # the aarch64 target: trixie arm64 headers, libraries, Swift modules
+mkdir -p "$cache"
+
+# run_in_root COMMAND...: runs COMMAND in the toolchain root, with the repository at /src, the
+# Swift package mirror (if any) and the host's git configuration (its URL rewrites), and the arm64
+# sysroot at /sysroot. A private mount namespace: nothing stays mounted afterwards.
+run_in_root() {
+    unshare --mount --propagation private bash -euc '
+        root=$1 repo=$2 sysroot=$3; shift 3
+        mkdir -p "$root/src" "$root/sysroot" "$root/opt/swift-packages"
+        mount --bind "$repo" "$root/src"
+        [ -d "$sysroot" ] && mount --bind "$sysroot" "$root/sysroot"
+        [ -d /opt/swift-packages ] && mount --bind /opt/swift-packages "$root/opt/swift-packages"
+        mount -t proc proc "$root/proc"
+        mount --rbind /dev "$root/dev"
+        [ -f /etc/gitconfig ] && cp /etc/gitconfig "$root/etc/gitconfig"
+        cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+        exec chroot "$root" env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
+    ' bash "$root" "$repo" "$sysroot" "$@"
+}
+
+t0=$SECONDS
+if [ ! -f "$root/.gemma-dist-ready" ]; then
+    echo "making the trixie toolchain root in $root (mmdebstrap)"
+    rm -rf "$root"
+    mmdebstrap --quiet --variant=minbase --architectures=amd64,arm64 \
+        --include=swiftlang,libc6-dev,libstdc++-14-dev,libzstd-dev,pkg-config,git,ca-certificates \
+        trixie "$root" "$mirror"
+    touch "$root/.gemma-dist-ready"
+fi
+
+# Static libraries that the link should take instead of the shared ones: a folder holding only the
+# .a files, searched before the system folders (its -L comes from the libzstd.pc written here,
+# which SwiftPM reads through PKG_CONFIG_PATH for the CZstd system-library target).
+static_dir() {  # static_dir ARCH LIBDIR GCCDIR: fills $root/opt/gemma-static/ARCH
+    local dir=$root/opt/gemma-static/$1
+    mkdir -p "$dir"
+    cp "$2/libzstd.a" "$3/libstdc++.a" "$dir/"
+    printf 'Name: libzstd\nDescription: zstd, linked statically\nVersion: 1.5\nLibs: -L/opt/gemma-static/%s -lzstd\nCflags:\n' \
+        "$1" >"$dir/libzstd.pc"
+}
+
+if [[ " $* " == *" aarch64 "* ]] && [ ! -f "$sysroot/.gemma-dist-ready" ]; then
+    echo "making the arm64 sysroot in $sysroot"
+    rm -rf "$sysroot"
+    mmdebstrap --quiet --variant=extract --architectures=arm64 \
+        --include=libc6-dev,libstdc++-14-dev,libgcc-14-dev,libzstd-dev,linux-libc-dev \
+        trixie "$sysroot" "$mirror"
+    # The packages install into /usr; the linker scripts name /lib/... (merged /usr).
+    for d in lib bin sbin; do [ -e "$sysroot/$d" ] || ln -s "usr/$d" "$sysroot/$d"; done
+    # The aarch64 Swift modules and static runtime: from swiftlang:arm64, only what a build needs.
+    run_in_root bash -c 'mkdir -p /var/cache/gemma-debs && cd /var/cache/gemma-debs && rm -f swiftlang_*arm64.deb &&
+        apt-get update -qq && apt-get download -q=2 swiftlang:arm64 2>&1 | grep -v "unsandboxed" || true'
+    deb=$(ls "$root"/var/cache/gemma-debs/swiftlang_*_arm64.deb)
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$sysroot" \
+        --exclude='./usr/libexec/swift/lib/swift/host' --exclude='./usr/libexec/swift/lib/swift/embedded' \
+        --wildcards './usr/libexec/swift/lib/swift/*' './usr/libexec/swift/lib/swift_static/*' './usr/libexec/swift/lib/clang/*'
+    rm -f "$deb"
+    [ -f "$sysroot/usr/libexec/swift/lib/swift_static/linux/static-stdlib-args.lnk" ] ||
+        { echo "error: swiftlang:arm64 has no static Swift runtime (lib/swift_static)" >&2; exit 1; }
+    touch "$sysroot/.gemma-dist-ready"
+fi
+echo "toolchain ready ($((SECONDS - t0)) s)"
+
+# The aarch64 Swift SDK: the sysroot, its Swift resources (static ones for --static-swift-stdlib),
+# linked by the toolchain's lld (the host's ld cannot link aarch64).
+sdk=$root/opt/gemma-sdks/gemma-aarch64.artifactbundle
+mkdir -p "$sdk/gemma-aarch64"
+cat >"$sdk/info.json" <<'EOF'
+{"schemaVersion": "1.0", "artifacts": {"gemma-aarch64": {"type": "swiftSDK", "version": "1.0",
+  "variants": [{"path": "gemma-aarch64"}]}}}
+EOF
+cat >"$sdk/gemma-aarch64/swift-sdk.json" <<'EOF'
+{"schemaVersion": "4.0", "targetTriples": {"aarch64-unknown-linux-gnu": {
+  "sdkRootPath": "/sysroot",
+  "swiftResourcesPath": "/sysroot/usr/libexec/swift/lib/swift",
+  "swiftStaticResourcesPath": "/sysroot/usr/libexec/swift/lib/swift_static",
+  "toolsetPaths": ["toolset.json"]}}}
+EOF
+cat >"$sdk/gemma-aarch64/toolset.json" <<'EOF'
+{"schemaVersion": "1.0", "swiftCompiler": {"extraCLIOptions": ["-use-ld=lld"]}}
+EOF
+
+status=0
+for arch in "$@"; do
+    t1=$SECONDS
+    if [ "$arch" = aarch64 ]; then
+        static_dir aarch64 "$sysroot/usr/lib/aarch64-linux-gnu" "$sysroot/usr/lib/gcc/aarch64-linux-gnu/14"
+        target=(--swift-sdks-path /opt/gemma-sdks --swift-sdk gemma-aarch64)
+    else
+        static_dir x86_64 "$root/usr/lib/x86_64-linux-gnu" "$root/usr/lib/gcc/x86_64-linux-gnu/14"
+        target=()
+    fi
+    # Its own scratch folder (.build-dist/, gitignored): the host's .build is another Swift's.
+    # -Xlinker -s: no symbol tables (a third of the size).
+    flags=(-c release --static-swift-stdlib --scratch-path "/src/.build-dist/$arch" "${target[@]}" -Xlinker -s)
+    echo "building $arch (swift 6.0.3, release, static Swift runtime)"
+    rm -f "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize"
+    # (The filter drops progress lines and two known harmless warnings: the SDK has no
+    # SDKSettings.json, and Foundation's static library uses mktemp.)
+    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c '
+        set -eo pipefail; cd /src
+        quiet() { grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile" || true; }
+        for product in gemma-tiny gemma-quantize; do swift build "$@" --product $product 2>&1 | quiet; done
+        ' bash "${flags[@]}"
+    bin=$repo/.build-dist/$arch/release
+    [ "$arch" = aarch64 ] && bin=$repo/.build-dist/$arch/aarch64-unknown-linux-gnu/release
+    mkdir -p "dist/$arch"
+    for exe in gemma-tiny gemma-quantize; do
+        [ -x "$bin/$exe" ] || { echo "error: $bin/$exe was not built" >&2; exit 1; }
+        cp "$bin/$exe" "dist/$arch/$exe"
+    done
+    echo "$arch built in $((SECONDS - t1)) s"
+
+    # Check what the binaries need: the C library family only.
+    for exe in gemma-tiny gemma-quantize; do
+        f=dist/$arch/$exe
+        machine=$(readelf -h "$f" | sed -n 's/^ *Machine: *//p')
+        needed=$(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+        glibc=$(readelf -V -W "$f" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 || true)
+        printf '%-28s %6.1f MB (%s bytes)  %s\n    NEEDED: %s\n    newest glibc symbol version: %s\n' \
+            "$f" "$(stat -c %s "$f" | awk '{print $1 / 1048576}')" "$(stat -c %s "$f")" "$machine" "$needed" "${glibc:-?}"
+        for lib in $needed; do
+            case $lib in
+                libc.so.6|libm.so.6|libpthread.so.0|libdl.so.2|librt.so.1|libgcc_s.so.1|ld-linux-*.so.*) ;;
+                *) echo "error: $f needs $lib (only the C library family is allowed)" >&2; status=1 ;;
+            esac
+        done
+    done
+done
+exit $status

@@ -1,5 +1,6 @@
 // Quantization (used by the converter) and dequantization of rows.
 #include "quantize_internal.h"
+#include "kquant_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -130,6 +131,12 @@ static void quantize_row_scalar(int type, const float *x, size_t n, uint8_t *o, 
     case GT_Q5:
         gt_quantize_row_q5(x, n, o);
         break;
+    case GT_Q4K:  // no fused multiply-adds: the portable path is the reference everywhere
+        gt_quantize_row_q4k_ref(x, n, o);
+        break;
+    case GT_Q6K:
+        gt_quantize_row_q6k_ref(x, n, o);
+        break;
     }
 }
 
@@ -187,6 +194,12 @@ void gt_dequantize_row(int type, const void *row, size_t n, float *out) {
         break;
     case GT_Q5:
         gt_dequantize_row_q5(p, n, out);
+        break;
+    case GT_Q4K:
+        gt_dequantize_q4k(p, n / GT_KBLOCK, out);
+        break;
+    case GT_Q6K:
+        gt_dequantize_q6k(p, n / GT_KBLOCK, out);
         break;
     }
 }

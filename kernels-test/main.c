@@ -22,6 +22,7 @@
 //   --quick            fewer, smaller shapes (for slow emulation)
 // Prints one line per failure and a final "N passed, M failed"; exits 1 on any failure.
 #include "gemma_kernels.h"
+#include "test_support.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,9 +31,7 @@
 
 static int passed, failed;
 
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void check(int ok, const char *fmt, ...) {
+void check(int ok, const char *fmt, ...) {
     if (ok) {
         passed++;
         return;
@@ -49,20 +48,20 @@ static void check(int ok, const char *fmt, ...) {
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_next(void) {
+uint64_t rng_next(void) {
     uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static float rng_float(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+float rng_float(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 
 static const char *type_name(int type) {
-    static const char *names[] = { "f32", "bf16", "q8", "q4", "q5" };
+    static const char *names[] = { "f32", "bf16", "q8", "q4", "q5", "q4k", "q6k" };
     return names[type];
 }
 
-static void *xmalloc(size_t n) {
+void *xmalloc(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? n : 64) != 0) {
         fprintf(stderr, "out of memory\n");
@@ -266,8 +265,9 @@ static void check_problem(const problem *p, size_t begin, size_t end) {
 }
 
 // Non-finite inputs reach the outputs as NaN / inf rather than vanishing in quantization.
+// (The K types' kernels are tested with their own shapes in their own file.)
 static void check_nonfinite(void) {
-    for (int type = 0; type < GT_TYPE_COUNT; type++) {
+    for (int type = 0; type <= GT_Q5; type++) {
         problem p = make_problem(type, 5, 64, 1);
         p.x[40] = NAN;
         gt_prepare_activations(type, p.x, 64, 1, 64, p.act);
@@ -410,6 +410,7 @@ int main(int argc, char **argv) {
     check_nonfinite();
     check_degenerate();
     check_quantize(quick);
+    check_kquant(quick);
 
     // Shapes: (rows, cols, row range). Quantized types need whole blocks of 32; f32 / bf16 rows
     // may have any length, so they also get odd lengths.
@@ -424,7 +425,7 @@ int main(int argc, char **argv) {
     };
     size_t nq = sizeof(qshapes) / sizeof(qshapes[0]), nf = sizeof(fshapes) / sizeof(fshapes[0]);
     if (quick) { nq -= 1; nf -= 1; }
-    for (int type = 0; type < GT_TYPE_COUNT; type++) {
+    for (int type = 0; type <= GT_Q5; type++) {
         int quant = type == GT_Q8 || type == GT_Q4 || type == GT_Q5;
         const shape *shapes = quant ? qshapes : fshapes;
         size_t ns = quant ? nq : nf;

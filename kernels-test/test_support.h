@@ -1,0 +1,19 @@
+// Shared by the kernels-test driver's files (main.c holds the definitions).
+#ifndef KERNELS_TEST_SUPPORT_H
+#define KERNELS_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Counts a passed check, or prints the message (printf format) and counts a failure.
+void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t rng_next(void);
+/// Uniform in [-1, 1).
+float rng_float(void);
+/// 64-byte aligned; exits on failure.
+void *xmalloc(size_t n);
+
+/// The K-quant tests (kquant.c).
+void check_kquant(int quick);
+
+#endif

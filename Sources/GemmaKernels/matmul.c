@@ -100,7 +100,9 @@ size_t gt_activation_bytes(int type, size_t cols) {
     case GT_Q8:
     case GT_Q4:
     case GT_Q5:
-        return cols % GT_BLOCK ? 0 : gt_act_stride(type, cols);
+    case GT_Q4K:
+    case GT_Q6K:
+        return cols % gt_type_block(type) ? 0 : gt_act_stride(type, cols);
     default:
         return 0;
     }
@@ -162,7 +164,7 @@ void gt_prepare_activations(int type, const float *x, size_t cols, size_t count,
 // whole blocks (no kernel exists for them); zero-length rows give zeros.
 static int valid_call(int type, size_t cols, size_t count, float *y, size_t y_stride, size_t r0, size_t r1) {
     if (type < 0 || type >= GT_TYPE_COUNT || r0 >= r1 || count == 0) return 0;
-    if (gt_is_quantized(type) && cols % GT_BLOCK) return 0;
+    if (gt_is_quantized(type) && cols % gt_type_block(type)) return 0;
     if (cols == 0) {
         for (size_t t = 0; t < count; t++)
             for (size_t r = r0; r < r1; r++) y[t * y_stride + r] = 0.0f;
@@ -286,4 +288,5 @@ static void scalar_q5(const uint8_t *w, size_t rs, size_t cols, const uint8_t *a
     }
 }
 
-const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5 } };
+const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5,
+                                                     gt_q4k_scalar, gt_q6k_scalar } };

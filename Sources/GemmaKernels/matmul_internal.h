@@ -22,7 +22,16 @@
 
 static inline size_t gt_round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static inline int gt_is_quantized(int type) { return type == GT_Q8 || type == GT_Q4 || type == GT_Q5; }
+static inline int gt_is_quantized(int type) {
+    return type == GT_Q8 || type == GT_Q4 || type == GT_Q5 || type == GT_Q4K || type == GT_Q6K;
+}
+
+// K-quant rows (GT_Q4K, GT_Q6K) are whole super-blocks of GT_KBLOCK values; their prepared
+// inputs are the int8 layout above (8 blocks of 32 per super-block).
+static inline int gt_is_kquant(int type) { return type == GT_Q4K || type == GT_Q6K; }
+
+// Values per storage block of a quantized type (the row length must be a multiple).
+static inline size_t gt_type_block(int type) { return gt_is_kquant(type) ? GT_KBLOCK : GT_BLOCK; }
 
 static inline size_t gt_act_stride(int type, size_t cols) {
     if (gt_is_quantized(type)) return gt_round64(cols / GT_BLOCK * (GT_BLOCK + 8));
@@ -65,8 +74,29 @@ typedef void (*gt_matmul_fn)(const uint8_t *w, size_t row_stride, size_t cols,
 
 typedef struct {
     const char *name;
-    gt_matmul_fn fn[GT_TYPE_COUNT];  // indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4, GT_Q5
+    gt_matmul_fn fn[GT_TYPE_COUNT];  // indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4, GT_Q5, GT_Q4K, GT_Q6K
 } gt_kernel_table;
+
+// K-quant kernels, one per ISA (matmul_kquant*.c; the tables above list them).
+#define GT_DECLARE_MATMUL(NAME)                                                                     \
+    void NAME(const uint8_t *w, size_t row_stride, size_t cols, const uint8_t *act, size_t act_stride, \
+              size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end)
+GT_DECLARE_MATMUL(gt_q4k_scalar);
+GT_DECLARE_MATMUL(gt_q6k_scalar);
+#if defined(__x86_64__) || defined(_M_X64)
+GT_DECLARE_MATMUL(gt_q4k_avx2);
+GT_DECLARE_MATMUL(gt_q6k_avx2);
+GT_DECLARE_MATMUL(gt_q4k_avxvnni);
+GT_DECLARE_MATMUL(gt_q6k_avxvnni);
+GT_DECLARE_MATMUL(gt_q4k_avx512vnni);
+GT_DECLARE_MATMUL(gt_q6k_avx512vnni);
+#endif
+#if defined(__aarch64__)
+GT_DECLARE_MATMUL(gt_q4k_neon);
+GT_DECLARE_MATMUL(gt_q6k_neon);
+GT_DECLARE_MATMUL(gt_q4k_dot);
+GT_DECLARE_MATMUL(gt_q6k_dot);
+#endif
 
 extern const gt_kernel_table gt_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)

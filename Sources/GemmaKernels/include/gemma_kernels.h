@@ -25,13 +25,18 @@ enum {
     GT_Q8 = 2,
     GT_Q4 = 3,
     GT_Q5 = 4,
-    GT_TYPE_COUNT = 5,
+    GT_Q4K = 5,
+    GT_Q6K = 6,
+    GT_TYPE_COUNT = 7,
 };
 
 #define GT_BLOCK 32
 #define GT_Q8_BLOCK_BYTES 34
 #define GT_Q4_BLOCK_BYTES 18
 #define GT_Q5_BLOCK_BYTES 22
+#define GT_KBLOCK 256
+#define GT_Q4K_BLOCK_BYTES 144
+#define GT_Q6K_BLOCK_BYTES 210
 
 /// Bytes one row of `n` weights takes in `type`; 0 when `type` is unknown or `n` is not whole blocks.
 size_t gt_row_bytes(int type, size_t n);

@@ -1,0 +1,21 @@
+// Shared helpers of the kernels-test driver (defined in main.c).
+#ifndef KERNELS_TEST_H
+#define KERNELS_TEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Counts a passed check, or prints a failure (the first 40) and counts it.
+void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t rng_next(void);
+/// Uniform in [-1, 1).
+float rng_float(void);
+/// 64-byte aligned; exits on failure.
+void *xmalloc(size_t n);
+/// Random inputs with a spread of magnitudes per block of 32, a zero block now and then, outliers.
+void fill_inputs(float *x, size_t n);
+
+/// The K-quant kernels (kquant_test.c).
+void check_kquant(int quick);
+
+#endif

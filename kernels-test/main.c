@@ -72,7 +72,7 @@ void *xmalloc(size_t n) {
 
 // Random inputs with a spread of magnitudes: some blocks tiny, some large, an occasional outlier,
 // an all-zero block now and then.
-static void fill_inputs(float *x, size_t n) {
+void fill_inputs(float *x, size_t n) {
     for (size_t i = 0; i < n; i += 32) {
         float scale = powf(10.0f, 2.0f * rng_float());
         int zero = (rng_next() % 17) == 0;
@@ -299,6 +299,10 @@ static void check_degenerate(void) {
         check(y[0] == 0.0f, "%s: q4 rows of 40 must be refused", gt_isa_name(isa));
         gt_matmul_isa(isa, GT_Q5, w, 22, 40, act, 1, y, 3, 0, 3);
         check(y[0] == 0.0f, "%s: q5 rows of 40 must be refused", gt_isa_name(isa));
+        gt_matmul_isa(isa, GT_Q4K, w, 18, 96, act, 1, y, 3, 0, 3);
+        check(y[0] == 0.0f, "%s: q4k rows of 96 (not whole super-blocks) must be refused", gt_isa_name(isa));
+        gt_matmul_isa(isa, GT_Q6K, w, 18, 288, act, 1, y, 3, 0, 3);
+        check(y[0] == 0.0f, "%s: q6k rows of 288 must be refused", gt_isa_name(isa));
     }
 }
 
@@ -425,7 +429,7 @@ int main(int argc, char **argv) {
     };
     size_t nq = sizeof(qshapes) / sizeof(qshapes[0]), nf = sizeof(fshapes) / sizeof(fshapes[0]);
     if (quick) { nq -= 1; nf -= 1; }
-    for (int type = 0; type <= GT_Q5; type++) {
+    for (int type = 0; type <= GT_Q5; type++) {  // K-quants: check_kquant
         int quant = type == GT_Q8 || type == GT_Q4 || type == GT_Q5;
         const shape *shapes = quant ? qshapes : fshapes;
         size_t ns = quant ? nq : nf;
@@ -437,6 +441,7 @@ int main(int argc, char **argv) {
             free_problem(&p);
         }
     }
+    check_kquant_matmul(quick);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -13,7 +13,12 @@ float rng_float(void);
 /// 64-byte aligned; exits on failure.
 void *xmalloc(size_t n);
 
-/// The K-quant tests (kquant.c).
+/// Random inputs with a spread of magnitudes per block of 32, a zero block now and then, outliers.
+void fill_inputs(float *x, size_t n);
+
+/// The K-quant tests (kquant.c): quantizers, dequantizer, scalar dot.
 void check_kquant(int quick);
+/// The K-quant matmul kernels (kquant_test.c).
+void check_kquant_matmul(int quick);
 
 #endif

@@ -297,4 +297,5 @@ static void scalar_q5(const uint8_t *w, size_t rs, size_t cols, const uint8_t *a
     }
 }
 
-const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5 } };
+const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5,
+                                                     gt_q4k_scalar, gt_q6k_scalar } };

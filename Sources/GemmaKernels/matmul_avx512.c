@@ -255,6 +255,7 @@ static void avx512_bf16(const uint8_t *w, size_t rs, size_t cols, const uint8_t 
     single_token_table()->fn[GT_BF16](w, rs, cols, act, as, count, y, ys, r0, r1);
 }
 
-const gt_kernel_table gt_kernels_avx512vnni = { "avx512+vnni", { avx512_f32, avx512_bf16, avx512_q8, avx512_q4, avx512_q5 } };
+const gt_kernel_table gt_kernels_avx512vnni = { "avx512+vnni", { avx512_f32, avx512_bf16, avx512_q8, avx512_q4, avx512_q5,
+                                                                   gt_q4k_avx512vnni, gt_q6k_avx512vnni } };
 
 #endif

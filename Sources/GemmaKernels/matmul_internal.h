@@ -39,6 +39,8 @@ static inline size_t gt_type_block(int type) {
     }
 }
 
+static inline int gt_is_kquant(int type) { return type == GT_Q4K || type == GT_Q6K; }
+
 static inline size_t gt_act_stride(int type, size_t cols) {
     if (gt_is_quantized(type)) return gt_round64(cols / GT_BLOCK * (GT_BLOCK + 8));
     return gt_round64(cols * sizeof(float));
@@ -84,6 +86,27 @@ typedef struct {
     // path has no kernel for yet) falls back to the scalar table's, and to nothing if that is NULL.
     gt_matmul_fn fn[GT_TYPE_COUNT];
 } gt_kernel_table;
+
+// K-quant kernels, one per ISA (matmul_kquant*.c; the tables above list them).
+#define GT_DECLARE_MATMUL(NAME)                                                                     \
+    void NAME(const uint8_t *w, size_t row_stride, size_t cols, const uint8_t *act, size_t act_stride, \
+              size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end)
+GT_DECLARE_MATMUL(gt_q4k_scalar);
+GT_DECLARE_MATMUL(gt_q6k_scalar);
+#if defined(__x86_64__) || defined(_M_X64)
+GT_DECLARE_MATMUL(gt_q4k_avx2);
+GT_DECLARE_MATMUL(gt_q6k_avx2);
+GT_DECLARE_MATMUL(gt_q4k_avxvnni);
+GT_DECLARE_MATMUL(gt_q6k_avxvnni);
+GT_DECLARE_MATMUL(gt_q4k_avx512vnni);
+GT_DECLARE_MATMUL(gt_q6k_avx512vnni);
+#endif
+#if defined(__aarch64__)
+GT_DECLARE_MATMUL(gt_q4k_neon);
+GT_DECLARE_MATMUL(gt_q6k_neon);
+GT_DECLARE_MATMUL(gt_q4k_dot);
+GT_DECLARE_MATMUL(gt_q6k_dot);
+#endif
 
 extern const gt_kernel_table gt_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)

@@ -13,7 +13,9 @@ float rng_float(void);
 /// 64-byte aligned; exits on failure.
 void *xmalloc(size_t n);
 
-/// The K-quant tests (kquant.c).
-void check_kquant(int quick);
+/// The K-quant tests (kquant.c); `goldens` is the directory of the kquant-* goldens.
+void check_kquant(int quick, const char *goldens);
+/// Writes the quantized K goldens (see fixtures/kquant_golden.py); returns the exit status.
+int write_kquant_goldens(const char *dir);
 
 #endif

@@ -265,10 +265,23 @@ static void check_dot_and_convert(void) {
         }
         check(ok, "%s gt_dot_scalar / gt_matvec_scalar against the dequantized row", kname(type));
 
-        // gt_matmul: no crash; outputs either untouched (no kernel) or within the input-rounding bound.
+        // Prepared inputs: exactly q8's bytes.
         size_t ab = gt_activation_bytes(type, n);
-        uint8_t *act = xmalloc(ab);
+        uint8_t *act = xmalloc(ab), *act8 = xmalloc(ab);
+        memset(act, 0x55, ab);
+        memset(act8, 0x55, ab);
         gt_prepare_activations(type, a, n, 1, n, act);
+        gt_prepare_activations(GT_Q8, a, n, 1, n, act8);
+        check(memcmp(act, act8, ab) == 0, "%s prepared inputs are q8's", kname(type));
+        free(act8);
+        // Rows that are not whole super-blocks are refused: y untouched on every path.
+        for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+            if (!gt_isa_supported(isa)) continue;
+            float yd[2] = { 7.0f, 7.0f };
+            gt_matmul_isa(isa, type, w, rb, 288, act, 1, yd, 2, 0, 2);
+            check(yd[0] == 7.0f && yd[1] == 7.0f, "%s %s: rows of 288 must be refused", gt_isa_name(isa), kname(type));
+        }
+        // gt_matmul: no crash; outputs either untouched (no kernel) or within the input-rounding bound.
         for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
             if (!gt_isa_supported(isa)) continue;
             float ym[5];

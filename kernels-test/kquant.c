@@ -10,7 +10,9 @@
 //   - gt_dot_scalar / gt_matvec_scalar against a double-precision dot of the dequantized row;
 //   - gt_convert_row from bf16 equals widening then gt_quantize_row;
 //   - gt_matmul on K rows: never crashes; whatever it writes (a path may have no K kernel yet)
-//     is within the input-rounding bound of gt_dot_scalar.
+//     is within the input-rounding bound of gt_dot_scalar;
+//   - goldens (fixtures/kquant_golden.py): the committed inputs quantize to exactly the committed
+//     bytes (which are also ggml's), and those dequantize to exactly gguf-py's floats.
 #include "gemma_kernels.h"
 #include "test_support.h"
 #include <math.h>
@@ -263,10 +265,23 @@ static void check_dot_and_convert(void) {
         }
         check(ok, "%s gt_dot_scalar / gt_matvec_scalar against the dequantized row", kname(type));
 
-        // gt_matmul: no crash; outputs either untouched (no kernel) or within the input-rounding bound.
+        // Prepared inputs: exactly q8's bytes.
         size_t ab = gt_activation_bytes(type, n);
-        uint8_t *act = xmalloc(ab);
+        uint8_t *act = xmalloc(ab), *act8 = xmalloc(ab);
+        memset(act, 0x55, ab);
+        memset(act8, 0x55, ab);
         gt_prepare_activations(type, a, n, 1, n, act);
+        gt_prepare_activations(GT_Q8, a, n, 1, n, act8);
+        check(memcmp(act, act8, ab) == 0, "%s prepared inputs are q8's", kname(type));
+        free(act8);
+        // Rows that are not whole super-blocks are refused: y untouched on every path.
+        for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+            if (!gt_isa_supported(isa)) continue;
+            float yd[2] = { 7.0f, 7.0f };
+            gt_matmul_isa(isa, type, w, rb, 288, act, 1, yd, 2, 0, 2);
+            check(yd[0] == 7.0f && yd[1] == 7.0f, "%s %s: rows of 288 must be refused", gt_isa_name(isa), kname(type));
+        }
+        // gt_matmul: no crash; outputs either untouched (no kernel) or within the input-rounding bound.
         for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
             if (!gt_isa_supported(isa)) continue;
             float ym[5];
@@ -309,7 +324,77 @@ static void check_dot_and_convert(void) {
     free(wf);
 }
 
-void check_kquant(int quick) {
+// Reads a whole file of exactly `size` bytes; NULL (after a failed check) otherwise.
+static void *read_golden(const char *dir, const char *name, size_t size) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    void *p = xmalloc(size + 1);
+    size_t got = f ? fread(p, 1, size + 1, f) : 0;
+    if (f) fclose(f);
+    check(got == size, "golden %s: %zu bytes, expected %zu (run from the repository root, or --goldens DIR)", path, got, size);
+    if (got != size) { free(p); return NULL; }
+    return p;
+}
+
+enum { GOLDEN_ROWS = 6, GOLDEN_COLS = 512 };
+
+static void check_goldens(const char *dir) {
+    const size_t n = GOLDEN_ROWS * GOLDEN_COLS;
+    float *x = read_golden(dir, "kquant-input.f32", n * sizeof(float));
+    if (!x) return;
+    for (int type = GT_Q4K; type <= GT_Q6K; type++) {
+        char name[64];
+        size_t bytes = GOLDEN_ROWS * gt_row_bytes(type, GOLDEN_COLS);
+        snprintf(name, sizeof(name), "kquant-%s.bin", kname(type));
+        uint8_t *want = read_golden(dir, name, bytes);
+        snprintf(name, sizeof(name), "kquant-%s.f32", kname(type));
+        float *want_f = read_golden(dir, name, n * sizeof(float));
+        if (want && want_f) {
+            uint8_t *q = xmalloc(bytes);
+            float *y = xmalloc(n * sizeof(float));
+            for (int isa = -1; isa < GT_ISA_COUNT; isa++) {
+                if (isa >= 0 && !gt_isa_supported(isa)) continue;
+                for (int r = 0; r < GOLDEN_ROWS; r++) {
+                    uint8_t *o = q + r * gt_row_bytes(type, GOLDEN_COLS);
+                    if (isa < 0) gt_quantize_row_reference(type, x + r * GOLDEN_COLS, GOLDEN_COLS, o);
+                    else gt_quantize_row_isa(isa, type, x + r * GOLDEN_COLS, GOLDEN_COLS, o);
+                }
+                check(memcmp(q, want, bytes) == 0, "%s %s: the golden inputs no longer quantize to the golden bytes",
+                      isa < 0 ? "reference" : gt_isa_name(isa), kname(type));
+            }
+            gt_dequantize_row(type, want, n, y);  // rows are whole super-blocks: one call for all
+            check(memcmp(y, want_f, n * sizeof(float)) == 0, "%s: dequantized golden bytes differ from gguf-py's", kname(type));
+            free(q);
+            free(y);
+        }
+        free(want);
+        free(want_f);
+    }
+    free(x);
+}
+
+int write_kquant_goldens(const char *dir) {
+    const size_t n = GOLDEN_ROWS * GOLDEN_COLS;
+    float *x = read_golden(dir, "kquant-input.f32", n * sizeof(float));
+    if (!x) return 1;
+    for (int type = GT_Q4K; type <= GT_Q6K; type++) {
+        size_t bytes = GOLDEN_ROWS * gt_row_bytes(type, GOLDEN_COLS);
+        uint8_t *q = xmalloc(bytes);
+        gt_quantize_row_reference(type, x, n, q);
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/kquant-%s.bin", dir, kname(type));
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(q, 1, bytes, f) != bytes || fclose(f) != 0) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+        printf("wrote %s\n", path);
+        free(q);
+    }
+    free(x);
+    return 0;
+}
+
+void check_kquant(int quick, const char *goldens) {
+    check_goldens(goldens);
     check_sizes();
     check_dequantize_layout();
     check_quantize_paths(quick);

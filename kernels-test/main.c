@@ -17,9 +17,12 @@
 //   - the q8 / q4 row quantizers (converter side) of every path write exactly the bytes of
 //     gt_quantize_row_reference (x86-64's portable q4 path excepted: it rounds twice, see quantize.c).
 //
-// Usage: kernels-test [--expect-isa NAME] [--quick]
+// Usage: kernels-test [--expect-isa NAME] [--quick] [--goldens DIR] [--write-kquant-goldens DIR]
 //   --expect-isa NAME  also fail unless the automatically chosen path is NAME
 //   --quick            fewer, smaller shapes (for slow emulation)
+//   --goldens DIR      where the K-quant goldens are (default fixtures/goldens; see kquant.c)
+//   --write-kquant-goldens DIR  only write DIR/kquant-q4k.bin and kquant-q6k.bin from
+//                      DIR/kquant-input.f32 (fixtures/kquant_golden.py describes the steps)
 // Prints one line per failure and a final "N passed, M failed"; exits 1 on any failure.
 #include "gemma_kernels.h"
 #include "test_support.h"
@@ -398,13 +401,15 @@ static void check_selection(const char *expect) {
 }
 
 int main(int argc, char **argv) {
-    const char *expect = NULL;
+    const char *expect = NULL, *goldens = "fixtures/goldens";
     int quick = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--expect-isa") == 0 && i + 1 < argc) expect = argv[++i];
         else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--goldens") == 0 && i + 1 < argc) goldens = argv[++i];
+        else if (strcmp(argv[i], "--write-kquant-goldens") == 0 && i + 1 < argc) return write_kquant_goldens(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--expect-isa NAME] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--expect-isa NAME] [--quick] [--goldens DIR] [--write-kquant-goldens DIR]\n", argv[0]);
             return 2;
         }
     }
@@ -414,7 +419,7 @@ int main(int argc, char **argv) {
     check_nonfinite();
     check_degenerate();
     check_quantize(quick);
-    check_kquant(quick);
+    check_kquant(quick, goldens);
 
     // Shapes: (rows, cols, row range). Quantized types need whole blocks of 32; f32 / bf16 rows
     // may have any length, so they also get odd lengths.

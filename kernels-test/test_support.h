@@ -16,8 +16,11 @@ void *xmalloc(size_t n);
 /// Random inputs with a spread of magnitudes per block of 32, a zero block now and then, outliers.
 void fill_inputs(float *x, size_t n);
 
-/// The K-quant tests (kquant.c): quantizers, dequantizer, scalar dot.
-void check_kquant(int quick);
+/// The K-quant tests (kquant.c): quantizers, dequantizer, scalar dot; `goldens` is the directory
+/// of the kquant-* goldens.
+void check_kquant(int quick, const char *goldens);
+/// Writes the quantized K goldens (see fixtures/kquant_golden.py); returns the exit status.
+int write_kquant_goldens(const char *dir);
 /// The K-quant matmul kernels (kquant_test.c).
 void check_kquant_matmul(int quick);
 

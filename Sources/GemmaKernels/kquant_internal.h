@@ -56,13 +56,21 @@ static inline float gt_kq_level(float v, float lo, float hi) {
     return (t + 12582912.0f) - 12582912.0f;
 }
 
-// The per-super-block steps after the searches, shared by every path (quantize_k.c): quantize
-// the sub-block scales (and mins) against the f16 super-block scale(s), re-quantize the values
-// with the rounded scales (sub-blocks whose scale rounds to 0 keep the search's levels L), pack.
-//   Q4_K: scales[8], mins[8] (the search's scale and -min per sub-block of 32), L[256] in 0..15.
-//   Q6_K: scales[16] (signed), L[256] in 0..63 (level + 32; 0 for an all-zero sub-block).
-void gt_q4k_pack(const float *x, const float *scales, const float *mins, uint8_t *L, uint8_t *out);
-void gt_q6k_pack(const float *x, const float *scales, uint8_t *L, uint8_t *out);
+// The per-super-block steps after the searches, shared by every path (quantize_k.c).
+// Q4_K: from the search's scale and -min of each sub-block of 32, writes d, dmin and the packed
+// six-bit scales of `out` and returns each sub-block's rounded scale d[j] = d * sc_j and offset
+// dm[j] = dmin * m_j. The values are then re-quantized, l = clamp(round((x + dm[j]) / d[j]), 0, 15),
+// except in sub-blocks with d[j] == 0, which keep the search's levels (as ggml's do).
+void gt_q4k_scales(const float *scales, const float *mins, uint8_t *out, float *d, float *dm);
+// Writes qs of `out` from the levels L[256] (0..15) in value order.
+void gt_q4k_pack_levels(const uint8_t *L, uint8_t *out);
+// Q6_K: from the search's signed scale of each sub-block of 16, writes d and the int8 scales of
+// `out` and returns each sub-block's rounded scale d[j] = d * scales_j, or returns 0 after zeroing
+// the whole block (every scale below 1e-15). Re-quantization: l = clamp(round(x / d[j]), -32, 31)
+// + 32, except where d[j] == 0 (the search's levels stay).
+int gt_q6k_scales(const float *scales, uint8_t *out, float *d);
+// Writes ql and qh of `out` from the levels L[256] (0..63) in value order.
+void gt_q6k_pack_levels(const uint8_t *L, uint8_t *out);
 
 // Whole rows (n a multiple of 256). The portable code is the reference.
 void gt_quantize_row_q4k_ref(const float *x, size_t n, uint8_t *out);
@@ -70,6 +78,9 @@ void gt_quantize_row_q6k_ref(const float *x, size_t n, uint8_t *out);
 #if defined(__x86_64__) || defined(_M_X64)
 void gt_quantize_row_q4k_avx2(const float *x, size_t n, uint8_t *out);
 void gt_quantize_row_q6k_avx2(const float *x, size_t n, uint8_t *out);
+// AVX-512 F (quantize_k_avx512.c), for the avx512+vnni path; the same bytes again.
+void gt_quantize_row_q4k_avx512(const float *x, size_t n, uint8_t *out);
+void gt_quantize_row_q6k_avx512(const float *x, size_t n, uint8_t *out);
 #endif
 
 #endif

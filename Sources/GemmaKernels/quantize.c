@@ -148,8 +148,15 @@ void gt_quantize_row_isa(int isa, int type, const float *x, size_t n, void *out)
         switch (type) {
         case GT_Q8: gt_quantize_row_q8_avx2(x, n, o); break;
         case GT_Q4: gt_quantize_row_q4_avx2(x, n, o); break;
-        case GT_Q4K: gt_quantize_row_q4k_avx2(x, n, o); break;  // quantize_k_avx2.c
-        default: gt_quantize_row_q6k_avx2(x, n, o); break;
+        // K types: quantize_k_avx512.c / quantize_k_avx2.c, the same bytes.
+        case GT_Q4K:
+            if (isa == GT_ISA_AVX512_VNNI) gt_quantize_row_q4k_avx512(x, n, o);
+            else gt_quantize_row_q4k_avx2(x, n, o);
+            break;
+        default:
+            if (isa == GT_ISA_AVX512_VNNI) gt_quantize_row_q6k_avx512(x, n, o);
+            else gt_quantize_row_q6k_avx2(x, n, o);
+            break;
         }
         return;
     }

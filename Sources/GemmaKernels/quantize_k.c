@@ -15,7 +15,7 @@
 //   -(32 + 0.1 is) / max for is = -9..9 (not 0): levels l_i = clamp(round(iscale x_i), -32, 31),
 //   scale = sum w x l / sum w l^2; keep the candidate with the largest (sum w x l)^2 / sum w l^2
 //   (the smallest weighted error for its least-squares scale).
-// Then per super-block (gt_q4k_pack / gt_q6k_pack): the sub-block scales (and mins) to six bits
+// Then per super-block (gt_q4k_scales / gt_q6k_scales): the sub-block scales (and mins) to six bits
 // against d = max / 63 (Q4_K), or to int8 against d = max / -128 (Q6_K), and every value
 // re-quantized with its rounded scale.
 //
@@ -108,7 +108,7 @@ static float q4k_search(const float *x, uint8_t *L, float *the_min) {
     return scale;
 }
 
-void gt_q4k_pack(const float *x, const float *scales, const float *mins, uint8_t *L, uint8_t *out) {
+void gt_q4k_scales(const float *scales, const float *mins, uint8_t *out, float *d, float *dm) {
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 8; j++) {
         if (scales[j] > max_scale) max_scale = scales[j];
@@ -138,13 +138,12 @@ void gt_q4k_pack(const float *x, const float *scales, const float *mins, uint8_t
     for (int j = 0; j < 8; j++) {
         int sc, m;
         gt_q4k_scale_min(j, s, &sc, &m);
-        float d = d_all * (float)sc;
-        if (d == 0.0f) continue;  // keeps the search's levels, as ggml does
-        float dm = m_all * (float)m;
-        for (int i = 0; i < GT_Q4K_SUB; i++) {
-            L[GT_Q4K_SUB * j + i] = (uint8_t)gt_kq_level((x[GT_Q4K_SUB * j + i] + dm) / d, 0.0f, 15.0f);
-        }
+        d[j] = d_all * (float)sc;
+        dm[j] = m_all * (float)m;
     }
+}
+
+void gt_q4k_pack_levels(const uint8_t *L, uint8_t *out) {
     uint8_t *q = out + 16;
     for (int g = 0; g < GT_KBLOCK; g += 64, q += 32) {
         for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[g + l] | (L[g + l + 32] << 4));
@@ -153,13 +152,21 @@ void gt_q4k_pack(const float *x, const float *scales, const float *mins, uint8_t
 
 void gt_quantize_row_q4k_ref(const float *x, size_t n, uint8_t *out) {
     for (size_t b = 0; b < n / GT_KBLOCK; b++, x += GT_KBLOCK, out += GT_Q4K_BLOCK_BYTES) {
-        float scales[8], mins[8];
+        float scales[8], mins[8], d[8], dm[8];
         uint8_t L[GT_KBLOCK];
         for (int j = 0; j < 8; j++) scales[j] = q4k_search(x + GT_Q4K_SUB * j, L + GT_Q4K_SUB * j, &mins[j]);
-        gt_q4k_pack(x, scales, mins, L, out);
+        gt_q4k_scales(scales, mins, out, d, dm);
+        // The values again with the rounded scales; a sub-block whose scale rounds to 0 keeps
+        // the search's levels, as ggml does.
+        for (int j = 0; j < 8; j++) {
+            if (d[j] == 0.0f) continue;
+            for (int i = 0; i < GT_Q4K_SUB; i++) {
+                L[GT_Q4K_SUB * j + i] = (uint8_t)gt_kq_level((x[GT_Q4K_SUB * j + i] + dm[j]) / d[j], 0.0f, 15.0f);
+            }
+        }
+        gt_q4k_pack_levels(L, out);
     }
 }
-
 // ---- Q6_K ----
 
 // The search for one sub-block of 16: returns the (signed) scale and stores the winner's levels
@@ -204,7 +211,7 @@ static float q6k_search(const float *x, uint8_t *L) {
     return scale;
 }
 
-void gt_q6k_pack(const float *x, const float *scales, uint8_t *L, uint8_t *out) {
+int gt_q6k_scales(const float *scales, uint8_t *out, float *d) {
     float max_scale = 0.0f, max_abs = 0.0f;
     for (int j = 0; j < 16; j++) {
         float a = fabsf(scales[j]);
@@ -212,7 +219,7 @@ void gt_q6k_pack(const float *x, const float *scales, uint8_t *L, uint8_t *out) 
     }
     if (max_abs < 1e-15f) {
         memset(out, 0, GT_Q6K_BLOCK_BYTES);  // also d = +0
-        return;
+        return 0;
     }
     float iscale = -128.0f / max_scale;
     uint16_t dh = gt_f32_to_f16(sat_f16(1.0f / iscale));
@@ -220,13 +227,11 @@ void gt_q6k_pack(const float *x, const float *scales, uint8_t *L, uint8_t *out) 
     int8_t *sc = (int8_t *)(out + 192);
     for (int j = 0; j < 16; j++) sc[j] = (int8_t)gt_kq_level(iscale * scales[j], -128.0f, 127.0f);
     float d_all = gt_f16_to_f32(dh);
-    for (int j = 0; j < 16; j++) {
-        float d = d_all * (float)sc[j];
-        if (d == 0.0f) continue;  // keeps the search's levels, as ggml does
-        for (int i = 0; i < GT_Q6K_SUB; i++) {
-            L[GT_Q6K_SUB * j + i] = (uint8_t)(gt_kq_level(x[GT_Q6K_SUB * j + i] / d, -32.0f, 31.0f) + 32.0f);
-        }
-    }
+    for (int j = 0; j < 16; j++) d[j] = d_all * (float)sc[j];
+    return 1;
+}
+
+void gt_q6k_pack_levels(const uint8_t *L, uint8_t *out) {
     uint8_t *ql = out, *qh = out + 128;
     for (int h = 0; h < GT_KBLOCK; h += 128, ql += 64, qh += 32) {
         for (int l = 0; l < 32; l++) {
@@ -240,9 +245,16 @@ void gt_q6k_pack(const float *x, const float *scales, uint8_t *L, uint8_t *out) 
 
 void gt_quantize_row_q6k_ref(const float *x, size_t n, uint8_t *out) {
     for (size_t b = 0; b < n / GT_KBLOCK; b++, x += GT_KBLOCK, out += GT_Q6K_BLOCK_BYTES) {
-        float scales[16];
+        float scales[16], d[16];
         uint8_t L[GT_KBLOCK];
         for (int j = 0; j < 16; j++) scales[j] = q6k_search(x + GT_Q6K_SUB * j, L + GT_Q6K_SUB * j);
-        gt_q6k_pack(x, scales, L, out);
+        if (!gt_q6k_scales(scales, out, d)) continue;
+        for (int j = 0; j < 16; j++) {
+            if (d[j] == 0.0f) continue;  // keeps the search's levels, as ggml does
+            for (int i = 0; i < GT_Q6K_SUB; i++) {
+                L[GT_Q6K_SUB * j + i] = (uint8_t)(gt_kq_level(x[GT_Q6K_SUB * j + i] / d[j], -32.0f, 31.0f) + 32.0f);
+            }
+        }
+        gt_q6k_pack_levels(L, out);
     }
 }

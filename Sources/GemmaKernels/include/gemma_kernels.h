@@ -81,7 +81,7 @@ uint16_t gt_f32_to_bf16(float f);     // round to nearest even (as torch does); 
 /// so GEMMA_TINY_KERNELS=scalar forces the portable code here too).
 void gt_quantize_row(int type, const float *x, size_t n, void *out);
 /// The same with an explicit path: GT_ISA_AVX2 / GT_ISA_AVX2_VNNI / GT_ISA_AVX512_VNNI run the AVX2 quantizers (if
-/// the CPU supports them); anything else runs the portable code.
+/// the CPU supports them; GT_ISA_AVX512_VNNI the AVX-512 ones for q4k / q6k); anything else runs the portable code.
 void gt_quantize_row_isa(int isa, int type, const float *x, size_t n, void *out);
 /// The reference the SIMD quantizers are tested against, bit for bit: portable C with every
 /// multiply-add of the q4 search fused (fmaf). The portable path equals it except on x86-64

@@ -37,6 +37,11 @@
             for (; r < r1; r++) TILE(w, rs, cols, act, as, y, ys, r, 1, 1);                                   \
             return;                                                                                           \
         }                                                                                                     \
+        GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, BATCH_ROWS)                           \
+    }
+
+// The batch part of a driver: rows in chunks, tokens in groups of 4, BATCH_ROWS-row tiles.
+#define GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, BATCH_ROWS)                          \
         size_t chunk = (GT_ROW_CHUNK_BYTES / (rs ? rs : 1)) & ~(size_t)3;                                     \
         if (chunk < 4) chunk = 4;                                                                             \
         for (size_t c0 = r0; c0 < r1; c0 += chunk) {                                                          \
@@ -50,8 +55,7 @@
                 for (; r + 2 <= c1; r += 2) GT_TILE_N(TILE, w, rs, cols, a, as, yt, ys, r, 2, n)              \
                 if (r < c1) GT_TILE_N(TILE, w, rs, cols, a, as, yt, ys, r, 1, n)                              \
             }                                                                                                 \
-        }                                                                                                     \
-    }
+        }
 
 #define GT_DEFINE_DRIVER(NAME, TILE, ATTR) GT_DEFINE_DRIVER_ROWS(NAME, TILE, ATTR, 2)
 

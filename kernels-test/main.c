@@ -16,6 +16,8 @@
 //   - input preparation: block maxima map to +-127 and every value rounds within half a step;
 //   - the q8 / q4 row quantizers (converter side) of every path write exactly the bytes of
 //     gt_quantize_row_reference (x86-64's portable q4 path excepted: it rounds twice, see quantize.c).
+//   - the K-quant kernels (q4k / q6k): kquant_test.c (every path equals the scalar path bit for
+//     bit, and both meet the q types' bound against an f64 dot product of ggml's dequantized values).
 //
 // Usage: kernels-test [--expect-isa NAME] [--quick] [--goldens DIR] [--write-kquant-goldens DIR]
 //   --expect-isa NAME  also fail unless the automatically chosen path is NAME

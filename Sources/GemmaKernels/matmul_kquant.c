@@ -5,15 +5,18 @@
 // int32 c[b] = -2 x sum(q), see matmul_internal.h). Per row and token, every path computes
 //
 // Q4_K (sub-block j of 32 = input block b = 8s + j; q the unsigned nibbles 0..15):
-//   4 f32 lanes acc[k], k = 0..3, zero at the start. For each block b in order:
-//     L[k] = sum of q[i] * x[i] over i in {4k..4k+3} and {16+4k..16+4k+3}      (exact int32)
-//     D    = (d * sc_j) * ad[b]           d * sc_j is exact (11-bit x 6-bit), one rounding
-//     M    = (dmin * m_j) * 0.125         exact: a quarter of the min's half, see below
-//     A    = ad[b] * (float)c[b]          one rounding
-//     acc[k] = fma((float)L[k], D, acc[k]);  acc[k] = fma(M, A, acc[k])
+//   4 f32 lanes acc[k], k = 0..3, zero at the start. For each super-block s in order:
+//     for each of its blocks b = 8s + j in order (j = 0..7):
+//       L[k] = sum of q[i] * x[i] over i in {4k..4k+3} and {16+4k..16+4k+3}    (exact int32)
+//       D    = (d * sc_j) * ad[b]         d * sc_j is exact (11-bit x 6-bit), one rounding
+//       acc[k] = fma((float)L[k], D, acc[k])
+//     then the mins, sub-blocks k and k+4 into lane k:
+//       M[j] = (dmin * m_j) * 0.5         exact
+//       A[j] = ad[8s+j] * (float)c[8s+j]  one rounding
+//       acc[k] = fma(M[k], A[k], acc[k]);  acc[k] = fma(M[k+4], A[k+4], acc[k])
 //   y = (acc[0] + acc[2]) + (acc[1] + acc[3])
-//   The min term: -dmin * m_j * ad[b] * sum(x) = dmin * m_j * ad[b] * c[b] / 2, spread over the
-//   4 lanes (hence 0.5 * 0.25 = 0.125).
+//   The min term of sub-block j: -dmin * m_j * ad[b] * sum(x) = dmin * m_j * ad[b] * c[b] / 2
+//   (c = -2 sum). Adding the mins once per super-block rather than per block saves SIMD work.
 //
 // Q6_K (input block b = 8s + i covers sub-blocks 2i and 2i+1 of 16; q the 6-bit values 0..63):
 //   8 f32 lanes acc[k], k = 0..7, lanes 0..3 for the first 16 values, 4..7 for the second 16.
@@ -56,6 +59,7 @@ static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
     float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
     for (size_t s = 0; s < nsb; s++, p += GT_Q4K_BLOCK_BYTES) {
         const float d = gt_load_f16(p), dmin = gt_load_f16(p + 2);
+        float M[8], A[8];
         for (int j = 0; j < 8; j++) {
             const size_t b = 8 * s + (size_t)j;
             const uint8_t *q = p + 16 + 32 * (j / 2);
@@ -64,15 +68,18 @@ static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
             int sc, m;
             q4k_scale_min(j, p + 4, &sc, &m);
             const float D = d * (float)sc * ad[b];
-            const float M = dmin * (float)m * 0.125f;
-            const float A = ad[b] * (float)ac[b];
+            M[j] = dmin * (float)m * 0.5f;
+            A[j] = ad[b] * (float)ac[b];
             for (int k = 0; k < 4; k++) {
                 int32_t L = 0;
                 for (int i = 4 * k; i < 4 * k + 4; i++)
                     L += ((q[i] >> shift) & 15) * x[i] + ((q[16 + i] >> shift) & 15) * x[16 + i];
                 acc[k] = fmaf((float)L, D, acc[k]);
-                acc[k] = fmaf(M, A, acc[k]);
             }
+        }
+        for (int k = 0; k < 4; k++) {
+            acc[k] = fmaf(M[k], A[k], acc[k]);
+            acc[k] = fmaf(M[k + 4], A[k + 4], acc[k]);
         }
     }
     return (acc[0] + acc[2]) + (acc[1] + acc[3]);

@@ -16,7 +16,7 @@ KQ_X86_INLINE float kq_f16(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-// Q4_K super-block at p: dsc[j] = d * sc_j and mq[j] = dmin * m_j / 8 for the 8 sub-blocks.
+// Q4_K super-block at p: dsc[j] = d * sc_j and mq[j] = dmin * m_j / 2 for the 8 sub-blocks.
 // The 12 packed bytes are unpacked four at a time (llama.cpp's get_scale_min_k4 on 32-bit words):
 // sc 0..3 and m 0..3 are the low 6 bits of bytes 0..3 and 4..7; sc / m 4..7 take the low / high
 // nibble of bytes 8..11 plus the top 2 bits of bytes 0..3 / 4..7.
@@ -30,7 +30,7 @@ KQ_X86_INLINE void q4k_scales_x86(const uint8_t *p, float *dsc, float *mq) {
     __m128i s8 = _mm_loadl_epi64((const __m128i *)sc), m8 = _mm_loadl_epi64((const __m128i *)m);
     _mm256_storeu_ps(dsc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(s8)), _mm256_set1_ps(kq_f16(p))));
     _mm256_storeu_ps(mq, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m8)),
-                                       _mm256_set1_ps(kq_f16(p + 2) * 0.125f)));
+                                       _mm256_set1_ps(kq_f16(p + 2) * 0.5f)));
 }
 
 // The min term's input side for blocks b0..b0+7: am[j] = ad[b] * (float)c[b].

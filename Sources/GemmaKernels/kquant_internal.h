@@ -3,7 +3,7 @@
 //
 // Runtime side: the dequantizers (dequant_k.c), shared with the converter's GGUF import
 // (gguf_dequant.c). Converter side: the quantizers, split into the per-sub-block scale searches
-// (portable in quantize_k.c, AVX2 in quantize_k_avx2.c, bit-identical) and the per-super-block
+// (portable in quantize_k.c; AVX2 and AVX-512 in quantize_k_simd.h, bit-identical) and the per-super-block
 // packing both share (quantize_k.c).
 #ifndef GEMMA_KQUANT_INTERNAL_H
 #define GEMMA_KQUANT_INTERNAL_H

@@ -23,8 +23,8 @@
 // the output is byte for byte that of ggml built without FMA contraction (x86-64 without
 // -march=native), for finite inputs below ~1e7 in magnitude. Larger ones overflow ggml's f16
 // scales; here the scales saturate at 65504 instead, and ggml's nearest_int (undefined beyond
-// 2^22, and for NaN) is a clamp first. quantize_k_avx2.c performs the same operations on eight
-// sub-blocks at once and writes the same bytes.
+// 2^22, and for NaN) is a clamp first. quantize_k_simd.h (AVX2, AVX-512) performs the same
+// operations on 8 or 16 sub-blocks at once and writes the same bytes.
 #include "kquant_internal.h"
 #include <math.h>
 #include <string.h>

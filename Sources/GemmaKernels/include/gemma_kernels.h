@@ -85,7 +85,8 @@ void gt_quantize_row(int type, const float *x, size_t n, void *out);
 void gt_quantize_row_isa(int isa, int type, const float *x, size_t n, void *out);
 /// The reference the SIMD quantizers are tested against, bit for bit: portable C with every
 /// multiply-add of the q4 search fused (fmaf). The portable path equals it except on x86-64
-/// CPUs without FMA, which round those multiply-adds twice (fmaf would be a slow libm call).
+/// CPUs without FMA, which round those multiply-adds twice (fmaf would be a slow libm call). q4k / q6k fuse
+/// nothing: there the portable path is the reference on every CPU.
 void gt_quantize_row_reference(int type, const float *x, size_t n, void *out);
 void gt_dequantize_row(int type, const void *row, size_t n, float *out);
 

@@ -1,6 +1,6 @@
 // Benchmark of the matrix-product kernels at Gemma 2B shapes.
 //
-//   bench [--isa NAME|all] [--threads N[,N...]] [--reps N] [--count N] [--types q4,q8,bf16] [--quick] [--cached] [--min]
+//   bench [--isa NAME|all] [--threads N[,N...]] [--reps N] [--count N] [--types q4,q8,bf16,q4k,q6k] [--quick] [--cached] [--min]
 //
 // For each shape, type, path and thread count: the median time of `reps` products (the input
 // preparation included, as the runtime does it once per product), the weight bytes read per
@@ -101,7 +101,48 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static const char *type_names[] = { "f32", "bf16", "q8", "q4", "q5" };
+static const char *type_names[] = { "f32", "bf16", "q8", "q4", "q5", "q4k", "q6k" };
+
+// 1 when the comma-separated `list` names `name` exactly ("q4" is not "q4k").
+static int list_has(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *s = list; *s;) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == n && strncmp(s, name, n) == 0) return 1;
+        if (!e) break;
+        s = e + 1;
+    }
+    return 0;
+}
+
+static int is_kquant(int type) { return type == GT_Q4K || type == GT_Q6K; }
+
+static size_t row_bytes(int type, size_t cols) {
+    if (type == GT_Q4K) return cols / GT_KBLOCK * GT_Q4K_BLOCK_BYTES;
+    if (type == GT_Q6K) return cols / GT_KBLOCK * GT_Q6K_BLOCK_BYTES;
+    return gt_row_bytes(type, cols);
+}
+
+// K-quant rows: pseudo-random bytes with small finite f16 scales (any such bytes are valid
+// Q4_K / Q6_K blocks; the kernels' speed does not depend on the values).
+static void fill_kquant_row(int type, uint8_t *p, size_t cols, size_t seed) {
+    size_t bb = type == GT_Q4K ? GT_Q4K_BLOCK_BYTES : GT_Q6K_BLOCK_BYTES;
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < cols / GT_KBLOCK * bb; i++) {
+        z ^= z << 13, z ^= z >> 7, z ^= z << 17;
+        p[i] = (uint8_t)z;
+    }
+    for (size_t b = 0; b < cols / GT_KBLOCK; b++) {
+        uint16_t d = gt_f32_to_f16(0.01f), dmin = gt_f32_to_f16(0.002f);
+        if (type == GT_Q4K) {
+            memcpy(p + b * bb, &d, 2);
+            memcpy(p + b * bb + 2, &dmin, 2);
+        } else {
+            memcpy(p + b * bb + 208, &d, 2);
+        }
+    }
+}
 
 int main(int argc, char **argv) {
     const char *isa_arg = "all", *types_arg = "q4,q8,bf16", *threads_arg = "1,2";
@@ -144,10 +185,10 @@ int main(int argc, char **argv) {
     printf("%-20s %-5s %-13s %3s %10s %9s %9s\n", "shape", "type", "path", "thr", use_min ? "min us" : "median us", "GB/s", "GFLOP/s");
     for (int s = 0; s < nshapes; s++) {
         for (int type = 0; type < GT_TYPE_COUNT; type++) {
-            if (!strstr(types_arg, type_names[type])) continue;
+            if (!list_has(types_arg, type_names[type])) continue;
             if (shapes[s].lm_head && type != GT_Q8) continue;  // the LM head is stored q8
             size_t rows = shapes[s].rows, cols = shapes[s].cols;
-            size_t rb = gt_row_bytes(type, cols), bytes = rows * rb;
+            size_t rb = row_bytes(type, cols), bytes = rows * rb;
             size_t copies = (size_t)ceil((double)(1u << 30) / (double)bytes);
             if (copies < 1) copies = 1;
             if (quick && copies > 4) copies = 4;
@@ -156,6 +197,10 @@ int main(int argc, char **argv) {
             if (posix_memalign((void **)&w, 64, copies * bytes)) return 2;
             float *row = malloc(cols * sizeof(float));
             for (size_t r = 0; r < rows; r++) {
+                if (is_kquant(type)) {
+                    fill_kquant_row(type, w + r * rb, cols, r);
+                    continue;
+                }
                 for (size_t c = 0; c < cols; c++) row[c] = (float)((r * 7 + c * 13) % 101) / 50.0f - 1.0f;
                 gt_quantize_row(type, row, cols, w + r * rb);
             }

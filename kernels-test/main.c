@@ -16,12 +16,18 @@
 //   - input preparation: block maxima map to +-127 and every value rounds within half a step;
 //   - the q8 / q4 row quantizers (converter side) of every path write exactly the bytes of
 //     gt_quantize_row_reference (x86-64's portable q4 path excepted: it rounds twice, see quantize.c).
+//   - the K-quant kernels (q4k / q6k): kquant_test.c (every path equals the scalar path bit for
+//     bit, and both meet the q types' bound against an f64 dot product of ggml's dequantized values).
 //
-// Usage: kernels-test [--expect-isa NAME] [--quick]
+// Usage: kernels-test [--expect-isa NAME] [--quick] [--goldens DIR] [--write-kquant-goldens DIR]
 //   --expect-isa NAME  also fail unless the automatically chosen path is NAME
 //   --quick            fewer, smaller shapes (for slow emulation)
+//   --goldens DIR      where the K-quant goldens are (default fixtures/goldens; see kquant.c)
+//   --write-kquant-goldens DIR  only write DIR/kquant-q4k.bin and kquant-q6k.bin from
+//                      DIR/kquant-input.f32 (fixtures/kquant_golden.py describes the steps)
 // Prints one line per failure and a final "N passed, M failed"; exits 1 on any failure.
 #include "gemma_kernels.h"
+#include "test_support.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,9 +36,7 @@
 
 static int passed, failed;
 
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void check(int ok, const char *fmt, ...) {
+void check(int ok, const char *fmt, ...) {
     if (ok) {
         passed++;
         return;
@@ -49,20 +53,20 @@ static void check(int ok, const char *fmt, ...) {
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_next(void) {
+uint64_t rng_next(void) {
     uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-static float rng_float(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+float rng_float(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
 
 static const char *type_name(int type) {
-    static const char *names[] = { "f32", "bf16", "q8", "q4", "q5" };
+    static const char *names[] = { "f32", "bf16", "q8", "q4", "q5", "q4k", "q6k" };
     return names[type];
 }
 
-static void *xmalloc(size_t n) {
+void *xmalloc(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? n : 64) != 0) {
         fprintf(stderr, "out of memory\n");
@@ -73,7 +77,7 @@ static void *xmalloc(size_t n) {
 
 // Random inputs with a spread of magnitudes: some blocks tiny, some large, an occasional outlier,
 // an all-zero block now and then.
-static void fill_inputs(float *x, size_t n) {
+void fill_inputs(float *x, size_t n) {
     for (size_t i = 0; i < n; i += 32) {
         float scale = powf(10.0f, 2.0f * rng_float());
         int zero = (rng_next() % 17) == 0;
@@ -266,8 +270,9 @@ static void check_problem(const problem *p, size_t begin, size_t end) {
 }
 
 // Non-finite inputs reach the outputs as NaN / inf rather than vanishing in quantization.
+// (The K types' kernels are tested with their own shapes in their own file.)
 static void check_nonfinite(void) {
-    for (int type = 0; type < GT_TYPE_COUNT; type++) {
+    for (int type = 0; type <= GT_Q5; type++) {
         problem p = make_problem(type, 5, 64, 1);
         p.x[40] = NAN;
         gt_prepare_activations(type, p.x, 64, 1, 64, p.act);
@@ -299,6 +304,10 @@ static void check_degenerate(void) {
         check(y[0] == 0.0f, "%s: q4 rows of 40 must be refused", gt_isa_name(isa));
         gt_matmul_isa(isa, GT_Q5, w, 22, 40, act, 1, y, 3, 0, 3);
         check(y[0] == 0.0f, "%s: q5 rows of 40 must be refused", gt_isa_name(isa));
+        gt_matmul_isa(isa, GT_Q4K, w, 18, 96, act, 1, y, 3, 0, 3);
+        check(y[0] == 0.0f, "%s: q4k rows of 96 (not whole super-blocks) must be refused", gt_isa_name(isa));
+        gt_matmul_isa(isa, GT_Q6K, w, 18, 288, act, 1, y, 3, 0, 3);
+        check(y[0] == 0.0f, "%s: q6k rows of 288 must be refused", gt_isa_name(isa));
     }
 }
 
@@ -394,13 +403,15 @@ static void check_selection(const char *expect) {
 }
 
 int main(int argc, char **argv) {
-    const char *expect = NULL;
+    const char *expect = NULL, *goldens = "fixtures/goldens";
     int quick = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--expect-isa") == 0 && i + 1 < argc) expect = argv[++i];
         else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--goldens") == 0 && i + 1 < argc) goldens = argv[++i];
+        else if (strcmp(argv[i], "--write-kquant-goldens") == 0 && i + 1 < argc) return write_kquant_goldens(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--expect-isa NAME] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--expect-isa NAME] [--quick] [--goldens DIR] [--write-kquant-goldens DIR]\n", argv[0]);
             return 2;
         }
     }
@@ -410,6 +421,7 @@ int main(int argc, char **argv) {
     check_nonfinite();
     check_degenerate();
     check_quantize(quick);
+    check_kquant(quick, goldens);
 
     // Shapes: (rows, cols, row range). Quantized types need whole blocks of 32; f32 / bf16 rows
     // may have any length, so they also get odd lengths.
@@ -424,7 +436,7 @@ int main(int argc, char **argv) {
     };
     size_t nq = sizeof(qshapes) / sizeof(qshapes[0]), nf = sizeof(fshapes) / sizeof(fshapes[0]);
     if (quick) { nq -= 1; nf -= 1; }
-    for (int type = 0; type < GT_TYPE_COUNT; type++) {
+    for (int type = 0; type <= GT_Q5; type++) {  // K-quants: check_kquant
         int quant = type == GT_Q8 || type == GT_Q4 || type == GT_Q5;
         const shape *shapes = quant ? qshapes : fshapes;
         size_t ns = quant ? nq : nf;
@@ -436,6 +448,7 @@ int main(int argc, char **argv) {
             free_problem(&p);
         }
     }
+    check_kquant_matmul(quick);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

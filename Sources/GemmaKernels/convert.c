@@ -58,6 +58,8 @@ size_t gt_row_bytes(int type, size_t n) {
     case GT_Q8: return n % GT_BLOCK ? 0 : n / GT_BLOCK * GT_Q8_BLOCK_BYTES;
     case GT_Q4: return n % GT_BLOCK ? 0 : n / GT_BLOCK * GT_Q4_BLOCK_BYTES;
     case GT_Q5: return n % GT_BLOCK ? 0 : n / GT_BLOCK * GT_Q5_BLOCK_BYTES;
+    case GT_Q4K: return n % GT_KBLOCK ? 0 : n / GT_KBLOCK * GT_Q4K_BLOCK_BYTES;
+    case GT_Q6K: return n % GT_KBLOCK ? 0 : n / GT_KBLOCK * GT_Q6K_BLOCK_BYTES;
     default: return 0;
     }
 }

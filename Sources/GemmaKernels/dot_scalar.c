@@ -1,6 +1,6 @@
 // Portable scalar reference kernels: fused dequantize + dot product, and matrix-vector product.
 // Every SIMD path is tested against these.
-#include "gemma_kernels.h"
+#include "kquant_internal.h"
 #include <string.h>
 
 static inline float get_f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return gt_f16_to_f32(h); }
@@ -51,6 +51,17 @@ float gt_dot_scalar(int type, const void *row, const float *x, size_t n) {
                 s += (float)((int)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16) * x[j + GT_BLOCK / 2];
             }
             sum += get_f16(p) * s;
+        }
+        break;
+    case GT_Q4K:
+    case GT_Q6K:
+        // The dot product with the dequantized row (dequant_k.c), one super-block at a time, in
+        // element order: the reference the K kernels are tested against.
+        for (size_t b = 0; b < n / GT_KBLOCK; b++, x += GT_KBLOCK) {
+            float w[GT_KBLOCK];
+            if (type == GT_Q4K) gt_dequantize_q4k(p + b * GT_Q4K_BLOCK_BYTES, 1, w);
+            else gt_dequantize_q6k(p + b * GT_Q6K_BLOCK_BYTES, 1, w);
+            for (int i = 0; i < GT_KBLOCK; i++) sum += w[i] * x[i];
         }
         break;
     }

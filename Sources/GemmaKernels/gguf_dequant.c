@@ -3,6 +3,7 @@
 // Every product is written in ggml's order and fused multiply-adds are disabled, so the values
 // are bit-identical to ggml's reference dequantizers and to gguf-py's numpy ones.
 #include "gguf_dequant.h"
+#include "kquant_internal.h"
 #include <string.h>
 
 #if defined(__clang__)
@@ -132,36 +133,8 @@ static void row_q5_1(const uint8_t *b, size_t nb, float *y) {
 
 // ---- K-quants: 256-value super-blocks ----
 
-// Scale and min of sub-block j (0..7) from the 12 packed bytes: the first four sub-blocks keep
-// their six bits in the low bits of bytes j and j+4; the last four split theirs between a
-// nibble of bytes 8..11 and the two top bits of bytes j-4 and j.
-static inline void k4_scale_min(int j, const uint8_t *s, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
-
-static void row_q4_k(const uint8_t *b, size_t nb, float *y) {
-    for (size_t i = 0; i < nb; i++, b += 144) {
-        const float d = load_f16(b);
-        const float dmin = load_f16(b + 2);
-        const uint8_t *scales = b + 4;
-        const uint8_t *q = b + 16;
-        for (int j = 0; j < 4; j++, q += 32) {
-            int sc, m;
-            k4_scale_min(2 * j, scales, &sc, &m);
-            const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            k4_scale_min(2 * j + 1, scales, &sc, &m);
-            const float d2 = d * (float)sc, m2 = dmin * (float)m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0x0F) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
-        }
-    }
-}
+// Q4_K and Q6_K: the runtime's own dequantizers (dequant_k.c, GT_Q4K / GT_Q6K share ggml's
+// layouts); Q5_K reads Q4_K's packed scales.
 
 static void row_q5_k(const uint8_t *b, size_t nb, float *y) {
     for (size_t i = 0; i < nb; i++, b += 176) {
@@ -172,37 +145,13 @@ static void row_q5_k(const uint8_t *b, size_t nb, float *y) {
         const uint8_t *ql = b + 48;
         for (int j = 0; j < 4; j++, ql += 32) {
             int sc, m;
-            k4_scale_min(2 * j, scales, &sc, &m);
+            gt_q4k_scale_min(2 * j, scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            k4_scale_min(2 * j + 1, scales, &sc, &m);
+            gt_q4k_scale_min(2 * j + 1, scales, &sc, &m);
             const float d2 = d * (float)sc, m2 = dmin * (float)m;
             // Sub-block 2j takes its fifth bits from bit 2j of qh[l], sub-block 2j+1 from bit 2j+1.
             for (int l = 0; l < 32; l++) *y++ = d1 * (float)((ql[l] & 0x0F) | (((qh[l] >> (2 * j)) & 1) << 4)) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * (float)((ql[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4)) - m2;
-        }
-    }
-}
-
-static void row_q6_k(const uint8_t *b, size_t nb, float *y) {
-    for (size_t i = 0; i < nb; i++, b += 210) {
-        const uint8_t *ql = b;
-        const uint8_t *qh = b + 128;
-        const int8_t *sc = (const int8_t *)(b + 192);
-        const float d = load_f16(b + 208);
-        // Two halves of 128 values; in each, value l (0..31) of the four quarters shares qh[l]
-        // (two bits each) and the low nibbles / high nibbles of ql[l] and ql[l + 32].
-        for (int half = 0; half < 2; half++, y += 128, ql += 64, qh += 32, sc += 8) {
-            for (int l = 0; l < 32; l++) {
-                const int is = l / 16;
-                const int q1 = ((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                const int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                y[l] = d * (float)sc[is] * (float)q1;
-                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
-            }
         }
     }
 }
@@ -227,9 +176,9 @@ int gt_gguf_dequantize_row(int type, const void *src, size_t n, float *dst) {
     case GT_GGML_Q4_1: row_q4_1(b, nb, dst); break;
     case GT_GGML_Q5_0: row_q5_0(b, nb, dst); break;
     case GT_GGML_Q5_1: row_q5_1(b, nb, dst); break;
-    case GT_GGML_Q4_K: row_q4_k(b, nb, dst); break;
+    case GT_GGML_Q4_K: gt_dequantize_q4k(b, nb, dst); break;
     case GT_GGML_Q5_K: row_q5_k(b, nb, dst); break;
-    case GT_GGML_Q6_K: row_q6_k(b, nb, dst); break;
+    case GT_GGML_Q6_K: gt_dequantize_q6k(b, nb, dst); break;
     default: return -1;
     }
     return 0;

@@ -100,7 +100,9 @@ size_t gt_activation_bytes(int type, size_t cols) {
     case GT_Q8:
     case GT_Q4:
     case GT_Q5:
-        return cols % GT_BLOCK ? 0 : gt_act_stride(type, cols);
+    case GT_Q4K:
+    case GT_Q6K:
+        return cols % gt_type_block(type) ? 0 : gt_act_stride(type, cols);
     default:
         return 0;
     }
@@ -162,7 +164,7 @@ void gt_prepare_activations(int type, const float *x, size_t cols, size_t count,
 // whole blocks (no kernel exists for them); zero-length rows give zeros.
 static int valid_call(int type, size_t cols, size_t count, float *y, size_t y_stride, size_t r0, size_t r1) {
     if (type < 0 || type >= GT_TYPE_COUNT || r0 >= r1 || count == 0) return 0;
-    if (gt_is_quantized(type) && cols % GT_BLOCK) return 0;
+    if (cols % gt_type_block(type)) return 0;
     if (cols == 0) {
         for (size_t t = 0; t < count; t++)
             for (size_t r = r0; r < r1; r++) y[t * y_stride + r] = 0.0f;
@@ -171,19 +173,28 @@ static int valid_call(int type, size_t cols, size_t count, float *y, size_t y_st
     return 1;
 }
 
+// The kernel of `type` on path `isa`: the scalar table's when that path has none (NULL entry),
+// NULL when neither has one.
+static gt_matmul_fn kernel_for(int isa, int type) {
+    gt_matmul_fn fn = table_for(isa)->fn[type];
+    return fn ? fn : gt_kernels_scalar.fn[type];
+}
+
 void gt_matmul_isa(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
                    size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end) {
     if (!valid_call(type, cols, count, y, y_stride, row_begin, row_end)) return;
     if (!gt_isa_supported(isa)) isa = GT_ISA_SCALAR;
-    table_for(isa)->fn[type]((const uint8_t *)w, row_stride, cols, (const uint8_t *)act,
-                             gt_act_stride(type, cols), count, y, y_stride, row_begin, row_end);
+    gt_matmul_fn fn = kernel_for(isa, type);
+    if (fn) fn((const uint8_t *)w, row_stride, cols, (const uint8_t *)act, gt_act_stride(type, cols), count, y, y_stride,
+               row_begin, row_end);
 }
 
 void gt_matmul(int type, const void *w, size_t row_stride, size_t cols, const void *act, size_t count,
                float *y, size_t y_stride, size_t row_begin, size_t row_end) {
     if (!valid_call(type, cols, count, y, y_stride, row_begin, row_end)) return;
-    table_for(gt_kernel_isa_id())->fn[type]((const uint8_t *)w, row_stride, cols, (const uint8_t *)act,
-                                            gt_act_stride(type, cols), count, y, y_stride, row_begin, row_end);
+    gt_matmul_fn fn = kernel_for(gt_kernel_isa_id(), type);
+    if (fn) fn((const uint8_t *)w, row_stride, cols, (const uint8_t *)act, gt_act_stride(type, cols), count, y, y_stride,
+               row_begin, row_end);
 }
 
 // ---- portable scalar path ----
@@ -286,4 +297,5 @@ static void scalar_q5(const uint8_t *w, size_t rs, size_t cols, const uint8_t *a
     }
 }
 
-const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5 } };
+const gt_kernel_table gt_kernels_scalar = { "scalar", { scalar_f32, scalar_bf16, scalar_q8, scalar_q4, scalar_q5,
+                                                     gt_q4k_scalar, gt_q6k_scalar } };

@@ -325,8 +325,9 @@ GT_DEFINE_DRIVER(vnni_q8, q8_tile_vnni, VNNI_FN)
 GT_DEFINE_DRIVER(avx2_f32, F32_TILE, AVX2_FN)
 GT_DEFINE_DRIVER(avx2_bf16, BF16_TILE, AVX2_FN)
 
-const gt_kernel_table gt_kernels_avx2 = { "avx2", { avx2_f32, avx2_bf16, avx2_q8, avx2_q4, avx2_q5 } };
+const gt_kernel_table gt_kernels_avx2 = { "avx2", { avx2_f32, avx2_bf16, avx2_q8, avx2_q4, avx2_q5, gt_q4k_avx2, gt_q6k_avx2 } };
 // f32 / bf16 have no integer products: the VNNI path shares the AVX2 kernels.
-const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16, vnni_q8, vnni_q4, vnni_q5 } };
+const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16, vnni_q8, vnni_q4, vnni_q5,
+                                                               gt_q4k_avxvnni, gt_q6k_avxvnni } };
 
 #endif

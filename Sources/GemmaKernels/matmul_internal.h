@@ -22,7 +22,24 @@
 
 static inline size_t gt_round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static inline int gt_is_quantized(int type) { return type == GT_Q8 || type == GT_Q4 || type == GT_Q5; }
+// The K types (GT_Q4K, GT_Q6K) take the same prepared inputs as q8/q4/q5 (blocks of 32 within
+// their super-blocks of 256).
+static inline int gt_is_quantized(int type) {
+    return type == GT_Q8 || type == GT_Q4 || type == GT_Q5 || type == GT_Q4K || type == GT_Q6K;
+}
+
+// Values per block of a storage type: 1 (f32, bf16), GT_BLOCK, or GT_KBLOCK (K types); a row
+// is a whole number of them. 0 for an unknown type.
+static inline size_t gt_type_block(int type) {
+    switch (type) {
+    case GT_F32: case GT_BF16: return 1;
+    case GT_Q8: case GT_Q4: case GT_Q5: return GT_BLOCK;
+    case GT_Q4K: case GT_Q6K: return GT_KBLOCK;
+    default: return 0;
+    }
+}
+
+static inline int gt_is_kquant(int type) { return type == GT_Q4K || type == GT_Q6K; }
 
 static inline size_t gt_act_stride(int type, size_t cols) {
     if (gt_is_quantized(type)) return gt_round64(cols / GT_BLOCK * (GT_BLOCK + 8));
@@ -65,8 +82,31 @@ typedef void (*gt_matmul_fn)(const uint8_t *w, size_t row_stride, size_t cols,
 
 typedef struct {
     const char *name;
-    gt_matmul_fn fn[GT_TYPE_COUNT];  // indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4, GT_Q5
+    // Indexed by GT_F32, GT_BF16, GT_Q8, GT_Q4, GT_Q5, GT_Q4K, GT_Q6K. A NULL entry (a type a
+    // path has no kernel for yet) falls back to the scalar table's, and to nothing if that is NULL.
+    gt_matmul_fn fn[GT_TYPE_COUNT];
 } gt_kernel_table;
+
+// K-quant kernels, one per ISA (matmul_kquant*.c; the tables above list them).
+#define GT_DECLARE_MATMUL(NAME)                                                                     \
+    void NAME(const uint8_t *w, size_t row_stride, size_t cols, const uint8_t *act, size_t act_stride, \
+              size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end)
+GT_DECLARE_MATMUL(gt_q4k_scalar);
+GT_DECLARE_MATMUL(gt_q6k_scalar);
+#if defined(__x86_64__) || defined(_M_X64)
+GT_DECLARE_MATMUL(gt_q4k_avx2);
+GT_DECLARE_MATMUL(gt_q6k_avx2);
+GT_DECLARE_MATMUL(gt_q4k_avxvnni);
+GT_DECLARE_MATMUL(gt_q6k_avxvnni);
+GT_DECLARE_MATMUL(gt_q4k_avx512vnni);
+GT_DECLARE_MATMUL(gt_q6k_avx512vnni);
+#endif
+#if defined(__aarch64__)
+GT_DECLARE_MATMUL(gt_q4k_neon);
+GT_DECLARE_MATMUL(gt_q6k_neon);
+GT_DECLARE_MATMUL(gt_q4k_dot);
+GT_DECLARE_MATMUL(gt_q6k_dot);
+#endif
 
 extern const gt_kernel_table gt_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)

@@ -247,8 +247,9 @@ GT_DEFINE_DRIVER(dot_q8, q8_tile_dot, DOT_FN)
 GT_DEFINE_DRIVER(neon_f32, F32_TILE, NEON_FN)
 GT_DEFINE_DRIVER(neon_bf16, BF16_TILE, NEON_FN)
 
-const gt_kernel_table gt_kernels_neon = { "neon", { neon_f32, neon_bf16, neon_q8, neon_q4, neon_q5 } };
+const gt_kernel_table gt_kernels_neon = { "neon", { neon_f32, neon_bf16, neon_q8, neon_q4, neon_q5, gt_q4k_neon, gt_q6k_neon } };
 // f32 / bf16 have no integer products: the dotprod path shares the NEON kernels.
-const gt_kernel_table gt_kernels_neon_dotprod = { "neon+dotprod", { neon_f32, neon_bf16, dot_q8, dot_q4, dot_q5 } };
+const gt_kernel_table gt_kernels_neon_dotprod = { "neon+dotprod", { neon_f32, neon_bf16, dot_q8, dot_q4, dot_q5,
+                                                                     gt_q4k_dot, gt_q6k_dot } };
 
 #endif

@@ -37,6 +37,11 @@
             for (; r < r1; r++) TILE(w, rs, cols, act, as, y, ys, r, 1, 1);                                   \
             return;                                                                                           \
         }                                                                                                     \
+        GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, BATCH_ROWS)                           \
+    }
+
+// The batch part of a driver: rows in chunks, tokens in groups of 4, BATCH_ROWS-row tiles.
+#define GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, BATCH_ROWS)                          \
         size_t chunk = (GT_ROW_CHUNK_BYTES / (rs ? rs : 1)) & ~(size_t)3;                                     \
         if (chunk < 4) chunk = 4;                                                                             \
         for (size_t c0 = r0; c0 < r1; c0 += chunk) {                                                          \
@@ -50,9 +55,58 @@
                 for (; r + 2 <= c1; r += 2) GT_TILE_N(TILE, w, rs, cols, a, as, yt, ys, r, 2, n)              \
                 if (r < c1) GT_TILE_N(TILE, w, rs, cols, a, as, yt, ys, r, 1, n)                              \
             }                                                                                                 \
-        }                                                                                                     \
-    }
+        }
 
 #define GT_DEFINE_DRIVER(NAME, TILE, ATTR) GT_DEFINE_DRIVER_ROWS(NAME, TILE, ATTR, 2)
+
+#define GT_TILE_ROWS_N(CALL, R, n)       \
+    switch (n) {                         \
+    case 1: CALL(R, 1); break;           \
+    case 2: CALL(R, 2); break;           \
+    case 3: CALL(R, 3); break;           \
+    case 4: CALL(R, 4); break;           \
+    case 5: CALL(R, 5); break;           \
+    case 6: CALL(R, 6); break;           \
+    case 7: CALL(R, 7); break;           \
+    default: CALL(R, 8); break;          \
+    }
+
+// AVX-512 batch drivers (matmul_avx512.c, matmul_kquant_avx512.c; the including file defines
+// AVX512_FN and single_token_table(), the kernels for one token). A batch: rows in chunks of
+// ~64 KiB of weights (kept in L2, a multiple of 8 rows), tokens in groups of 8 over each chunk's
+// TILE_ROWS-row tiles (8 for q4/q5/q4k, 4 for q8/q6k: as many accumulators as there are
+// registers). A single token takes the AVX2 kernel.
+#define DEFINE_BATCH_DRIVER(NAME, TYPE, TILE_CALL, TILE_ROWS)                                                           \
+    AVX512_FN static void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,      \
+                               size_t count, float *y, size_t ys, size_t r0, size_t r1) {                    \
+        if (count == 1) {                                                                                    \
+            single_token_table()->fn[TYPE](w, rs, cols, act, as, count, y, ys, r0, r1);                         \
+            return;                                                                                          \
+        }                                                                                                    \
+        size_t chunk = (65536 / (rs ? rs : 1)) & ~(size_t)7;                                                 \
+        if (chunk < 8) chunk = 8;                                                                            \
+        for (size_t c0 = r0; c0 < r1; c0 += chunk) {                                                         \
+            size_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;                                                   \
+            for (size_t t = 0; t < count; t += 8) {                                                          \
+                const uint8_t *a = act + t * as;                                                             \
+                float *yt = y + t * ys;                                                                      \
+                size_t n = count - t < 8 ? count - t : 8;                                                    \
+                size_t r = c0;                                                                               \
+                for (; r + TILE_ROWS <= c1; r += TILE_ROWS) {                                                \
+                    GT_TILE_ROWS_N(TILE_CALL, TILE_ROWS, n)                                                  \
+                }                                                                                            \
+                if (TILE_ROWS == 8 && r + 4 <= c1) {                                                         \
+                    GT_TILE_ROWS_N(TILE_CALL, 4, n)                                                          \
+                    r += 4;                                                                                  \
+                }                                                                                            \
+                if (r < c1) {                                                                                \
+                    const int rest = (int)(c1 - r);                                                          \
+                    if (rest == 1) { GT_TILE_ROWS_N(TILE_CALL, 1, n) }                                       \
+                    else if (rest == 2) { GT_TILE_ROWS_N(TILE_CALL, 2, n) }                                  \
+                    else { GT_TILE_ROWS_N(TILE_CALL, 3, n) }                                                 \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+    }
 
 #endif

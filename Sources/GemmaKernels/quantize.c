@@ -1,5 +1,6 @@
 // Quantization (used by the converter) and dequantization of rows.
 #include "quantize_internal.h"
+#include "kquant_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -130,16 +131,33 @@ static void quantize_row_scalar(int type, const float *x, size_t n, uint8_t *o, 
     case GT_Q5:
         gt_quantize_row_q5(x, n, o);
         break;
+    case GT_Q4K:  // no fused multiply-adds: the portable path is the reference everywhere
+        gt_quantize_row_q4k_ref(x, n, o);
+        break;
+    case GT_Q6K:
+        gt_quantize_row_q6k_ref(x, n, o);
+        break;
     }
 }
 
 void gt_quantize_row_isa(int isa, int type, const float *x, size_t n, void *out) {
     uint8_t *o = (uint8_t *)out;
 #if defined(__x86_64__) || defined(_M_X64)
-    if ((isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_AVX512_VNNI) && (type == GT_Q8 || type == GT_Q4) &&
-        gt_isa_supported(isa)) {
-        if (type == GT_Q8) gt_quantize_row_q8_avx2(x, n, o);
-        else gt_quantize_row_q4_avx2(x, n, o);
+    if ((isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_AVX512_VNNI) &&
+        (type == GT_Q8 || type == GT_Q4 || type == GT_Q4K || type == GT_Q6K) && gt_isa_supported(isa)) {
+        switch (type) {
+        case GT_Q8: gt_quantize_row_q8_avx2(x, n, o); break;
+        case GT_Q4: gt_quantize_row_q4_avx2(x, n, o); break;
+        // K types: quantize_k_avx512.c / quantize_k_avx2.c, the same bytes.
+        case GT_Q4K:
+            if (isa == GT_ISA_AVX512_VNNI) gt_quantize_row_q4k_avx512(x, n, o);
+            else gt_quantize_row_q4k_avx2(x, n, o);
+            break;
+        default:
+            if (isa == GT_ISA_AVX512_VNNI) gt_quantize_row_q6k_avx512(x, n, o);
+            else gt_quantize_row_q6k_avx2(x, n, o);
+            break;
+        }
         return;
     }
 #endif
@@ -187,6 +205,12 @@ void gt_dequantize_row(int type, const void *row, size_t n, float *out) {
         break;
     case GT_Q5:
         gt_dequantize_row_q5(p, n, out);
+        break;
+    case GT_Q4K:
+        gt_dequantize_q4k(p, n / GT_KBLOCK, out);
+        break;
+    case GT_Q6K:
+        gt_dequantize_q6k(p, n / GT_KBLOCK, out);
         break;
     }
 }

@@ -51,7 +51,7 @@ size_t gt_convert_row(int src_type, const void *src, size_t n, int type, void *o
     size_t bad;
 #if defined(__x86_64__) || defined(_M_X64)
     int isa = gt_kernel_isa_id();
-    if (src_type == GT_SRC_BF16 && (isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI)) {
+    if (src_type == GT_SRC_BF16 && (isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_AVX512_VNNI)) {
         bad = gt_widen_bf16_avx2(src, n, scratch);
     } else
 #endif

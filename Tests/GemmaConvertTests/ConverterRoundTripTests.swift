@@ -66,16 +66,17 @@ final class ConverterRoundTripTests: XCTestCase {
         return (summary, file)
     }
 
-    /// The default q4 policy: k/v/down projections at q8, the other matrices q4, the embedding
-    /// q8, norms f32; --pure: every matrix but the embedding q4; other types have no exceptions.
+    /// The q4 policy (the default before q4k): k/v/down projections at q8, the other matrices
+    /// q4, the embedding q8, norms f32; --pure: every matrix but the embedding q4; other types
+    /// have no exceptions.
     func testQ4PerTensorPolicy() throws {
         func types(_ options: ConversionOptions) throws -> [String: StorageType] {
             let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: options, bound: 0.12)
             _ = summary
             return Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0.type) })
         }
-        let policy = try types(ConversionOptions(threads: 2))
-        let pure = try types(ConversionOptions(threads: 2, pure: true))
+        let policy = try types(ConversionOptions(type: .q4, threads: 2))
+        let pure = try types(ConversionOptions(type: .q4, threads: 2, pure: true))
         let q8 = try types(ConversionOptions(type: .q8, threads: 2))
         for (name, type) in policy {
             let sensitive = ConversionOptions.sensitiveMatrices.contains { name.hasSuffix($0) }
@@ -105,8 +106,8 @@ final class ConverterRoundTripTests: XCTestCase {
         }
     }
 
-    func testQ4DefaultKeepsEmbeddingAtQ8AndNormsAtF32() throws {
-        let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(report: true), bound: 0.12)
+    func testQ4KeepsEmbeddingAtQ8AndNormsAtF32() throws {
+        let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(type: .q4, report: true), bound: 0.12)
         XCTAssertEqual(file.tensor("model.embed_tokens.weight")?.type, .q8)
         XCTAssertEqual(file.tensor("model.layers.0.mlp.up_proj.weight")?.type, .q4)
         XCTAssertEqual(file.tensor("model.norm.weight")?.type, .f32)

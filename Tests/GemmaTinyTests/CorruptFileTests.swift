@@ -46,7 +46,7 @@ final class CorruptFileTests: XCTestCase {
 
     /// Version 1 files (no q5) and version 2 files open; a file is written with the lowest
     /// version that holds its types; an unknown version, or a q5 tensor in a version 1 file, is
-    /// a clear error.
+    /// a clear error. (Version 3, the K types: testKQuantTensorsNeedVersion3.)
     func testFormatVersions() throws {
         XCTAssertEqual(header.version, 1, "no q5 tensor: version 1, readable by older builds")
         let q5Path = dir + "/q5.gtm"
@@ -66,9 +66,55 @@ final class CorruptFileTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("needs format version 2"), "\(error)")
         }
         var future = original
-        future[8] = 3
+        future[8] = 4
         XCTAssertThrowsError(try open(resealed(future))) { error in
-            guard case ModelFileError.unsupportedVersion(3) = error else { return XCTFail("\(error)") }
+            guard case ModelFileError.unsupportedVersion(4) = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// A q4k or q6k tensor makes the file version 3 (with or without q5 beside it); such a
+    /// tensor in a file that says version 1 or 2 is refused, and so is a K row that is not whole
+    /// 256-value super-blocks.
+    func testKQuantTensorsNeedVersion3() throws {
+        for (type, blockBytes) in [(StorageType.q4k, 144), (.q6k, 210)] {
+            let path = dir + "/\(type).gtm"
+            let writer = try ModelFileWriter(destination: path, metadata: FormatTests.metadata(),
+                                             vocabulary: FormatTests.vocabulary, overwrite: true)
+            let k = [UInt8](repeating: 0x22, count: 3 * 2 * blockBytes)
+            try k.withUnsafeBytes { try writer.addTensor(name: "wk", type: type, shape: [3, 512], bytes: $0) }
+            let q5 = [UInt8](repeating: 0x11, count: 4 * 2 * 22)
+            try q5.withUnsafeBytes { try writer.addTensor(name: "w5", type: .q5, shape: [4, 64], bytes: $0) }
+            try writer.finish()
+            let file = try ModelFile(path: path)
+            XCTAssertEqual(file.header.version, 3, "\(type)")
+            XCTAssertEqual(file.tensor("wk")?.type, type)
+            XCTAssertEqual(file.tensor("wk")?.rowBytes, 2 * blockBytes)
+            try file.verify()
+
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            for older: UInt8 in [1, 2] {
+                var b = bytes
+                b[8] = older
+                XCTAssertThrowsError(try open(resealed(b))) { error in
+                    XCTAssertTrue("\(error)".contains("wk: storage type \(type) needs format version 3"), "\(error)")
+                }
+            }
+            // Rewrite wk's row length (its last dimension, 512) as 320: not whole super-blocks.
+            var b = bytes
+            let table = file.header.tensorTable
+            let name = Array("wk".utf8)
+            let at = try XCTUnwrap((table.lowerBound ..< table.upperBound - name.count).first { Array(b[$0 ..< $0 + 2]) == name })
+            let lastDim = at + name.count + 4 + 8  // type, layout, compression, rank; then dims
+            XCTAssertEqual(b[lastDim], 0x00)
+            XCTAssertEqual(b[lastDim + 1], 0x02)
+            putU64(&b, at: lastDim, 320)
+            var h = gt_xxh64_state()
+            gt_xxh64_reset(&h, 0)
+            for r in [file.header.metadata, file.header.tokenizer, table] { b[r].withUnsafeBytes { gt_xxh64_update(&h, $0.baseAddress, $0.count) } }
+            putU64(&b, at: 88, gt_xxh64_digest(&h))
+            XCTAssertThrowsError(try open(resealed(b))) { error in
+                XCTAssertTrue("\(error)".contains("wk: row length 320 is not a whole number of 256-value \(type) blocks"), "\(error)")
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import GemmaConvert
+@testable import GemmaConvert
 @testable import GemmaTiny
 import XCTest
 
@@ -120,8 +120,57 @@ final class Gemma3RealModelTests: XCTestCase {
         try checkAgreement(.q8, minimum: 0.98)
     }
 
+    /// The default conversion (q4k) of the Q4_K_M GGUF requantizes nothing: its Q4_K and Q6_K
+    /// tensors are stored as q4k and q6k with the GGUF's bytes, Q5_0 and Q8_0 as q5 and q8: the
+    /// tensor bytes are exactly the GGUF's, and the zstd file is no more than 2% above its size
+    /// (in fact smaller; the uncompressed one is within 2%: testGemma3DefaultImportTop1Agreement).
+    func testGemma3DefaultImportKeepsTheGGUFsWeights() throws {
+        let path = try gguf()
+        let output = ModelFixtures.tempDir + "/gemma3-270m-default.gtm"
+        let summary = try Converter.convert(checkpoint: path, output: output,
+                                            options: ConversionOptions(overwrite: true, report: true))
+        let ggufSize = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let ratio = Double(summary.outputBytes) / Double(ggufSize)
+        print(String(format: "GEMMA3-270M default import: %d bytes (%.1f MB, zstd), %d bytes of tensors; the GGUF %d bytes: ratio %.4f; %@",
+                     summary.outputBytes, Double(summary.outputBytes) / 1e6, summary.tensorBytes, ggufSize, ratio, summary.typeCounts))
+        XCTAssertLessThanOrEqual(ratio, 1.02)
+        let source = try GGUFCheckpoint(path: path)
+        let gguf = try GGUFFile(path: path)
+        XCTAssertEqual(summary.tensorBytes, gguf.tensors.reduce(0) { $0 + $1.byteCount }, "the GGUF's tensor bytes, no more")
+        let file = try ModelLoader.open(path: output, unpack: .memory)
+        var counts: [String: Int] = [:]
+        for (name, t) in source.tensors where t.dims.count == 2 {
+            let stored = try XCTUnwrap(file.tensor(name), name)
+            counts[t.type.name, default: 0] += 1
+            XCTAssertEqual(summary.tensors.first { $0.name == name }?.relativeRMSError, 0, "\(name) (\(t.type) as \(stored.type))")
+            switch t.type.name {
+            case "Q4_K", "Q6_K":
+                XCTAssertEqual(stored.type, t.type.name == "Q4_K" ? .q4k : .q6k, name)
+                XCTAssertTrue(try file.data(stored).elementsEqual(gguf.bytes(t)), "\(name): the GGUF's bytes")
+            case "Q5_0": XCTAssertEqual(stored.type, .q5, name)
+            case "Q8_0": XCTAssertEqual(stored.type, .q8, name)
+            default: XCTFail("\(name): unexpected \(t.type)")
+            }
+        }
+        XCTAssertEqual(counts, ["Q4_K": 27, "Q6_K": 9, "Q5_0": 81, "Q8_0": 10])
+    }
+
+    /// The default import runs the GGUF's own weights: top-1 agreement with transformers (on the
+    /// dequantized GGUF) as high as the q8 file's.
+    func testGemma3DefaultImportTop1Agreement() throws {
+        let output = ModelFixtures.tempDir + "/gemma3-270m-default-run.gtm"
+        let summary = try Converter.convert(checkpoint: try gguf(), output: output, options: ConversionOptions(compress: false, overwrite: true))
+        let ggufSize = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: try gguf())[.size] as? Int)
+        print("GEMMA3-270M default import, uncompressed: \(summary.outputBytes) bytes, the GGUF \(ggufSize)")
+        XCTAssertEqual(Double(summary.outputBytes) / Double(ggufSize), 1, accuracy: 0.02)
+        try checkAgreement(try GemmaModel.load(path: output), label: "q4k (default import)", minimum: 0.98)
+    }
+
     func checkAgreement(_ type: StorageType, minimum: Double) throws {
-        let model = try model(type)
+        try checkAgreement(try model(type), label: "\(type)", minimum: minimum)
+    }
+
+    func checkAgreement(_ model: GemmaModel, label type: String, minimum: Double) throws {
         let long = try references().longText
         let session = try InferenceSession(model: model, contextLength: long.ids.count)
         var agree = 0

@@ -336,6 +336,184 @@ final class KernelSIMDTests: XCTestCase {
     }
 }
 
+/// The K-quant kernels (GT_Q4K, GT_Q6K, by raw type id: ggml's Q4_K / Q6_K blocks) on every
+/// ISA path this CPU supports. matmul_kquant.c defines one arithmetic for all paths, so every path
+/// must equal the scalar one bit for bit; and every result must be within the input-rounding
+/// bound (as for q4 / q8) of a double-precision dot product of the weights as gguf_dequant.c
+/// decodes them, plus 1e-5 of the magnitude sum (Q4_K: |d sc q| and |dmin m| counted apart, as
+/// the kernels sum those terms separately and they may cancel). Weights are random bytes with
+/// random finite f16 scales: every such block is valid.
+final class KernelKQuantTests: XCTestCase {
+    struct KType {
+        let id: Int32, ggml: Int32, blockBytes: Int, name: String
+    }
+    static let q4k = KType(id: Int32(GT_Q4K), ggml: Int32(GT_GGML_Q4_K), blockBytes: Int(GT_Q4K_BLOCK_BYTES), name: "q4k")
+    static let q6k = KType(id: Int32(GT_Q6K), ggml: Int32(GT_GGML_Q6_K), blockBytes: Int(GT_Q6K_BLOCK_BYTES), name: "q6k")
+
+    /// Random weights, inputs, prepared inputs and references for `rows` x `cols`.
+    struct Problem {
+        let type: KType, rows: Int, cols: Int, maxCount: Int, rowBytes: Int, actBytes: Int
+        var w: [UInt8], x: [Float], act: [UInt8], reference: [Double], tolerance: [Double]
+
+        init(_ type: KType, rows: Int, cols: Int, maxCount: Int, rng: inout SplitMix) {
+            let nsb = cols / 256
+            let rowBytes = nsb * type.blockBytes, actBytes = gt_activation_bytes(type.id, cols)
+            var w = (0..<(rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var magnitude = [Float](repeating: 0, count: rows * cols)
+            var wf = [Float](repeating: 0, count: rows * cols)
+            for r in 0..<rows {
+                for s in 0..<nsb {
+                    let base = r * rowBytes + s * type.blockBytes
+                    let d = gt_f32_to_f16(rng.normal(0.005)), dmin = gt_f32_to_f16(rng.normal(0.01))
+                    let at = type.id == Int32(GT_Q4K) ? [(base, d), (base + 2, dmin)] : [(base + 208, d)]
+                    for (offset, h) in at {
+                        w[offset] = UInt8(h & 0xff)
+                        w[offset + 1] = UInt8(h >> 8)
+                    }
+                }
+                let ok = w.withUnsafeBytes { b in
+                    wf.withUnsafeMutableBufferPointer {
+                        gt_gguf_dequantize_row(type.ggml, b.baseAddress! + r * rowBytes, cols, $0.baseAddress! + r * cols)
+                    }
+                }
+                XCTAssertEqual(ok, 0)
+                for s in 0..<nsb {
+                    var extra: Float = 0
+                    if type.id == Int32(GT_Q4K) {
+                        let o = r * rowBytes + s * type.blockBytes + 2
+                        extra = 126 * abs(gt_f16_to_f32(UInt16(w[o]) | UInt16(w[o + 1]) << 8))
+                    }
+                    for c in (s * 256)..<(s * 256 + 256) { magnitude[r * cols + c] = abs(wf[r * cols + c]) + extra }
+                }
+            }
+            let x = (0..<(maxCount * cols)).map { i in
+                let scale = Float(1 + (i / 32) % 7)
+                return i % 480 < 32 ? 0 : rng.normal(scale) * (rng.next() % 53 == 0 ? 20 : 1)
+            }
+            var act = [UInt8](repeating: 0, count: maxCount * actBytes)
+            act.withUnsafeMutableBytes { gt_prepare_activations(type.id, x, cols, maxCount, cols, $0.baseAddress!) }
+            var reference: [Double] = [], tolerance: [Double] = []
+            for t in 0..<maxCount {
+                for r in 0..<rows {
+                    var dot = 0.0, mag = 0.0, bound = 0.0
+                    for b in 0..<(cols / 32) {
+                        var amax = 0.0, wsum = 0.0
+                        for i in (b * 32)..<(b * 32 + 32) {
+                            let xv = Double(x[t * cols + i]), wv = Double(wf[r * cols + i])
+                            dot += wv * xv
+                            mag += Double(magnitude[r * cols + i]) * abs(xv)
+                            amax = max(amax, abs(xv))
+                            wsum += abs(wv)
+                        }
+                        bound += amax / 254 * wsum
+                    }
+                    reference.append(dot)
+                    tolerance.append(bound * 1.0001 + 1e-5 * mag * 1.01 + 1e-30)
+                }
+            }
+            self.type = type
+            self.rows = rows
+            self.cols = cols
+            self.maxCount = maxCount
+            self.rowBytes = rowBytes
+            self.actBytes = actBytes
+            self.w = w
+            self.x = x
+            self.act = act
+            self.reference = reference
+            self.tolerance = tolerance
+        }
+
+        /// Rows [begin, end) of `count` tokens (starting at token `first`) on `isa`; the rest NaN.
+        func run(isa: Int32, count: Int, first: Int = 0, begin: Int, end: Int) -> [Float] {
+            var y = [Float](repeating: .nan, count: count * rows)
+            w.withUnsafeBytes { wb in
+                act.withUnsafeBytes { ab in
+                    gt_matmul_isa(isa, type.id, wb.baseAddress!, rowBytes, cols, ab.baseAddress! + first * actBytes, count,
+                                  &y, rows, begin, end)
+                }
+            }
+            return y
+        }
+    }
+
+    func check(_ p: Problem, begin: Int, end: Int) {
+        let scalar = p.run(isa: Int32(GT_ISA_SCALAR), count: p.maxCount, begin: begin, end: end)
+        var worst = 0.0
+        for t in 0..<p.maxCount {
+            for r in begin..<end {
+                let k = t * p.rows + r
+                worst = max(worst, abs(Double(scalar[k]) - p.reference[k]) / p.tolerance[k])
+            }
+        }
+        XCTAssertLessThanOrEqual(worst, 1, "\(p.type.name) \(p.rows)x\(p.cols): scalar vs the f64 reference (worst error / tolerance)")
+        for isa in KernelSIMDTests.isas {
+            let name = "\(KernelSIMDTests.isaName(isa)) \(p.type.name) \(p.rows)x\(p.cols) rows [\(begin), \(end))"
+            for count in 1...p.maxCount {
+                let y = p.run(isa: isa, count: count, begin: begin, end: end)
+                var differ = 0, outside = 0
+                for t in 0..<count {
+                    for r in 0..<p.rows {
+                        let k = t * p.rows + r
+                        if r < begin || r >= end {
+                            if !y[k].isNaN { outside += 1 }
+                        } else if y[k].bitPattern != scalar[k].bitPattern {
+                            differ += 1
+                        }
+                    }
+                }
+                XCTAssertEqual(differ, 0, "\(name) count \(count): differs from the scalar path")
+                XCTAssertEqual(outside, 0, "\(name) count \(count): wrote outside its rows")
+            }
+            // Token t alone equals token t of the batch.
+            for t in [0, p.maxCount - 1] {
+                let one = p.run(isa: isa, count: 1, first: t, begin: begin, end: end)
+                XCTAssertEqual(one[begin..<end].map(\.bitPattern),
+                               scalar[(t * p.rows + begin)..<(t * p.rows + end)].map(\.bitPattern), "\(name): token \(t) alone")
+            }
+            // Split rows equal one call.
+            let mid = begin + (end - begin) / 2 + 1
+            if mid < end {
+                var a = p.run(isa: isa, count: p.maxCount, begin: begin, end: mid)
+                let b = p.run(isa: isa, count: p.maxCount, begin: mid, end: end)
+                for t in 0..<p.maxCount { for r in mid..<end { a[t * p.rows + r] = b[t * p.rows + r] } }
+                for t in 0..<p.maxCount {
+                    XCTAssertEqual(a[(t * p.rows + begin)..<(t * p.rows + end)].map(\.bitPattern),
+                                   scalar[(t * p.rows + begin)..<(t * p.rows + end)].map(\.bitPattern), "\(name): split at \(mid)")
+                }
+            }
+        }
+    }
+
+    func testKernelKQuantAllPathsBitIdenticalAndAccurate() {
+        var rng = SplitMix(seed: 11)
+        for type in [Self.q4k, Self.q6k] {
+            XCTAssertEqual(gt_activation_bytes(type.id, 512), gt_activation_bytes(Int32(GT_Q8), 512), "the q8 input layout")
+            XCTAssertEqual(gt_activation_bytes(type.id, 288), 0, "rows are whole super-blocks")
+            for (rows, cols, begin, end, count) in [(1, 256, 0, 1, 9), (5, 512, 1, 5, 17), (9, 768, 0, 9, 9),
+                                                    (17, 2048, 2, 17, 10), (6, 4096, 0, 6, 3)] {
+                let p = Problem(type, rows: rows, cols: cols, maxCount: count, rng: &rng)
+                check(p, begin: begin, end: end)
+            }
+        }
+    }
+
+    func testKernelKQuantNaNInputs() {
+        var rng = SplitMix(seed: 12)
+        for type in [Self.q4k, Self.q6k] {
+            var p = Problem(type, rows: 5, cols: 256, maxCount: 2, rng: &rng)
+            p.x[256 + 77] = .nan
+            let x = p.x
+            p.act.withUnsafeMutableBytes { gt_prepare_activations(type.id, x, 256, 2, 256, $0.baseAddress!) }
+            for isa in KernelSIMDTests.isas {
+                let y = p.run(isa: isa, count: 2, begin: 0, end: 5)
+                XCTAssertTrue(y[5..<10].allSatisfy { $0.isNaN }, "\(KernelSIMDTests.isaName(isa)) \(type.name)")
+                XCTAssertTrue(y[0..<5].allSatisfy { $0.isFinite }, "\(KernelSIMDTests.isaName(isa)) \(type.name)")
+            }
+        }
+    }
+}
+
 /// The worker pool: many short jobs, jobs after the workers have gone to sleep, no threads
 /// created per job.
 final class KernelWorkerPoolTests: XCTestCase {

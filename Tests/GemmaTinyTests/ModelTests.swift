@@ -162,14 +162,16 @@ final class ModelTests: XCTestCase {
     /// Every storage type: ScalarKernels and the threaded kernels compute W x exactly as the
     /// dequantized rows dotted with x (up to f32 summation order), batched or not.
     func testModelMatvecKernelsAllTypes() throws {
-        let rows = 67, cols = 96
+        let rows = 67
         var rng = SystemRandomNumberGenerator()
-        let weights = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let x = (0..<(cols * 3)).map { _ in Float.random(in: -1...1, using: &rng) }
         let threaded = ThreadedScalarKernels(threads: 3)
         threaded.minimumParallelWork = 0
         for type in StorageType.allCases {
-            let rowBytes = type.rowBytes(cols)!
+            // Rows of whole blocks: 3 of 32, or 2 super-blocks of 256 for the K types.
+            let cols = type.blockSize > 32 ? 512 : 96
+            let weights = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let x = (0..<(cols * 3)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let rowBytes = try XCTUnwrap(type.rowBytes(cols), "\(type)")
             var stored = [UInt8](repeating: 0, count: rows * rowBytes)
             stored.withUnsafeMutableBytes { out in
                 weights.withUnsafeBufferPointer { w in

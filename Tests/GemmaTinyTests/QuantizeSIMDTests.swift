@@ -192,3 +192,46 @@ final class QuantizeSIMDTests: XCTestCase {
         }
     }
 }
+
+/// The K-quant quantizers (GT_Q4K / GT_Q6K, raw type ids): every SIMD path against the portable
+/// reference, bit for bit, on super-blocks built from the edge kinds above (mixed within a
+/// super-block, so one sub-block's extreme scale meets the others' in the six- and eight-bit
+/// scale rounding), and the default path against the reference.
+extension QuantizeSIMDTests {
+    var kPaths: [Int32] {
+        [GT_ISA_SCALAR, GT_ISA_AVX2, GT_ISA_AVX2_VNNI, GT_ISA_AVX512_VNNI, GT_ISA_NEON, GT_ISA_NEON_DOTPROD]
+            .map { Int32($0) }.filter { gt_isa_supported($0) != 0 }
+    }
+
+    func testKQuantPathsMatchTheReferenceBitForBit() {
+        for (seed, superBlocks) in [(UInt64(101), 1), (102, 2), (103, 3), (104, 9), (105, 17)] {
+            let x = Self.rows(blocks: superBlocks * 8, seed: seed)
+            for type in [Int32(GT_Q4K), Int32(GT_Q6K)] {
+                let ref = quantize(x, type: type, isa: nil)
+                for isa in kPaths {
+                    XCTAssertEqual(quantize(x, type: type, isa: isa), ref, "type \(type) path \(String(cString: gt_isa_name(isa))) seed \(seed)")
+                }
+                var out = [UInt8](repeating: 0, count: ref.count)
+                gt_quantize_row(type, x, x.count, &out)
+                XCTAssertEqual(out, ref, "type \(type): gt_quantize_row")
+            }
+        }
+    }
+
+    /// Whole super-blocks of one edge kind each (kinds 8 and 9 included: overflowing squares and
+    /// subnormals); every dequantized value is finite.
+    func testKQuantEveryEdgeKindAlone() {
+        for kind in 0..<13 {
+            var rng = SplitMix(seed: UInt64(200 + kind))
+            var x: [Float] = []
+            for _ in 0..<16 { x += Self.block(kind: kind, rng: &rng) }
+            for type in [Int32(GT_Q4K), Int32(GT_Q6K)] {
+                let ref = quantize(x, type: type, isa: nil)
+                for isa in kPaths { XCTAssertEqual(quantize(x, type: type, isa: isa), ref, "kind \(kind) type \(type) isa \(isa)") }
+                var y = [Float](repeating: .nan, count: x.count)
+                gt_dequantize_row(type, ref, x.count, &y)
+                XCTAssertTrue(y.allSatisfy(\.isFinite), "kind \(kind) type \(type): finite values")
+            }
+        }
+    }
+}

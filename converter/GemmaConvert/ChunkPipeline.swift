@@ -9,6 +9,10 @@ enum RowDecoder: Sendable {
     /// A GGUF row of a ggml type (GT_GGML_*), minus `subtract` after dequantization (1 for
     /// Gemma norm weights, which GGUF stores as 1 + w).
     case gguf(type: Int32, subtract: Float)
+    /// A GGUF row of ggml type `type` already in the output type's layout (Q4_K / Q6_K stored
+    /// as q4k / q6k): copied byte for byte (its quantization error is 0) once its values are
+    /// checked to be finite.
+    case copy(type: Int32)
 }
 
 /// Quantizes and compresses every tensor of a model file, chunk by chunk, on a few threads.
@@ -276,6 +280,19 @@ final class ChunkPipeline {
             let out = slot.raw.baseAddress! + r * layout.outRowBytes
             let bad: Int
             switch layout.decoder {
+            case .copy(let ggmlType):
+                precondition(layout.inRowBytes == layout.outRowBytes, "\(layout.name): copied rows must keep their size")
+                guard gt_gguf_dequantize_row(ggmlType, src, n, slot.scratch) == 0 else {
+                    slot.error = .output("internal error: cannot dequantize \(layout.name) (ggml type \(ggmlType))")
+                    return
+                }
+                let nonFinite = gt_first_nonfinite(slot.scratch, n)
+                guard nonFinite == n else {
+                    slot.error = .nonFiniteWeight(tensor: layout.name, index: row * n + nonFinite)
+                    return
+                }
+                out.copyMemory(from: src, byteCount: layout.outRowBytes)
+                continue
             case .widen(let srcType):
                 // Widen, check and quantize in one call (bf16 in one pass on AVX2).
                 bad = gt_convert_row(srcType, src, n, layout.type, out, slot.scratch)

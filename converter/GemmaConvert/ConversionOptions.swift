@@ -1,7 +1,9 @@
 import GemmaTiny
 
 public struct ConversionOptions: Sendable {
-    /// Storage type of the weight matrices.
+    /// Storage type of the weight matrices. The default, q4k, is a per-tensor mix like
+    /// llama.cpp's Q4_K_M (`TensorPlan.Policy`); q4, q5, q8, bf16 and f32 are the policies they
+    /// always were (q4 was the default before q4k existed).
     public var type: StorageType
     /// Storage type of the tied embedding / LM head; nil picks the default policy
     /// (`defaultEmbeddingType(for:)`).
@@ -18,7 +20,7 @@ public struct ConversionOptions: Sendable {
     /// (`sensitiveType(for:)`), like llama-quantize --pure.
     public var pure: Bool
 
-    public init(type: StorageType = .q4, embeddingType: StorageType? = nil, compress: Bool = true, zstdLevel: Int = 3,
+    public init(type: StorageType = .q4k, embeddingType: StorageType? = nil, compress: Bool = true, zstdLevel: Int = 3,
                 threads: Int = 0, overwrite: Bool = false, report: Bool = false, pure: Bool = false) {
         self.type = type
         self.embeddingType = embeddingType
@@ -31,9 +33,14 @@ public struct ConversionOptions: Sendable {
     }
 
     /// The tied embedding doubles as the LM head over a 256k vocabulary, where 4-bit error shows
-    /// most: a q4 file keeps it at q8 unless asked otherwise. Other types keep it as asked.
+    /// most: a q4 file keeps it at q8 and a q4k file at q6k (as llama.cpp's Q4_K_M does) unless
+    /// asked otherwise. Other types keep it as asked.
     public static func defaultEmbeddingType(for type: StorageType) -> StorageType {
-        type == .q4 ? .q8 : type
+        switch type {
+        case .q4: return .q8
+        case .q4k: return .q6k
+        default: return type
+        }
     }
 
     public var resolvedEmbeddingType: StorageType { embeddingType ?? Self.defaultEmbeddingType(for: type) }
@@ -47,8 +54,8 @@ public struct ConversionOptions: Sendable {
         type == .q4 && !pure ? .q8 : type
     }
 
-    /// A q4 file (not `pure`) made from an already-quantized GGUF: the weight matrices other
-    /// than the embedding follow the source's own types instead of the policy above. Their values
+    /// A q4 or q4k file (not `pure`) made from an already-quantized GGUF: the weight matrices
+    /// follow the source's own types instead of the policy above. Their values
     /// sit on the source's grid, and rounding them onto a different, coarser grid compounds two
     /// rounding errors. So: Q4_0 -> q4 (the same grid: exact), Q8_0 -> q8, and every other
     /// quantized type (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) -> q5 (exact for Q5_0; 4-bit grids with
@@ -57,14 +64,27 @@ public struct ConversionOptions: Sendable {
     /// attn_v and half of ffn_down at 6-8 bits), so it replaces ours. Float sources (F32, F16,
     /// BF16) and other types keep the policy. On Gemma 3 270M (Q4_K_M) this takes the q4 file
     /// from +16% perplexity to +3% of bf16 at the same size (docs/BENCHMARKS.md).
+    /// A q4 file keeps the embedding at its own policy (q8) and maps the K types to q5 as it
+    /// always did. A q4k file stores Q4_K and Q6_K as q4k and q6k, the same bytes copied
+    /// (`Converter`), and lets the embedding follow the source too unless `--embedding-type`
+    /// is given: a Q4_K_M GGUF then converts without any requantization.
     public static func typeForQuantizedSource(_ sourceTypeName: String, type: StorageType, pure: Bool) -> StorageType? {
-        guard type == .q4, !pure else { return nil }
+        guard !pure, type == .q4 || type == .q4k else { return nil }
         switch sourceTypeName {
         case "Q4_0": return .q4
         case "Q8_0": return .q8
+        case "Q4_K" where type == .q4k: return .q4k
+        case "Q6_K" where type == .q4k: return .q6k
         case "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K": return .q5
         default: return nil
         }
+    }
+
+    /// `typeForQuantizedSource` for one tensor of the plan: nil for the embedding unless the
+    /// q4k policy lets it follow the source (no `--embedding-type`).
+    public func typeForQuantizedSource(_ sourceTypeName: String, tensor: String) -> StorageType? {
+        if tensor == "model.embed_tokens.weight", type != .q4k || embeddingType != nil { return nil }
+        return Self.typeForQuantizedSource(sourceTypeName, type: type, pure: pure)
     }
 
     public static let sensitiveMatrices = ["self_attn.k_proj.weight", "self_attn.v_proj.weight", "mlp.down_proj.weight"]
@@ -105,6 +125,11 @@ public struct ConversionSummary: Sendable {
     public var notices: [String]
 
     public var bitsPerWeight: Double { Double(tensorBytes * 8) / Double(max(parameterCount, 1)) }
+    /// "f32 ×25, q4k ×20, q6k ×9": how many tensors of each type the file holds.
+    public var typeCounts: String {
+        let counts = Dictionary(grouping: tensors, by: \.type).mapValues(\.count)
+        return counts.keys.sorted { $0.rawValue < $1.rawValue }.map { "\($0) ×\(counts[$0]!)" }.joined(separator: ", ")
+    }
     public var storedBitsPerWeight: Double { Double(storedBytes * 8) / Double(max(parameterCount, 1)) }
     public var compressionRatio: Double { Double(tensorBytes) / Double(max(storedBytes, 1)) }
     public var inputMegabytesPerSecond: Double { Double(inputBytes) / 1e6 / max(seconds, 1e-9) }

@@ -59,8 +59,7 @@ public enum Converter {
             notices.append("tokenizer has \(vocabulary.count) pieces, the embedding \(config.vocabSize) rows; the extra ids decode to nothing")
         }
 
-        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType,
-                              sensitiveType: options.resolvedSensitiveType)
+        let plan = TensorPlan(config: config, options: options)
         let planned = Set(plan.entries.map(\.name))
         for name in checkpoint.tensors.keys.sorted() where !planned.contains(name) {
             guard TensorPlan.isIgnorable(name) else { throw .unexpectedTensor(name) }
@@ -101,9 +100,8 @@ public enum Converter {
         let gguf = try GGUFCheckpoint(path: path)
         let config = gguf.config
         var notices = gguf.notices
-        let plan = TensorPlan(config: config, type: options.type, embeddingType: options.resolvedEmbeddingType,
-                              sensitiveType: options.resolvedSensitiveType) { name in
-            gguf.tensors[name].flatMap { ConversionOptions.typeForQuantizedSource($0.type.name, type: options.type, pure: options.pure) }
+        let plan = TensorPlan(config: config, options: options) { name in
+            gguf.tensors[name].flatMap { options.typeForQuantizedSource($0.type.name, tensor: name) }
         }
         let byType = Dictionary(grouping: plan.entries.filter { $0.shape.count == 2 && $0.name != TensorPlan.embeddingName },
                                 by: \.type)
@@ -130,8 +128,10 @@ public enum Converter {
             }
             if let note = entry.note { notices.append("\(entry.name): \(note)") }
             let subtract: Float = GGUFCheckpoint.isNorm(entry.name) ? 1 : 0
+            // A K-quant tensor stored as its own type keeps its bytes: no requantization.
+            let copies = Self.sameLayout[t.type.name] == entry.type && t.rowBytes == entry.type.rowBytes(entry.shape.last!)
             sources[entry.name] = Source(bytes: gguf.file.bytes(t), inRowBytes: t.rowBytes,
-                                         decoder: .gguf(type: Int32(t.type.id), subtract: subtract),
+                                         decoder: copies ? .copy(type: Int32(t.type.id)) : .gguf(type: Int32(t.type.id), subtract: subtract),
                                          release: { gguf.file.release(t, bytes: $0) },
                                          prefetch: { gguf.file.prefetch(t, bytes: $0) })
         }
@@ -141,6 +141,11 @@ public enum Converter {
                          provenance: provenance, notices: notices, output: output, options: options, start: start, progress: progress)
     }
 
+    /// ggml types whose blocks are byte for byte one of ours: a tensor planned as that type is
+    /// copied. (Q8_0, Q4_0 and Q5_0 are too, but go through the quantizer, whose scale search
+    /// recovers their bytes; the files they make stay as they were.)
+    static let sameLayout: [String: StorageType] = ["Q4_K": .q4k, "Q6_K": .q6k]
+
     /// Writes the model file: every planned tensor, in plan order, from its source.
     static func write(plan: TensorPlan, sources: [String: Source], config: ModelConfig, vocabulary: TokenizerVocabulary,
                       tokenizer: TokenizerSettings, provenance: Provenance, notices: [String], output: String,
@@ -149,7 +154,7 @@ public enum Converter {
             config: config,
             tokenizer: tokenizer,
             quantization: QuantizationInfo(type: options.type, embeddingType: options.resolvedEmbeddingType,
-                                           blockSize: Int(GT_BLOCK), zstdLevel: options.compress ? options.zstdLevel : nil),
+                                           blockSize: max(Int(GT_BLOCK), options.type.blockSize), zstdLevel: options.compress ? options.zstdLevel : nil),
             provenance: provenance)
 
         let writer: ModelFileWriter

@@ -8,7 +8,23 @@
 //            byte j holds element j in its low nibble and element j + 16 in its high nibble.
 //   GT_Q5    blocks of 32: f16 scale d, a little-endian u32 qh whose bit i is bit 4 of element
 //            i, then 16 bytes of nibbles laid out as in GT_Q4;    x = d * (q - 16)  (5.5 bits/weight)
-// Rows of quantized tensors are whole blocks: the row length is a multiple of GT_BLOCK.
+//   GT_Q4K   super-blocks of 256 (ggml's block_q4_K, 144 bytes, 4.5 bits/weight):
+//              f16 d, f16 dmin, u8 scales[12], u8 qs[128]
+//            eight sub-blocks of 32, sub-block j with a six-bit scale sc_j and six-bit min m_j:
+//              x = (d * sc_j) * q - (dmin * m_j),  q in 0..15
+//            scales[12] packs them as ggml's get_scale_min_k4 reads them: for j < 4, sc_j is the
+//            low 6 bits of byte j and m_j those of byte j + 4; for j >= 4, sc_j is the low nibble of
+//            byte j + 4 plus (byte j - 4 >> 6) << 4, and m_j the high nibble of byte j + 4 plus
+//            (byte j >> 6) << 4. qs: for each group g of 64 values (sub-blocks 2g, 2g + 1), 32 bytes
+//            whose low nibbles are values 64g + 0..31 and high nibbles values 64g + 32..63.
+//   GT_Q6K   super-blocks of 256 (ggml's block_q6_K, 210 bytes, 6.5625 bits/weight):
+//              u8 ql[128], u8 qh[64], int8 scales[16], f16 d
+//            sixteen sub-blocks of 16: x = (d * scales[v / 16]) * (q - 32), q in 0..63. For value
+//            v = 128h + 32k + l (h < 2, k < 4, l < 32): the low 4 bits of q are the low (k < 2) or
+//            high (k >= 2) nibble of ql[64h + 32(k & 1) + l], the high 2 bits are bits 2k and
+//            2k + 1 of qh[32h + l].
+// Rows of quantized tensors are whole blocks: the row length is a multiple of GT_BLOCK (32), and of
+// GT_KBLOCK (256) for GT_Q4K / GT_Q6K.
 #ifndef GEMMA_KERNELS_H
 #define GEMMA_KERNELS_H
 
@@ -25,13 +41,18 @@ enum {
     GT_Q8 = 2,
     GT_Q4 = 3,
     GT_Q5 = 4,
-    GT_TYPE_COUNT = 5,
+    GT_Q4K = 5,
+    GT_Q6K = 6,
+    GT_TYPE_COUNT = 7,
 };
 
 #define GT_BLOCK 32
 #define GT_Q8_BLOCK_BYTES 34
 #define GT_Q4_BLOCK_BYTES 18
 #define GT_Q5_BLOCK_BYTES 22
+#define GT_KBLOCK 256               // values per K-quant super-block (GT_Q4K, GT_Q6K)
+#define GT_Q4K_BLOCK_BYTES 144
+#define GT_Q6K_BLOCK_BYTES 210
 
 /// Bytes one row of `n` weights takes in `type`; 0 when `type` is unknown or `n` is not whole blocks.
 size_t gt_row_bytes(int type, size_t n);
@@ -42,23 +63,30 @@ uint16_t gt_f32_to_f16(float f);      // round to nearest even, saturates to +-i
 float gt_bf16_to_f32(uint16_t h);
 uint16_t gt_f32_to_bf16(float f);     // round to nearest even (as torch does); NaN stays NaN
 
-// ---- quantization (converter side); `n` is a multiple of GT_BLOCK for q8/q4/q5 ----
+// ---- quantization (converter side); `n` is a multiple of GT_BLOCK for q8/q4/q5, of GT_KBLOCK for q4k/q6k ----
 //
 // q8: d = f16(max|x| / 127), q = round_even(x / d) (multiplying by 1/d). q4: a search over six
 // candidate scales around max|x| / 8 plus a least-squares refinement, keeping the one with the
 // smallest squared error (quantize.c describes the exact arithmetic); q5 the same search with
-// levels -16..15 (quantize_q5.c, portable code only). Inputs must be free of NaN
+// levels -16..15 (quantize_q5.c, portable code only). q4k / q6k: ggml's reference quantizers
+// without an importance matrix (quantize_row_q4_K_ref / _q6_K_ref: a weighted scale-and-min
+// search per sub-block of 32, resp. a symmetric scale search per sub-block of 16, then six- or
+// eight-bit sub-block scales against the f16 super-block scale), reimplemented with the same IEEE
+// operations in the same order and no fused multiply-adds: for finite inputs of magnitude below
+// ~1e7 they write exactly ggml's bytes (quantize_k.c; beyond, ggml overflows its f16 scales and
+// these saturate them instead). Inputs must be free of NaN
 // and infinities (the converter checks them first); for such inputs every SIMD path writes
 // exactly the bytes of gt_quantize_row_reference.
 /// Quantizes with the path gt_matmul uses (gt_kernel_isa_id: AVX2 on x86-64 with AVX2/FMA/F16C,
 /// so GEMMA_TINY_KERNELS=scalar forces the portable code here too).
 void gt_quantize_row(int type, const float *x, size_t n, void *out);
 /// The same with an explicit path: GT_ISA_AVX2 / GT_ISA_AVX2_VNNI / GT_ISA_AVX512_VNNI run the AVX2 quantizers (if
-/// the CPU supports them); anything else runs the portable code.
+/// the CPU supports them; GT_ISA_AVX512_VNNI the AVX-512 ones for q4k / q6k); anything else runs the portable code.
 void gt_quantize_row_isa(int isa, int type, const float *x, size_t n, void *out);
 /// The reference the SIMD quantizers are tested against, bit for bit: portable C with every
 /// multiply-add of the q4 search fused (fmaf). The portable path equals it except on x86-64
-/// CPUs without FMA, which round those multiply-adds twice (fmaf would be a slow libm call).
+/// CPUs without FMA, which round those multiply-adds twice (fmaf would be a slow libm call). q4k / q6k fuse
+/// nothing: there the portable path is the reference on every CPU.
 void gt_quantize_row_reference(int type, const float *x, size_t n, void *out);
 void gt_dequantize_row(int type, const void *row, size_t n, float *out);
 

@@ -3,14 +3,24 @@ import GemmaKernels
 /// The fixed 128-byte header at the start of every model file (docs/FORMAT.md).
 public struct FileHeader: Sendable, Equatable {
     public static let magic: [UInt8] = Array("GTMODEL\0".utf8)
-    /// Version 2 added the q5 storage type; a file without q5 tensors is written as version 1,
-    /// so that older readers still open it.
-    public static let currentVersion: UInt32 = 2
+    /// Version 2 added the q5 storage type, version 3 the K types (q4k, q6k). A file is written
+    /// with the lowest version that holds its tensor types, so that older readers still open
+    /// files that do not use the newer types.
+    public static let currentVersion: UInt32 = 3
     public static let supportedVersions: ClosedRange<UInt32> = 1...currentVersion
+
+    /// The lowest version that can hold a tensor of `type`.
+    public static func version(for type: StorageType) -> UInt32 {
+        switch type {
+        case .f32, .bf16, .q8, .q4: return 1
+        case .q5: return 2
+        case .q4k, .q6k: return 3
+        }
+    }
 
     /// The lowest version that can hold tensors of these types.
     public static func version(for types: some Sequence<StorageType>) -> UInt32 {
-        types.contains(.q5) ? 2 : 1
+        types.reduce(1) { max($0, version(for: $1)) }
     }
     public static let size = 128
     /// Tensor data starts on a page boundary, and every uncompressed tensor on a 64-byte one.

@@ -39,8 +39,8 @@ public final class ModelFile: @unchecked Sendable {
             throw .invalidTokenizer("\(name) id \(id) is outside the \(vocabulary.count)-piece vocabulary")
         }
         let tensors = try TensorTableCodec.decode(section(header.tensorTable), dataLength: header.data.count)
-        if let t = tensors.first(where: { FileHeader.version(for: [$0.type]) > header.version }) {
-            throw .invalidTensorTable("\(t.name): storage type \(t.type) needs format version \(FileHeader.version(for: [t.type])), the file says \(header.version)")
+        if let t = tensors.first(where: { FileHeader.version(for: $0.type) > header.version }) {
+            throw .invalidTensorTable("\(t.name): storage type \(t.type) needs format version \(FileHeader.version(for: t.type)), the file says \(header.version)")
         }
 
         self.path = path

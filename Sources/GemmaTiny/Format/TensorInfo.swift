@@ -104,6 +104,9 @@ enum TensorTableCodec {
             t.checksum = try r.u64()
             t.storedChecksum = try r.u64()
             guard let expected = TensorInfo.expectedLength(type: type, shape: shape) else {
+                if type.isQuantized, let row = shape.last, row > 0, row % type.blockSize != 0 {
+                    throw .invalidTensorTable("\(name): row length \(row) is not a whole number of \(type.blockSize)-value \(type) blocks")
+                }
                 throw .invalidTensorTable("\(name): shape \(shape) is invalid for \(type)")
             }
             guard t.length == expected else { throw .invalidTensorTable("\(name): length \(t.length), shape \(shape) needs \(expected)") }

@@ -87,6 +87,11 @@ public final class GemmaModel: Sendable {
             guard t.rowBytes > 0, bytes.count == rows * t.rowBytes, let base = bytes.baseAddress else {
                 throw .unsupportedTensor(name: name, reason: "\(bytes.count) bytes do not hold \(rows) rows of \(cols) \(t.type) values")
             }
+            // Every storage type the file format knows must also have matrix kernels in this
+            // build (checked here, so that a gap is a load error rather than a failed precondition).
+            guard gt_activation_bytes(Int32(t.type.rawValue), cols) > 0 else {
+                throw .unsupportedTensor(name: name, reason: "this build has no matrix kernels for \(t.type) rows of \(cols) values")
+            }
             return WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, base: base)
         }
         func norm(_ name: String, size: Int = hidden) throws(ModelError) -> NormWeights {

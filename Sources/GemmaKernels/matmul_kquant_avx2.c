@@ -1,0 +1,242 @@
+// x86-64 AVX2 (+ AVX-VNNI) kernels for K-quant weights: the arithmetic of matmul_kquant.c, with
+// per-function target attributes (no global -march), chosen at run time.
+//
+// Q4_K: rows in pairs, one row per 128-bit half (as the q4 tile in matmul_avx2.c): the 32 bytes
+// of nibble group g hold sub-block 2g in their low nibbles and 2g+1 in their high ones; bytes
+// 0..15 of both rows fill one register, bytes 16..31 another, so each 4-byte product sum lands in
+// the int32 lane the contract names (elements 4k..4k+3 plus 16+4k..16+4k+3). The sub-block scales
+// d*sc and halved mins dmin*m/2 of every row are converted once per super-block (for a single
+// token d*sc is multiplied by the 8 input scales there too: the same products, hoisted).
+// Q6_K: one row per register (32 six-bit values of a block, lanes k = elements 4k..4k+3); the
+// values stay unsigned (0..63) for maddubs / vpdpbusd and each lane starts from -32 x the sum of
+// its 4 inputs (computed once per token and block, shared by the rows), giving sum (q - 32) x.
+// Both kernels come in an AVX2 flavour (maddubs + madd: no int16 sum can saturate, at most
+// 2 x 63 x 127) and an AVX-VNNI one (vpdpbusd); the int32 lanes, and so the results, are the same.
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include "matmul_internal.h"
+#include "matmul_kquant_x86.h"
+#include "matmul_tiles.h"
+#include <immintrin.h>
+
+// Fetches the next tile's share of bytes for this super-block (see GT_PREFETCH_HINT in matmul_avx2.c).
+#ifndef KQ_NO_PREFETCH
+#define KQ_PREFETCH(p, n) for (size_t l_ = 0; l_ < (n); l_ += 64) _mm_prefetch((const char *)(p) + l_, _MM_HINT_T0)
+#else
+#define KQ_PREFETCH(p, n) (void)0
+#endif
+
+#ifndef KQ_DEC_ROWS
+#define KQ_DEC_ROWS 2
+#endif
+
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
+
+// ---- integer products, 8 int32 lanes ----
+// q4k: w0 / w1 = nibbles of elements 0..15 / 16..31 (a row per half), a0 / a1 the inputs.
+AVX2_INLINE __m256i q4k_dot_avx2(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {
+    __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, a0), _mm256_maddubs_epi16(w1, a1));
+    return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+}
+VNNI_INLINE __m256i q4k_dot_vnni(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w0, a0), w1, a1);
+}
+// q6k: `start` = -32 x the sum of each lane's 4 inputs (q6k_start_*), w the unsigned values.
+AVX2_INLINE __m256i q6k_start_avx2(__m256i a) {
+    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(32), a), _mm256_set1_epi16(1));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), s);
+}
+AVX2_INLINE __m256i q6k_dot_avx2(__m256i start, __m256i w, __m256i a) {
+    return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)), start);
+}
+VNNI_INLINE __m256i q6k_start_vnni(__m256i a) {
+    __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8(32), a));
+}
+VNNI_INLINE __m256i q6k_dot_vnni(__m256i start, __m256i w, __m256i a) { return _mm256_dpbusd_avx_epi32(start, w, a); }
+
+// Two rows' 8-float tables a, b interleaved once per super-block (lo = a0 b0 a1 b1 | a4 b4 a5 b5,
+// hi = a2 b2 a3 b3 | a6 b6 a7 b7), so that each block's [a[j] x 4, b[j] x 4] is one permute.
+AVX2_INLINE void pair_tables(const float *a, const float *b, __m256 *t) {
+    __m256 va = _mm256_loadu_ps(a), vb = _mm256_loadu_ps(b);
+    t[0] = _mm256_unpacklo_ps(va, vb);
+    t[1] = _mm256_unpackhi_ps(va, vb);
+}
+AVX2_INLINE __m256 pair_lanes(const __m256 *t, const int j) {
+    const int i = (j & 1) * 2 + (j & 4);  // position of a[j] in t[(j >> 1) & 1]
+    return _mm256_permutevar8x32_ps(t[(j >> 1) & 1], _mm256_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1));
+}
+
+AVX2_INLINE float hsum4(__m128 v) {  // (v0 + v2) + (v1 + v3)
+    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+AVX2_INLINE float hsum8(__m256 v) { return hsum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+
+#define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6START, Q6DOT)                                              \
+INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \
+                              float *y, size_t ys, size_t r, const int R, const int T) {                   \
+    const int NP = (R + 1) / 2;                                                                            \
+    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                             \
+    const __m256i m4 = _mm256_set1_epi8(0x0f);                                                             \
+    __m256 acc[4][4];                                                                                      \
+    GT_UNROLL for (int p = 0; p < NP; p++)                                                                 \
+        GT_UNROLL for (int t = 0; t < T; t++) acc[p][t] = _mm256_setzero_ps();                             \
+    const uint8_t *wr[8];                                                                                  \
+    GT_UNROLL for (int i = 0; i < 2 * NP; i++) wr[i] = w + (r + (i < R ? i : R - 1)) * rs;                 \
+    const uint8_t *pf = w + (r + R) * rs; /* the next tile's rows, fetched during this one */              \
+    const size_t pf_step = R * rs / nsb;                                                                   \
+    for (size_t s = 0; s < nsb; s++) {                                                                     \
+        const size_t off = s * GT_Q4K_BLOCK_BYTES;                                                         \
+        KQ_PREFETCH(pf + s * pf_step, pf_step);                                                            \
+        float dsc[8][8], mq[8][8], am[4][8];                                                               \
+        GT_UNROLL for (int i = 0; i < 2 * NP; i++) q4k_scales_x86(wr[i] + off, dsc[i], mq[i]);             \
+        GT_UNROLL for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);          \
+        /* One token: the scales times the inputs' (the same products as per block), ahead. */             \
+        if (T == 1) {                                                                                      \
+            __m256 ad8 = _mm256_loadu_ps(gt_act_d(act, nb) + 8 * s);                                       \
+            GT_UNROLL for (int i = 0; i < 2 * NP; i++)                                                     \
+                _mm256_storeu_ps(dsc[i], _mm256_mul_ps(_mm256_loadu_ps(dsc[i]), ad8));                     \
+        }                                                                                                  \
+        __m256 dsp[4][2];                                                                                  \
+        GT_UNROLL for (int p = 0; p < NP; p++) pair_tables(dsc[2 * p], dsc[2 * p + 1], dsp[p]);            \
+        GT_UNROLL for (int g = 0; g < 4; g++) {                                                            \
+            __m256i v0[4], v1[4];                                                                          \
+            GT_UNROLL for (int p = 0; p < NP; p++) {                                                       \
+                const uint8_t *qa = wr[2 * p] + off + 16 + 32 * g, *qb = wr[2 * p + 1] + off + 16 + 32 * g; \
+                v0[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)qa), _mm_loadu_si128((const __m128i *)qb)); \
+                v1[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)(qa + 16)),                      \
+                                          _mm_loadu_si128((const __m128i *)(qb + 16)));                    \
+            }                                                                                              \
+            GT_UNROLL for (int h = 0; h < 2; h++) {                                                        \
+                const int j = 2 * g + h;                                                                   \
+                const size_t b = 8 * s + j;                                                                \
+                __m256i w0[4], w1[4];                                                                      \
+                __m256 ds[4];                                                                              \
+                GT_UNROLL for (int p = 0; p < NP; p++) {                                                   \
+                    w0[p] = _mm256_and_si256(h ? _mm256_srli_epi16(v0[p], 4) : v0[p], m4);                  \
+                    w1[p] = _mm256_and_si256(h ? _mm256_srli_epi16(v1[p], 4) : v1[p], m4);                  \
+                    ds[p] = pair_lanes(dsp[p], j);                                                         \
+                }                                                                                          \
+                GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
+                    const uint8_t *a = act + t * as;                                                       \
+                    const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                         \
+                    __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)aq));        \
+                    __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(aq + 16))); \
+                    __m256 ad = _mm256_set1_ps(gt_act_d(a, nb)[b]);                                        \
+                    GT_UNROLL for (int p = 0; p < NP; p++) {                                               \
+                        __m256i L = Q4DOT(w0[p], w1[p], a0, a1);                                           \
+                        __m256 D = T == 1 ? ds[p] : _mm256_mul_ps(ds[p], ad);                              \
+                        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), D, acc[p][t]);                  \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        /* The mins: sub-blocks k and k + 4 into lane k of each row. */                                    \
+        GT_UNROLL for (int p = 0; p < NP; p++) {                                                           \
+            __m256 m0 = _mm256_setr_m128(_mm_loadu_ps(mq[2 * p]), _mm_loadu_ps(mq[2 * p + 1]));            \
+            __m256 m1 = _mm256_setr_m128(_mm_loadu_ps(mq[2 * p] + 4), _mm_loadu_ps(mq[2 * p + 1] + 4));    \
+            GT_UNROLL for (int t = 0; t < T; t++) {                                                        \
+                acc[p][t] = _mm256_fmadd_ps(m0, _mm256_broadcast_ps((const __m128 *)am[t]), acc[p][t]);     \
+                acc[p][t] = _mm256_fmadd_ps(m1, _mm256_broadcast_ps((const __m128 *)(am[t] + 4)), acc[p][t]); \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+    GT_UNROLL for (int p = 0; p < NP; p++)                                                                 \
+        GT_UNROLL for (int t = 0; t < T; t++) {                                                            \
+            y[t * ys + r + 2 * p] = hsum4(_mm256_castps256_ps128(acc[p][t]));                              \
+            if (2 * p + 1 < R) y[t * ys + r + 2 * p + 1] = hsum4(_mm256_extractf128_ps(acc[p][t], 1));     \
+        }                                                                                                  \
+}                                                                                                          \
+                                                                                                           \
+INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \
+                              float *y, size_t ys, size_t r, const int R, const int T) {                   \
+    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                             \
+    __m256 acc[4][4];                                                                                      \
+    GT_UNROLL for (int i = 0; i < R; i++)                                                                  \
+        GT_UNROLL for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();                             \
+    const uint8_t *wr[4];                                                                                  \
+    GT_UNROLL for (int i = 0; i < R; i++) wr[i] = w + (r + i) * rs;                                        \
+    const uint8_t *pf = w + (r + R) * rs;                                                                  \
+    const size_t pf_step = R * rs / nsb;                                                                   \
+    for (size_t s = 0; s < nsb; s++) {                                                                     \
+        const size_t off = s * GT_Q6K_BLOCK_BYTES;                                                         \
+        KQ_PREFETCH(pf + s * pf_step, pf_step);                                                            \
+        __m256 sc[4][2];                                                                                   \
+        GT_UNROLL for (int i = 0; i < R; i++) q6k_scales_x86(wr[i] + off, sc[i]);                          \
+        GT_UNROLL for (int h = 0; h < 2; h++) {                                                            \
+            __m256i ql0[4], ql1[4], qh[4];                                                                 \
+            GT_UNROLL for (int i = 0; i < R; i++) {                                                        \
+                const uint8_t *p = wr[i] + off;                                                            \
+                ql0[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h));                                \
+                ql1[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));                           \
+                qh[i] = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));                           \
+            }                                                                                              \
+            GT_UNROLL for (int c = 0; c < 4; c++) {                                                        \
+                const size_t b = 8 * s + 4 * h + c;                                                        \
+                __m256i q[4];                                                                              \
+                __m256 ds[4];                                                                              \
+                GT_UNROLL for (int i = 0; i < R; i++) {                                                    \
+                    q[i] = q6k_values_x86(ql0[i], ql1[i], qh[i], c);                                       \
+                    ds[i] = q6k_block_scales_x86(sc[i][h], c);                                             \
+                }                                                                                          \
+                GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
+                    const uint8_t *a = act + t * as;                                                       \
+                    __m256i av = _mm256_loadu_si256((const __m256i *)(gt_act_q(a) + b * GT_BLOCK));        \
+                    __m256i start = Q6START(av);                                                           \
+                    __m256 ad = _mm256_set1_ps(gt_act_d(a, nb)[b]);                                        \
+                    GT_UNROLL for (int i = 0; i < R; i++) {                                                \
+                        __m256i L = Q6DOT(start, q[i], av);                                                \
+                        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(ds[i], ad), acc[i][t]); \
+                    }                                                                                      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+    GT_UNROLL for (int i = 0; i < R; i++)                                                                  \
+        GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum8(acc[i][t]);                        \
+}
+
+DEFINE_KQ_TILES(avx2, AVX2_INLINE, q4k_dot_avx2, q6k_start_avx2, q6k_dot_avx2)
+DEFINE_KQ_TILES(vnni, VNNI_INLINE, q4k_dot_vnni, q6k_start_vnni, q6k_dot_vnni)
+
+// As GT_DEFINE_DRIVER, with DEC_ROWS rows per single-token tile.
+#define KQ_DRIVER(NAME, TILE, ATTR, DEC_ROWS)                                                                 \
+    ATTR static void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,            \
+                          size_t count, float *y, size_t ys, size_t r0, size_t r1) {                          \
+        if (count == 1) {                                                                                     \
+            size_t r = r0;                                                                                    \
+            for (; r + DEC_ROWS <= r1; r += DEC_ROWS) TILE(w, rs, cols, act, as, y, ys, r, DEC_ROWS, 1);      \
+            for (; r < r1; r++) TILE(w, rs, cols, act, as, y, ys, r, 1, 1);                                   \
+            return;                                                                                           \
+        }                                                                                                     \
+        GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, 2)                                    \
+    }
+
+KQ_DRIVER(q4k_avx2, q4k_tile_avx2, AVX2_FN, KQ_DEC_ROWS)
+KQ_DRIVER(q6k_avx2, q6k_tile_avx2, AVX2_FN, 4)
+KQ_DRIVER(q4k_vnni, q4k_tile_vnni, VNNI_FN, KQ_DEC_ROWS)
+KQ_DRIVER(q6k_vnni, q6k_tile_vnni, VNNI_FN, 4)
+
+void gt_q4k_avx2(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                 size_t ys, size_t r0, size_t r1) {
+    q4k_avx2(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+void gt_q6k_avx2(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                 size_t ys, size_t r0, size_t r1) {
+    q6k_avx2(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+void gt_q4k_avxvnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                    size_t ys, size_t r0, size_t r1) {
+    q4k_vnni(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+void gt_q6k_avxvnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                    size_t ys, size_t r0, size_t r1) {
+    q6k_vnni(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+
+#endif

@@ -1,0 +1,234 @@
+// AArch64 kernels for K-quant weights: NEON (every AArch64 CPU) and NEON + SDOT (ARMv8.2
+// dotprod), chosen at run time like matmul_neon.c. The arithmetic of matmul_kquant.c, so both are
+// bit-identical to each other, to the scalar path and to the x86-64 paths.
+//
+// Integer lanes: SDOT sums 4 consecutive byte products into each int32 lane, which is the
+// contract's lane. Without SDOT the same sums come from widening multiplies (vmull_s8 /
+// vmull_high_s8: int16 products), one pairwise add (vpaddq_s16: elements 2m, 2m+1) and a pairwise
+// widening add (vpaddlq_s16: 4m..4m+3). No int16 can overflow: a Q4_K lane's two halves are
+// added in int16 first, at most 4 x 15 x 127; Q6_K's values are taken as q - 32 (-32..31),
+// at most 2 x 32 x 127 per int16.
+// f32: vfmaq_n_f32 / vfmaq_f32 are the contract's fused multiply-adds, and the final sums are
+// spelled out in its order ((v0 + v2) + (v1 + v3), not faddp's (v0 + v1) + (v2 + v3)).
+#if defined(__aarch64__)
+
+#include "matmul_internal.h"
+#include "matmul_tiles.h"
+#include <arm_neon.h>
+
+#define NEON_FN
+#define NEON_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define DOT_FN __attribute__((target("dotprod")))
+#define DOT_INLINE static inline __attribute__((always_inline, target("dotprod")))
+#else
+#define DOT_FN __attribute__((target("arch=armv8.2-a+dotprod")))
+#define DOT_INLINE static inline __attribute__((always_inline, target("arch=armv8.2-a+dotprod")))
+#endif
+
+NEON_INLINE float kq_f16(const uint8_t *p) {
+    __fp16 h;
+    memcpy(&h, p, 2);
+    return (float)h;
+}
+
+NEON_INLINE float hsum4(float32x4_t v) {  // (v0 + v2) + (v1 + v3)
+    return vpadds_f32(vadd_f32(vget_low_f32(v), vget_high_f32(v)));
+}
+
+// ---- integer products ----
+// 4 lanes of 4 consecutive products of w and a (16 bytes each) as int16 pairs: [2m] + [2m+1].
+NEON_INLINE int16x8_t pair_products(int8x16_t w, int8x16_t a) {
+    return vpaddq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(a)), vmull_high_s8(w, a));
+}
+// Q4_K: lane k = elements 4k..4k+3 of w0 . a0 plus those of w1 . a1.
+NEON_INLINE int32x4_t q4k_dot_neon(int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+    return vpaddlq_s16(vaddq_s16(pair_products(w0, a0), pair_products(w1, a1)));
+}
+DOT_INLINE int32x4_t q4k_dot_sdot(int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, a0), w1, a1);
+}
+// Q6_K: lane k = elements 4k..4k+3 of w . a (w = q - 32).
+NEON_INLINE int32x4_t q6k_dot_neon(int8x16_t w, int8x16_t a) { return vpaddlq_s16(pair_products(w, a)); }
+DOT_INLINE int32x4_t q6k_dot_sdot(int8x16_t w, int8x16_t a) { return vdotq_s32(vdupq_n_s32(0), w, a); }
+
+// ---- scales ----
+// Q4_K super-block at p: dsc[j] = d * sc_j, mq[j] = dmin * m_j / 2 (exact products; see
+// matmul_kquant_x86.h for the unpacking).
+NEON_INLINE void q4k_scales_neon(const uint8_t *p, float *dsc, float *mq) {
+    uint32_t u[3], sc[2], m[2];
+    memcpy(u, p + 4, 12);
+    sc[0] = u[0] & 0x3f3f3f3fu;
+    m[0] = u[1] & 0x3f3f3f3fu;
+    sc[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+    m[1] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    uint16x8_t s16 = vmovl_u8(vld1_u8((const uint8_t *)sc)), m16 = vmovl_u8(vld1_u8((const uint8_t *)m));
+    const float d = kq_f16(p), dm = kq_f16(p + 2) * 0.5f;
+    vst1q_f32(dsc, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(s16))), d));
+    vst1q_f32(dsc + 4, vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(s16)), d));
+    vst1q_f32(mq, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(m16))), dm));
+    vst1q_f32(mq + 4, vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(m16)), dm));
+}
+
+// Q6_K: d * sc[0..15].
+NEON_INLINE void q6k_scales_neon(const uint8_t *p, float *ds) {
+    int8x16_t s = vld1q_s8((const int8_t *)(p + 192));
+    int16x8_t lo = vmovl_s8(vget_low_s8(s)), hi = vmovl_high_s8(s);
+    const float d = kq_f16(p + 208);
+    vst1q_f32(ds, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+    vst1q_f32(ds + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
+    vst1q_f32(ds + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+    vst1q_f32(ds + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
+}
+
+// 16 Q6_K values of block c of a half, minus 32: the low (c < 2) or high nibbles of ql, bits
+// 2c, 2c+1 of qh (ql, qh: 16 bytes at the same position l).
+NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c) {
+    uint8x16_t lo = c >= 2 ? vshrq_n_u8(ql, 4) : vandq_u8(ql, vdupq_n_u8(0x0f));
+    uint8x16_t hi = c == 0 ? vshlq_n_u8(qh, 4) : c == 1 ? vshlq_n_u8(qh, 2) : c == 2 ? qh : vshrq_n_u8(qh, 2);
+    uint8x16_t q = vorrq_u8(lo, vandq_u8(hi, vdupq_n_u8(0x30)));
+    return vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8(32));
+}
+
+#define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6DOT)                                                         \
+    INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,   \
+                                  float *y, size_t ys, size_t r, const int R, const int T) {                 \
+        const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                           \
+        float32x4_t acc[4][4];                                                                               \
+        GT_UNROLL for (int i = 0; i < R; i++)                                                                \
+            GT_UNROLL for (int t = 0; t < T; t++) acc[i][t] = vdupq_n_f32(0.0f);                             \
+        const uint8_t *wr[4];                                                                                \
+        GT_UNROLL for (int i = 0; i < R; i++) wr[i] = w + (r + i) * rs;                                      \
+        const uint8_t *pf = w + (r + R) * rs; /* the next tile's rows */                                     \
+        const size_t pf_step = R * rs / nsb;                                                                 \
+        const uint8x16_t m4 = vdupq_n_u8(0x0f);                                                              \
+        for (size_t s = 0; s < nsb; s++) {                                                                   \
+            const size_t off = s * GT_Q4K_BLOCK_BYTES;                                                       \
+            for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 3);         \
+            float dsc[4][8], mq[4][8], am[4][8];                                                             \
+            GT_UNROLL for (int i = 0; i < R; i++) q4k_scales_neon(wr[i] + off, dsc[i], mq[i]);               \
+            GT_UNROLL for (int t = 0; t < T; t++) {                                                          \
+                const float *ad = gt_act_d(act + t * as, nb) + 8 * s;                                        \
+                const int32_t *c = gt_act_c(act + t * as, nb) + 8 * s;                                       \
+                vst1q_f32(am[t], vmulq_f32(vld1q_f32(ad), vcvtq_f32_s32(vld1q_s32(c))));                     \
+                vst1q_f32(am[t] + 4, vmulq_f32(vld1q_f32(ad + 4), vcvtq_f32_s32(vld1q_s32(c + 4))));         \
+            }                                                                                                \
+            if (T == 1) { /* one token: d * sc times the input scales, ahead (the same products) */         \
+                const float *ad = gt_act_d(act, nb) + 8 * s;                                                 \
+                GT_UNROLL for (int i = 0; i < R; i++) {                                                      \
+                    vst1q_f32(dsc[i], vmulq_f32(vld1q_f32(dsc[i]), vld1q_f32(ad)));                          \
+                    vst1q_f32(dsc[i] + 4, vmulq_f32(vld1q_f32(dsc[i] + 4), vld1q_f32(ad + 4)));              \
+                }                                                                                            \
+            }                                                                                                \
+            GT_UNROLL for (int g = 0; g < 4; g++) {                                                          \
+                uint8x16_t v0[4], v1[4];                                                                     \
+                GT_UNROLL for (int i = 0; i < R; i++) {                                                      \
+                    v0[i] = vld1q_u8(wr[i] + off + 16 + 32 * g);                                             \
+                    v1[i] = vld1q_u8(wr[i] + off + 32 + 32 * g);                                             \
+                }                                                                                            \
+                GT_UNROLL for (int h = 0; h < 2; h++) {                                                      \
+                    const int j = 2 * g + h;                                                                 \
+                    const size_t b = 8 * s + j;                                                              \
+                    int8x16_t w0[4], w1[4];                                                                  \
+                    GT_UNROLL for (int i = 0; i < R; i++) {                                                  \
+                        w0[i] = vreinterpretq_s8_u8(h ? vshrq_n_u8(v0[i], 4) : vandq_u8(v0[i], m4));         \
+                        w1[i] = vreinterpretq_s8_u8(h ? vshrq_n_u8(v1[i], 4) : vandq_u8(v1[i], m4));         \
+                    }                                                                                        \
+                    GT_UNROLL for (int t = 0; t < T; t++) {                                                  \
+                        const uint8_t *a = act + t * as;                                                     \
+                        const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                       \
+                        int8x16_t a0 = vld1q_s8(aq), a1 = vld1q_s8(aq + 16);                                 \
+                        float ad = gt_act_d(a, nb)[b];                                                       \
+                        GT_UNROLL for (int i = 0; i < R; i++) {                                              \
+                            int32x4_t L = Q4DOT(w0[i], w1[i], a0, a1);                                       \
+                            float D = T == 1 ? dsc[i][j] : dsc[i][j] * ad;                                   \
+                            acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(L), D);                         \
+                        }                                                                                    \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+            /* The mins: sub-blocks k and k + 4 into lane k. */                                              \
+            GT_UNROLL for (int i = 0; i < R; i++) {                                                          \
+                float32x4_t m0 = vld1q_f32(mq[i]), m1 = vld1q_f32(mq[i] + 4);                                \
+                GT_UNROLL for (int t = 0; t < T; t++) {                                                      \
+                    acc[i][t] = vfmaq_f32(acc[i][t], m0, vld1q_f32(am[t]));                                  \
+                    acc[i][t] = vfmaq_f32(acc[i][t], m1, vld1q_f32(am[t] + 4));                              \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+        GT_UNROLL for (int i = 0; i < R; i++)                                                                \
+            GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum4(acc[i][t]);                      \
+    }                                                                                                        \
+                                                                                                             \
+    INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,   \
+                                  float *y, size_t ys, size_t r, const int R, const int T) {                 \
+        const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                           \
+        float32x4_t acc0[4][4], acc1[4][4];                                                                  \
+        GT_UNROLL for (int i = 0; i < R; i++)                                                                \
+            GT_UNROLL for (int t = 0; t < T; t++) acc0[i][t] = acc1[i][t] = vdupq_n_f32(0.0f);               \
+        const uint8_t *wr[4];                                                                                \
+        GT_UNROLL for (int i = 0; i < R; i++) wr[i] = w + (r + i) * rs;                                      \
+        const uint8_t *pf = w + (r + R) * rs;                                                                \
+        const size_t pf_step = R * rs / nsb;                                                                 \
+        for (size_t s = 0; s < nsb; s++) {                                                                   \
+            const size_t off = s * GT_Q6K_BLOCK_BYTES;                                                       \
+            for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 3);         \
+            float ds[4][16];                                                                                 \
+            GT_UNROLL for (int i = 0; i < R; i++) q6k_scales_neon(wr[i] + off, ds[i]);                       \
+            for (int bi = 0; bi < 8; bi++) {                                                                 \
+                const int h = bi / 4;                                                                        \
+                const size_t b = 8 * s + bi;                                                                 \
+                int8x16_t q0[4], q1[4];                                                                      \
+                GT_UNROLL for (int i = 0; i < R; i++) {                                                      \
+                    const uint8_t *ql = wr[i] + off + 64 * h + 32 * (bi & 1), *qh = wr[i] + off + 128 + 32 * h; \
+                    uint8x16_t l0 = vld1q_u8(ql), l1 = vld1q_u8(ql + 16);                                    \
+                    uint8x16_t h0 = vld1q_u8(qh), h1 = vld1q_u8(qh + 16);                                    \
+                    switch (bi & 3) {                                                                        \
+                    case 0: q0[i] = q6k_values_neon(l0, h0, 0); q1[i] = q6k_values_neon(l1, h1, 0); break;   \
+                    case 1: q0[i] = q6k_values_neon(l0, h0, 1); q1[i] = q6k_values_neon(l1, h1, 1); break;   \
+                    case 2: q0[i] = q6k_values_neon(l0, h0, 2); q1[i] = q6k_values_neon(l1, h1, 2); break;   \
+                    default: q0[i] = q6k_values_neon(l0, h0, 3); q1[i] = q6k_values_neon(l1, h1, 3); break;  \
+                    }                                                                                        \
+                }                                                                                            \
+                GT_UNROLL for (int t = 0; t < T; t++) {                                                      \
+                    const uint8_t *a = act + t * as;                                                         \
+                    const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                           \
+                    int8x16_t a0 = vld1q_s8(aq), a1 = vld1q_s8(aq + 16);                                     \
+                    float ad = gt_act_d(a, nb)[b];                                                           \
+                    GT_UNROLL for (int i = 0; i < R; i++) {                                                  \
+                        acc0[i][t] = vfmaq_n_f32(acc0[i][t], vcvtq_f32_s32(Q6DOT(q0[i], a0)), ds[i][2 * bi] * ad); \
+                        acc1[i][t] = vfmaq_n_f32(acc1[i][t], vcvtq_f32_s32(Q6DOT(q1[i], a1)), ds[i][2 * bi + 1] * ad); \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+        GT_UNROLL for (int i = 0; i < R; i++)                                                                \
+            GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum4(vaddq_f32(acc0[i][t], acc1[i][t])); \
+    }
+
+DEFINE_KQ_TILES(neon, NEON_INLINE, q4k_dot_neon, q6k_dot_neon)
+DEFINE_KQ_TILES(sdot, DOT_INLINE, q4k_dot_sdot, q6k_dot_sdot)
+
+GT_DEFINE_DRIVER(q4k_neon, q4k_tile_neon, NEON_FN)
+GT_DEFINE_DRIVER(q6k_neon, q6k_tile_neon, NEON_FN)
+GT_DEFINE_DRIVER(q4k_sdot, q4k_tile_sdot, DOT_FN)
+GT_DEFINE_DRIVER(q6k_sdot, q6k_tile_sdot, DOT_FN)
+
+void gt_q4k_neon(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                 size_t ys, size_t r0, size_t r1) {
+    q4k_neon(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+void gt_q6k_neon(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                 size_t ys, size_t r0, size_t r1) {
+    q6k_neon(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+DOT_FN void gt_q4k_dot(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count,
+                       float *y, size_t ys, size_t r0, size_t r1) {
+    q4k_sdot(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+DOT_FN void gt_q6k_dot(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count,
+                       float *y, size_t ys, size_t r0, size_t r1) {
+    q6k_sdot(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+
+#endif

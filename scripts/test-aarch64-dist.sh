@@ -105,6 +105,9 @@ convert_part() {  # convert_part NAME CPU-ARRAY-NAME QUANT-ARGS...
 }
 convert_part q8 max --type q8
 convert_part q4 a72
+# --pure requantizes every matrix: q4k through the K scale search (portable C on aarch64, AVX2 /
+# AVX-512 on x86-64, which must write the same bytes), q5 where rows are not whole 256-blocks.
+convert_part q4k-pure a72 --pure
 for name in q8 q4; do [ -f "$work/arm-$name.gtm" ] || { echo "error: no aarch64 $name model, stopping"; part ""; echo "aarch64: $passed passed, $((failed + 1)) failed"; exit 1; }; done
 
 # ---- tokenizer goldens ----

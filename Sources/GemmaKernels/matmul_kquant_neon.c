@@ -15,22 +15,7 @@
 #include "matmul_internal.h"
 #include "matmul_tiles.h"
 #include <arm_neon.h>
-
-#define NEON_FN
-#define NEON_INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define DOT_FN __attribute__((target("dotprod")))
-#define DOT_INLINE static inline __attribute__((always_inline, target("dotprod")))
-#else
-#define DOT_FN __attribute__((target("arch=armv8.2-a+dotprod")))
-#define DOT_INLINE static inline __attribute__((always_inline, target("arch=armv8.2-a+dotprod")))
-#endif
-
-NEON_INLINE float kq_f16(const uint8_t *p) {
-    __fp16 h;
-    memcpy(&h, p, 2);
-    return (float)h;
-}
+#include "matmul_neon.h"
 
 NEON_INLINE float hsum4(float32x4_t v) {  // (v0 + v2) + (v1 + v3)
     return vpadds_f32(vadd_f32(vget_low_f32(v), vget_high_f32(v)));
@@ -63,7 +48,7 @@ NEON_INLINE void q4k_scales_neon(const uint8_t *p, float *dsc, float *mq) {
     sc[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
     m[1] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
     uint16x8_t s16 = vmovl_u8(vld1_u8((const uint8_t *)sc)), m16 = vmovl_u8(vld1_u8((const uint8_t *)m));
-    const float d = kq_f16(p), dm = kq_f16(p + 2) * 0.5f;
+    const float d = load_scale(p), dm = load_scale(p + 2) * 0.5f;
     vst1q_f32(dsc, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(s16))), d));
     vst1q_f32(dsc + 4, vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(s16)), d));
     vst1q_f32(mq, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(m16))), dm));
@@ -74,7 +59,7 @@ NEON_INLINE void q4k_scales_neon(const uint8_t *p, float *dsc, float *mq) {
 NEON_INLINE void q6k_scales_neon(const uint8_t *p, float *ds) {
     int8x16_t s = vld1q_s8((const int8_t *)(p + 192));
     int16x8_t lo = vmovl_s8(vget_low_s8(s)), hi = vmovl_high_s8(s);
-    const float d = kq_f16(p + 208);
+    const float d = load_scale(p + 208);
     vst1q_f32(ds, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
     vst1q_f32(ds + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
     vst1q_f32(ds + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));

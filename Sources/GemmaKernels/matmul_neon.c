@@ -18,6 +18,7 @@
 #include "matmul_internal.h"
 #include "matmul_tiles.h"
 #include <arm_neon.h>
+#include "matmul_neon.h"
 
 #if defined(__linux__)
 #include <sys/auxv.h>
@@ -34,22 +35,6 @@ int gt_cpu_has_dotprod(void) {
 #else
     return 0;
 #endif
-}
-
-#define NEON_FN
-#define NEON_INLINE static inline __attribute__((always_inline))
-#if defined(__clang__)
-#define DOT_FN __attribute__((target("dotprod")))
-#define DOT_INLINE static inline __attribute__((always_inline, target("dotprod")))
-#else
-#define DOT_FN __attribute__((target("arch=armv8.2-a+dotprod")))
-#define DOT_INLINE static inline __attribute__((always_inline, target("arch=armv8.2-a+dotprod")))
-#endif
-
-NEON_INLINE float load_scale(const uint8_t *p) {
-    __fp16 h;
-    memcpy(&h, p, 2);
-    return (float)h;
 }
 
 // ---- integer block products (4 int32 lanes summing to the block's dot product) ----

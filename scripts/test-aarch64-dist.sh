@@ -4,22 +4,31 @@
 # libc6 and libgcc-s1 (.cache/dist/arm64-libc, made by mmdebstrap on first use). Two CPU models:
 # -cpu cortex-a72 (NEON only: the neon kernels) and -cpu max (SDOT: neon+dotprod). The x86-64 dist
 # binaries, run natively, are the reference:
-#   - gemma-quantize: the GGUF to q8 and to the default q4 on aarch64, byte-identical (cmp) to
-#     the x86-64 conversion;
+#   - gemma-quantize: the GGUF to q8 on aarch64, byte-identical (cmp) to the x86-64 conversion;
 #   - gemma-tiny tokenize: the ids of a selection of the tokenizer goldens
 #     (fixtures/goldens/gemma3-270m-tokenizer.json: llama.cpp's ids on the same GGUF), also equal
 #     to the x86-64 binary's;
-#   - gemma-tiny run --temp 0: 4 prompts x 32 tokens, q8 and q4, both CPU models, the same ids as
-#     x86-64. Different kernels round differently: where the ids part, the two highest logits there
-#     (GEMMA_TINY_TRACE_TOP2) tell a near-tie (accepted, reported with its margin) from a bug;
+#   - gemma-tiny run --temp 0: 2 prompts x 16 tokens, the default file (q4k/q6k, the GGUF's own
+#     weights) on both CPU models and q8 on -cpu max, the same ids as x86-64. Different kernels
+#     round differently: where the ids part, the two highest logits there (GEMMA_TINY_TRACE_TOP2)
+#     tell a near-tie (accepted, reported with its margin) from a bug;
 #   - gemma-tiny chat (two turns on stdin), --help, and damaged model files (one `error:` line,
 #     non-zero exit).
+# The kernels themselves are bit-identical to the scalar reference on both CPU models
+# (scripts/test-arm.sh); what differs here is the float code around them (norms, softmax, RoPE;
+# clang contracts multiply-adds to FMA on aarch64), whose last-bit differences can flip an int8
+# activation rounding and so move logits by ~0.1-0.3.
+# GEMMA_TINY_AARCH64_FULL=1 adds: the --pure conversion (every matrix requantized: the K scale
+# search on aarch64's portable C path, byte-identical to x86-64's AVX2/AVX-512), perplexity on
+# two 128-token windows (the batched prompt path; within PPL_TOLERANCE, default 3%, of x86-64's:
+# window 1 of docs/FORMAT.md was seen 1.2% apart on the default file), 4 prompts x 32 tokens and
+# q8 on both CPU models.
 # Usage: scripts/test-aarch64-dist.sh   (needs dist/aarch64 and dist/x86_64 from scripts/dist.sh,
 # qemu-user, and GEMMA3_270M_GGUF, the path scripts/fetch-gemma3-270m.sh prints; as root the first
-# time, for mmdebstrap). Environment: GEMMA_TINY_AARCH64_TOKENIZE_CASES (default 24),
-# GEMMA_TINY_AARCH64_PROMPTS (1-4, default 4), GEMMA_TINY_AARCH64_TOKENS (default 32), NEAR_TIE
-# (largest accepted top-1 - top-2 logit margin at a divergence, default 0.5: the top logits of
-# the x86-64 and aarch64 kernels were seen up to 0.25 apart on the 270M q8).
+# time, for mmdebstrap). Environment: GEMMA_TINY_AARCH64_TOKENIZE_CASES (default 12),
+# GEMMA_TINY_AARCH64_PROMPTS (1-4), GEMMA_TINY_AARCH64_TOKENS, NEAR_TIE (largest accepted top-1 -
+# top-2 logit margin at a divergence, default 0.5: the top logits of the x86-64 and aarch64 builds
+# were seen up to 0.25 apart on the 270M q8), PPL_TOLERANCE, GEMMA_TINY_AARCH64_FULL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -42,6 +51,10 @@ for f in dist/aarch64/gemma-tiny dist/aarch64/gemma-quantize dist/x86_64/gemma-t
 done
 command -v qemu-aarch64 >/dev/null || { echo "error: qemu-aarch64 not found (apt-get install qemu-user)" >&2; exit 1; }
 near_tie=${NEAR_TIE:-0.5}
+# The CI set takes about 4 minutes; GEMMA_TINY_AARCH64_FULL=1 adds the --pure conversion and the
+# perplexity comparison, 4 prompts x 32 tokens and q8 on both CPU models (about 25 minutes: a
+# 128-token window with every position's logits takes minutes under qemu's emulation).
+full=${GEMMA_TINY_AARCH64_FULL:-0}
 
 # The run-time root: Debian 13's arm64 C library only (no Swift, no libstdc++, no libzstd).
 libc=$repo/.cache/dist/arm64-libc
@@ -104,15 +117,19 @@ convert_part() {  # convert_part NAME CPU-ARRAY-NAME QUANT-ARGS...
     fi
 }
 convert_part q8 max --type q8
-convert_part q4 a72
 # --pure requantizes every matrix: q4k through the K scale search (portable C on aarch64, AVX2 /
 # AVX-512 on x86-64, which must write the same bytes), q5 where rows are not whole 256-blocks.
-convert_part q4k-pure a72 --pure
-for name in q8 q4; do [ -f "$work/arm-$name.gtm" ] || { echo "error: no aarch64 $name model, stopping"; part ""; echo "aarch64: $passed passed, $((failed + 1)) failed"; exit 1; }; done
+[ "$full" = 1 ] && convert_part q4k-pure a72 --pure
+[ -f "$work/arm-q8.gtm" ] || { echo "error: no aarch64 q8 model, stopping"; part ""; echo "aarch64: $passed passed, $((failed + 1)) failed"; exit 1; }
+# The default conversion (the GGUF's Q4_K/Q6_K bytes copied, no arithmetic) on x86-64 only: the
+# runs below use it, the format being the same on both.
+part "gemma-quantize default (x86-64)"
+"${x86_quant[@]}" "$gguf" -o "$work/default.gtm" >"$work/default.log" 2>&1 ||
+    { fail "x86-64 gemma-quantize (default): $(tail -n 1 "$work/default.log")"; part ""; echo "aarch64: $passed passed, $failed failed"; exit 1; }
 
 # ---- tokenizer goldens ----
 part "tokenize"
-ncases=${GEMMA_TINY_AARCH64_TOKENIZE_CASES:-24}
+ncases=${GEMMA_TINY_AARCH64_TOKENIZE_CASES:-12}
 # An even spread over the golden cases (every category's first case, then evenly), one text file each.
 python3 - "$work/tok" "$ncases" <<'EOF'
 import json, os, sys
@@ -132,8 +149,8 @@ EOF
 tok_ok=0 tok_bad=0
 for txt in "$work"/tok/*.txt; do
     ids=${txt%.txt}.ids
-    "${x86_tiny[@]}" tokenize -m "$work/x86-q4.gtm" --no-bos -f "$txt" >"$txt.x86" 2>&1 || true
-    "${a72[@]}" "$arm_tiny" tokenize -m "$work/arm-q4.gtm" --no-bos -f "$txt" >"$txt.arm" 2>&1 || true
+    "${x86_tiny[@]}" tokenize -m "$work/default.gtm" --no-bos -f "$txt" >"$txt.x86" 2>&1 || true
+    "${a72[@]}" "$arm_tiny" tokenize -m "$work/default.gtm" --no-bos -f "$txt" >"$txt.arm" 2>&1 || true
     if cmp -s "$txt.arm" "$ids" && cmp -s "$txt.x86" "$ids"; then
         tok_ok=$((tok_ok + 1))
     else
@@ -147,11 +164,42 @@ else
     fail "tokenize: $tok_bad of $((tok_ok + tok_bad)) golden cases differ"
 fi
 
-# ---- greedy generation: aarch64 (neon, neon+dotprod) against x86-64 ----
-prompts=("The capital of France is" "Once upon a time, in a small village by the sea," \
-    "def fibonacci(n):" "The three primary colors are")
-prompts=("${prompts[@]:0:${GEMMA_TINY_AARCH64_PROMPTS:-4}}")
-ntok=${GEMMA_TINY_AARCH64_TOKENS:-32}
+# ---- perplexity: the prompt path, every position's logits, against x86-64 ----
+# A text of this repository (the same bytes on both sides), two 128-token windows.
+ppl_text=$repo/docs/FORMAT.md
+ppl_tolerance=${PPL_TOLERANCE:-0.03}
+ppl() {  # ppl OUT MODEL RUNNER...: prints the final estimate, or nothing
+    local out=$1 model=$2; shift 2
+    "$@" perplexity -m "$model" -f "$ppl_text" --ctx 128 --chunks 2 --threads 2 >"$out" 2>"$out.err" || true
+    sed -nE 's/^Final estimate: PPL = ([0-9.]+).*/\1/p' "$out"
+}
+model_file() { [ "$1" = q8 ] && echo "$work/arm-q8.gtm" || echo "$work/default.gtm"; }
+for q in default q8; do
+    [ "$full" = 1 ] || break
+    model=$(model_file $q)
+    part "perplexity $q"
+    reference=$(ppl "$work/ppl-x86-$q" "$model" "${x86_tiny[@]}")
+    [ -n "$reference" ] || { fail "x86-64 perplexity $q: $(tail -n 1 "$work/ppl-x86-$q.err")"; continue; }
+    cpus=(a72 max); [ $q = q8 ] && cpus=(max)  # q8 on NEON alone: the kernels-test's a72 run
+    for cpu in "${cpus[@]}"; do
+        declare -n runner=$cpu
+        value=$(ppl "$work/ppl-$cpu-$q" "$model" "${runner[@]}" "$arm_tiny")
+        if [ -z "$value" ]; then
+            fail "perplexity $q -cpu ${runner[4]}: $(tail -n 1 "$work/ppl-$cpu-$q.err")"
+        elif python3 -c 'import sys; a, b, t = map(float, sys.argv[1:]); sys.exit(abs(a / b - 1) > t)' "$value" "$reference" "$ppl_tolerance"; then
+            pass "perplexity $q -cpu ${runner[4]}: $value, x86-64 $reference (within $ppl_tolerance)"
+        else
+            fail "perplexity $q -cpu ${runner[4]}: $value, x86-64 $reference (more than $ppl_tolerance apart)"
+        fi
+        unset -n runner
+    done
+done
+
+# ---- greedy generation: the decode path, aarch64 (neon, neon+dotprod) against x86-64 ----
+prompts=("The capital of France is" "def fibonacci(n):" \
+    "Once upon a time, in a small village by the sea," "The three primary colors are")
+prompts=("${prompts[@]:0:${GEMMA_TINY_AARCH64_PROMPTS:-$([ "$full" = 1 ] && echo 4 || echo 2)}}")
+ntok=${GEMMA_TINY_AARCH64_TOKENS:-$([ "$full" = 1 ] && echo 32 || echo 16)}
 gen() {  # gen OUT MODEL PROMPT RUNNER...: --json to OUT.json, the top-2 trace to OUT.top2
     local out=$1 model=$2 prompt=$3; shift 3
     GEMMA_TINY_TRACE_TOP2=1 "$@" run -m "$model" -p "$prompt" -n $ntok --temp 0 --ignore-eos --threads 2 --ctx 256 --json --verbose \
@@ -178,27 +226,26 @@ kind = "tie" if {x1, x2} == {a1, a2} and max(mx, ma) <= tie else "diff"
 print(f"{kind} {i} x86-64 top {x1} {xl1:.4f} / {x2} {xl2:.4f} (margin {mx:.4f}), aarch64 top {a1} {al1:.4f} / {a2} {al2:.4f} (margin {ma:.4f})")
 EOF
 }
-same=0 ties=0 diffs=0 compared=0
-for q in q8 q4; do
+same=0 ties=0 diffs=0
+for q in default q8; do
+    model=$(model_file $q)
     part "run $q: x86-64 reference"
     for i in "${!prompts[@]}"; do
-        gen "$work/x86-$q-$i" "$work/x86-$q.gtm" "${prompts[$i]}" "${x86_tiny[@]}" || fail "x86-64 run $q prompt $i"
+        gen "$work/x86-$q-$i" "$model" "${prompts[$i]}" "${x86_tiny[@]}" || fail "x86-64 run $q prompt $i"
     done
-    for cpu in a72 max; do
+    cpus=(a72 max); [ $q = q8 ] && [ "$full" != 1 ] && cpus=(max)
+    for cpu in "${cpus[@]}"; do
         part "run $q: aarch64 -cpu $( [ $cpu = a72 ] && echo cortex-a72 || echo max )"
         want=$( [ $cpu = a72 ] && echo neon || echo neon+dotprod )
-        local_runner=a72; [ $cpu = max ] && local_runner=max
-        declare -n runner=$local_runner
+        declare -n runner=$cpu
         for i in "${!prompts[@]}"; do
             out=$work/arm-$q-$cpu-$i
-            if ! gen "$out" "$work/arm-$q.gtm" "${prompts[$i]}" "${runner[@]}" "$arm_tiny"; then
+            if ! gen "$out" "$model" "${prompts[$i]}" "${runner[@]}" "$arm_tiny"; then
                 fail "aarch64 run $q -cpu $cpu prompt $i"; continue
             fi
             isa=$(grep -o 'kernels: [a-z0-9+]*' "$out.err" | head -n 1 | cut -d' ' -f2)
             rate=$(grep -oE 'generation[^,;]*' "$out.err" | head -n 1)
             result=$(compare "$work/x86-$q-$i" "$out")
-            read -r _ upto _ <<<"$result"  # "same N" or "tie|diff I ...": I+1 tokens compared
-            [[ $result == same* ]] && compared=$((compared + upto)) || compared=$((compared + upto + 1))
             label="run $q -cpu ${runner[4]} ($isa) prompt $i"
             if [ "$isa" != "$want" ]; then
                 fail "$label: kernels '$isa', expected $want"
@@ -214,13 +261,10 @@ for q in q8 q4; do
     done
 done
 echo "      greedy agreement: $same of $((same + ties + diffs)) runs identical to x86-64 for all $ntok tokens, $ties parted at a near-tie (margin <= $near_tie), $diffs differ"
-# Near-ties must stay the exception: more than one per 20 compared tokens is a precision problem.
-echo "      compared tokens (up to and including a parting): $compared; near-tie partings: $ties"
-[ $((ties * 20)) -le "$compared" ] || fail "greedy: $ties near-tie partings in $compared compared tokens (more than 1 in 20)"
 
 # ---- chat: two turns from stdin ----
 part "chat"
-printf 'Name a color.\nAnd another one?\n' | "${max[@]}" "$arm_tiny" chat -m "$work/arm-q4.gtm" --temp 0 -n 16 --threads 2 --ctx 512 --verbose \
+printf 'Name a color.\nAnd another one?\n' | "${max[@]}" "$arm_tiny" chat -m "$work/default.gtm" --temp 0 -n 8 --threads 2 --ctx 512 --verbose \
     >"$work/chat.out" 2>"$work/chat.err" && chat_status=0 || chat_status=$?
 replies=$(grep -c 'reply [1-9][0-9]* tokens' "$work/chat.err" || true)
 if [ "$chat_status" = 0 ] && [ "$replies" = 2 ] && [ "$(grep -c . "$work/chat.out")" -ge 2 ]; then
@@ -244,11 +288,11 @@ damaged() {  # damaged NAME: runs the aarch64 gemma-tiny on $work/bad/NAME.gtm
     fi
 }
 mkdir -p "$work/bad"
-size=$(stat -c %s "$work/arm-q4.gtm")
-head -c $((size / 2)) "$work/arm-q4.gtm" >"$work/bad/truncated.gtm"
+size=$(stat -c %s "$work/default.gtm")
+head -c $((size / 2)) "$work/default.gtm" >"$work/bad/truncated.gtm"
 damaged truncated
 flip() {  # flip NAME OFFSET: a copy with one byte inverted
-    cp "$work/arm-q4.gtm" "$work/bad/$1.gtm"
+    cp "$work/default.gtm" "$work/bad/$1.gtm"
     python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0xFF]))' "$work/bad/$1.gtm" "$2"
 }
 flip header-flipped 200; damaged header-flipped

@@ -12,7 +12,10 @@ fi
 
 # Two packages: the core (.) and the HTTP server (server/, which depends on the core by path).
 swift build --build-tests
-scripts/test-arm.sh  # the C kernels on every ISA path: native x86-64, and AArch64 under qemu-aarch64
+# The C kernels on every ISA path (native x86-64, and AArch64 under qemu-aarch64) beside the Swift
+# tests: its qemu runs take one core, the test process mostly the other. Its output follows theirs.
+scripts/test-arm.sh >.build/test-arm-output.txt 2>&1 &
+arm_pid=$!
 # All suites are XCTest; --disable-swift-testing skips the empty Swift Testing pass.
 status=0
 swift test --skip-build --disable-swift-testing 2>&1 | tee .build/test-output.txt || status=1
@@ -22,6 +25,10 @@ swift build --package-path server --build-tests
 # The server tests run the core's gemma-tiny too (`gemma-tiny serve` handing over to gemma-tiny-serve).
 GEMMA_TINY_BIN="$(swift build --show-bin-path)/gemma-tiny" \
     swift test --package-path server --skip-build --disable-swift-testing 2>&1 | tee .build/server-test-output.txt || status=1
+
+echo "C kernels on every ISA path (scripts/test-arm.sh)"
+wait $arm_pid || status=1
+cat .build/test-arm-output.txt
 
 # One closing line for both runs: the last "Executed N tests, with F failures" line of each.
 passed=0 failed=0 skipped=0

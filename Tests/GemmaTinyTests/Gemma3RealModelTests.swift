@@ -38,6 +38,11 @@ final class Gemma3RealModelTests: XCTestCase {
         var cases: [Case]
     }
 
+    /// The product's kernels (this CPU's SIMD path, two threads), as `gemma-tiny run` uses them:
+    /// the scalar reference would take minutes per test on a 270M model, and the SIMD paths are
+    /// themselves tested against it (KernelSIMDTests, kernels-test).
+    static let kernels = SIMDKernels(threads: 2)
+
     static func decoder() -> JSONDecoder {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
@@ -102,7 +107,7 @@ final class Gemma3RealModelTests: XCTestCase {
         let model = try model(.bf16)
         let refs = try references()
         for p in refs.prompts {
-            let session = try InferenceSession(model: model, contextLength: p.ids.count + p.greedyIds.count)
+            let session = try InferenceSession(model: model, contextLength: p.ids.count + p.greedyIds.count, kernels: Self.kernels)
             try session.prefill(p.ids)
             var out: [Int] = []
             for _ in p.greedyIds {
@@ -115,7 +120,8 @@ final class Gemma3RealModelTests: XCTestCase {
     }
 
     /// q8 top-1 agreement with transformers at every position of a 622-token text (longer than
-    /// the 512-position sliding window): at least 98%.
+    /// the 512-position sliding window): at least 98%, and every miss at a near-tie (transformers'
+    /// top-1 - top-2 margin below `clearMargin`).
     func testGemma3Q8Top1Agreement() throws {
         try checkAgreement(.q8, minimum: 0.98)
     }
@@ -156,14 +162,16 @@ final class Gemma3RealModelTests: XCTestCase {
     }
 
     /// The default import runs the GGUF's own weights: top-1 agreement with transformers (on the
-    /// dequantized GGUF) as high as the q8 file's.
+    /// dequantized GGUF) of at least 97.5%, every miss at a near-tie. (The kernels round the
+    /// activations to int8, as llama.cpp's do: 609/622 here, the misses at transformers margins
+    /// of 0.28 or less; with f32 activations, the scalar reference, it was above 98%.)
     func testGemma3DefaultImportTop1Agreement() throws {
         let output = ModelFixtures.tempDir + "/gemma3-270m-default-run.gtm"
         let summary = try Converter.convert(checkpoint: try gguf(), output: output, options: ConversionOptions(compress: false, overwrite: true))
         let ggufSize = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: try gguf())[.size] as? Int)
         print("GEMMA3-270M default import, uncompressed: \(summary.outputBytes) bytes, the GGUF \(ggufSize)")
         XCTAssertEqual(Double(summary.outputBytes) / Double(ggufSize), 1, accuracy: 0.02)
-        try checkAgreement(try GemmaModel.load(path: output), label: "q4k (default import)", minimum: 0.98)
+        try checkAgreement(try GemmaModel.load(path: output), label: "q4k (default import)", minimum: 0.975)
     }
 
     func checkAgreement(_ type: StorageType, minimum: Double) throws {
@@ -172,13 +180,30 @@ final class Gemma3RealModelTests: XCTestCase {
 
     func checkAgreement(_ model: GemmaModel, label type: String, minimum: Double) throws {
         let long = try references().longText
-        let session = try InferenceSession(model: model, contextLength: long.ids.count)
+        let session = try InferenceSession(model: model, contextLength: long.ids.count, kernels: Self.kernels)
         var agree = 0
+        var clearMisses: [String] = []
+        var missMargins: [Double] = []
         try session.prefill(long.ids, logits: .all(from: 0) { index, logits in
-            if Sampler.argmax(logits) == long.argmax[index] { agree += 1 }
+            let top = Sampler.argmax(logits)
+            if top == long.argmax[index] {
+                agree += 1
+            } else {
+                missMargins.append(long.margins[index])
+                // transformers' own top-1 - top-2 gap there: a miss where it is wide is a bug,
+                // not the int8 rounding of the activations (which moves logits by ~0.1-0.3).
+                if long.margins[index] >= Self.clearMargin {
+                    clearMisses.append("position \(index): \(top) instead of \(long.argmax[index]) (margin \(long.margins[index]))")
+                }
+            }
         })
         let fraction = Double(agree) / Double(long.argmax.count)
-        print("GEMMA3-270M \(type): top-1 agreement \(agree)/\(long.argmax.count) = \(String(format: "%.2f", fraction * 100))%")
+        print("GEMMA3-270M \(type): top-1 agreement \(agree)/\(long.argmax.count) = \(String(format: "%.2f", fraction * 100))%; " +
+              "transformers' margins where it differs: \(missMargins.map { String(format: "%.3f", $0) }.joined(separator: " "))")
         XCTAssertGreaterThanOrEqual(fraction, minimum)
+        XCTAssertTrue(clearMisses.isEmpty, clearMisses.joined(separator: "\n"))
     }
+
+    /// The smallest transformers top-1 - top-2 margin at which a different argmax is a failure.
+    static let clearMargin = 0.5
 }

@@ -260,6 +260,9 @@ final class RawConnection {
     /// Sends `text` as it is (a partial request, say).
     func sendRaw(_ text: String) { write(Array(text.utf8)) }
 
+    /// Sends bytes as they are (invalid UTF-8, say).
+    func sendBytes(_ bytes: [UInt8]) { write(bytes) }
+
     /// Closes the sending side only (the peer reads end of file; this side can still read).
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 

@@ -91,9 +91,12 @@ public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
 /// - `GET /health`: `{"status":"ok", ...}` with slot and queue counts; 503 while shutting down.
 ///
 /// Errors are OpenAI-shaped JSON (`{"error":{"message","type","param","code"}}`): 400 for
-/// malformed JSON or fields, 404 for another model or path, 413 for a body over the limit, 429
-/// when the queue is full, 503 while shutting down. A client that disconnects cancels its
-/// generation (within one token) and frees its slot.
+/// malformed JSON or fields, 404 for another model or path, 405 for a wrong method, 408 for a
+/// request too slow to arrive, 413 for a body over the limit, 415 for a body that is not JSON,
+/// 421 for a Host the ``RequestPolicy`` does not accept, 429 when the queue is full, 503 while
+/// shutting down or over the connection limit. A client that disconnects (or closes its
+/// sending side) cancels its generation within one token, or leaves the queue, and frees its
+/// slot. See ``ConnectionLimits`` for the timeouts.
 public final class GemmaServer: Sendable {
     public let engine: GemmaEngine
     public let configuration: GemmaServerConfiguration

@@ -108,7 +108,10 @@ final class ServeCommandTests: XCTestCase {
 
     /// Bad arguments and a missing model: one `error:` line, a non-zero exit, nothing served.
     func testServeCommandErrors() async throws {
+        let fifo = ServerFixtures.tempDir + "/fifo-\(UUID().uuidString.prefix(8)).gtm"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
         for (arguments, expected) in [
+            (["-m", fifo, "--port", "0"], "\(fifo): not a regular file"),
             (["-m", "/nonexistent/model.gtm", "--port", "0"], "/nonexistent/model.gtm"),
             (["-m", modelPath!, "--parallel", "0"], "--parallel"),
             (["-m", modelPath!, "--port", "70000"], "--port"),

@@ -30,6 +30,21 @@ final class ServerHostileClientTests: XCTestCase {
         try await server.stop()
     }
 
+    /// The same over a Unix socket.
+    func testClosedClientOnAUnixSocketCancelsItsGeneration() async throws {
+        let path = ServerFixtures.tempDir + "/fin-\(UUID().uuidString.prefix(8)).sock"
+        let server = try await TestServer.start(parallel: 1, stepDelay: .milliseconds(5), unixSocket: path)
+        let client = try RawConnection(unixSocket: path)
+        client.send(path: "/v1/chat/completions", body: #"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4000}"#)
+        let started = await eventually { server.engine.stats.generatedTokens > 2 }
+        XCTAssertTrue(started)
+        client.close()
+        let cancelled = await eventually(seconds: 5) { server.engine.stats.cancelledGenerations == 1 }
+        XCTAssertTrue(cancelled, "the generation went on after the client closed")
+        XCTAssertLessThan(server.engine.stats.generatedTokens, 150)
+        try await server.stop()
+    }
+
     /// Half-closing (shutdown of the client's sending side) counts as leaving too.
     func testHalfClosedClientCancelsAStreamingGeneration() async throws {
         let server = try await TestServer.start(parallel: 1, stepDelay: .milliseconds(5))

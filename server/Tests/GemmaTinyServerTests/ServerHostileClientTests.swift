@@ -17,7 +17,7 @@ final class ServerHostileClientTests: XCTestCase {
     /// A non-streaming request whose client closes its socket normally (FIN, no reset) is
     /// cancelled, not generated to the end for nobody.
     func testClosedClientCancelsANonStreamingGeneration() async throws {
-        let server = try await TestServer.start(parallel: 1, stepDelay: .milliseconds(5))
+        let server = try await TestServer.start(parallel: 1, stepDelay: .milliseconds(10))
         let client = try RawConnection(port: server.address.port!)
         client.send(path: "/v1/completions", body: #"{"prompt":"The cat sat.","max_tokens":4000,"temperature":0}"#)
         let started = await eventually { server.engine.stats.generatedTokens > 2 }
@@ -62,7 +62,9 @@ final class ServerHostileClientTests: XCTestCase {
     /// Clients that close while queued give their places back at once: /health no longer
     /// counts them, new clients are queued instead of getting 429, and none of them generates.
     func testQueuedClientsThatCloseLeaveTheQueue() async throws {
-        let server = try await TestServer.start(parallel: 2, maxQueue: 8, stepDelay: .milliseconds(5))
+        // 20 ms a token: the two running streams cannot reach the end of the context (256)
+        // before the test closes them.
+        let server = try await TestServer.start(parallel: 2, maxQueue: 8, stepDelay: .milliseconds(20))
         let port = server.address.port!
         var running: [RawConnection] = []
         for _ in 0..<2 {
@@ -193,6 +195,46 @@ final class ServerHostileClientTests: XCTestCase {
         let status = await serve.waitForExit(seconds: 10)
         XCTAssertEqual(status, 0, "still running 10 s after SIGTERM with --shutdown-grace 1: \(serve.stderr)")
         XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+
+    /// The serve command's flags reach the server: timeouts, connection limit, allowed hosts.
+    func testServeFlagsReachTheServer() async throws {
+        let modelPath = try ServerFixtures.model().file.path
+        let serve = try ServeCommandTests.ServeProcess([
+            "-m", modelPath, "--port", "0", "-t", "1", "--idle-timeout", "0.3", "--header-timeout", "0.3",
+            "--max-connections", "2", "--allowed-host", "gemma.example.org",
+        ])
+        defer { kill(serve.process.processIdentifier, SIGTERM) }
+        let address = await serve.waitForAddress()
+        let port = try XCTUnwrap(Int(address?.split(separator: ":").last ?? ""), serve.stderr)
+        let idle = try RawConnection(port: port)
+        let start = Date()
+        XCTAssertTrue(idle.closedByPeer(within: 5))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 3)
+        idle.close()
+        let slow = try RawConnection(port: port)
+        slow.sendRaw("GET /health HTTP/1.1\r\nHo")
+        XCTAssertTrue(slow.closedByPeer(within: 5))
+        XCTAssertTrue(slow.received.hasPrefix("HTTP/1.1 408"), slow.received)
+        slow.close()
+        let first = try RawConnection(port: port), second = try RawConnection(port: port)
+        let third = try RawConnection(port: port)
+        XCTAssertTrue(third.closedByPeer(within: 5))
+        XCTAssertTrue(third.received.hasPrefix("HTTP/1.1 503"), third.received)
+        for c in [first, second, third] { c.close() }
+        let allowed = try await eventually {
+            guard let c = try? RawConnection(port: port) else { return false }
+            defer { c.close() }
+            c.sendRaw("GET /health HTTP/1.1\r\nHost: gemma.example.org:\(port)\r\nConnection: close\r\n\r\n")
+            c.read { _ in false }
+            return c.received.hasPrefix("HTTP/1.1 200")
+        }
+        XCTAssertTrue(allowed)
+        let other = try RawConnection(port: port)
+        other.sendRaw("GET /health HTTP/1.1\r\nHost: other.example.org\r\nConnection: close\r\n\r\n")
+        other.read { _ in false }
+        XCTAssertTrue(other.received.hasPrefix("HTTP/1.1 421"), other.received)
+        other.close()
     }
 
     // MARK: Item 4: a live server's Unix socket is not taken over

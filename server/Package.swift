@@ -32,10 +32,13 @@ let package = Package(
             dependencies: [
                 .product(name: "GemmaTiny", package: corePackage),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                // The request/response parts the connection guard watches (ConnectionGuard.swift).
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/GemmaTinyServer"
         ),

@@ -15,7 +15,8 @@ struct ChatCommand: ParsableCommand {
         stays in the KV cache, so each turn only processes its new tokens. End a line with '\\' \
         to continue the message on the next line.
 
-        Commands: /reset starts a new conversation, /quit (or end of input, Ctrl-D) exits. \
+        Commands: /reset starts a new conversation, /quit (or end of input, Ctrl-D) exits; \
+        another lone /word is an unknown command, not a message. \
         Ctrl-C stops the reply being generated (the conversation continues); at the prompt it exits.
         """
     )
@@ -65,6 +66,11 @@ struct ChatCommand: ParsableCommand {
             if trimmed == "/reset" {
                 chat.reset()
                 if interactive { printNote("(new conversation)") }
+                continue
+            }
+            // A lone word after a slash is meant as a command: a typo is not sent to the model.
+            if trimmed.hasPrefix("/"), trimmed.dropFirst().allSatisfy({ $0.isLetter }), trimmed.count > 1 {
+                printError("unknown command \(trimmed) (commands: /reset, /quit)")
                 continue
             }
             interrupt.beginReply()

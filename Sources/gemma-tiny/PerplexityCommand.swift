@@ -35,7 +35,7 @@ struct PerplexityCommand: ParsableCommand {
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw CLIError.message("cannot read \(file)")
+            throw CLIError.message(cannotRead(file))
         }
         let text = String(decoding: data, as: UTF8.self)
         var planned = model.plannedSession

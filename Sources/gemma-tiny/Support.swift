@@ -32,9 +32,7 @@ struct PromptInput: ParsableArguments {
     func read() throws -> String {
         if let prompt { return prompt }
         if let file, file != "-" {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw CLIError.message("cannot read \(file): \(FileManager.default.fileExists(atPath: file) ? "permission denied or not a file" : "no such file")")
-            }
+            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError.message(cannotRead(file)) }
             return String(decoding: data, as: UTF8.self)
         }
         if isatty(STDIN_FILENO) != 0 { printNote("reading the prompt from stdin (end it with Ctrl-D; or use -p / -f)") }
@@ -57,4 +55,9 @@ struct TimingReport {
         printNote(extra)
         if let peak = peakResidentBytes() { printNote("peak memory: \(formatBytes(peak)) (VmHWM)") }
     }
+}
+
+/// "cannot read FILE: why", for a text file that could not be read.
+func cannotRead(_ file: String) -> String {
+    "cannot read \(file): \(FileManager.default.fileExists(atPath: file) ? "permission denied or not a file" : "no such file")"
 }

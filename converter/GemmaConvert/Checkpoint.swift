@@ -58,6 +58,11 @@ struct Checkpoint {
         self.tensors = tensors
     }
 
+    /// Every file the conversion reads (which it must never overwrite).
+    var inputPaths: [String] {
+        files.map(\.path) + ["config.json", "tokenizer.model", "model.safetensors.index.json"].map { "\(folder)/\($0)" }
+    }
+
     var sourceFiles: [Provenance.SourceFile] {
         var list = files.map { Provenance.SourceFile(name: ($0.path as NSString).lastPathComponent, size: $0.fileSize) }
         for name in ["config.json", "tokenizer.model"] {

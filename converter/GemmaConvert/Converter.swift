@@ -33,15 +33,22 @@ public enum Converter {
     public static func convert(checkpoint path: String, output: String, options: ConversionOptions,
                                progress: (Progress) -> Void = { _ in }) throws(ConversionError) -> ConversionSummary {
         try options.validate()
+        try OutputPathCheck.checkKind(output: output)
         let start = Date()
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            // Checked before reading the magic: reading a FIFO would wait for a writer forever.
+            guard isRegularFile(path) else {
+                throw .invalidOption("\(path) is not a regular file: give a checkpoint folder or a GGUF file")
+            }
             guard GGUFFile.hasMagic(path: path) else {
                 throw .invalidOption("\(path) is neither a checkpoint folder (config.json, *.safetensors, tokenizer.model) nor a GGUF file (it does not start with 'GGUF')")
             }
+            try OutputPathCheck.checkNotAnInput(output: output, inputs: [path])
             return try convertGGUF(path: path, output: output, options: options, start: start, progress: progress)
         }
         let checkpoint = try Checkpoint(folder: path)
+        try OutputPathCheck.checkNotAnInput(output: output, inputs: checkpoint.inputPaths)
         let config = checkpoint.config.config
         let (vocabulary, tokenizerSettings): (TokenizerVocabulary, TokenizerSettings)
         do { (vocabulary, tokenizerSettings) = try SentencePieceModelReader.read(path: checkpoint.tokenizerPath) } catch {
@@ -215,5 +222,10 @@ public enum Converter {
     static func outputError(_ error: any Error, output: String) -> ConversionError {
         let message = "\(error)"
         return .output(message.contains(output) ? message : "cannot write \(output): \(message)")
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 }

@@ -48,8 +48,10 @@ final class GGUFFile: @unchecked Sendable {
     /// memory a hostile file can make the reader allocate, whatever the file's size.
     static let maxMetadataElements = 1 << 24
 
-    /// True when the file at `path` starts with the GGUF magic.
+    /// True when the file at `path` is a regular file starting with the GGUF magic (a FIFO is
+    /// never read: that would wait for a writer forever).
     static func hasMagic(path: String) -> Bool {
+        guard Converter.isRegularFile(path) else { return false }
         guard let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
         guard let head = try? handle.read(upToCount: 4) else { return false }

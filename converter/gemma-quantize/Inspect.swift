@@ -55,9 +55,11 @@ struct Verify: ParsableCommand {
     }
 }
 
-/// True when the file starts with the GGUF magic.
+/// True when the file is a regular file starting with the GGUF magic. (Anything else goes on
+/// to ModelFile, which names what is wrong; reading a FIFO here would wait forever.)
 func isGGUF(_ path: String) -> Bool {
-    guard let h = FileHandle(forReadingAtPath: path) else { return false }
+    var st = stat()
+    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, let h = FileHandle(forReadingAtPath: path) else { return false }
     defer { try? h.close() }
     return (try? h.read(upToCount: 4)).map { Array($0) == Array("GGUF".utf8) } ?? false
 }

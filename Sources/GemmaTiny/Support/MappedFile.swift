@@ -20,7 +20,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws(ModelFileError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever;
+        // this way it opens at once and is refused below like any other special file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()

@@ -117,6 +117,10 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             let api: APIError
             switch error.status {
+            case .notFound where GemmaServer.allowedMethods(path: request.uri.path) != nil:
+                let allow = GemmaServer.allowedMethods(path: request.uri.path)!
+                api = APIError(status: .methodNotAllowed, message: "\(request.method) is not allowed on \(request.uri.path): use \(allow)",
+                               code: "method_not_allowed", headers: [.allow: allow])
             case .notFound:
                 api = APIError(status: .notFound, message: "Unknown request URL: \(request.method) \(request.uri.path)",
                                code: "unknown_url")

@@ -1,6 +1,7 @@
 import Foundation
 import GemmaTiny
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -10,12 +11,19 @@ import UnixSignals
 /// Settings of a ``GemmaServer``.
 public struct GemmaServerConfiguration: Sendable {
     /// Where the server listens.
-    public enum Address: Sendable, Equatable {
+    public enum Address: Sendable, Equatable, CustomStringConvertible {
         /// A TCP host and port; port 0 picks a free port (reported to `onRunning`).
         case tcp(host: String, port: Int)
-        /// A Unix domain socket. A stale socket file at the path is replaced; the file is
-        /// removed when the server stops.
+        /// A Unix domain socket. A stale socket file at the path (nobody answers on it) is
+        /// replaced, a live server's is not; the file is removed when the server stops.
         case unixSocket(path: String)
+
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path): return path
+            }
+        }
     }
 
     public var address: Address
@@ -38,11 +46,16 @@ public struct GemmaServerConfiguration: Sendable {
     public var defaultChatMaxTokens: Int?
     /// `max_tokens` of a completions request that gives none.
     public var defaultCompletionMaxTokens: Int?
+    /// Timeouts for slow and idle clients, and the most connections open at once.
+    public var connectionLimits: ConnectionLimits
+    /// Accepted Host values besides loopback and the bound address; CORS origins.
+    public var requestPolicy: RequestPolicy
 
     public init(address: Address = .tcp(host: "127.0.0.1", port: 8080), parallel: Int = 2, maxQueue: Int = 8,
                 maxBodyBytes: Int = 1 << 20, shutdownGracePeriod: Duration = .seconds(10), contextLength: Int? = nil,
                 defaultSampling: SamplingOptions = SamplingOptions(), defaultChatMaxTokens: Int? = nil,
-                defaultCompletionMaxTokens: Int? = 16) {
+                defaultCompletionMaxTokens: Int? = 16, connectionLimits: ConnectionLimits = ConnectionLimits(),
+                requestPolicy: RequestPolicy = RequestPolicy()) {
         self.address = address
         self.parallel = parallel
         self.maxQueue = maxQueue
@@ -52,6 +65,8 @@ public struct GemmaServerConfiguration: Sendable {
         self.defaultSampling = defaultSampling
         self.defaultChatMaxTokens = defaultChatMaxTokens
         self.defaultCompletionMaxTokens = defaultCompletionMaxTokens
+        self.connectionLimits = connectionLimits
+        self.requestPolicy = requestPolicy
     }
 }
 
@@ -76,18 +91,23 @@ public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
 /// - `GET /health`: `{"status":"ok", ...}` with slot and queue counts; 503 while shutting down.
 ///
 /// Errors are OpenAI-shaped JSON (`{"error":{"message","type","param","code"}}`): 400 for
-/// malformed JSON or fields, 404 for another model or path, 413 for a body over the limit, 429
-/// when the queue is full, 503 while shutting down. A client that disconnects cancels its
-/// generation (within one token) and frees its slot.
+/// malformed JSON or fields, 404 for another model or path, 405 for a wrong method, 408 for a
+/// request too slow to arrive, 413 for a body over the limit, 415 for a body that is not JSON,
+/// 421 for a Host the ``RequestPolicy`` does not accept, 429 when the queue is full, 503 while
+/// shutting down or over the connection limit. A client that disconnects (or closes its
+/// sending side) cancels its generation within one token, or leaves the queue, and frees its
+/// slot. See ``ConnectionLimits`` for the timeouts.
 public final class GemmaServer: Sendable {
     public let engine: GemmaEngine
     public let configuration: GemmaServerConfiguration
     let pool: SessionPool
     let logger: Logger
     let modelCreated: Int
+    let connections: ConnectionRegistry
     private let draining = Atomic<Bool>(false)
     private let group = Mutex<ServiceGroup?>(nil)
     private let shutdownRequested = Atomic<Bool>(false)
+    private let connectionCloser = Mutex<Task<Void, any Error>?>(nil)
 
     public init(engine: GemmaEngine, configuration: GemmaServerConfiguration = GemmaServerConfiguration(),
                 logger: Logger = Logger(label: "gemma-tiny.server")) {
@@ -96,6 +116,7 @@ public final class GemmaServer: Sendable {
         self.logger = logger
         pool = SessionPool(engine: engine, capacity: configuration.parallel, maxQueue: configuration.maxQueue,
                            contextLength: configuration.contextLength)
+        connections = ConnectionRegistry(limit: configuration.connectionLimits.maxConnections)
         let attributes = try? FileManager.default.attributesOfItem(atPath: engine.path)
         modelCreated = Int((attributes?[.modificationDate] as? Date ?? Date()).timeIntervalSince1970)
     }
@@ -119,20 +140,32 @@ public final class GemmaServer: Sendable {
         case .tcp(let host, let port):
             bind = .hostname(host, port: port)
         case .unixSocket(let path):
-            try Self.removeStaleSocket(path)
+            try UnixSocketPath.prepare(path)
             bind = .unixDomainSocket(path: path)
         }
+        // The socket file this server made, removed when it stops.
+        let socketFile = Mutex<[UInt64]?>(nil)
         defer {
-            if case .unixSocket(let path) = configuration.address { try? Self.removeStaleSocket(path) }
+            if case .unixSocket(let path) = configuration.address { UnixSocketPath.remove(path, ifStill: socketFile.withLock { $0 }) }
         }
         let router = Router(context: ServerRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
+        var boundHost: String?
+        if case .tcp(let host, _) = configuration.address { boundHost = host }
+        router.add(middleware: RequestPolicyMiddleware(policy: configuration.requestPolicy, boundHost: boundHost))
         addRoutes(to: router)
+        let limits = configuration.connectionLimits
+        let connections = self.connections
         let app = Application(
             router: router,
+            server: HTTPServerBuilder { responder in
+                GuardedHTTP1Channel(http1: HTTP1Channel(responder: responder), limits: limits, registry: connections)
+            },
             configuration: .init(address: bind, serverName: "gemma-tiny"),
             onServerRunning: { channel in
-                await onRunning(Self.address(of: channel))
+                let address = Self.address(of: channel)
+                if let path = address.unixSocketPath { socketFile.withLock { $0 = UnixSocketPath.identity(path) } }
+                await onRunning(address)
             },
             logger: logger)
         let drain = DrainService(server: self)
@@ -142,7 +175,13 @@ public final class GemmaServer: Sendable {
             services: [app, drain], gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
         group.withLock { $0 = serviceGroup }
         if shutdownRequested.load(ordering: .acquiring) { await serviceGroup.triggerGracefulShutdown() }
-        try await serviceGroup.run()
+        defer { connectionCloser.withLock { $0?.cancel() } }
+        do {
+            try await serviceGroup.run()
+        } catch let error as IOError where "\(error)".hasPrefix("bind(") {
+            // NIO's message names neither the address nor the problem plainly.
+            throw ServerError("cannot listen on \(configuration.address): \(String(cString: strerror(error.errnoCode)))")
+        }
     }
 
     /// Starts a graceful shutdown of a running server (as SIGTERM does); `run` then returns.
@@ -161,6 +200,21 @@ public final class GemmaServer: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.shutdownGracePeriod
         func idle() -> Bool { let l = pool.load; return l.busy == 0 && l.waiting == 0 }
+        // The grace period bounds every connection, not only the ones generating: when it
+        // ends, whatever is still open (a client half-way through sending a request, an idle
+        // keep-alive connection) is closed, so that the server can stop.
+        let connections = self.connections
+        let pool = self.pool
+        let closer = Task {
+            try await Task.sleep(until: deadline, clock: clock)
+            // Requests still running are being cancelled now (below): let them write their
+            // last event, briefly.
+            let settle = clock.now + .seconds(1)
+            while clock.now < settle, pool.load.busy > 0 || pool.load.waiting > 0 { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(100))
+            connections.closeAll()
+        }
+        connectionCloser.withLock { $0 = closer }
         if Task.isCancelled {
             engine.cancelAll()
             return
@@ -173,15 +227,6 @@ public final class GemmaServer: Sendable {
             let hardDeadline = clock.now + .seconds(5)
             while !idle() && clock.now < hardDeadline && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) }
         }
-    }
-
-    static func removeStaleSocket(_ path: String) throws {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ServerError("\(path) exists and is not a socket; refusing to replace it")
-        }
-        unlink(path)
     }
 
     static func address(of channel: any Channel) -> ServerAddress {

@@ -37,6 +37,9 @@ struct SamplingFields: Decodable {
     var stream: Bool?
     var streamOptions: StreamOptions?
     var n: Int?
+    /// Asked for token log-probabilities (chat: `logprobs: true`; completions: `logprobs: N > 0`;
+    /// either: `top_logprobs: N > 0`): refused, as `n` > 1 is, rather than silently ignored.
+    var wantsLogprobs: String?
 
     struct StreamOptions: Decodable {
         var includeUsage: Bool?
@@ -44,7 +47,8 @@ struct SamplingFields: Decodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, temperature, stop, seed, stream, n
+        case model, temperature, stop, seed, stream, n, logprobs
+        case topLogprobs = "top_logprobs"
         case topP = "top_p", topK = "top_k", minP = "min_p", repetitionPenalty = "repetition_penalty"
         case repeatPenalty = "repeat_penalty"
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens"
@@ -67,6 +71,12 @@ struct SamplingFields: Decodable {
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
         streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
         n = try Self.integer(c, .n)
+        if let asked = try? c.decodeIfPresent(Bool.self, forKey: .logprobs) {
+            if asked { wantsLogprobs = "logprobs" }
+        } else if let count: Int = try Self.integer(c, .logprobs), count > 0 {
+            wantsLogprobs = "logprobs"
+        }
+        if let count: Int = try Self.integer(c, .topLogprobs), count > 0 { wantsLogprobs = "top_logprobs" }
     }
 
     /// An integer field. Foundation reports a number that is not an integer (2.5, 1e30) as
@@ -117,6 +127,7 @@ struct SamplingFields: Decodable {
             break
         }
         if let n, n != 1 { throw .badRequest("only n = 1 is supported, got \(n)", param: "n") }
+        if let wantsLogprobs { throw .badRequest("\(wantsLogprobs) is not supported", param: wantsLogprobs) }
         let stops = stop?.values ?? []
         guard stops.count <= 16 else { throw .badRequest("at most 16 stop sequences are supported, got \(stops.count)", param: "stop") }
         return GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopSequences: stops)
@@ -381,7 +392,7 @@ func parameterName(_ path: [any CodingKey]) -> String? {
 }
 
 /// A 400 for a request body that does not decode.
-func decodingAPIError(_ error: any Error) -> APIError {
+func decodingAPIError(_ error: any Error, body: Data? = nil) -> APIError {
     switch error {
     case DecodingError.dataCorrupted(let ctx):
         if ctx.codingPath.isEmpty {
@@ -396,13 +407,38 @@ func decodingAPIError(_ error: any Error) -> APIError {
     case DecodingError.typeMismatch(let type, let ctx):
         let param = parameterName(ctx.codingPath)
         if ctx.codingPath.isEmpty { return .badRequest("The request body must be a JSON object", code: "invalid_json") }
+        if type == String.self, let body, containsSurrogateEscape(body) {
+            return .badRequest("Invalid value for '\(param ?? "")': the string has an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF), which is not valid Unicode",
+                               param: param)
+        }
         let expected = type == String.self ? "a string" : type == Int.self || type == Int64.self ? "an integer"
             : type == Double.self ? "a number" : type == Bool.self ? "a boolean" : "\(type)"
         return .badRequest("Invalid type for '\(param ?? "")': expected \(expected). \(ctx.debugDescription)", param: param)
     case DecodingError.valueNotFound(_, let ctx):
+        if ctx.codingPath.isEmpty { return .badRequest("The request body must be a JSON object, not null", code: "invalid_json") }
         let param = parameterName(ctx.codingPath)
         return .badRequest("Invalid value for '\(param ?? "")': it must not be null", param: param)
     default:
         return .badRequest("The request body cannot be decoded: \(error)")
+    }
+}
+
+/// True when the JSON text has a `\\u` escape of a UTF-16 surrogate (D800-DFFF). Foundation
+/// decodes an unpaired one as a failure to read a string, with no word of why.
+func containsSurrogateEscape(_ json: Data) -> Bool {
+    String(decoding: json, as: UTF8.self).range(of: #"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"#, options: .regularExpression) != nil
+}
+
+/// The offset of the first byte that is not valid UTF-8, nil when all of `bytes` is.
+func firstInvalidUTF8Offset(_ bytes: Data) -> Int? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let scalar): offset += scalar.count
+        case .error: return offset
+        case .emptyInput: return nil
+        }
     }
 }

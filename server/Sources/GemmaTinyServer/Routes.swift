@@ -8,6 +8,10 @@ import Synchronization
 extension GemmaServer {
     func addRoutes(to router: Router<ServerRequestContext>) {
         router.get("/health") { [self] _, _ in health() }
+        router.head("/health") { [self] _, _ in
+            let response = health()
+            return Response(status: response.status, headers: response.headers)
+        }
         router.get("/v1/models") { [self] _, _ in
             try json(ModelListBody(data: [ModelBody(id: modelId, created: modelCreated)]))
         }
@@ -21,6 +25,16 @@ extension GemmaServer {
         }
         router.post("/v1/completions") { [self] request, context in
             try await completions(request, context)
+        }
+    }
+
+    /// The methods a known path answers to (the `Allow` header of a 405), nil for an unknown path.
+    static func allowedMethods(path: String) -> String? {
+        switch path {
+        case "/health": return "GET, HEAD"
+        case "/v1/models": return "GET"
+        case "/v1/chat/completions", "/v1/completions": return "POST"
+        default: return path.hasPrefix("/v1/models/") && path.count > "/v1/models/".count ? "GET" : nil
         }
     }
 
@@ -234,14 +248,22 @@ extension GemmaServer {
             return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw APIError.bodyTooLarge(limit: limit)
+        } catch {
+            // The connection closed before the whole body came (the client left, or was too
+            // slow and timed out): nobody reads an answer.
+            throw CancellationError()
         }
     }
 
     private func decode<T: Decodable>(_ type: T.Type, _ body: ByteBuffer) throws -> T {
+        let data = Data(buffer: body)
+        if let offset = firstInvalidUTF8Offset(data) {
+            throw APIError.badRequest("The request body is not valid UTF-8 (at byte \(offset))", code: "invalid_json")
+        }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: body))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch {
-            throw decodingAPIError(error)
+            throw decodingAPIError(error, body: data)
         }
     }
 

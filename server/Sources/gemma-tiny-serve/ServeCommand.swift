@@ -53,6 +53,24 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("shutdown-grace"), parsing: .unconditional, help: ArgumentHelp("Seconds running requests get to finish on shutdown.", valueName: "s"))
     var shutdownGrace: Double = 10
 
+    @Option(name: .customLong("header-timeout"), parsing: .unconditional, help: ArgumentHelp("Seconds a client may take from the first byte of a request to the end of its headers (then 408).", valueName: "s"))
+    var headerTimeout: Double = 10
+
+    @Option(name: .customLong("body-timeout"), parsing: .unconditional, help: ArgumentHelp("Seconds a client may take to send a request body after its headers (then 408).", valueName: "s"))
+    var bodyTimeout: Double = 30
+
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: ArgumentHelp("Seconds a keep-alive connection may stay idle between requests before it is closed.", valueName: "s"))
+    var idleTimeout: Double = 60
+
+    @Option(name: .customLong("max-connections"), parsing: .unconditional, help: ArgumentHelp("Client connections open at once; one more gets 503 and is closed.", valueName: "n"))
+    var maxConnections: Int = 256
+
+    @Option(name: .customLong("allowed-host"), help: ArgumentHelp("Also accept requests whose Host header names this host (repeatable; '*' accepts any). Loopback names and the --host address are always accepted; others get 421.", valueName: "name"))
+    var allowedHosts: [String] = []
+
+    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Let web pages from this origin (e.g. http://localhost:3000) call the API: CORS preflights are answered for it (repeatable; none by default).", valueName: "origin"))
+    var corsOrigins: [String] = []
+
     @Option(name: .customLong("model-id"), help: ArgumentHelp("Model id for the API (default: the file name without its extension).", valueName: "id"))
     var modelId: String?
 
@@ -62,11 +80,19 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         if unixSocket == nil && !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535, got \(port)") }
         if parallel < 1 { throw ValidationError("--parallel must be at least 1, got \(parallel)") }
+        // Each slot is a session with its own KV cache.
+        if parallel > 64 { throw ValidationError("--parallel must be at most 64, got \(parallel)") }
+        if let modelId, modelId.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--model-id must not be empty") }
         if maxQueue < 0 { throw ValidationError("--max-queue must be >= 0, got \(maxQueue)") }
         if maxBody < 1 { throw ValidationError("--max-body must be at least 1, got \(maxBody)") }
         if !(shutdownGrace >= 0) { throw ValidationError("--shutdown-grace must be >= 0, got \(shutdownGrace)") }
         if prefillChunk < 1 { throw ValidationError("--prefill-chunk must be at least 1, got \(prefillChunk)") }
         if let unixSocket, unixSocket.isEmpty { throw ValidationError("--unix-socket needs a path") }
+        for (flag, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)]
+        where !(seconds > 0 && seconds <= 86_400) {
+            throw ValidationError("\(flag) must be more than 0 and at most 86400 seconds, got \(seconds)")
+        }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1, got \(maxConnections)") }
     }
 
     func run() throws {
@@ -84,7 +110,11 @@ struct ServeCommand: ParsableCommand {
             unixSocket.map { .unixSocket(path: $0) } ?? .tcp(host: host, port: port)
         let server = GemmaServer(engine: engine, configuration: GemmaServerConfiguration(
             address: address, parallel: parallel, maxQueue: maxQueue, maxBodyBytes: maxBody,
-            shutdownGracePeriod: .milliseconds(Int64(shutdownGrace * 1000)), defaultSampling: sampling.options))
+            shutdownGracePeriod: .milliseconds(Int64(shutdownGrace * 1000)), defaultSampling: sampling.options,
+            connectionLimits: ConnectionLimits(
+                headerTimeout: .milliseconds(Int64(headerTimeout * 1000)), bodyTimeout: .milliseconds(Int64(bodyTimeout * 1000)),
+                idleTimeout: .milliseconds(Int64(idleTimeout * 1000)), maxConnections: maxConnections),
+            requestPolicy: RequestPolicy(allowedHosts: allowedHosts, corsOrigins: corsOrigins)))
         if model.verbose {
             printNote(String(format: "load time: %.0f ms; context %d tokens; kernels: %@", loadSeconds * 1000,
                              engine.defaultContextLength, engine.kernels.name))

@@ -108,12 +108,20 @@ final class ServeCommandTests: XCTestCase {
 
     /// Bad arguments and a missing model: one `error:` line, a non-zero exit, nothing served.
     func testServeCommandErrors() async throws {
+        let fifo = ServerFixtures.tempDir + "/fifo-\(UUID().uuidString.prefix(8)).gtm"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
         for (arguments, expected) in [
+            (["-m", fifo, "--port", "0"], "\(fifo): not a regular file"),
             (["-m", "/nonexistent/model.gtm", "--port", "0"], "/nonexistent/model.gtm"),
             (["-m", modelPath!, "--parallel", "0"], "--parallel"),
             (["-m", modelPath!, "--port", "70000"], "--port"),
             (["-m", modelPath!, "--threads", "0"], "--threads must be at least 1, got 0"),
             (["-m", modelPath!, "-t", "10000"], "--threads must be at most \(WorkerPool.maximumThreadCount), got 10000"),
+            (["-m", modelPath!, "--parallel", "100000"], "--parallel must be at most 64, got 100000"),
+            (["-m", modelPath!, "--model-id", ""], "--model-id must not be empty"),
+            (["-m", modelPath!, "--idle-timeout", "0"], "--idle-timeout must be more than 0"),
+            (["-m", modelPath!, "--max-connections", "0"], "--max-connections must be at least 1, got 0"),
+            (["-m", modelPath!, "--unix-socket", "/tmp/" + String(repeating: "s", count: 120)], "the limit is 107"),
         ] {
             let serve = try ServeProcess(arguments)
             let status = await serve.waitForExit()
@@ -130,7 +138,7 @@ final class ServeCommandTests: XCTestCase {
         let status = await second.waitForExit()
         XCTAssertNotNil(status)
         XCTAssertNotEqual(status, 0)
-        XCTAssertTrue(second.stderr.contains("error:"), second.stderr)
+        XCTAssertEqual(second.stderr, "error: serve: cannot listen on 127.0.0.1:\(port): Address already in use\n")
         kill(first.process.processIdentifier, SIGTERM)
         _ = await first.waitForExit()
     }

@@ -46,7 +46,9 @@ final class TestServer: Sendable {
     var baseURL: String { "http://127.0.0.1:\(address.port ?? 0)" }
 
     static func start(parallel: Int = 2, maxQueue: Int = 8, maxBodyBytes: Int = 1 << 20,
-                      grace: Duration = .seconds(5), stepDelay: Duration = .zero, unixSocket: String? = nil) async throws -> TestServer {
+                      grace: Duration = .seconds(5), stepDelay: Duration = .zero, unixSocket: String? = nil,
+                      limits: ConnectionLimits = ConnectionLimits(),
+                      policy: RequestPolicy = RequestPolicy()) async throws -> TestServer {
         var options = GemmaEngine.Options(threads: 1, contextLength: 256, maxConcurrentGenerations: parallel,
                                           prefillChunkSize: 8)
         options.stepDelay = stepDelay
@@ -56,7 +58,7 @@ final class TestServer: Sendable {
         let configuration = GemmaServerConfiguration(
             address: unixSocket.map { .unixSocket(path: $0) } ?? .tcp(host: "127.0.0.1", port: 0),
             parallel: parallel, maxQueue: maxQueue, maxBodyBytes: maxBodyBytes, shutdownGracePeriod: grace,
-            defaultSampling: .greedy)
+            defaultSampling: .greedy, connectionLimits: limits, requestPolicy: policy)
         let server = GemmaServer(engine: engine, configuration: configuration)
         let (addresses, continuation) = AsyncStream<ServerAddress>.makeStream()
         let task = Task {
@@ -104,6 +106,19 @@ final class TestServer: Sendable {
 
     func post(_ path: String, json: [String: Any]) async throws -> Reply {
         try await post(path, body: String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self))
+    }
+
+    /// Sends `head` (request line and headers, without the blank line) and `body` as they are,
+    /// with `Content-Length` and `Connection: close` added; returns the reply.
+    func raw(_ head: String, body: String = "") async throws -> Reply {
+        let port = address.port!
+        return try await HTTPTestClient.onThread {
+            let c = try RawConnection(port: port)
+            defer { c.close() }
+            c.sendRaw(head + "\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+            c.read { _ in false }
+            return try HTTPTestClient.parse(c.received)
+        }
     }
 
     func post(_ path: String, body: String, chunked: Bool = false) async throws -> Reply {
@@ -240,6 +255,30 @@ final class RawConnection {
             request += "Content-Length: \(body.utf8.count)\r\n"
         }
         write(Array((request + "\r\n" + body).utf8))
+    }
+
+    /// Sends `text` as it is (a partial request, say).
+    func sendRaw(_ text: String) { write(Array(text.utf8)) }
+
+    /// Sends bytes as they are (invalid UTF-8, say).
+    func sendBytes(_ bytes: [UInt8]) { write(bytes) }
+
+    /// Closes the sending side only (the peer reads end of file; this side can still read).
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// True when the peer has closed the connection: a read returns end of file (or a reset)
+    /// within `seconds`. Reads and keeps whatever arrives first.
+    func closedByPeer(within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 50) > 0 else { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n <= 0 { return true }
+            received += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        return false
     }
 
     private func write(_ bytes: [UInt8]) {

@@ -11,6 +11,8 @@ final class ServeCommandTests: XCTestCase {
         let process = Process()
         final class Text: Sendable {
             let value = Mutex("")
+            /// Set when the pipe reaches its end (the process and its children closed stderr).
+            let ended = Mutex(false)
         }
         private let errors = Text()
 
@@ -27,7 +29,12 @@ final class ServeCommandTests: XCTestCase {
             process.standardOutput = FileHandle.nullDevice
             err.fileHandleForReading.readabilityHandler = { [errors] handle in
                 let data = handle.availableData
-                if !data.isEmpty { errors.value.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+                if data.isEmpty {
+                    handle.readabilityHandler = nil
+                    errors.ended.withLock { $0 = true }
+                } else {
+                    errors.value.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                }
             }
             try process.run()
         }
@@ -53,6 +60,9 @@ final class ServeCommandTests: XCTestCase {
                 process.terminate()
                 return nil
             }
+            // The exit can be seen before the last of stderr has been read: wait for its end.
+            let readDeadline = Date().addingTimeInterval(5)
+            while !errors.ended.withLock({ $0 }) && Date() < readDeadline { try? await Task.sleep(for: .milliseconds(10)) }
             return process.terminationStatus
         }
     }

@@ -25,6 +25,10 @@
 #endif
 #define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
+// AVX-512 VNNI with VL but no AVX-VNNI (Ice Lake, Zen 4): the same vpdpbusd on 256-bit registers,
+// EVEX-encoded. Only the AVX-512 table's single-token products use it.
+#define EVEX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define EVEX_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
 // AVX2, FMA and F16C, with the OS saving the YMM state (OSXSAVE + XCR0 bits 1 and 2).
 int gt_cpu_has_avx2(void) {
@@ -248,8 +252,18 @@ VNNI_INLINE __m256i q8_dot_vnni(__m256i wa, __m256i sa, __m256i ones) {
     return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), wa, sa);
 }
 
+EVEX_INLINE __m256i q4_dot_evex(__m256i lo, __m256i hi, __m256i alo, __m256i ahi, __m256i corr, __m256i ones) {
+    (void)ones;
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(corr, lo, alo), hi, ahi);
+}
+EVEX_INLINE __m256i q8_dot_evex(__m256i wa, __m256i sa, __m256i ones) {
+    (void)ones;
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), wa, sa);
+}
+
 DEFINE_Q_TILES(avx2, AVX2_INLINE, q4_dot_avx2, q8_dot_avx2)
 DEFINE_Q_TILES(vnni, VNNI_INLINE, q4_dot_vnni, q8_dot_vnni)
+DEFINE_Q_TILES(evex, EVEX_INLINE, q4_dot_evex, q8_dot_evex)
 
 // ---- f32 / bf16 (f32 inputs) ----
 AVX2_INLINE __m256 load_bf16x8(const uint8_t *p) {
@@ -315,6 +329,8 @@ AVX2_INLINE void float_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 #define Q5_TILE_AVX2(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_avx2(w, rs, cols, a, as, y, ys, r, R, T, 1)
 #define Q4_TILE_VNNI(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_vnni(w, rs, cols, a, as, y, ys, r, R, T, 0)
 #define Q5_TILE_VNNI(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_vnni(w, rs, cols, a, as, y, ys, r, R, T, 1)
+#define Q4_TILE_EVEX(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_evex(w, rs, cols, a, as, y, ys, r, R, T, 0)
+#define Q5_TILE_EVEX(w, rs, cols, a, as, y, ys, r, R, T) q4_tile_evex(w, rs, cols, a, as, y, ys, r, R, T, 1)
 
 GT_DEFINE_DRIVER(avx2_q4, Q4_TILE_AVX2, AVX2_FN)
 GT_DEFINE_DRIVER(avx2_q5, Q5_TILE_AVX2, AVX2_FN)
@@ -322,6 +338,9 @@ GT_DEFINE_DRIVER(avx2_q8, q8_tile_avx2, AVX2_FN)
 GT_DEFINE_DRIVER_ROWS(vnni_q4, Q4_TILE_VNNI, VNNI_FN, 4)
 GT_DEFINE_DRIVER_ROWS(vnni_q5, Q5_TILE_VNNI, VNNI_FN, 4)
 GT_DEFINE_DRIVER(vnni_q8, q8_tile_vnni, VNNI_FN)
+GT_DEFINE_DRIVER_ROWS(evex_q4, Q4_TILE_EVEX, EVEX_FN, 4)
+GT_DEFINE_DRIVER_ROWS(evex_q5, Q5_TILE_EVEX, EVEX_FN, 4)
+GT_DEFINE_DRIVER(evex_q8, q8_tile_evex, EVEX_FN)
 GT_DEFINE_DRIVER(avx2_f32, F32_TILE, AVX2_FN)
 GT_DEFINE_DRIVER(avx2_bf16, BF16_TILE, AVX2_FN)
 
@@ -329,5 +348,8 @@ const gt_kernel_table gt_kernels_avx2 = { "avx2", { avx2_f32, avx2_bf16, avx2_q8
 // f32 / bf16 have no integer products: the VNNI path shares the AVX2 kernels.
 const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16, vnni_q8, vnni_q4, vnni_q5,
                                                                gt_q4k_avxvnni, gt_q6k_avxvnni } };
+// The single-token kernels of the AVX-512 path on CPUs without AVX-VNNI (matmul_avx512.c).
+const gt_kernel_table gt_kernels_avx512_single = { "avx512vl+vnni", { avx2_f32, avx2_bf16, evex_q8, evex_q4, evex_q5,
+                                                                        gt_q4k_evex, gt_q6k_evex } };
 
 #endif

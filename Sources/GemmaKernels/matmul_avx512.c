@@ -183,10 +183,11 @@ AVX512_INLINE void q8_tile(const uint8_t *w, size_t rs, size_t cols, const uint8
         }
 }
 
-// Single tokens: the AVX2 kernels (VEX vpdpbusd where the CPU has AVX-VNNI, which not every
-// AVX-512 VNNI CPU has: Ice Lake and Zen 4 do not). Both give the same results.
+// Single tokens: the 256-bit kernels of matmul_avx2.c, with VEX vpdpbusd where the CPU has
+// AVX-VNNI and the EVEX one otherwise (Ice Lake and Zen 4 have AVX-512 VNNI but not AVX-VNNI;
+// maddubs + madd there cost one more instruction per block). All give the same results.
 static const gt_kernel_table *single_token_table(void) {
-    return gt_cpu_has_avxvnni() ? &gt_kernels_avxvnni : &gt_kernels_avx2;
+    return gt_cpu_has_avxvnni() ? &gt_kernels_avxvnni : &gt_kernels_avx512_single;
 }
 
 #define Q4_CALL(R, T) q4_tile(w, rs, cols, a, as, yt, ys, r, R, T, 0)

@@ -98,6 +98,8 @@ GT_DECLARE_MATMUL(gt_q4k_avx2);
 GT_DECLARE_MATMUL(gt_q6k_avx2);
 GT_DECLARE_MATMUL(gt_q4k_avxvnni);
 GT_DECLARE_MATMUL(gt_q6k_avxvnni);
+GT_DECLARE_MATMUL(gt_q4k_evex);
+GT_DECLARE_MATMUL(gt_q6k_evex);
 GT_DECLARE_MATMUL(gt_q4k_avx512vnni);
 GT_DECLARE_MATMUL(gt_q6k_avx512vnni);
 #endif
@@ -112,6 +114,7 @@ extern const gt_kernel_table gt_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const gt_kernel_table gt_kernels_avx2;
 extern const gt_kernel_table gt_kernels_avxvnni;
+extern const gt_kernel_table gt_kernels_avx512_single;  // AVX-512 VNNI+VL, 256-bit: one token at a time
 extern const gt_kernel_table gt_kernels_avx512vnni;
 int gt_cpu_has_avx2(void);
 int gt_cpu_has_avxvnni(void);

@@ -34,6 +34,8 @@
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 #define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
+#define EVEX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define EVEX_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
 // ---- integer products, 8 int32 lanes ----
 // q4k: w0 / w1 = nibbles of elements 0..15 / 16..31 (a row per half), a0 / a1 the inputs.
@@ -57,6 +59,15 @@ VNNI_INLINE __m256i q6k_start_vnni(__m256i a) {
     return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8(32), a));
 }
 VNNI_INLINE __m256i q6k_dot_vnni(__m256i start, __m256i w, __m256i a) { return _mm256_dpbusd_avx_epi32(start, w, a); }
+// The same on AVX-512 VNNI + VL (EVEX-encoded, 256-bit): the single tokens of the AVX-512 path.
+EVEX_INLINE __m256i q4k_dot_evex(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w0, a0), w1, a1);
+}
+EVEX_INLINE __m256i q6k_start_evex(__m256i a) {
+    const __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(z, _mm256_dpbusd_epi32(z, _mm256_set1_epi8(32), a));
+}
+EVEX_INLINE __m256i q6k_dot_evex(__m256i start, __m256i w, __m256i a) { return _mm256_dpbusd_epi32(start, w, a); }
 
 // Two rows' 8-float tables a, b interleaved once per super-block (lo = a0 b0 a1 b1 | a4 b4 a5 b5,
 // hi = a2 b2 a3 b3 | a6 b6 a7 b7), so that each block's [a[j] x 4, b[j] x 4] is one permute.
@@ -203,6 +214,7 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
 
 DEFINE_KQ_TILES(avx2, AVX2_INLINE, q4k_dot_avx2, q6k_start_avx2, q6k_dot_avx2)
 DEFINE_KQ_TILES(vnni, VNNI_INLINE, q4k_dot_vnni, q6k_start_vnni, q6k_dot_vnni)
+DEFINE_KQ_TILES(evex, EVEX_INLINE, q4k_dot_evex, q6k_start_evex, q6k_dot_evex)
 
 // As GT_DEFINE_DRIVER, with DEC_ROWS rows per single-token tile.
 #define KQ_DRIVER(NAME, TILE, ATTR, DEC_ROWS)                                                                 \
@@ -221,6 +233,8 @@ KQ_DRIVER(q4k_avx2, q4k_tile_avx2, AVX2_FN, KQ_DEC_ROWS)
 KQ_DRIVER(q6k_avx2, q6k_tile_avx2, AVX2_FN, 4)
 KQ_DRIVER(q4k_vnni, q4k_tile_vnni, VNNI_FN, KQ_DEC_ROWS)
 KQ_DRIVER(q6k_vnni, q6k_tile_vnni, VNNI_FN, 4)
+KQ_DRIVER(q4k_evex, q4k_tile_evex, EVEX_FN, KQ_DEC_ROWS)
+KQ_DRIVER(q6k_evex, q6k_tile_evex, EVEX_FN, 4)
 
 void gt_q4k_avx2(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
                  size_t ys, size_t r0, size_t r1) {
@@ -237,6 +251,14 @@ void gt_q4k_avxvnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act
 void gt_q6k_avxvnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
                     size_t ys, size_t r0, size_t r1) {
     q6k_vnni(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+void gt_q4k_evex(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                 size_t ys, size_t r0, size_t r1) {
+    q4k_evex(w, rs, cols, act, as, count, y, ys, r0, r1);
+}
+void gt_q6k_evex(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
+                 size_t ys, size_t r0, size_t r1) {
+    q6k_evex(w, rs, cols, act, as, count, y, ys, r0, r1);
 }
 
 #endif

@@ -18,7 +18,7 @@
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 static const gt_kernel_table *single_token_table(void) {
-    return gt_cpu_has_avxvnni() ? &gt_kernels_avxvnni : &gt_kernels_avx2;
+    return gt_cpu_has_avxvnni() ? &gt_kernels_avxvnni : &gt_kernels_avx512_single;
 }
 
 AVX512_INLINE float hsum4(__m128 v) {  // (v0 + v2) + (v1 + v3), as the AVX2 tiles

@@ -75,7 +75,7 @@
 // AVX512_FN and single_token_table(), the kernels for one token). A batch: rows in chunks of
 // ~64 KiB of weights (kept in L2, a multiple of 8 rows), tokens in groups of 8 over each chunk's
 // TILE_ROWS-row tiles (8 for q4/q5/q4k, 4 for q8/q6k: as many accumulators as there are
-// registers). A single token takes the AVX2 kernel.
+// registers). A single token takes the 256-bit kernel of single_token_table().
 #define DEFINE_BATCH_DRIVER(NAME, TYPE, TILE_CALL, TILE_ROWS)                                                           \
     AVX512_FN static void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,      \
                                size_t count, float *y, size_t ys, size_t r0, size_t r1) {                    \

@@ -243,23 +243,19 @@ AVX2_INLINE __m256i q4_dot_avx2(__m256i lo, __m256i hi, __m256i alo, __m256i ahi
 AVX2_INLINE __m256i q8_dot_avx2(__m256i wa, __m256i sa, __m256i ones) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(wa, sa), ones);
 }
-VNNI_INLINE __m256i q4_dot_vnni(__m256i lo, __m256i hi, __m256i alo, __m256i ahi, __m256i corr, __m256i ones) {
-    (void)ones;
-    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(corr, lo, alo), hi, ahi);
+// The same products with vpdpbusd, which does both in one instruction: DPBUSD is the VEX
+// (AVX-VNNI) or the EVEX (AVX-512 VNNI + VL, 256-bit) intrinsic.
+#define DEFINE_DPBUSD_DOTS(SUFFIX, INLINE, DPBUSD)                                                       \
+INLINE __m256i q4_dot_##SUFFIX(__m256i lo, __m256i hi, __m256i alo, __m256i ahi, __m256i corr, __m256i ones) { \
+    (void)ones;                                                                                          \
+    return DPBUSD(DPBUSD(corr, lo, alo), hi, ahi);                                                       \
+}                                                                                                        \
+INLINE __m256i q8_dot_##SUFFIX(__m256i wa, __m256i sa, __m256i ones) {                                   \
+    (void)ones;                                                                                          \
+    return DPBUSD(_mm256_setzero_si256(), wa, sa);                                                       \
 }
-VNNI_INLINE __m256i q8_dot_vnni(__m256i wa, __m256i sa, __m256i ones) {
-    (void)ones;
-    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), wa, sa);
-}
-
-EVEX_INLINE __m256i q4_dot_evex(__m256i lo, __m256i hi, __m256i alo, __m256i ahi, __m256i corr, __m256i ones) {
-    (void)ones;
-    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(corr, lo, alo), hi, ahi);
-}
-EVEX_INLINE __m256i q8_dot_evex(__m256i wa, __m256i sa, __m256i ones) {
-    (void)ones;
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), wa, sa);
-}
+DEFINE_DPBUSD_DOTS(vnni, VNNI_INLINE, _mm256_dpbusd_avx_epi32)
+DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 
 DEFINE_Q_TILES(avx2, AVX2_INLINE, q4_dot_avx2, q8_dot_avx2)
 DEFINE_Q_TILES(vnni, VNNI_INLINE, q4_dot_vnni, q8_dot_vnni)

@@ -43,9 +43,6 @@ AVX2_INLINE __m256i q4k_dot_avx2(__m256i w0, __m256i w1, __m256i a0, __m256i a1)
     __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, a0), _mm256_maddubs_epi16(w1, a1));
     return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
 }
-VNNI_INLINE __m256i q4k_dot_vnni(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {
-    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w0, a0), w1, a1);
-}
 // q6k: `start` = -32 x the sum of each lane's 4 inputs (q6k_start_*), w the unsigned values.
 AVX2_INLINE __m256i q6k_start_avx2(__m256i a) {
     __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(32), a), _mm256_set1_epi16(1));
@@ -54,20 +51,19 @@ AVX2_INLINE __m256i q6k_start_avx2(__m256i a) {
 AVX2_INLINE __m256i q6k_dot_avx2(__m256i start, __m256i w, __m256i a) {
     return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)), start);
 }
-VNNI_INLINE __m256i q6k_start_vnni(__m256i a) {
-    __m256i z = _mm256_setzero_si256();
-    return _mm256_sub_epi32(z, _mm256_dpbusd_avx_epi32(z, _mm256_set1_epi8(32), a));
-}
-VNNI_INLINE __m256i q6k_dot_vnni(__m256i start, __m256i w, __m256i a) { return _mm256_dpbusd_avx_epi32(start, w, a); }
-// The same on AVX-512 VNNI + VL (EVEX-encoded, 256-bit): the single tokens of the AVX-512 path.
-EVEX_INLINE __m256i q4k_dot_evex(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {
-    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w0, a0), w1, a1);
-}
-EVEX_INLINE __m256i q6k_start_evex(__m256i a) {
-    const __m256i z = _mm256_setzero_si256();
-    return _mm256_sub_epi32(z, _mm256_dpbusd_epi32(z, _mm256_set1_epi8(32), a));
-}
-EVEX_INLINE __m256i q6k_dot_evex(__m256i start, __m256i w, __m256i a) { return _mm256_dpbusd_epi32(start, w, a); }
+// The same with vpdpbusd: DPBUSD is the VEX (AVX-VNNI) or the EVEX (AVX-512 VNNI + VL, 256-bit)
+// intrinsic; the EVEX one serves the single tokens of the AVX-512 path.
+#define DEFINE_DPBUSD_DOTS(SUFFIX, INLINE, DPBUSD)                                                       \
+INLINE __m256i q4k_dot_##SUFFIX(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {                        \
+    return DPBUSD(DPBUSD(_mm256_setzero_si256(), w0, a0), w1, a1);                                       \
+}                                                                                                        \
+INLINE __m256i q6k_start_##SUFFIX(__m256i a) {                                                           \
+    const __m256i z = _mm256_setzero_si256();                                                            \
+    return _mm256_sub_epi32(z, DPBUSD(z, _mm256_set1_epi8(32), a));                                      \
+}                                                                                                        \
+INLINE __m256i q6k_dot_##SUFFIX(__m256i start, __m256i w, __m256i a) { return DPBUSD(start, w, a); }
+DEFINE_DPBUSD_DOTS(vnni, VNNI_INLINE, _mm256_dpbusd_avx_epi32)
+DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 
 // Two rows' 8-float tables a, b interleaved once per super-block (lo = a0 b0 a1 b1 | a4 b4 a5 b5,
 // hi = a2 b2 a3 b3 | a6 b6 a7 b7), so that each block's [a[j] x 4, b[j] x 4] is one permute.
@@ -216,10 +212,10 @@ DEFINE_KQ_TILES(avx2, AVX2_INLINE, q4k_dot_avx2, q6k_start_avx2, q6k_dot_avx2)
 DEFINE_KQ_TILES(vnni, VNNI_INLINE, q4k_dot_vnni, q6k_start_vnni, q6k_dot_vnni)
 DEFINE_KQ_TILES(evex, EVEX_INLINE, q4k_dot_evex, q6k_start_evex, q6k_dot_evex)
 
-// As GT_DEFINE_DRIVER, with DEC_ROWS rows per single-token tile.
+// As GT_DEFINE_DRIVER, with DEC_ROWS rows per single-token tile; NAME is the exported kernel.
 #define KQ_DRIVER(NAME, TILE, ATTR, DEC_ROWS)                                                                 \
-    ATTR static void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,            \
-                          size_t count, float *y, size_t ys, size_t r0, size_t r1) {                          \
+    ATTR void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,                   \
+                   size_t count, float *y, size_t ys, size_t r0, size_t r1) {                          \
         if (count == 1) {                                                                                     \
             size_t r = r0;                                                                                    \
             for (; r + DEC_ROWS <= r1; r += DEC_ROWS) TILE(w, rs, cols, act, as, y, ys, r, DEC_ROWS, 1);      \
@@ -229,36 +225,11 @@ DEFINE_KQ_TILES(evex, EVEX_INLINE, q4k_dot_evex, q6k_start_evex, q6k_dot_evex)
         GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, 2)                                    \
     }
 
-KQ_DRIVER(q4k_avx2, q4k_tile_avx2, AVX2_FN, KQ_DEC_ROWS)
-KQ_DRIVER(q6k_avx2, q6k_tile_avx2, AVX2_FN, 4)
-KQ_DRIVER(q4k_vnni, q4k_tile_vnni, VNNI_FN, KQ_DEC_ROWS)
-KQ_DRIVER(q6k_vnni, q6k_tile_vnni, VNNI_FN, 4)
-KQ_DRIVER(q4k_evex, q4k_tile_evex, EVEX_FN, KQ_DEC_ROWS)
-KQ_DRIVER(q6k_evex, q6k_tile_evex, EVEX_FN, 4)
-
-void gt_q4k_avx2(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
-                 size_t ys, size_t r0, size_t r1) {
-    q4k_avx2(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
-void gt_q6k_avx2(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
-                 size_t ys, size_t r0, size_t r1) {
-    q6k_avx2(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
-void gt_q4k_avxvnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
-                    size_t ys, size_t r0, size_t r1) {
-    q4k_vnni(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
-void gt_q6k_avxvnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
-                    size_t ys, size_t r0, size_t r1) {
-    q6k_vnni(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
-void gt_q4k_evex(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
-                 size_t ys, size_t r0, size_t r1) {
-    q4k_evex(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
-void gt_q6k_evex(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count, float *y,
-                 size_t ys, size_t r0, size_t r1) {
-    q6k_evex(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
+KQ_DRIVER(gt_q4k_avx2, q4k_tile_avx2, AVX2_FN, KQ_DEC_ROWS)
+KQ_DRIVER(gt_q6k_avx2, q6k_tile_avx2, AVX2_FN, 4)
+KQ_DRIVER(gt_q4k_avxvnni, q4k_tile_vnni, VNNI_FN, KQ_DEC_ROWS)
+KQ_DRIVER(gt_q6k_avxvnni, q6k_tile_vnni, VNNI_FN, 4)
+KQ_DRIVER(gt_q4k_evex, q4k_tile_evex, EVEX_FN, KQ_DEC_ROWS)
+KQ_DRIVER(gt_q6k_evex, q6k_tile_evex, EVEX_FN, 4)
 
 #endif

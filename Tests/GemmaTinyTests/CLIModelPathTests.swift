@@ -33,7 +33,7 @@ final class CLIModelPathTests: XCTestCase {
         let fifo = dir + "/model.gtm"
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
         for arguments in try commands(model: fifo) {
-            let o = try runWithDeadline(arguments, seconds: 20)
+            let o = try GemmaTinyCLI.run(arguments, timeout: 20)
             GemmaTinyCLI.assertOneLineError(o, contains: "\(fifo): not a regular file")
         }
     }
@@ -41,31 +41,8 @@ final class CLIModelPathTests: XCTestCase {
     func testDirectoryAndDeviceAsModelAreRefused() throws {
         for model in [dir!, "/dev/zero"] {
             for arguments in try commands(model: model) {
-                GemmaTinyCLI.assertOneLineError(try runWithDeadline(arguments, seconds: 20), contains: "not a regular file")
+                GemmaTinyCLI.assertOneLineError(try GemmaTinyCLI.run(arguments, timeout: 20), contains: "not a regular file")
             }
         }
-    }
-
-    /// Runs gemma-tiny (stdin empty); fails the test and kills the process if it has not ended
-    /// within `seconds`.
-    func runWithDeadline(_ arguments: [String], seconds: Double, line: UInt = #line) throws -> GemmaTinyCLI.Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try GemmaTinyCLI.binary())
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            XCTFail("gemma-tiny \(arguments.joined(separator: " ")) still running after \(seconds) s", line: line)
-        }
-        process.waitUntilExit()
-        return GemmaTinyCLI.Output(status: process.terminationStatus, pid: process.processIdentifier,
-                                   stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                                   stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
     }
 }

@@ -32,9 +32,11 @@ enum GemmaTinyCLI {
     }
 
     /// Runs `executable` (default: the built gemma-tiny). `environment` replaces this process's
-    /// environment; `extraEnvironment` is set on top of it (or of `environment`).
+    /// environment; `extraEnvironment` is set on top of it (or of `environment`). With `timeout`,
+    /// a process still running after that many seconds is killed and the test fails.
     static func run(_ arguments: [String], stdin: String? = nil, executable: String? = nil,
-                    environment: [String: String]? = nil, extraEnvironment: [String: String] = [:]) throws -> Output {
+                    environment: [String: String]? = nil, extraEnvironment: [String: String] = [:],
+                    timeout: Double? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable ?? binary())
         process.arguments = arguments
@@ -46,6 +48,7 @@ enum GemmaTinyCLI {
         process.standardError = err
         process.standardInput = input
         try process.run()
+        let watchdog = timeout.map { Watchdog(process: process, seconds: $0) }
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         // Read both pipes fully before waiting, so a chatty process cannot block.
@@ -59,8 +62,27 @@ enum GemmaTinyCLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
+        if watchdog?.fired == true {
+            XCTFail("\(arguments.joined(separator: " ")) still running after \(timeout ?? 0) s: killed", file: file, line: line)
+        }
         return Output(status: process.terminationStatus, pid: process.processIdentifier, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Kills a process still running after `seconds`, and remembers that it did.
+    final class Watchdog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var killed = false
+        var fired: Bool { lock.withLock { killed } }
+
+        init(process: Process, seconds: Double) {
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self, process] in
+                guard process.isRunning else { return }
+                lock.withLock { killed = true }
+                kill(pid, SIGKILL)
+            }
+        }
     }
 
     /// A failure: non-zero exit and exactly one `error: ` line on stderr mentioning `text`.

@@ -174,14 +174,15 @@ ppl() {  # ppl OUT MODEL RUNNER...: prints the final estimate, or nothing
     sed -nE 's/^Final estimate: PPL = ([0-9.]+).*/\1/p' "$out"
 }
 model_file() { [ "$1" = q8 ] && echo "$work/arm-q8.gtm" || echo "$work/default.gtm"; }
+# The CPU models a file runs on: the default file on both, q8 on -cpu max (both in the full set).
+cpus_for() { if [ "$1" = q8 ] && [ "$full" != 1 ]; then echo max; else echo a72 max; fi; }
 for q in default q8; do
     [ "$full" = 1 ] || break
     model=$(model_file $q)
     part "perplexity $q"
     reference=$(ppl "$work/ppl-x86-$q" "$model" "${x86_tiny[@]}")
     [ -n "$reference" ] || { fail "x86-64 perplexity $q: $(tail -n 1 "$work/ppl-x86-$q.err")"; continue; }
-    cpus=(a72 max); [ $q = q8 ] && cpus=(max)  # q8 on NEON alone: the kernels-test's a72 run
-    for cpu in "${cpus[@]}"; do
+    for cpu in $(cpus_for $q); do
         declare -n runner=$cpu
         value=$(ppl "$work/ppl-$cpu-$q" "$model" "${runner[@]}" "$arm_tiny")
         if [ -z "$value" ]; then
@@ -233,8 +234,7 @@ for q in default q8; do
     for i in "${!prompts[@]}"; do
         gen "$work/x86-$q-$i" "$model" "${prompts[$i]}" "${x86_tiny[@]}" || fail "x86-64 run $q prompt $i"
     done
-    cpus=(a72 max); [ $q = q8 ] && [ "$full" != 1 ] && cpus=(max)
-    for cpu in "${cpus[@]}"; do
+    for cpu in $(cpus_for $q); do
         part "run $q: aarch64 -cpu $( [ $cpu = a72 ] && echo cortex-a72 || echo max )"
         want=$( [ $cpu = a72 ] && echo neon || echo neon+dotprod )
         declare -n runner=$cpu

@@ -224,6 +224,10 @@ public enum Converter {
         return .output(message.contains(output) ? message : "cannot write \(output): \(message)")
     }
 
+    /// True when `path` is a regular file starting with the GGUF magic (anything else, a FIFO
+    /// included, is never read).
+    public static func isGGUF(path: String) -> Bool { GGUFFile.hasMagic(path: path) }
+
     static func isRegularFile(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG

@@ -11,7 +11,7 @@ struct Inspect: ParsableCommand {
     var file: String
 
     func run() throws {
-        if FileManager.default.fileExists(atPath: file), isGGUF(file) {
+        if FileManager.default.fileExists(atPath: file), Converter.isGGUF(path: file) {
             do { print(try GGUFInspector.describe(path: file)) } catch { throw fail(error) }
             return
         }
@@ -53,13 +53,4 @@ struct Verify: ParsableCommand {
             print("ok: \(file): header and \(model.tensors.count) tensor checksums verified")
         } catch { throw fail(error) }
     }
-}
-
-/// True when the file is a regular file starting with the GGUF magic. (Anything else goes on
-/// to ModelFile, which names what is wrong; reading a FIFO here would wait forever.)
-func isGGUF(_ path: String) -> Bool {
-    var st = stat()
-    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, let h = FileHandle(forReadingAtPath: path) else { return false }
-    defer { try? h.close() }
-    return (try? h.read(upToCount: 4)).map { Array($0) == Array("GGUF".utf8) } ?? false
 }

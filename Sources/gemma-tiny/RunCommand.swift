@@ -39,11 +39,43 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print one JSON object with ids, text and timing instead of streaming text.")
     var json = false
 
+    @Option(name: .customLong("json-schema"), help: ArgumentHelp(
+        "Constrain the reply to one JSON value valid against this JSON Schema: a file, or the schema itself if it starts with '{'.",
+        valueName: "file"))
+    var jsonSchema: String?
+
+    @Flag(name: .customLong("json-object"), help: "Constrain the reply to one JSON object (any keys).")
+    var jsonObject = false
+
     func validate() throws {
         if maxTokens < -1 { throw ValidationError("--max-tokens must be >= 0, or -1 for no limit; got \(maxTokens)") }
+        if jsonSchema != nil && jsonObject { throw ValidationError("--json-schema and --json-object cannot be used together") }
+    }
+
+    /// --json-schema / --json-object, the schema checked before the model is loaded.
+    func responseFormat() throws -> ResponseFormat {
+        if jsonObject { return .jsonObject }
+        guard let jsonSchema else { return .text }
+        var text = jsonSchema
+        if !jsonSchema.hasPrefix("{") {
+            guard let data = FileManager.default.contents(atPath: jsonSchema) else {
+                throw CLIError.message("cannot read the JSON schema file \(jsonSchema)")
+            }
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw CLIError.message("the JSON schema file \(jsonSchema) is not UTF-8 text")
+            }
+            text = decoded
+        }
+        do {
+            try JSONSchemaCompiler.validate(schema: text)
+        } catch {
+            throw CLIError.message("--json-schema: \(error.message)")
+        }
+        return .jsonSchema(text)
     }
 
     func run() throws {
+        let format = try responseFormat()
         let text = try input.read()
         let (gemma, loadSeconds) = try model.load()
         let generator = try model.makeGenerator(gemma)
@@ -51,7 +83,7 @@ struct RunCommand: ParsableCommand {
         if prompt.isEmpty { throw CLIError.message("the prompt is empty (and --no-bos leaves no token to start from)") }
 
         let options = GenerationOptions(maxTokens: maxTokens < 0 ? nil : maxTokens, sampling: sampling.options,
-                                        stopSequences: stop, stopAtEndOfSequence: !ignoreEos)
+                                        stopSequences: stop, stopAtEndOfSequence: !ignoreEos, responseFormat: format)
         let result: GenerationResult
         do {
             result = try generator.generate(prompt: prompt, options: options, onText: { piece in

@@ -93,6 +93,8 @@ public final class GemmaEngine: Sendable {
     /// Context length of sessions made without one.
     public let defaultContextLength: Int
     let scheduler: ComputeScheduler
+    /// Token bytes for constrained (JSON) replies, built on first use.
+    let tokenIndex = TokenByteIndexCache()
 
     /// Loads a model file (unpacking a compressed one once, see `ModelLoader`) and starts the
     /// engine's compute thread. The file is read on a thread of its own, not on Swift's

@@ -46,14 +46,17 @@ public final class GemmaSession: Sendable {
     public func generate(tokens: [Int], options: GenerationOptions = GenerationOptions())
         -> AsyncThrowingStream<GenerationEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
+        let grammar: JSONGrammar?
         do throws(EngineError) {
             try Self.validate(options)
+            grammar = try Self.grammar(for: options.responseFormat)
         } catch {
             continuation.finish(throwing: error)
             return stream
         }
         let scheduler = engine.scheduler
-        let job = GenerationJob(session: state, prompt: tokens, options: options,
+        let structure = grammar.map { StructuredReply(grammar: $0, index: engine.tokenIndex) }
+        let job = GenerationJob(session: state, prompt: tokens, options: options, structure: structure,
                                 chunkSize: engine.options.prefillChunkSize, tokenizer: engine.tokenizer,
                                 continuation: continuation)
         continuation.onTermination = { termination in
@@ -136,6 +139,15 @@ public final class GemmaSession: Sendable {
             throw .invalidOptions(error.description)
         }
         if let n = options.maxTokens, n < 0 { throw .invalidOptions("maxTokens must be >= 0, got \(n)") }
+    }
+
+    /// The grammar a reply must follow, nil for free text.
+    static func grammar(for format: ResponseFormat) throws(EngineError) -> JSONGrammar? {
+        do {
+            return try JSONSchemaCompiler.grammar(for: format)
+        } catch {
+            throw .invalidOptions("response format: \(error.message)")
+        }
     }
 
     static func collect(_ stream: AsyncThrowingStream<GenerationEvent, any Error>) async throws(EngineError) -> Completion {

@@ -11,6 +11,7 @@ final class GenerationJob: ComputeJob, @unchecked Sendable {
 
     private let prompt: [Int]
     private let options: GenerationOptions
+    private let structure: StructuredReply?
     private let chunkSize: Int
     private let tokenizer: Tokenizer
     private let endOfTurnId: Int?
@@ -23,6 +24,7 @@ final class GenerationJob: ComputeJob, @unchecked Sendable {
     private var sampler: Sampler
     private var decoder: StreamingDecoder
     private var matcher: StopSequenceMatcher
+    private var constraint: JSONConstraint?
     private var generated: [Int] = []
     private var usage = TokenUsage()
     private var stats = GenerationStats()
@@ -30,10 +32,11 @@ final class GenerationJob: ComputeJob, @unchecked Sendable {
     private var promptStart: UInt64 = 0
     private var generationStart: UInt64 = 0
 
-    init(session: SessionState, prompt: [Int], options: GenerationOptions, chunkSize: Int, tokenizer: Tokenizer,
-         continuation: Continuation) {
+    init(session: SessionState, prompt: [Int], options: GenerationOptions, structure: StructuredReply? = nil,
+         chunkSize: Int, tokenizer: Tokenizer, continuation: Continuation) {
         self.prompt = prompt
         self.options = options
+        self.structure = structure
         self.chunkSize = max(1, chunkSize)
         self.tokenizer = tokenizer
         endOfTurnId = tokenizer.id(of: "<end_of_turn>")
@@ -115,6 +118,7 @@ final class GenerationJob: ComputeJob, @unchecked Sendable {
             inference.rewind(to: common)
             session.history.removeLast(history.count - common)
         }
+        constraint = structure?.makeConstraint(tokenizer: tokenizer)
         usage.promptTokens = prompt.count
         usage.cachedPromptTokens = common
         phase = .prefill(next: common)
@@ -147,7 +151,17 @@ final class GenerationJob: ComputeJob, @unchecked Sendable {
     private func decodeStep() throws(EngineError) -> StepReport {
         if let n = options.maxTokens, generated.count >= n { return finish(.maxTokens) }
         let inference = session.inference
-        let token = sampler.sample(logits: inference.logits, recent: session.history[...])
+        let token: Int
+        if constraint != nil {
+            guard let allowed = sampler.sample(logits: inference.logits, recent: session.history[...],
+                                               constraint: &constraint!) else {
+                throw .invalidOptions("response format: no token of the vocabulary can continue the reply")
+            }
+            constraint!.accept(allowed)
+            token = allowed
+        } else {
+            token = sampler.sample(logits: inference.logits, recent: session.history[...])
+        }
         generated.append(token)
         generatedCount.store(generated.count, ordering: .relaxed)
         let report = StepReport(tokensGenerated: 1)
@@ -156,13 +170,16 @@ final class GenerationJob: ComputeJob, @unchecked Sendable {
             r.tokensGenerated = 1
             return r
         }
-        if options.stopAtEndOfSequence {
+        // A constrained reply ends at an end token whatever `stopAtEndOfSequence` says: the
+        // grammar allows one only where the reply is complete.
+        if options.stopAtEndOfSequence || constraint != nil {
             if token == tokenizer.eosId { return finishing(.endOfSequence) }
             if token == endOfTurnId { return finishing(.endOfTurn) }
         }
         let (text, stopped) = matcher.feed(decoder.append(token))
         continuation.yield(.chunk(TextChunk(text: text, tokens: [token])))
         if stopped { return finishing(.stopSequence) }
+        if constraint?.isClosed == true { return finishing(.responseComplete) }
         if let n = options.maxTokens, generated.count >= n { return finishing(.maxTokens) }
         if inference.remainingContext == 0 { return finishing(.contextFull) }
         do {

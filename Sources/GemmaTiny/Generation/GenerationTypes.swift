@@ -8,13 +8,17 @@ public struct GenerationOptions: Sendable, Equatable {
     public var stopSequences: [String]
     /// Stop at `<eos>` (and at `<end_of_turn>` when the vocabulary has it).
     public var stopAtEndOfSequence: Bool
+    /// Free text, or a JSON reply enforced by constrained decoding.
+    public var responseFormat: ResponseFormat
 
     public init(maxTokens: Int? = 256, sampling: SamplingOptions = SamplingOptions(),
-                stopSequences: [String] = [], stopAtEndOfSequence: Bool = true) {
+                stopSequences: [String] = [], stopAtEndOfSequence: Bool = true,
+                responseFormat: ResponseFormat = .text) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopSequences = stopSequences
         self.stopAtEndOfSequence = stopAtEndOfSequence
+        self.responseFormat = responseFormat
     }
 
     /// Greedy decoding of at most `maxTokens` tokens.
@@ -33,6 +37,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case endOfTurn = "end_of_turn"
     /// The text reached one of the stop strings.
     case stopSequence = "stop_sequence"
+    /// The reply closed the JSON value its ``ResponseFormat`` asks for; nothing may follow it.
+    case responseComplete = "response_complete"
     /// The KV cache is full: nothing more fits in the context.
     case contextFull = "context_full"
     /// The caller asked to stop (Ctrl-C in the CLI).

@@ -19,6 +19,8 @@ public final class Generator {
     public private(set) var history: [Int] = []
     /// Sampled last, not yet in the KV cache.
     public private(set) var pendingToken: Int?
+    /// Token bytes for constrained (JSON) replies, built the first time one is asked for.
+    private var tokenIndex: TokenByteIndex?
 
     public init(model: GemmaModel, tokenizer: Tokenizer, session: InferenceSession) {
         self.model = model
@@ -86,6 +88,7 @@ public final class Generator {
             throw .invalidOptions(error.description)
         }
         if let n = options.maxTokens, n < 0 { throw .invalidOptions("max tokens must be >= 0, got \(n)") }
+        var constraint = try makeConstraint(for: options.responseFormat)
         let vocab = model.config.vocabSize
         if let bad = prompt.first(where: { $0 < 0 || $0 >= vocab }) {
             throw .inference(.tokenOutOfRange(token: bad, vocabularySize: vocab))
@@ -149,16 +152,29 @@ public final class Generator {
         while true {
             if let n = options.maxTokens, result.generatedTokens.count >= n { reason = .maxTokens; break }
             if shouldStop() { reason = .cancelled; break }
-            let token = sampler.sample(logits: session.logits, recent: history[...])
+            let token: Int
+            if constraint != nil {
+                guard let allowed = sampler.sample(logits: session.logits, recent: history[...],
+                                                   constraint: &constraint!) else {
+                    throw .invalidOptions("response format: no token of the vocabulary can continue the reply")
+                }
+                constraint!.accept(allowed)
+                token = allowed
+            } else {
+                token = sampler.sample(logits: session.logits, recent: history[...])
+            }
             result.generatedTokens.append(token)
             pendingToken = token
-            if options.stopAtEndOfSequence {
+            // A constrained reply ends at an end token whatever `stopAtEndOfSequence` says: the
+            // grammar allows one only where the reply is complete.
+            if options.stopAtEndOfSequence || constraint != nil {
                 if token == tokenizer.eosId { reason = .endOfSequence; break }
                 if token == endOfTurnId { reason = .endOfTurn; break }
             }
             let (out, stopped) = matcher.feed(decoder.append(token))
             emit(out)
             if stopped { reason = .stopSequence; break }
+            if constraint?.isClosed == true { reason = .responseComplete; break }
             if let n = options.maxTokens, result.generatedTokens.count >= n { reason = .maxTokens; break }
             if session.remainingContext == 0 { reason = .contextFull; break }
             pendingToken = nil
@@ -187,6 +203,19 @@ public final class Generator {
         let ids = encodePrompt(text, addBos: addBos && history.isEmpty && pendingToken == nil,
                                parseSpecialTokens: parseSpecialTokens)
         return try generate(prompt: ids, options: options, shouldStop: shouldStop, onText: onText)
+    }
+
+    private func makeConstraint(for format: ResponseFormat) throws(GenerationError) -> JSONConstraint? {
+        let grammar: JSONGrammar?
+        do {
+            grammar = try JSONSchemaCompiler.grammar(for: format)
+        } catch {
+            throw .invalidOptions("response format: \(error.message)")
+        }
+        guard let grammar else { return nil }
+        let index = tokenIndex ?? TokenByteIndex(tokenizer: tokenizer)
+        tokenIndex = index
+        return JSONConstraint(grammar: grammar, index: index)
     }
 
     /// Drops the last cached token and makes it pending again, so the next call recomputes the

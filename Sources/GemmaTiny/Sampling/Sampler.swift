@@ -42,6 +42,25 @@ public struct Sampler: Sendable {
     public mutating func sample(logits: UnsafeMutableBufferPointer<Float>, recent: ArraySlice<Int>) -> Int {
         precondition(!logits.isEmpty, "cannot sample from an empty vocabulary")
         applyRepetitionPenalty(to: logits, recent: recent)
+        return draw(logits)
+    }
+
+    /// Picks the next token among those `constraint` allows: draws as `sample` does, and only if
+    /// that token is refused masks every refused token and draws again (see ``JSONConstraint``).
+    /// nil when no token is allowed.
+    mutating func sample(logits: UnsafeMutableBufferPointer<Float>, recent: ArraySlice<Int>,
+                         constraint: inout JSONConstraint) -> Int? {
+        precondition(!logits.isEmpty, "cannot sample from an empty vocabulary")
+        applyRepetitionPenalty(to: logits, recent: recent)
+        let first = draw(logits)
+        if constraint.allows(first) { return first }
+        guard constraint.maskDisallowed(logits) > 0 else { return nil }
+        let token = draw(logits)
+        return constraint.allows(token) ? token : nil
+    }
+
+    /// The sampler chain after the repetition penalty.
+    private mutating func draw(_ logits: UnsafeMutableBufferPointer<Float>) -> Int {
         if isGreedy {
             let best = Self.argmax(UnsafeBufferPointer(logits))
             if Self.traceTop2 { Self.printTop2(UnsafeBufferPointer(logits), best: best) }

@@ -10,7 +10,7 @@ public struct Tokenizer: Sendable {
     private let index: VocabularyIndex
     private let normalizer: TextNormalizer
     private let encoder: BPEEncoder
-    private let decodeTable: DecodeTable
+    let decodeTable: DecodeTable
     private let specials: SpecialTokenMatcher
     /// With llama.cpp's semantics: the partition of plain text (user-defined pieces) and of text
     /// whose special tokens are parsed (user-defined, control and unknown pieces).

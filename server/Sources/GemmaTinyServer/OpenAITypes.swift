@@ -273,10 +273,11 @@ struct UsageBody: Encodable {
     }
 }
 
-/// OpenAI's finish reasons: "stop" (end of turn, end of sequence, a stop string) or "length".
+/// OpenAI's finish reasons: "stop" (end of turn, end of sequence, a stop string, a closed JSON
+/// reply) or "length".
 func finishReason(_ reason: StopReason) -> String {
     switch reason {
-    case .endOfSequence, .endOfTurn, .stopSequence, .cancelled: return "stop"
+    case .endOfSequence, .endOfTurn, .stopSequence, .responseComplete, .cancelled: return "stop"
     case .maxTokens, .contextFull: return "length"
     }
 }

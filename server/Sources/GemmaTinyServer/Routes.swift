@@ -63,8 +63,9 @@ extension GemmaServer {
         let body = try await readBody(request)
         let req = try decode(ChatCompletionRequest.self, body)
         try checkModel(req.fields.model)
-        let options = try req.fields.generationOptions(defaults: configuration.defaultSampling,
+        var options = try req.fields.generationOptions(defaults: configuration.defaultSampling,
                                                        defaultMaxTokens: configuration.defaultChatMaxTokens)
+        options.responseFormat = try responseFormat(body)
         let prompt: [Int]
         do {
             prompt = try GemmaChatTemplate.tokens(for: req.messages, tokenizer: engine.tokenizer)
@@ -80,8 +81,9 @@ extension GemmaServer {
         let req = try decode(CompletionRequest.self, body)
         try checkModel(req.fields.model)
         if req.echo == true { throw APIError.badRequest("echo is not supported", param: "echo") }
-        let options = try req.fields.generationOptions(defaults: configuration.defaultSampling,
+        var options = try req.fields.generationOptions(defaults: configuration.defaultSampling,
                                                        defaultMaxTokens: configuration.defaultCompletionMaxTokens)
+        options.responseFormat = try responseFormat(body)
         let tokenizer = engine.tokenizer
         var prompt: [Int]
         switch req.prompt {
@@ -264,6 +266,15 @@ extension GemmaServer {
             return try JSONDecoder().decode(T.self, from: data)
         } catch {
             throw decodingAPIError(error, body: data)
+        }
+    }
+
+    /// `response_format`, read from the body's text (see `ResponseFormat.openAI(requestBody:)`).
+    private func responseFormat(_ body: ByteBuffer) throws -> ResponseFormat {
+        do {
+            return try ResponseFormat.openAI(requestBody: String(decoding: body.readableBytesView, as: UTF8.self)) ?? .text
+        } catch {
+            throw APIError.badRequest(error.message, param: "response_format", code: "invalid_response_format")
         }
     }
 

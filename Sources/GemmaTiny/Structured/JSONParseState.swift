@@ -15,7 +15,7 @@ struct JSONParseState: Hashable, Sendable {
         /// object: the property whose key or value is being written (-1 for a free key);
         /// string: the range allowed for the next UTF-8 continuation byte (low << 8 | high).
         var b: Int32 = 0
-        /// Whitespace run so far: a count, and 0x40 once it has a newline.
+        /// Whitespace run so far: a byte count and a newline count (`JSONStepper.whitespace`).
         var ws: UInt8 = 0
     }
 
@@ -41,8 +41,9 @@ struct JSONStepper: Sendable {
 
     /// Nesting deeper than this is refused (about 30 levels of objects or arrays).
     static let maxFrames = 64
-    /// Whitespace between tokens: at most one newline and 31 bytes in a run, so a model cannot
-    /// fill the reply with blank lines (the same limit as llama.cpp's JSON grammar, roughly).
+    /// Whitespace between tokens: at most two newlines and 31 bytes in a run (enough for any
+    /// pretty-printer's indentation and for `{\n\n}`), so a model cannot fill the reply with
+    /// blank lines.
     static let maxWhitespaceRun: UInt8 = 31
 
     enum ObjectPhase {
@@ -379,14 +380,15 @@ struct JSONStepper: Sendable {
             || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "F"))
     }
 
-    /// The whitespace run after one more byte `c`, nil when the run may not grow.
+    /// The whitespace run after one more byte `c`, nil when the run may not grow. A run is a
+    /// byte count (low 5 bits) and a newline count (bits 6-7).
     static func whitespace(_ ws: UInt8, _ c: UInt8) -> UInt8? {
-        let count = ws & 0x3F, newline = ws & 0x40
+        let count = ws & 0x1F, newlines = ws >> 6
         guard count < maxWhitespaceRun else { return nil }
         if c == 0x0A {
-            guard newline == 0 else { return nil }
-            return (count + 1) | 0x40
+            guard newlines < 2 else { return nil }
+            return (count + 1) | (newlines + 1) << 6
         }
-        return (count + 1) | newline
+        return (count + 1) | newlines << 6
     }
 }

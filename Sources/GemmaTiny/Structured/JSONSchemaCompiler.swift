@@ -163,7 +163,7 @@ public enum JSONSchemaCompiler {
             case "null": return grammar.add(.literal(Array("null".utf8)))
             case "array": return try array(schema, path: path)
             case "object": return try object(schema, path: path)
-            default: throw error("type", "unknown type '\(type)' at \(path)")
+            default: throw error("type", "'type' at \(path) names an unknown type '\(type)'")
             }
         }
 

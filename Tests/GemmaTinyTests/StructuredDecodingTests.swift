@@ -15,7 +15,7 @@ final class StructuredDecodingTests: XCTestCase {
         let tokenizer = try TokenizerFixtures.tokenizer()
         let index = TokenByteIndex(tokenizer: tokenizer)
         for (grammar, reply) in [(try JSONSchemaCompiler.compile(schema: Self.schema), Self.reply.replacingOccurrences(of: "\t", with: "\\t")),
-                                 (JSONGrammar.jsonObject, #"{"k": [1.5e-3, {"n": null}, "x\u00e9"], "b": false}"#)] {
+                                 (JSONGrammar.jsonObject, #"{"k": [1.5e-3, {"n": null}, "x\u00e9\ud83d\ude00"], "b": false}"#)] {
             var constraint = JSONConstraint(grammar: grammar, index: index)
             let tokens = tokenizer.encode(reply)
             XCTAssertEqual(tokenizer.decode(tokens), reply)

@@ -52,7 +52,7 @@ final class StructuredGrammarTests: XCTestCase {
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 80)
+        XCTAssertEqual(checked, 84)
     }
 
     /// Random objects (compact and indented) and one-byte mutations of them: the json_object

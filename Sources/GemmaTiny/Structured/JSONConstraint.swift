@@ -129,11 +129,16 @@ struct JSONConstraint {
             next.removeAll(keepingCapacity: true)
             for s in current { stepper.advance(s, c, into: &next) }
             if next.count > 1 { next = Self.unique(next) }
+            // A hostile schema (nested anyOf) could multiply the states at every byte: keep the
+            // first ones. Dropping states only narrows what may follow; every reply stays valid.
+            if next.count > Self.maxStates { next.removeLast(next.count - Self.maxStates) }
             if next.isEmpty { return [] }
             swap(&current, &next)
         }
         return current
     }
+
+    static let maxStates = 256
 
     private static func unique(_ states: [JSONParseState]) -> [JSONParseState] {
         var seen = Set<JSONParseState>()

@@ -55,6 +55,8 @@ struct JSONStepper: Sendable {
     }
     enum StringPhase {
         static let normal: UInt8 = 0, escape: UInt8 = 1, hex: UInt8 = 2, utf8: UInt8 = 3
+        /// After a `\uD8xx`-`\uDBxx` escape (a high surrogate): `\`, `u`, then the low half.
+        static let lowBackslash: UInt8 = 4, lowU: UInt8 = 5, lowHex: UInt8 = 6
     }
     enum NumberPhase {
         static let minus: UInt8 = 0, zero: UInt8 = 1, int: UInt8 = 2, dot: UInt8 = 3
@@ -307,7 +309,37 @@ struct JSONStepper: Sendable {
             default: return
             }
         case StringPhase.hex:
+            // A \u escape may not be half of a surrogate pair on its own (strict parsers, Swift's
+            // JSONDecoder among them, refuse one): D800-DBFF must be followed by \uDC00-DFFF, and
+            // DC00-DFFF may not come first. `b` is 1 after a leading D, 2 for a high surrogate.
             guard Self.isHexDigit(c) else { return }
+            let position = 4 - t.a
+            if position == 0 {
+                t.b = c == UInt8(ascii: "d") || c == UInt8(ascii: "D") ? 1 : 0
+            } else if position == 1 && t.b == 1 {
+                switch Self.hexValue(c) {
+                case 0..<8: t.b = 0
+                case 8..<12: t.b = 2
+                default: return  // a low surrogate on its own
+                }
+            }
+            t.a -= 1
+            if t.a == 0 {
+                t.phase = t.b == 2 ? StringPhase.lowBackslash : StringPhase.normal
+                t.b = 0
+            }
+        case StringPhase.lowBackslash:
+            guard c == UInt8(ascii: "\\") else { return }
+            t.phase = StringPhase.lowU
+        case StringPhase.lowU:
+            guard c == UInt8(ascii: "u") else { return }
+            t.phase = StringPhase.lowHex
+            t.a = 4
+        case StringPhase.lowHex:
+            guard Self.isHexDigit(c) else { return }
+            let position = 4 - t.a
+            if position == 0 && c != UInt8(ascii: "d") && c != UInt8(ascii: "D") { return }
+            if position == 1 && !(12..<16).contains(Self.hexValue(c)) { return }
             t.a -= 1
             if t.a == 0 { t.phase = StringPhase.normal }
         default:  // UTF-8 continuation
@@ -374,6 +406,15 @@ struct JSONStepper: Sendable {
     // MARK: Bytes
 
     static func isWhitespace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x09 }
+
+    static func hexValue(_ c: UInt8) -> Int {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(c - UInt8(ascii: "a")) + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(c - UInt8(ascii: "A")) + 10
+        default: return -1
+        }
+    }
 
     static func isHexDigit(_ c: UInt8) -> Bool {
         (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f"))

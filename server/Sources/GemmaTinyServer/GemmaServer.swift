@@ -52,12 +52,14 @@ public struct GemmaServerConfiguration: Sendable {
     public var requestPolicy: RequestPolicy
     /// When set, every request but `/health` needs `Authorization: Bearer <apiKey>` (else 401).
     public var apiKey: String?
+    /// Other names accepted in a request's `model` (and listed by `/v1/models`) for the model.
+    public var modelAliases: [String]
 
     public init(address: Address = .tcp(host: "127.0.0.1", port: 8080), parallel: Int = 2, maxQueue: Int = 8,
                 maxBodyBytes: Int = 1 << 20, shutdownGracePeriod: Duration = .seconds(10), contextLength: Int? = nil,
                 defaultSampling: SamplingOptions = SamplingOptions(), defaultChatMaxTokens: Int? = nil,
                 defaultCompletionMaxTokens: Int? = 16, connectionLimits: ConnectionLimits = ConnectionLimits(),
-                requestPolicy: RequestPolicy = RequestPolicy(), apiKey: String? = nil) {
+                requestPolicy: RequestPolicy = RequestPolicy(), apiKey: String? = nil, modelAliases: [String] = []) {
         self.address = address
         self.parallel = parallel
         self.maxQueue = maxQueue
@@ -70,6 +72,7 @@ public struct GemmaServerConfiguration: Sendable {
         self.connectionLimits = connectionLimits
         self.requestPolicy = requestPolicy
         self.apiKey = apiKey
+        self.modelAliases = modelAliases
     }
 }
 
@@ -90,7 +93,8 @@ public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
 ///
 /// - `POST /v1/chat/completions`, `POST /v1/completions`: JSON, or server-sent events with
 ///   `"stream": true` (`data: {...}` chunks, then `data: [DONE]`).
-/// - `GET /v1/models`, `GET /v1/models/{id}`: the one model, named after its file.
+/// - `GET /v1/models`, `GET /v1/models/{id}`: the one model, named after its file, and its
+///   aliases (``GemmaServerConfiguration/modelAliases``).
 /// - `GET /health`: `{"status":"ok", ...}` with slot and queue counts; 503 while shutting down.
 ///
 /// Errors are OpenAI-shaped JSON (`{"error":{"message","type","param","code"}}`): 400 for

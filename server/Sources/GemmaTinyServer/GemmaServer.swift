@@ -50,12 +50,16 @@ public struct GemmaServerConfiguration: Sendable {
     public var connectionLimits: ConnectionLimits
     /// Accepted Host values besides loopback and the bound address; CORS origins.
     public var requestPolicy: RequestPolicy
+    /// When set, every request but `/health` needs `Authorization: Bearer <apiKey>` (else 401).
+    public var apiKey: String?
+    /// Other names accepted in a request's `model` (and listed by `/v1/models`) for the model.
+    public var modelAliases: [String]
 
     public init(address: Address = .tcp(host: "127.0.0.1", port: 8080), parallel: Int = 2, maxQueue: Int = 8,
                 maxBodyBytes: Int = 1 << 20, shutdownGracePeriod: Duration = .seconds(10), contextLength: Int? = nil,
                 defaultSampling: SamplingOptions = SamplingOptions(), defaultChatMaxTokens: Int? = nil,
                 defaultCompletionMaxTokens: Int? = 16, connectionLimits: ConnectionLimits = ConnectionLimits(),
-                requestPolicy: RequestPolicy = RequestPolicy()) {
+                requestPolicy: RequestPolicy = RequestPolicy(), apiKey: String? = nil, modelAliases: [String] = []) {
         self.address = address
         self.parallel = parallel
         self.maxQueue = maxQueue
@@ -67,6 +71,8 @@ public struct GemmaServerConfiguration: Sendable {
         self.defaultCompletionMaxTokens = defaultCompletionMaxTokens
         self.connectionLimits = connectionLimits
         self.requestPolicy = requestPolicy
+        self.apiKey = apiKey
+        self.modelAliases = modelAliases
     }
 }
 
@@ -87,11 +93,13 @@ public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
 ///
 /// - `POST /v1/chat/completions`, `POST /v1/completions`: JSON, or server-sent events with
 ///   `"stream": true` (`data: {...}` chunks, then `data: [DONE]`).
-/// - `GET /v1/models`, `GET /v1/models/{id}`: the one model, named after its file.
+/// - `GET /v1/models`, `GET /v1/models/{id}`: the one model, named after its file, and its
+///   aliases (``GemmaServerConfiguration/modelAliases``).
 /// - `GET /health`: `{"status":"ok", ...}` with slot and queue counts; 503 while shutting down.
 ///
 /// Errors are OpenAI-shaped JSON (`{"error":{"message","type","param","code"}}`): 400 for
-/// malformed JSON or fields, 404 for another model or path, 405 for a wrong method, 408 for a
+/// malformed JSON or fields, 401 without the ``GemmaServerConfiguration/apiKey`` (when one is
+/// set; `/health` needs none), 404 for another model or path, 405 for a wrong method, 408 for a
 /// request too slow to arrive, 413 for a body over the limit, 415 for a body that is not JSON,
 /// 421 for a Host the ``RequestPolicy`` does not accept, 429 when the queue is full, 503 while
 /// shutting down or over the connection limit. A client that disconnects (or closes its
@@ -153,6 +161,9 @@ public final class GemmaServer: Sendable {
         var boundHost: String?
         if case .tcp(let host, _) = configuration.address { boundHost = host }
         router.add(middleware: RequestPolicyMiddleware(policy: configuration.requestPolicy, boundHost: boundHost))
+        // After the policy (which answers CORS preflights, sent without credentials, and puts
+        // the CORS headers on a 401 too), before any route reads a body.
+        if let apiKey = configuration.apiKey { router.add(middleware: APIKeyMiddleware(key: apiKey)) }
         addRoutes(to: router)
         let limits = configuration.connectionLimits
         let connections = self.connections

@@ -56,7 +56,15 @@ struct RequestPolicyMiddleware<Context: RequestContext>: RouterMiddleware {
                                code: "unsupported_media_type")
             }
         }
-        var response = try await next(request, context)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch var error as APIError where corsAllowed {
+            // An allowed page reads the error too (a 401 for a wrong key, say), not a CORS failure.
+            error.headers[.accessControlAllowOrigin] = origin
+            error.headers[.vary] = "Origin"
+            throw error
+        }
         if let origin, corsAllowed {
             response.headers[.accessControlAllowOrigin] = origin
             response.headers[.vary] = "Origin"

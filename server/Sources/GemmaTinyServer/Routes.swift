@@ -13,12 +13,12 @@ extension GemmaServer {
             return Response(status: response.status, headers: response.headers)
         }
         router.get("/v1/models") { [self] _, _ in
-            try json(ModelListBody(data: [ModelBody(id: modelId, created: modelCreated)]))
+            try json(ModelListBody(data: acceptedModelNames.map { ModelBody(id: $0, created: modelCreated) }))
         }
         router.get("/v1/models/{id}") { [self] _, context in
             let id = context.parameters.get("id") ?? ""
-            guard id == modelId else { throw APIError.modelNotFound(id) }
-            return try json(ModelBody(id: modelId, created: modelCreated))
+            guard acceptsModel(id) else { throw APIError.modelNotFound(id) }
+            return try json(ModelBody(id: id, created: modelCreated))
         }
         router.post("/v1/chat/completions") { [self] request, context in
             try await chatCompletions(request, context)
@@ -279,7 +279,7 @@ extension GemmaServer {
     }
 
     private func checkModel(_ model: String?) throws {
-        if let model, model != modelId { throw APIError.modelNotFound(model) }
+        if let model, !acceptsModel(model) { throw APIError.modelNotFound(model) }
     }
 
     func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

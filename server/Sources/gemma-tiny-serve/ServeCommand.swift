@@ -15,6 +15,8 @@ struct ServeCommand: ParsableCommand {
         events with "stream": true), GET /v1/models, GET /health. The model id is the file name \
         without its extension (or --model-id). Up to --parallel requests generate at once, their \
         tokens interleaved; up to --max-queue more wait for a slot, and further requests get 429. \
+        With an API key (GEMMA_TINY_API_KEY or --api-key), every endpoint but /health needs \
+        'Authorization: Bearer KEY'; a --host other than loopback without one prints a warning. \
         A client that disconnects cancels its generation. SIGTERM or SIGINT shuts down \
         gracefully: new requests get 503, running ones get --shutdown-grace seconds to finish, \
         then are cancelled. The sampling flags set the defaults for fields a request leaves out. \
@@ -23,6 +25,7 @@ struct ServeCommand: ParsableCommand {
         Examples:
           gemma-tiny-serve -m gemma-2b-it.gtm --port 8080
           gemma-tiny serve -m gemma-2b-it.gtm --unix-socket /run/gemma-tiny/api.sock
+          GEMMA_TINY_API_KEY=$(cat /etc/gemma-tiny/key) gemma-tiny serve -m gemma-2b-it.gtm --host 0.0.0.0
           curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
             -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":64}'
         """,
@@ -71,6 +74,12 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Let web pages from this origin (e.g. http://localhost:3000) call the API: CORS preflights are answered for it (repeatable; none by default).", valueName: "origin"))
     var corsOrigins: [String] = []
 
+    @Option(name: .customLong("api-key"), help: ArgumentHelp("Require 'Authorization: Bearer KEY' on every endpoint but /health (else 401). Prefer the GEMMA_TINY_API_KEY environment variable: ps shows flags to every user. The flag wins if both are set.", valueName: "key"))
+    var apiKey: String?
+
+    @Option(name: .customLong("model-alias"), help: ArgumentHelp("Also accept this name in a request's \"model\" (repeatable; listed by /v1/models), for clients hard-wired to another model name (e.g. gpt-4o-mini).", valueName: "name"))
+    var modelAliases: [String] = []
+
     @Option(name: .customLong("model-id"), help: ArgumentHelp("Model id for the API (default: the file name without its extension).", valueName: "id"))
     var modelId: String?
 
@@ -83,6 +92,10 @@ struct ServeCommand: ParsableCommand {
         // Each slot is a session with its own KV cache.
         if parallel > 64 { throw ValidationError("--parallel must be at most 64, got \(parallel)") }
         if let modelId, modelId.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--model-id must not be empty") }
+        if modelAliases.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--model-alias must not be empty")
+        }
+        _ = try resolvedAPIKey()
         if maxQueue < 0 { throw ValidationError("--max-queue must be >= 0, got \(maxQueue)") }
         if maxBody < 1 { throw ValidationError("--max-body must be at least 1, got \(maxBody)") }
         if !(shutdownGrace >= 0) { throw ValidationError("--shutdown-grace must be >= 0, got \(shutdownGrace)") }
@@ -95,7 +108,12 @@ struct ServeCommand: ParsableCommand {
         if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1, got \(maxConnections)") }
     }
 
+    func resolvedAPIKey() throws -> String? {
+        try APIKeyOption.resolve(flag: apiKey, environment: ProcessInfo.processInfo.environment)
+    }
+
     func run() throws {
+        let key = try resolvedAPIKey()
         let (gemma, loadSeconds) = try model.load()
         let engine: GemmaEngine
         do {
@@ -114,7 +132,9 @@ struct ServeCommand: ParsableCommand {
             connectionLimits: ConnectionLimits(
                 headerTimeout: .milliseconds(Int64(headerTimeout * 1000)), bodyTimeout: .milliseconds(Int64(bodyTimeout * 1000)),
                 idleTimeout: .milliseconds(Int64(idleTimeout * 1000)), maxConnections: maxConnections),
-            requestPolicy: RequestPolicy(allowedHosts: allowedHosts, corsOrigins: corsOrigins)))
+            requestPolicy: RequestPolicy(allowedHosts: allowedHosts, corsOrigins: corsOrigins),
+            apiKey: key, modelAliases: modelAliases))
+        let exposure = NetworkExposure.warning(for: address, apiKey: key)
         if model.verbose {
             printNote(String(format: "load time: %.0f ms; context %d tokens; kernels: %@", loadSeconds * 1000,
                              engine.defaultContextLength, engine.kernels.name))
@@ -128,6 +148,7 @@ struct ServeCommand: ParsableCommand {
         Task.detached {
             do {
                 try await server.run { address in
+                    if let exposure { printNote(exposure) }
                     printNote("serving \(id) on \(address)" + (verbose ? " (Ctrl-C to stop)" : ""))
                 }
             } catch {

@@ -48,7 +48,8 @@ final class TestServer: Sendable {
     static func start(parallel: Int = 2, maxQueue: Int = 8, maxBodyBytes: Int = 1 << 20,
                       grace: Duration = .seconds(5), stepDelay: Duration = .zero, unixSocket: String? = nil,
                       limits: ConnectionLimits = ConnectionLimits(),
-                      policy: RequestPolicy = RequestPolicy()) async throws -> TestServer {
+                      policy: RequestPolicy = RequestPolicy(), apiKey: String? = nil,
+                      modelAliases: [String] = []) async throws -> TestServer {
         var options = GemmaEngine.Options(threads: 1, contextLength: 256, maxConcurrentGenerations: parallel,
                                           prefillChunkSize: 8)
         options.stepDelay = stepDelay
@@ -58,7 +59,8 @@ final class TestServer: Sendable {
         let configuration = GemmaServerConfiguration(
             address: unixSocket.map { .unixSocket(path: $0) } ?? .tcp(host: "127.0.0.1", port: 0),
             parallel: parallel, maxQueue: maxQueue, maxBodyBytes: maxBodyBytes, shutdownGracePeriod: grace,
-            defaultSampling: .greedy, connectionLimits: limits, requestPolicy: policy)
+            defaultSampling: .greedy, connectionLimits: limits, requestPolicy: policy, apiKey: apiKey,
+            modelAliases: modelAliases)
         let server = GemmaServer(engine: engine, configuration: configuration)
         let (addresses, continuation) = AsyncStream<ServerAddress>.makeStream()
         let task = Task {

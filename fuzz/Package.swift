@@ -22,6 +22,7 @@ let package = Package(
         .executableTarget(name: "fuzz-tokenizer", dependencies: ["FuzzSupport", gemmaTiny]),
         .executableTarget(name: "fuzz-chat", dependencies: ["FuzzSupport", gemmaTiny]),
         .executableTarget(name: "fuzz-spmodel", dependencies: ["FuzzSupport", gemmaTiny, gemmaConvert]),
+        .executableTarget(name: "fuzz-schema", dependencies: ["FuzzSupport", gemmaTiny]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -79,3 +79,11 @@ seeds = [chat((1, 'Hello!')), chat((0, 'Be brief.'), (1, 'What is 2+2?'), (2, '4
          chat((1, ''), (2, ''), (0, ''), (0, 'a'), (1, '  \n\n  spaces  ')),
          chat((1, 'ünïcödé 日本 🙂'), (2, '<end_of_turn'), (1, '<<start_of_turn>>'))]
 for i, s in enumerate(seeds): open(C('chat', 'chat-%d' % i), 'wb').write(s)
+
+# ---- schema (a JSON Schema, 0xFF, reply bytes; no schema = json_object) ----
+import json as _json
+_cases = _json.load(open(os.path.join(here, '..', 'fixtures', 'goldens', 'json-schema-cases.json')))['cases']
+for i, case in enumerate(_cases):
+    schema = b'' if case['schema'] == 'json_object' else case['schema'].encode()
+    for j, cand in enumerate(case['candidates'][:3]):
+        open(C('schema', 'case-%d-%d' % (i, j)), 'wb').write(schema + b'\xff' + cand['text'].encode())

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets in fuzz/ and runs each for SECONDS (default 20) on a scratch copy
 # of its seed corpus (fuzz/corpus/<target>; the committed corpus is never modified).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: modelfile safetensors gguf tokenizer chat spmodel
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: modelfile safetensors gguf tokenizer chat spmodel schema
 #
 # Environment: FUZZ_WORK=DIR  scratch folder (default: a new mktemp folder, kept for inspection)
 #              FUZZ_SKIP_BUILD=1  use the existing fuzz/.build
@@ -15,7 +15,7 @@ root=$PWD
 seconds=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(modelfile safetensors gguf tokenizer chat spmodel)
+[ ${#targets[@]} -gt 0 ] || targets=(modelfile safetensors gguf tokenizer chat spmodel schema)
 export PATH="/opt/swift/usr/bin:$PATH"
 
 if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then

@@ -62,7 +62,7 @@ struct JSONStepper: Sendable {
         static let minus: UInt8 = 0, zero: UInt8 = 1, int: UInt8 = 2, dot: UInt8 = 3
         static let frac: UInt8 = 4, exponent: UInt8 = 5, exponentSign: UInt8 = 6, exponentDigits: UInt8 = 7
         static func accepting(_ p: UInt8) -> Bool { p == zero || p == int || p == frac || p == exponentDigits }
-        static let maxIntegerDigits: Int32 = 18, maxFractionDigits: Int32 = 16, maxExponentDigits: Int32 = 3
+        static let maxIntegerDigits: Int32 = 18, maxFractionDigits: Int32 = 16, maxExponentDigits: Int32 = 2
     }
 
     typealias Frame = JSONParseState.Frame

@@ -22,7 +22,7 @@ public struct JSONSchemaError: Error, Equatable, Sendable, CustomStringConvertib
 /// - properties are written in the schema's order, optional ones may be left out;
 /// - an object with `properties` gets no other keys unless `additionalProperties` is `true` or a
 ///   schema; an object schema without `properties` allows any keys (as `json_object`);
-/// - numbers have at most 18 integer digits, 16 fraction digits and 3 exponent digits.
+/// - numbers have at most 18 integer digits, 16 fraction digits and 2 exponent digits (always a finite double).
 public enum JSONSchemaCompiler {
     /// Checks that `schema` (JSON text) can be enforced; throws the reason it cannot.
     public static func validate(schema: String) throws(JSONSchemaError) {

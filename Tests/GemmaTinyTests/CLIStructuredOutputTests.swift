@@ -29,6 +29,20 @@ final class CLIStructuredOutputTests: XCTestCase {
         XCTAssertTrue(o.stdout.contains("{"), o.stdout)
     }
 
+    /// Asking the grammar about the drawn token first, and masking only when it is refused,
+    /// picks the same tokens as masking at every token (greedy).
+    func testDrawFirstEqualsMaskingEveryToken() throws {
+        let model = try ModelFixtures.convertedPath("tiny-gemma", .bf16)
+        let arguments = ["run", "-m", model, "-p", "Answer:", "--temp", "0", "-n", "200", "--json-schema", Self.schema, "--json"]
+        let drawFirst = try GemmaTinyCLI.run(arguments)
+        let maskEvery = try GemmaTinyCLI.run(arguments, extraEnvironment: ["GEMMA_TINY_MASK_EVERY_TOKEN": "1"])
+        XCTAssertEqual(drawFirst.status, 0, drawFirst.stderr)
+        XCTAssertEqual(maskEvery.status, 0, maskEvery.stderr)
+        let ids = { (o: GemmaTinyCLI.Output) in (try? JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int] }
+        XCTAssertNotNil(ids(drawFirst))
+        XCTAssertEqual(ids(drawFirst), ids(maskEvery))
+    }
+
     func testBadSchemasAreOneLineErrors() throws {
         let model = try ModelFixtures.convertedPath("tiny-gemma", .bf16)
         let cases: [([String], String)] = [

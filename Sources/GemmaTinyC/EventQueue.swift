@@ -5,7 +5,8 @@ import GemmaTiny
 /// that called gt_generate, which waits here and runs the callback itself.
 final class EventQueue: @unchecked Sendable {
     enum Item {
-        case text(String)
+        /// A chunk's text (maybe empty) and how many tokens it came from.
+        case text(String, tokens: Int)
         case finished(GenerationSummary)
         case failed(any Error)
         /// The stream has ended (after `finished` or `failed`, or by itself).
@@ -40,7 +41,7 @@ final class EventQueue: @unchecked Sendable {
             for try await event in stream {
                 switch event {
                 case .chunk(let chunk):
-                    if !chunk.text.isEmpty { push(.text(chunk.text)) }
+                    push(.text(chunk.text, tokens: chunk.tokens.count))
                 case .finished(let summary):
                     push(.finished(summary))
                 }

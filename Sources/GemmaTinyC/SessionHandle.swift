@@ -57,15 +57,24 @@ final class SessionHandle: @unchecked Sendable {
 
         let stream = start(session)
         let reader = Task.detached { await queue.pump(stream) }
+        // The compute thread may run ahead of the callback. Once the callback says stop, the
+        // result is "cancelled" with the tokens delivered so far, whatever the engine did after.
         var stopped = false
+        var delivered = 0
         var summary: GenerationSummary?
         var failure: (any Error)?
         var ended = false
         while !ended {
             for item in queue.take() {
                 switch item {
-                case .text(let text):
+                case .text(let text, let tokens):
+                    if !stopped && lock.withLock({ cancelRequested }) {
+                        stopped = true
+                        session.cancel()
+                    }
                     guard !stopped else { continue }
+                    delivered += tokens
+                    guard !text.isEmpty else { continue }
                     let verdict = text.withCString { callback($0, text.utf8.count, userData) }
                     if verdict != 0 {
                         stopped = true
@@ -87,7 +96,11 @@ final class SessionHandle: @unchecked Sendable {
         guard let summary else {
             throw CABIError(GT_ERR_INTERNAL, "the generation ended without a summary")
         }
-        let result = Self.result(summary)
+        var result = Self.result(summary)
+        if stopped {
+            result.stop_reason = GT_STOP_CANCELLED
+            result.completion_tokens = delivered
+        }
         lock.withLock { last = result }
     }
 

@@ -226,7 +226,7 @@ typedef enum gt_stop_reason {
     GT_STOP_END_OF_TURN = 3,   /* the model wrote <end_of_turn> (the usual end of a chat reply) */
     GT_STOP_STOP_STRING = 4,   /* the text reached one of the stop strings */
     GT_STOP_CONTEXT_FULL = 5,  /* the session's context is full */
-    GT_STOP_CANCELLED = 6,     /* the callback returned non-zero, or gt_session_cancel */
+    GT_STOP_CANCELLED = 6,     /* the callback returned non-zero, or gt_session_cancel was called */
     GT_STOP_RESPONSE_COMPLETE = 7 /* the JSON value of json_schema / json_object is complete */
 } gt_stop_reason;
 
@@ -237,7 +237,9 @@ typedef struct gt_result {
     size_t prompt_tokens;
     /* Of those, how many were reused from the session's KV cache rather than run again. */
     size_t cached_prompt_tokens;
-    /* Tokens generated, a final <eos> / <end_of_turn> included. */
+    /* Tokens generated, a final <eos> / <end_of_turn> included. After GT_STOP_CANCELLED: the
+     * tokens of the text delivered up to the stop (the model may have run a token or so
+     * further, or to the end if it was faster than the callback; that text is dropped). */
     size_t completion_tokens;
     /* The sampler's seed: set gt_options.seed to it to reproduce a sampled reply. */
     uint64_t seed;

@@ -10,7 +10,9 @@
 #   PREFIX/lib/pkgconfig/gemma-tiny-static.pc  the same with libgemmatiny.a
 # Options after PREFIX go to swift build (scripts/dist.sh passes --scratch-path and --swift-sdk).
 # Environment: GEMMA_SWIFT_STATIC_DIR, the folder of the static Swift runtime to name in the .pc
-# files (default: the building Swift's own, <resource dir>_static/linux).
+# files (default: the building Swift's own, <resource dir>_static/linux); GEMMA_PC_PREFIX, the
+# prefix the .pc files name (default PREFIX; scripts/dist.sh uses '${pcfiledir}/../..', which
+# pkg-config resolves to wherever the files are unpacked).
 set -euo pipefail
 
 usage() { echo "usage: scripts/build-c-library.sh [--debug] PREFIX [swift build options...]" >&2; exit 2; }
@@ -69,7 +71,7 @@ version=$(sed -n 's/^public let gemmaTinyVersion = "\(.*\)"/\1/p' Sources/GemmaT
 pc_head() {
     cat <<EOF
 # Written by gemma-tiny's scripts/build-c-library.sh. The interface is documented in gemma_tiny.h.
-prefix=$prefix
+prefix=${GEMMA_PC_PREFIX:-$prefix}
 exec_prefix=\${prefix}
 libdir=\${prefix}/lib
 includedir=\${prefix}/include

@@ -41,14 +41,30 @@ struct CallOptions {
                 }
             }
         }
-        if o.json_schema != nil { throw invalid("json_schema is reserved in this version and must be NULL") }
-        if o.json_object != 0 { throw invalid("json_object is reserved in this version and must be 0") }
+        var format = ResponseFormat.text
+        if let pointer = o.json_schema {
+            guard o.json_object == 0 else { throw invalid("json_schema and json_object are both set: set one") }
+            let schema: String
+            do {
+                schema = try utf8String(pointer, "json_schema")
+            } catch let e as CABIError {
+                throw invalid(e.message)
+            }
+            do throws(JSONSchemaError) {
+                try JSONSchemaCompiler.validate(schema: schema)
+            } catch {
+                throw invalid("json_schema: \(error.message)")
+            }
+            format = .jsonSchema(schema)
+        } else if o.json_object != 0 {
+            format = .jsonObject
+        }
         guard o.threads >= 0 else { throw invalid("threads must be >= 0 (0 = one per core), got \(o.threads)") }
         guard o.context_length >= 0 else {
             throw invalid("context_length must be >= 0 (0 = the model's maximum), got \(o.context_length)")
         }
         generation = GenerationOptions(maxTokens: o.max_tokens < 0 ? nil : Int(o.max_tokens), sampling: sampling,
-                                       stopSequences: stops)
+                                       stopSequences: stops, responseFormat: format)
         threads = Int(o.threads)
         contextLength = o.context_length == 0 ? nil : Int(o.context_length)
     }

@@ -144,11 +144,19 @@ typedef struct gt_options {
      * 0 = the model's maximum (the default). A session reserves this much address space but
      * uses memory only for the positions it fills. 0 to the model's maximum. */
     int32_t context_length;
-    /* Structured output. Reserved: must be NULL in this version; non-NULL is an error
-     * (GT_ERR_INVALID_OPTIONS). */
+    /* Structured output: a JSON Schema (its JSON text, UTF-8). The reply is then one JSON value
+     * that validates against it, enforced while decoding (tokens that cannot continue a valid
+     * reply are never sampled). Keywords: type, properties, required, additionalProperties,
+     * items, minItems, maxItems, enum, const, anyOf, $ref (to "#", "#/$defs/NAME",
+     * "#/definitions/NAME") and the annotations (title, description, default, examples, $schema,
+     * $id, $comment, $defs, definitions); any other keyword, or text that is not JSON, is
+     * GT_ERR_INVALID_OPTIONS with a message naming it. The reply ends with
+     * GT_STOP_RESPONSE_COMPLETE (or GT_STOP_END_OF_TURN / _END_OF_SEQUENCE) when the value is
+     * complete; GT_STOP_MAX_TOKENS or GT_STOP_CONTEXT_FULL mean it was cut short and is not
+     * valid JSON. Stop strings still apply. NULL = free text (the default). */
     const char *json_schema;
-    /* Structured output. Reserved: must be 0 in this version; non-zero is an error
-     * (GT_ERR_INVALID_OPTIONS). */
+    /* Structured output: non-zero = the reply is one JSON object (any keys and values), as
+     * for json_schema. Not together with json_schema. Default 0. */
     int32_t json_object;
 } gt_options;
 
@@ -256,7 +264,8 @@ typedef struct gt_result {
  *   options  NULL = the options the model was loaded with
  * Errors: GT_ERR_INVALID_ARGUMENT (NULL, invalid UTF-8), GT_ERR_INVALID_OPTIONS,
  * GT_ERR_PROMPT_TOO_LONG, GT_ERR_SESSION_BUSY, GT_ERR_INTERNAL. On an error the callback has
- * not been called, except for GT_ERR_INTERNAL. */
+ * not been called, except for GT_ERR_INTERNAL and for GT_ERR_INVALID_OPTIONS when a json_schema
+ * reply reaches a point where no token of the vocabulary can continue it. */
 gt_status gt_generate(gt_session *session, const char *prompt_utf8, const gt_options *options,
                       gt_callback callback, void *user_data, gt_error **error);
 

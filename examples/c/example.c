@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     int pieces_left = 20;
     gt_result result;
     static const char *reasons[] = {"none", "max_tokens", "end_of_sequence", "end_of_turn", "stop_string",
-                                    "context_full", "cancelled"};
+                                    "context_full", "cancelled", "response_complete"};
     if (gt_generate(session, argv[2], &options, print_piece, &pieces_left, &err) == GT_OK &&
         gt_session_last_result(session, &result) == GT_OK) {
         printf("\n[stop reason %s, %zu prompt tokens, %zu generated]\n", reasons[result.stop_reason],

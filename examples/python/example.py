@@ -30,7 +30,8 @@ class Result(ctypes.Structure):  # gt_result
 
 
 CALLBACK = ctypes.CFUNCTYPE(c_int, POINTER(ctypes.c_char), c_size_t, c_void_p)  # gt_callback
-STOP_REASONS = ["none", "max_tokens", "end_of_sequence", "end_of_turn", "stop_string", "context_full", "cancelled"]
+STOP_REASONS = ["none", "max_tokens", "end_of_sequence", "end_of_turn", "stop_string", "context_full", "cancelled",
+                "response_complete"]
 for name, restype, argtypes in [
     ("gt_version", c_char_p, []),
     ("gt_options_default", Options, []),

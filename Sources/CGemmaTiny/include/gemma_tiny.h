@@ -35,9 +35,10 @@
  *     while one is running (from another thread, or from inside its own callback) does not
  *     wait and does not corrupt anything: it fails at once with GT_ERR_SESSION_BUSY.
  *     gt_session_cancel is the exception: any thread may call it at any time.
- *   - A callback runs on the thread that called gt_generate / gt_chat, never on another one.
- *     It may call any function of this API, except that freeing its own session or that
- *     session's model from inside the callback is undefined.
+ *   - gt_generate / gt_chat block the calling thread until the generation ends; its callback
+ *     runs on that thread, never on another one. A callback may call any function of this API
+ *     except gt_session_free on its own session (undefined); it must return normally (no
+ *     longjmp or C++ exception through the library).
  *   - gt_session_free / gt_model_free must not race with other calls on the same object (as
  *     for free()). gt_model_free may be called while sessions of the model are alive: the model
  *     stays loaded until its last session is freed.

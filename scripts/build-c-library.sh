@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 swift_args=(-c "$config" "$@")
 # (Drops progress lines and the known warning that Foundation's static library uses mktemp.)
-quiet() { grep -vE "^\[|^Building for|mktemp|createTemporaryFile|_ThreadLocal.swift.o" || true; }
+quiet() { grep -vE "^\[|^Building for|mktemp|createTemporaryFile|_ThreadLocal.swift.o|garbage collection|SDKSettings.json" || true; }
 for product in gemmatiny gemmatiny-static; do
     swift build "${swift_args[@]}" --product $product 2>&1 | quiet
 done
@@ -58,12 +58,14 @@ autolink=$("$tools/swift-autolink-extract" "$prefix/lib/libgemmatiny.a" -o - | a
 swift_libs=() system_libs=()
 for flag in $autolink; do
     case $flag in
-        -lswift*|-lFoundation*|-ldispatch|-lBlocksRuntime) swift_libs+=("$flag") ;;
-        *) system_libs+=("$flag") ;;
+        -lm|-lpthread|-ldl|-lutil|-lrt|-lc|-lzstd|-lstdc++) system_libs+=("$flag") ;;
+        *) swift_libs+=("$flag") ;;
     esac
 done
 if [[ " ${swift_libs[*]} " == *" -lFoundation "* ]]; then
-    swift_libs+=(-lCoreFoundation -l_FoundationICU -l_FoundationCollections -l_FoundationCShims)
+    for part in -lCoreFoundation -l_FoundationICU -l_FoundationCollections -l_FoundationCShims; do
+        [[ " ${swift_libs[*]} " == *" $part "* ]] || swift_libs+=("$part")
+    done
 fi
 private="\${swift_static}/$arch/swiftrt.o -L\${swift_static} -Wl,--start-group ${swift_libs[*]} -Wl,--end-group ${system_libs[*]} -lstdc++"
 version=$(sed -n 's/^public let gemmaTinyVersion = "\(.*\)"/\1/p' Sources/GemmaTiny/Format/ModelMetadata.swift)

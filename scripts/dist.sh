@@ -100,8 +100,11 @@ if [[ " $* " == *" aarch64 "* ]] && [ ! -f "$sysroot/.gemma-dist-ready" ]; then
 fi
 echo "toolchain ready ($((SECONDS - t0)) s)"
 
-# The aarch64 Swift SDK: the sysroot, its Swift resources (static ones for --static-swift-stdlib),
-# linked by the toolchain's lld (the host's ld cannot link aarch64).
+# The aarch64 Swift SDK: the sysroot, its Swift resources, linked by the toolchain's lld (the host's
+# ld cannot link aarch64). Only the static resources: everything here links the Swift runtime
+# statically, and libgemmatiny.so (a library product, for which SwiftPM passes the SDK's
+# swiftResourcesPath, not the static one) is linked with -static-stdlib, which looks for
+# static-stdlib-args.lnk in the resource folder it is given.
 sdk=$root/opt/gemma-sdks/gemma-aarch64.artifactbundle
 mkdir -p "$sdk/gemma-aarch64"
 cat >"$sdk/info.json" <<'EOF'
@@ -111,7 +114,7 @@ EOF
 cat >"$sdk/gemma-aarch64/swift-sdk.json" <<'EOF'
 {"schemaVersion": "4.0", "targetTriples": {"aarch64-unknown-linux-gnu": {
   "sdkRootPath": "/sysroot",
-  "swiftResourcesPath": "/sysroot/usr/libexec/swift/lib/swift",
+  "swiftResourcesPath": "/sysroot/usr/libexec/swift/lib/swift_static",
   "swiftStaticResourcesPath": "/sysroot/usr/libexec/swift/lib/swift_static",
   "toolsetPaths": ["toolset.json"]}}}
 EOF

@@ -525,15 +525,24 @@ static void test_tokenize(gt_model *model, const char *ids_file) {
 }
 
 static void test_threads(gt_model *model, const char *expected) {
-    worker w[3] = {{model, expected, 0, 0}, {model, expected, 0, 0}, {model, expected, 0, 0}};
-    pthread_t t[3];
-    pthread_create(&t[0], NULL, generate_worker, &w[0]);
-    pthread_create(&t[1], NULL, generate_worker, &w[1]);
-    pthread_create(&t[2], NULL, tokenize_worker, &w[2]);
-    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
-    CHECK(w[0].runs_ok == 3 && w[1].runs_ok == 3, "two sessions of one model in two threads: %d + %d of 3 + 3 greedy "
-          "runs equal the single-thread text", w[0].runs_ok, w[1].runs_ok);
-    CHECK(w[2].tokenize_ok == 200, "gt_tokenize from a third thread meanwhile: %d of 200", w[2].tokenize_ok);
+    /* Six generating threads: more than the 4 generations the engine interleaves (the others
+     * wait their turn), and a seventh thread tokenizing meanwhile. */
+    enum { GENERATORS = 6 };
+    worker w[GENERATORS + 1];
+    pthread_t t[GENERATORS + 1];
+    for (int i = 0; i <= GENERATORS; i++) {
+        w[i] = (worker){model, expected, 0, 0};
+        pthread_create(&t[i], NULL, i < GENERATORS ? generate_worker : tokenize_worker, &w[i]);
+    }
+    int runs_ok = 0;
+    for (int i = 0; i <= GENERATORS; i++) {
+        pthread_join(t[i], NULL);
+        if (i < GENERATORS) runs_ok += w[i].runs_ok;
+    }
+    CHECK(runs_ok == 3 * GENERATORS, "%d sessions of one model in %d threads: %d of %d greedy runs equal the "
+          "single-thread text", GENERATORS, GENERATORS, runs_ok, 3 * GENERATORS);
+    CHECK(w[GENERATORS].tokenize_ok == 200, "gt_tokenize from another thread meanwhile: %d of 200",
+          w[GENERATORS].tokenize_ok);
 }
 
 static void test_lifetimes(const char *model_path, const char *expected) {

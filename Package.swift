@@ -1,9 +1,24 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Kernels are hot loops: always optimise them, even in debug builds, so tests run at a useful speed.
 // No -march flags: ISA-specific paths use per-function target attributes and are chosen at run time.
 let kernelFlags: [CSetting] = [.unsafeFlags(["-O2", "-fno-strict-aliasing"])]
+
+// libgemmatiny.so exports the functions of gemma_tiny.h and nothing else (a version script), and
+// carries the Swift runtime and Foundation linked statically: it needs no Swift on the machine.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+// Foundation's static archives need their C parts too, which only a build with
+// --static-swift-stdlib names by itself: listed here (in one group) so that any build links.
+let staticFoundationParts = ["Foundation", "FoundationEssentials", "FoundationInternationalization", "CoreFoundation",
+                             "_FoundationICU", "_FoundationCollections", "_FoundationCShims"]
+let cLibraryLinkFlags: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=\(packageRoot)/scripts/c-abi/gemmatiny.map",
+                  "-Xlinker", "--start-group"] + staticFoundationParts.flatMap { ["-Xlinker", "-l\($0)"] }
+                 + ["-Xlinker", "--end-group"],
+                 .when(platforms: [.linux])),
+]
 
 let package = Package(
     name: "gemma-tiny",
@@ -15,6 +30,10 @@ let package = Package(
         .library(name: "GemmaTinyCLISupport", targets: ["GemmaTinyCLISupport"]),
         // The converter as a library (used by the fuzz targets in fuzz/).
         .library(name: "GemmaConvert", targets: ["GemmaConvert"]),
+        // The C ABI (include/gemma_tiny.h): scripts/build-c-library.sh installs these as
+        // libgemmatiny.so and libgemmatiny.a with a gemma-tiny.pc.
+        .library(name: "gemmatiny", type: .dynamic, targets: ["GemmaTinyC"]),
+        .library(name: "gemmatiny-static", type: .static, targets: ["GemmaTinyC"]),
     ],
     dependencies: [
         // The only dependency: the core builds with Swift 6.0 (Debian 13). The HTTP server and its
@@ -58,6 +77,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/gemma-tiny"
+        ),
+        // The C ABI's header, gemma_tiny.h (the reference for C callers), and nothing else.
+        .target(
+            name: "CGemmaTiny",
+            path: "Sources/CGemmaTiny"
+        ),
+        // The C ABI's implementation: @_cdecl functions over GemmaEngine and GemmaSession.
+        .target(
+            name: "GemmaTinyC",
+            dependencies: ["GemmaTiny", "CGemmaTiny"],
+            path: "Sources/GemmaTinyC",
+            linkerSettings: cLibraryLinkFlags
         ),
         // A minimal device daemon embedding the library (built by CI so the example stays correct).
         .executableTarget(

@@ -3,6 +3,10 @@
 # writes dist/<arch>/gemma-tiny and dist/<arch>/gemma-quantize: release builds of the core package
 # with the Swift runtime and Foundation linked statically (--static-swift-stdlib), and libzstd and
 # libstdc++ too, so that they need only the C library family (libc, libm, libgcc_s, the loader).
+# Also the C library (scripts/build-c-library.sh): dist/<arch>/include/gemma_tiny.h,
+# dist/<arch>/lib/libgemmatiny.so (as self-contained as the binaries), libgemmatiny.a and
+# lib/pkgconfig/gemma-tiny{,-static}.pc (relocatable: ${pcfiledir}), and all of it in
+# dist/gemma-tiny-<version>-linux-<arch>.tar.gz (bin/, include/, lib/).
 #
 # The toolchain is Debian 13 (trixie)'s swiftlang 6.0.3, run in a trixie root made by mmdebstrap
 # under .cache/dist/ (made on first use, ~1 GB; needs root and network access to the Debian
@@ -96,8 +100,11 @@ if [[ " $* " == *" aarch64 "* ]] && [ ! -f "$sysroot/.gemma-dist-ready" ]; then
 fi
 echo "toolchain ready ($((SECONDS - t0)) s)"
 
-# The aarch64 Swift SDK: the sysroot, its Swift resources (static ones for --static-swift-stdlib),
-# linked by the toolchain's lld (the host's ld cannot link aarch64).
+# The aarch64 Swift SDK: the sysroot, its Swift resources, linked by the toolchain's lld (the host's
+# ld cannot link aarch64). Only the static resources: everything here links the Swift runtime
+# statically, and libgemmatiny.so (a library product, for which SwiftPM passes the SDK's
+# swiftResourcesPath, not the static one) is linked with -static-stdlib, which looks for
+# static-stdlib-args.lnk in the resource folder it is given.
 sdk=$root/opt/gemma-sdks/gemma-aarch64.artifactbundle
 mkdir -p "$sdk/gemma-aarch64"
 cat >"$sdk/info.json" <<'EOF'
@@ -107,7 +114,7 @@ EOF
 cat >"$sdk/gemma-aarch64/swift-sdk.json" <<'EOF'
 {"schemaVersion": "4.0", "targetTriples": {"aarch64-unknown-linux-gnu": {
   "sdkRootPath": "/sysroot",
-  "swiftResourcesPath": "/sysroot/usr/libexec/swift/lib/swift",
+  "swiftResourcesPath": "/sysroot/usr/libexec/swift/lib/swift_static",
   "swiftStaticResourcesPath": "/sysroot/usr/libexec/swift/lib/swift_static",
   "toolsetPaths": ["toolset.json"]}}}
 EOF
@@ -144,10 +151,17 @@ for arch in "$@"; do
         [ -x "$bin/$exe" ] || { echo "error: $bin/$exe was not built" >&2; exit 1; }
         cp "$bin/$exe" "dist/$arch/$exe"
     done
+    # The C library, from the same build (same scratch folder and flags: only the links are new).
+    # The .pc files name the static Swift runtime where Debian 13's swiftlang installs it.
+    rm -rf "dist/$arch/include" "dist/$arch/lib"
+    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" \
+        GEMMA_SWIFT_STATIC_DIR=/usr/libexec/swift/lib/swift_static/linux GEMMA_PC_PREFIX='${pcfiledir}/../..' \
+        bash -c 'set -eo pipefail; cd /src; scripts/build-c-library.sh "/src/dist/$0" "$@" | { grep -vE "^installed|^  include" || true; }' \
+        "$arch" "${flags[@]}"
     echo "$arch built in $((SECONDS - t1)) s"
 
-    # Check what the binaries need: the C library family only.
-    for exe in gemma-tiny gemma-quantize; do
+    # Check what the binaries and the C library need: the C library family only.
+    for exe in gemma-tiny gemma-quantize lib/libgemmatiny.so; do
         f=dist/$arch/$exe
         machine=$(readelf -h "$f" | sed -n 's/^ *Machine: *//p')
         needed=$(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
@@ -161,5 +175,22 @@ for arch in "$@"; do
             esac
         done
     done
+    # libgemmatiny.so exports exactly the functions of gemma_tiny.h.
+    declared=$(sed -nE 's/^[a-z].*[ *](gt_[a-z_]+)\(.*/\1/p' "dist/$arch/include/gemma_tiny.h" | sort -u)
+    exported=$(nm -D --defined-only "dist/$arch/lib/libgemmatiny.so" | awk '$2 ~ /^[A-Z]$/ { print $3 }' | sort -u)
+    if [ "$declared" = "$exported" ]; then
+        echo "    exports (nm -D): the $(echo "$exported" | wc -l) gt_ functions of gemma_tiny.h, nothing else"
+    else
+        echo "error: dist/$arch/lib/libgemmatiny.so exports other symbols than gemma_tiny.h declares:" >&2
+        diff <(echo "$declared") <(echo "$exported") >&2; status=1
+    fi
+    # The release tarball: bin/, include/, lib/.
+    version=$(sed -n 's/^public let gemmaTinyVersion = "\(.*\)"/\1/p' Sources/GemmaTiny/Format/ModelMetadata.swift)
+    tarball=dist/gemma-tiny-$version-linux-$arch.tar.gz
+    tree=gemma-tiny-$version-linux-$arch
+    tar -czf "$tarball" --owner=0 --group=0 \
+        --transform "s,^dist/$arch/gemma-,$tree/bin/gemma-," --transform "s,^dist/$arch/,$tree/," \
+        "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize" "dist/$arch/include" "dist/$arch/lib"
+    printf '%-28s %6.1f MB\n' "$tarball" "$(stat -c %s "$tarball" | awk '{print $1 / 1048576}')"
 done
 exit $status

@@ -13,7 +13,9 @@
 #     round differently: where the ids part, the two highest logits there (GEMMA_TINY_TRACE_TOP2)
 #     tell a near-tie (accepted, reported with its margin) from a bug;
 #   - gemma-tiny chat (two turns on stdin), --help, and damaged model files (one `error:` line,
-#     non-zero exit).
+#     non-zero exit);
+#   - the C library (dist/aarch64/lib/libgemmatiny.so): examples/c and Tests/c-abi/test_c_abi.c,
+#     cross-compiled with aarch64-linux-gnu-gcc, on the tiny fixture model.
 # The kernels themselves are bit-identical to the scalar reference on both CPU models
 # (scripts/test-arm.sh); what differs here is the float code around them (norms, softmax, RoPE;
 # clang contracts multiply-adds to FMA on aarch64), whose last-bit differences can flip an int8
@@ -298,6 +300,44 @@ flip() {  # flip NAME OFFSET: a copy with one byte inverted
 flip header-flipped 200; damaged header-flipped
 flip data-flipped $((size / 2)); damaged data-flipped
 rm -rf "$work/bad"
+
+# ---- the C library: dist/aarch64/lib/libgemmatiny.so with no Swift runtime ----
+# examples/c and Tests/c-abi/test_c_abi.c, cross-compiled (linked against the .so only: the arm64
+# C library it needs comes from the run-time root), on the tiny fixture model; the x86-64 dist
+# binaries give the expected ids and greedy text.
+part "C library"
+if [ ! -f dist/aarch64/lib/libgemmatiny.so ]; then
+    fail "dist/aarch64/lib/libgemmatiny.so missing"
+elif ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+    fail "aarch64-linux-gnu-gcc not found (apt-get install gcc-aarch64-linux-gnu)"
+else
+    mkdir -p "$work/c/tmp"
+    "${x86_quant[@]}" fixtures/tiny-gemma -o "$work/c/tiny.gtm" --type q8 --no-compress >/dev/null
+    "${x86_tiny[@]}" tokenize -m "$work/c/tiny.gtm" -p "$(printf 'Hello world, h\xc3\xa9llo \xf0\x9f\x98\x80')" |
+        tr -d '[],' >"$work/c/ids.txt"
+    for n in 24 20; do
+        "${x86_tiny[@]}" run -m "$work/c/tiny.gtm" -p Hello -n $n --temp 0 --json |
+            python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["text"])' >"$work/c/text$n.txt"
+    done
+    cc_arm=(aarch64-linux-gnu-gcc -std=c99 -Idist/aarch64/include -Ldist/aarch64/lib -Wl,--allow-shlib-undefined)
+    "${cc_arm[@]}" examples/c/example.c -lgemmatiny -o "$work/c/example"
+    "${cc_arm[@]}" Tests/c-abi/test_c_abi.c -lgemmatiny -lpthread -lm -o "$work/c/test_c_abi"
+    lib=(-E "LD_LIBRARY_PATH=$repo/dist/aarch64/lib")
+    out=$("${a72[@]}" "${lib[@]}" "$work/c/example" "$work/c/tiny.gtm" Hello 2>&1 || true)
+    if [ "$(echo "$out" | sed -n 3p)" = "$(cat "$work/c/text20.txt")" ] &&
+       [ "$(echo "$out" | sed -n 4p)" = "[stop reason cancelled, 5 prompt tokens, 20 generated]" ]; then
+        pass "examples/c against libgemmatiny.so (cortex-a72): x86-64's greedy text, stopped after 20 pieces"
+    else
+        fail "examples/c (cortex-a72) printed: $out"
+    fi
+    summary=$("${max[@]}" "${lib[@]}" "$work/c/test_c_abi" "$work/c/tiny.gtm" "$work/c/ids.txt" "$work/c/text24.txt" \
+        "$work/c/tmp" 2>&1 | tee "$work/c/test.out" | grep -E "^c-abi: " || true)
+    if [ "$summary" != "" ] && [ "$(echo "$summary" | sed -E 's/.* ([0-9]+) failed/\1/')" = 0 ]; then
+        pass "Tests/c-abi/test_c_abi.c against libgemmatiny.so (max): ${summary#c-abi: }"
+    else
+        fail "Tests/c-abi/test_c_abi.c (max): $(grep -E '^not ok|^Bail' "$work/c/test.out" | head -n 5 | tr '\n' ' ')"
+    fi
+fi
 part ""
 
 echo "aarch64: $passed passed, $failed failed"

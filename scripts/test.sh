@@ -20,6 +20,10 @@ arm_pid=$!
 status=0
 swift test --skip-build --disable-swift-testing 2>&1 | tee .build/test-output.txt || status=1
 
+# The C library (libgemmatiny, gemma_tiny.h): examples/c, examples/python, Tests/c-abi under ASan.
+echo "C library (scripts/test-c-abi.sh)"
+scripts/test-c-abi.sh 2>&1 | tee .build/c-abi-output.txt || status=1
+
 echo "server package (server/)"
 swift build --package-path server --build-tests
 # The server tests run the core's gemma-tiny too (`gemma-tiny serve` handing over to gemma-tiny-serve).
@@ -44,7 +48,15 @@ for output in .build/test-output.txt .build/server-test-output.txt; do
     failed=$((failed + run_failed))
     skipped=$((skipped + run_skipped))
 done
-line="tests: $passed passed, $failed failed, $skipped skipped"
+# The C library's checks (scripts/test-c-abi.sh's last line) count with them.
+c_abi=$(grep -E "^c-abi: [0-9]+ passed, [0-9]+ failed" .build/c-abi-output.txt | tail -n 1 || true)
+if [ -z "$c_abi" ]; then
+    echo "no summary in .build/c-abi-output.txt"; failed=$((failed + 1)); status=1
+else
+    passed=$((passed + $(echo "$c_abi" | sed -E 's/c-abi: ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$c_abi" | sed -E 's/.* ([0-9]+) failed/\1/')))
+fi
+line="tests: $passed passed, $failed failed, $skipped skipped (C library checks included: ${c_abi#c-abi: })"
 echo "$line"
 
 # Sanitizers (separate build folders; GEMMA_TINY_SKIP_SANITIZERS=1 skips this slower part):

@@ -98,7 +98,10 @@ struct ServeCommand: ParsableCommand {
         _ = try resolvedAPIKey()
         if maxQueue < 0 { throw ValidationError("--max-queue must be >= 0, got \(maxQueue)") }
         if maxBody < 1 { throw ValidationError("--max-body must be at least 1, got \(maxBody)") }
-        if !(shutdownGrace >= 0) { throw ValidationError("--shutdown-grace must be >= 0, got \(shutdownGrace)") }
+        // Bounded so that the conversion to milliseconds cannot overflow (1e300 used to trap).
+        if !(shutdownGrace >= 0 && shutdownGrace <= 86_400) {
+            throw ValidationError("--shutdown-grace must be between 0 and 86400 seconds, got \(shutdownGrace)")
+        }
         if prefillChunk < 1 { throw ValidationError("--prefill-chunk must be at least 1, got \(prefillChunk)") }
         if let unixSocket, unixSocket.isEmpty { throw ValidationError("--unix-socket needs a path") }
         for (flag, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout)]

@@ -131,6 +131,8 @@ final class ServeCommandTests: XCTestCase {
             (["-m", modelPath!, "--model-id", ""], "--model-id must not be empty"),
             (["-m", modelPath!, "--idle-timeout", "0"], "--idle-timeout must be more than 0"),
             (["-m", modelPath!, "--max-connections", "0"], "--max-connections must be at least 1, got 0"),
+            (["-m", modelPath!, "--shutdown-grace", "1e300"], "--shutdown-grace must be between 0 and 86400 seconds, got 1e+300"),
+            (["-m", modelPath!, "--shutdown-grace", "inf"], "--shutdown-grace must be between 0 and 86400 seconds, got inf"),
             (["-m", modelPath!, "--unix-socket", "/tmp/" + String(repeating: "s", count: 120)], "the limit is 107"),
         ] {
             let serve = try ServeProcess(arguments)

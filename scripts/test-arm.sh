@@ -15,7 +15,7 @@ out=.build-kernels-test
 mkdir -p "$out"
 # The kernels and what they call (not the rest of the C target).
 srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c
-      Sources/GemmaKernels/{matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,dequant_k,widen,gguf_dequant}.c
+      Sources/GemmaKernels/{cpu_features,matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,dequant_k,widen,gguf_dequant}.c
       Sources/GemmaKernels/matmul_kquant{,_avx2,_avx512,_neon}.c)
 inc=(-I Sources/GemmaKernels/include)
 status=0

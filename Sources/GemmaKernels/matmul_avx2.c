@@ -12,7 +12,6 @@
 
 #include "matmul_internal.h"
 #include "matmul_tiles.h"
-#include <cpuid.h>
 #include <immintrin.h>
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
@@ -29,47 +28,6 @@
 // EVEX-encoded. Only the AVX-512 table's single-token products use it.
 #define EVEX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define EVEX_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
-
-// AVX2, FMA and F16C, with the OS saving the YMM state (OSXSAVE + XCR0 bits 1 and 2).
-int gt_cpu_has_avx2(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v >= 0) return v;
-    unsigned a, b, c, d;
-    v = 0;
-    if (__get_cpuid(1, &a, &b, &c, &d)) {
-        int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
-        if (fma && osxsave && avx && f16c) {
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            if ((lo & 6) == 6 && __get_cpuid_max(0, 0) >= 7) {
-                __cpuid_count(7, 0, a, b, c, d);
-                v = (b >> 5) & 1;
-            }
-        }
-    }
-    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    return v;
-}
-
-// AVX-VNNI (the VEX-encoded vpdpbusd of Alder Lake, Gracemont / N100, Sapphire Rapids, Zen 5):
-// cpuid leaf 7 subleaf 1, EAX bit 4, on top of AVX2.
-int gt_cpu_has_avxvnni(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v >= 0) return v;
-    v = 0;
-    if (gt_cpu_has_avx2()) {
-        unsigned a, b, c, d;
-        __cpuid_count(7, 0, a, b, c, d);
-        if (a >= 1) {
-            __cpuid_count(7, 1, a, b, c, d);
-            v = (a >> 4) & 1;
-        }
-    }
-    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    return v;
-}
 
 AVX2_INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

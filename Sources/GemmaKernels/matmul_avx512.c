@@ -13,30 +13,10 @@
 
 #include "matmul_internal.h"
 #include "matmul_tiles.h"
-#include <cpuid.h>
 #include <immintrin.h>
 
 #define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-// AVX-512 F, BW, VL and VNNI, with the OS saving the opmask and ZMM state (XCR0 bits 1, 2, 5-7).
-int gt_cpu_has_avx512vnni(void) {
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v >= 0) return v;
-    v = 0;
-    if (gt_cpu_has_avx2()) {
-        unsigned lo, hi, a, b, c, d;
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        if ((lo & 0xe6) == 0xe6) {
-            __cpuid_count(7, 0, a, b, c, d);
-            int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
-            v = f && bw && vl && vnni;
-        }
-    }
-    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    return v;
-}
 
 // The AVX2 path's horizontal sums, so that the last additions happen in the same order.
 AVX512_INLINE float hsum4(__m128 v) {

@@ -4,6 +4,7 @@
 #define GEMMA_MATMUL_INTERNAL_H
 
 #include "gemma_kernels.h"
+#include "cpu_features.h"
 #include <string.h>
 
 // ---- prepared activations ----
@@ -116,14 +117,10 @@ extern const gt_kernel_table gt_kernels_avx2;
 extern const gt_kernel_table gt_kernels_avxvnni;
 extern const gt_kernel_table gt_kernels_avx512_single;  // AVX-512 VNNI+VL, 256-bit: one token at a time
 extern const gt_kernel_table gt_kernels_avx512vnni;
-int gt_cpu_has_avx2(void);
-int gt_cpu_has_avxvnni(void);
-int gt_cpu_has_avx512vnni(void);
 #endif
 #if defined(__aarch64__)
 extern const gt_kernel_table gt_kernels_neon;
 extern const gt_kernel_table gt_kernels_neon_dotprod;
-int gt_cpu_has_dotprod(void);
 #endif
 
 #endif

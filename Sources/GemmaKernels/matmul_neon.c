@@ -20,23 +20,6 @@
 #include <arm_neon.h>
 #include "matmul_neon.h"
 
-#if defined(__linux__)
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)
-#endif
-#endif
-
-int gt_cpu_has_dotprod(void) {
-#if defined(__linux__)
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#elif defined(__APPLE__)
-    return 1;  // every Apple arm64 CPU (A11 / M1 on) has it
-#else
-    return 0;
-#endif
-}
-
 // ---- integer block products (4 int32 lanes summing to the block's dot product) ----
 
 // q4 nibbles (as int8 0..15) lo = elements 0..15, hi = 16..31, times inputs a0, a1; lanes start at `init`.

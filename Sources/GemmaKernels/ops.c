@@ -1,5 +1,6 @@
 // The forward pass's vector math besides the matrix products: see gemma_ops.h.
 #include "gemma_ops.h"
+#include "cpu_features.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -98,7 +99,6 @@ static inline __attribute__((always_inline)) void gelu_body(float *restrict gate
 // AVX2 without FMA: twice the vector width, and no multiply-add contraction, so both copies
 // round every operation alike and give bit-identical results.
 #if defined(__x86_64__) || defined(_M_X64)
-int gt_cpu_has_avx2(void);  // matmul_avx2.c
 #define OPS_AVX2 __attribute__((target("avx2")))
 OPS_AVX2 static float dot_avx2(const float *a, const float *b, size_t n) { return dot_body(a, b, n); }
 OPS_AVX2 static void attention_avx2(const float *q, const gt_kv_span *spans, size_t span_count, size_t stride,

@@ -84,7 +84,7 @@ static void quantize_row_q5_avx2(const float *x, size_t n, uint8_t *o) {
 
 void gt_quantize_row_q5(const float *x, size_t n, uint8_t *o) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (gt_cpu_has_avx2()) {
         quantize_row_q5_avx2(x, n, o);
         return;
     }

@@ -11,7 +11,7 @@
 #include <time.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
-int gt_cpu_has_avx2(void);  // matmul_avx2.c
+#include "cpu_features.h"
 
 // 256-bit loads, four independent accumulators: the loads, not the adds, set the pace.
 __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n) {

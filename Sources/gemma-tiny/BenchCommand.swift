@@ -218,7 +218,7 @@ struct BenchReport: Encodable {
 
         init(_ model: GemmaModel, path: String) {
             self.path = path
-            architecture = model.config.architecture
+            architecture = model.config.architecture.rawValue
             parameters = model.parameterCount
             sizeBytes = model.file.tensors.reduce(0) { $0 + $1.length }
             let q = model.file.metadata.quantization

@@ -378,7 +378,7 @@ final class GGUFImportTests: XCTestCase {
             "rope_theta": 1000000.0, "sliding_window": 512, "torch_dtype": "bfloat16", "use_bidirectional_attention": false,
             "vocab_size": 262144,
         ]
-        let fromGGUF = try GGUFCheckpoint.config(gemma3_270m, architecture: "gemma3", vocabSize: 262144, file: "x.gguf")
+        let fromGGUF = try GGUFCheckpoint.config(gemma3_270m, architecture: .gemma3, vocabSize: 262144, file: "x.gguf")
         XCTAssertEqual(fromGGUF, try HFConfig.parse(hf270m, file: "config.json").config)
         XCTAssertEqual(fromGGUF.embeddingScale, 25.25, "sqrt(640) in bf16")
 
@@ -392,7 +392,7 @@ final class GGUFImportTests: XCTestCase {
         }
         // Gemma 2 27B: query_pre_attn_scalar = hidden / heads = 144, not head_dim (128).
         let g27 = try GGUFCheckpoint.config(gemma2(layers: 46, hidden: 4608, heads: 32, kv: 16, ff: 36864),
-                                            architecture: "gemma2", vocabSize: 256000, file: "x.gguf")
+                                            architecture: .gemma2, vocabSize: 256000, file: "x.gguf")
         XCTAssertEqual(g27.queryPreAttnScalar, 144)
         XCTAssertEqual(g27.layerTypes?.prefix(3), ["sliding_attention", "full_attention", "sliding_attention"])
         XCTAssertEqual(g27.attnLogitSoftcapping, 50)
@@ -400,15 +400,15 @@ final class GGUFImportTests: XCTestCase {
         XCTAssertEqual(g27.slidingWindow, 4096)
         XCTAssertNil(g27.ropeLocalBaseFreq)
         let g9 = try GGUFCheckpoint.config(gemma2(layers: 42, hidden: 3584, heads: 16, kv: 8, ff: 14336),
-                                           architecture: "gemma2", vocabSize: 256000, file: "x.gguf")
+                                           architecture: .gemma2, vocabSize: 256000, file: "x.gguf")
         XCTAssertEqual(g9.queryPreAttnScalar, 128, "head_dim for the other sizes")
         var noWindow = gemma3_270m
         noWindow["gemma3.attention.sliding_window"] = nil
-        let global = try GGUFCheckpoint.config(noWindow, architecture: "gemma3", vocabSize: 262144, file: "x.gguf")
+        let global = try GGUFCheckpoint.config(noWindow, architecture: .gemma3, vocabSize: 262144, file: "x.gguf")
         XCTAssertEqual(Set(global.layerTypes ?? []), ["full_attention"], "no window: llama.cpp runs every layer globally")
         var scaled = gemma3_270m
         scaled["gemma3.rope.scaling.type"] = .string("linear")
-        XCTAssertThrowsError(try GGUFCheckpoint.config(scaled, architecture: "gemma3", vocabSize: 262144, file: "x.gguf")) {
+        XCTAssertThrowsError(try GGUFCheckpoint.config(scaled, architecture: .gemma3, vocabSize: 262144, file: "x.gguf")) {
             XCTAssertTrue("\($0)".contains("RoPE scaling"), "\($0)")
         }
     }
@@ -426,15 +426,15 @@ final class GGUFImportTests: XCTestCase {
     }
 
     func testTensorNameMap() {
-        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.3.ffn_norm.weight", architecture: "gemma"), "model.layers.3.post_attention_layernorm.weight")
-        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.3.ffn_norm.weight", architecture: "gemma2"), "model.layers.3.pre_feedforward_layernorm.weight")
-        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.3.post_attention_norm.weight", architecture: "gemma3"), "model.layers.3.post_attention_layernorm.weight")
-        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.0.attn_k_norm.weight", architecture: "gemma3"), "model.layers.0.self_attn.k_norm.weight")
-        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.0.attn_k_norm.weight", architecture: "gemma2"))
-        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.0.post_ffw_norm.weight", architecture: "gemma"))
-        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.01.attn_q.weight", architecture: "gemma"))
-        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.-1.attn_q.weight", architecture: "gemma"))
-        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.0.attn_q.bias", architecture: "gemma"))
-        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("output_norm.weight", architecture: "gemma3"), "model.norm.weight")
+        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.3.ffn_norm.weight", architecture: .gemma), "model.layers.3.post_attention_layernorm.weight")
+        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.3.ffn_norm.weight", architecture: .gemma2), "model.layers.3.pre_feedforward_layernorm.weight")
+        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.3.post_attention_norm.weight", architecture: .gemma3), "model.layers.3.post_attention_layernorm.weight")
+        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("blk.0.attn_k_norm.weight", architecture: .gemma3), "model.layers.0.self_attn.k_norm.weight")
+        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.0.attn_k_norm.weight", architecture: .gemma2))
+        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.0.post_ffw_norm.weight", architecture: .gemma))
+        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.01.attn_q.weight", architecture: .gemma))
+        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.-1.attn_q.weight", architecture: .gemma))
+        XCTAssertNil(GGUFCheckpoint.huggingFaceName("blk.0.attn_q.bias", architecture: .gemma))
+        XCTAssertEqual(GGUFCheckpoint.huggingFaceName("output_norm.weight", architecture: .gemma3), "model.norm.weight")
     }
 }

@@ -29,7 +29,7 @@ final class Gemma23CheckpointTests: XCTestCase {
 
     func testGemma2ConfigAsTransformers5WritesIt() throws {
         let c = try parse(try config("tiny-gemma2"))
-        XCTAssertEqual(c.architecture, "gemma2")
+        XCTAssertEqual(c.architecture, .gemma2)
         XCTAssertEqual(c.slidingWindow, 8)
         XCTAssertEqual(c.layerTypes, [Self.s, Self.f, Self.s, Self.f])
         XCTAssertEqual(c.attnLogitSoftcapping, 5)
@@ -46,7 +46,7 @@ final class Gemma23CheckpointTests: XCTestCase {
 
     func testGemma3ConfigAsTransformers5WritesIt() throws {
         let c = try parse(try config("tiny-gemma3"))
-        XCTAssertEqual(c.architecture, "gemma3")
+        XCTAssertEqual(c.architecture, .gemma3)
         XCTAssertEqual(c.layerTypes, [Self.s, Self.s, Self.f, Self.s])
         XCTAssertEqual(c.ropeTheta, 1_000_000)
         XCTAssertEqual(c.ropeLocalBaseFreq, 10000)

@@ -22,7 +22,7 @@ final class KQuantConversionTests: XCTestCase {
     static var kquantGGUF: String { GGUFFixtures.root + "/gguf/tiny-gemma3-kquant.gguf" }
 
     /// Gemma 1 2B: hidden 2048, 18 layers, MLP 16384, 8 heads / 1 KV head of 256, vocab 256000.
-    static let gemma2B = ModelConfig(architecture: "gemma", vocabSize: 256000, hiddenSize: 2048, intermediateSize: 16384,
+    static let gemma2B = ModelConfig(architecture: .gemma, vocabSize: 256000, hiddenSize: 2048, intermediateSize: 16384,
                                      numHiddenLayers: 18, numAttentionHeads: 8, numKeyValueHeads: 1, headDim: 256,
                                      maxPositionEmbeddings: 8192, rmsNormEps: 1e-6, ropeTheta: 10000,
                                      hiddenActivation: "gelu_pytorch_tanh", embeddingScale: 45.25)

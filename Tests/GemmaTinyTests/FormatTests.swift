@@ -18,7 +18,7 @@ final class FormatTests: XCTestCase {
 
     static func metadata() -> ModelMetadata {
         ModelMetadata(
-            config: ModelConfig(architecture: "gemma", vocabSize: 8, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 1,
+            config: ModelConfig(architecture: .gemma, vocabSize: 8, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 1,
                                 numAttentionHeads: 2, numKeyValueHeads: 1, headDim: 32, maxPositionEmbeddings: 64,
                                 rmsNormEps: 1e-6, ropeTheta: 10000, hiddenActivation: "gelu_pytorch_tanh", embeddingScale: 8),
             tokenizer: TokenizerSettings(model: "bpe", bosId: 2, eosId: 1, padId: 0, unkId: 3, addDummyPrefix: false,

@@ -6,7 +6,7 @@ import XCTest
 /// `MemoryFit`'s verdict and advice for given amounts of memory.
 final class MemoryEstimateTests: XCTestCase {
     /// The Gemma 2B shape (docs/BENCHMARKS.md): 18 layers, 1 KV head of 256, vocab 256000.
-    static let gemma2B = ModelConfig(architecture: "gemma", vocabSize: 256_000, hiddenSize: 2048, intermediateSize: 16384,
+    static let gemma2B = ModelConfig(architecture: .gemma, vocabSize: 256_000, hiddenSize: 2048, intermediateSize: 16384,
                                      numHiddenLayers: 18, numAttentionHeads: 8, numKeyValueHeads: 1, headDim: 256,
                                      maxPositionEmbeddings: 8192, rmsNormEps: 1e-6, ropeTheta: 10000,
                                      hiddenActivation: "gelu_pytorch_tanh", embeddingScale: 45.25)

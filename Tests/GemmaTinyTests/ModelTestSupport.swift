@@ -174,6 +174,25 @@ struct LogitComparison {
 
 /// Writes modified copies of model files for tests.
 enum ModelFileRewriter {
+    /// Copies `source` to `destination` with `old` replaced by `new` (of the same length) in the
+    /// metadata JSON, the checksums resealed: for values the metadata's types cannot hold.
+    static func replaceInMetadata(_ source: String, to destination: String, _ old: String, with new: String) throws {
+        precondition(old.utf8.count == new.utf8.count, "the sections keep their offsets")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        var header = try ModelFile(path: source).header
+        let json = String(decoding: bytes[header.metadata], as: UTF8.self)
+        guard json.contains(old) else { throw ModelFileError.invalidMetadata("no \(old) in \(json)") }
+        bytes.replaceSubrange(header.metadata, with: Array(json.replacingOccurrences(of: old, with: new).utf8))
+        var hash = gt_xxh64_state()
+        gt_xxh64_reset(&hash, 0)
+        for r in [header.metadata, header.tokenizer, header.tensorTable] {
+            bytes[r].withUnsafeBytes { gt_xxh64_update(&hash, $0.baseAddress, $0.count) }
+        }
+        header.sectionsChecksum = gt_xxh64_digest(&hash)
+        bytes.replaceSubrange(0..<FileHeader.size, with: header.encoded())
+        try Data(bytes).write(to: URL(fileURLWithPath: destination))
+    }
+
     /// Copies `source` to `destination`, letting `edit` change the metadata, the vocabulary and
     /// each tensor (return nil to drop it). Tensor bytes are passed uncompressed as f32 when
     /// `dequantize` is set (the copy then stores every tensor as f32).

@@ -75,7 +75,7 @@ public enum Converter {
         // Check every tensor before writing anything.
         for entry in plan.entries {
             guard let source = checkpoint.tensors[entry.name] else {
-                throw .missingTensor(config.architecture == "gemma" ? entry.name : "\(entry.name) (which a \(checkpoint.config.architecture) checkpoint has)")
+                throw .missingTensor(config.architecture == .gemma ? entry.name : "\(entry.name) (which a \(checkpoint.config.architecture) checkpoint has)")
             }
             guard source.tensor.shape == entry.shape else {
                 throw .shapeMismatch(tensor: entry.name, expected: entry.shape, found: source.tensor.shape)
@@ -125,7 +125,7 @@ public enum Converter {
         var sources: [String: Source] = [:]
         for entry in plan.entries {
             guard let t = gguf.tensors[entry.name] else {
-                throw .missingTensor("\(entry.name) (in \(path), for the \(gguf.architecture) architecture)")
+                throw .missingTensor("\(entry.name) (in \(path), for the \(gguf.architecture.rawValue) architecture)")
             }
             guard t.shape == entry.shape else {
                 throw .shapeMismatch(tensor: "\(t.name) (\(entry.name))", expected: entry.shape, found: t.shape)
@@ -142,7 +142,7 @@ public enum Converter {
                                          release: { gguf.file.release(t, bytes: $0) },
                                          prefetch: { gguf.file.prefetch(t, bytes: $0) })
         }
-        let provenance = Provenance(tool: toolName, sourceFormat: "gguf", sourceArchitecture: gguf.architecture,
+        let provenance = Provenance(tool: toolName, sourceFormat: "gguf", sourceArchitecture: gguf.architecture.rawValue,
                                     sourceDtype: gguf.sourceTypes, sourceFiles: gguf.sourceFiles)
         return try write(plan: plan, sources: sources, config: config, vocabulary: gguf.vocabulary, tokenizer: gguf.tokenizerSettings,
                          provenance: provenance, notices: notices, output: output, options: options, start: start, progress: progress)

@@ -21,8 +21,8 @@ import GemmaTiny
 ///   transformers has them for the released models.
 struct GGUFCheckpoint {
     let file: GGUFFile
-    /// gemma, gemma2 or gemma3.
-    let architecture: String
+    /// From `general.architecture` (llama.cpp's names are `ModelArchitecture`'s raw values).
+    let architecture: ModelArchitecture
     let config: ModelConfig
     let vocabulary: TokenizerVocabulary
     let tokenizerSettings: TokenizerSettings
@@ -32,7 +32,6 @@ struct GGUFCheckpoint {
     let ignored: [(name: String, reason: String)]
     let notices: [String]
 
-    static let architectures = ["gemma", "gemma2", "gemma3"]
     static let maximumLayers = 4096
 
     init(path: String) throws(ConversionError) {
@@ -42,9 +41,9 @@ struct GGUFCheckpoint {
         let meta = file.metadata
         var notices: [String] = []
 
-        guard let arch = meta["general.architecture"]?.string else { throw bad("no general.architecture") }
-        guard Self.architectures.contains(arch) else {
-            throw .unsupportedArchitecture("\(arch) (GGUF general.architecture)")
+        guard let name = meta["general.architecture"]?.string else { throw bad("no general.architecture") }
+        guard let arch = ModelArchitecture(rawValue: name) else {
+            throw .unsupportedArchitecture("\(name) (GGUF general.architecture)")
         }
         architecture = arch
 
@@ -91,9 +90,11 @@ struct GGUFCheckpoint {
     }
 
     /// The configuration from `{arch}.*` metadata; `vocabSize` is the embedding's row count.
-    static func config(_ meta: [String: GGUFValue], architecture arch: String, vocabSize vocab: Int,
+    static func config(_ meta: [String: GGUFValue], architecture: ModelArchitecture, vocabSize vocab: Int,
                        file path: String) throws(ConversionError) -> ModelConfig {
         func bad(_ why: String) -> ConversionError { .invalidGGUF(file: path, reason: why) }
+        // The metadata keys' prefix.
+        let arch = architecture.rawValue
         func key(_ suffix: String) -> GGUFValue? { meta["\(arch).\(suffix)"] }
         func int(_ suffix: String, default value: Int? = nil) throws(ConversionError) -> Int {
             guard let v = key(suffix) else {
@@ -153,20 +154,20 @@ struct GGUFCheckpoint {
         let dtype = meta["general.file_type"]?.integer == 0 ? "float32" : "bfloat16"
 
         var config = ModelConfig(
-            architecture: arch, vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
+            architecture: architecture, vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
             numHiddenLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim: headDim,
             maxPositionEmbeddings: try int("context_length", default: 8192), rmsNormEps: eps, ropeTheta: ropeTheta,
             hiddenActivation: "gelu_pytorch_tanh", embeddingScale: HFConfig.embeddingScale(hiddenSize: hidden, dtype: dtype))
 
-        if arch != "gemma" {
+        if architecture != .gemma {
             // llama.cpp (src/models/gemma2.cpp, gemma3.cpp) uses 1/sqrt(head_dim) except for the
             // 27B models (46 layers for Gemma 2, 62 for Gemma 3), which use 1/sqrt(hidden/heads):
             // exactly transformers' query_pre_attn_scalar of every released model.
-            let is27B = (arch == "gemma2" && layers == 46) || (arch == "gemma3" && layers == 62)
+            let is27B = (architecture == .gemma2 && layers == 46) || (architecture == .gemma3 && layers == 62)
             config.queryPreAttnScalar = Double(is27B ? hidden / heads : headDim)
             let slidingWindow: Int?
             let defaultPattern: Int
-            if arch == "gemma2" {
+            if architecture == .gemma2 {
                 config.attnLogitSoftcapping = try number("attn_logit_softcapping") ?? 50
                 config.finalLogitSoftcapping = try number("final_logit_softcapping") ?? 30
                 slidingWindow = try int("attention.sliding_window", default: 4096)
@@ -205,7 +206,7 @@ struct GGUFCheckpoint {
     }
 
     /// GGUF tensor name -> Hugging Face name, per gguf-py's tensor map for the architecture.
-    static func huggingFaceName(_ name: String, architecture: String) -> String? {
+    static func huggingFaceName(_ name: String, architecture: ModelArchitecture) -> String? {
         switch name {
         case "token_embd.weight": return "model.embed_tokens.weight"
         case "output_norm.weight": return "model.norm.weight"
@@ -214,7 +215,7 @@ struct GGUFCheckpoint {
         let parts = name.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let layer = Int(parts[1]), layer >= 0,
               String(layer) == parts[1] else { return nil }
-        let gemma1 = architecture == "gemma"
+        let gemma1 = architecture == .gemma
         let suffix: String
         switch parts[2] {
         case "attn_norm": suffix = "input_layernorm"
@@ -228,8 +229,8 @@ struct GGUFCheckpoint {
         case "ffn_norm": suffix = gemma1 ? "post_attention_layernorm" : "pre_feedforward_layernorm"
         case "post_attention_norm" where !gemma1: suffix = "post_attention_layernorm"
         case "post_ffw_norm" where !gemma1: suffix = "post_feedforward_layernorm"
-        case "attn_q_norm" where architecture == "gemma3": suffix = "self_attn.q_norm"
-        case "attn_k_norm" where architecture == "gemma3": suffix = "self_attn.k_norm"
+        case "attn_q_norm" where architecture == .gemma3: suffix = "self_attn.q_norm"
+        case "attn_k_norm" where architecture == .gemma3: suffix = "self_attn.k_norm"
         default: return nil
         }
         return "model.layers.\(layer).\(suffix).weight"

@@ -6,10 +6,13 @@ import GemmaTiny
 /// into the runtime's `ModelConfig`.
 enum HFConfig {
     /// Hugging Face class name -> ModelConfig.architecture.
-    static let supportedArchitectures = ["GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2", "Gemma3ForCausalLM": "gemma3"]
+    static let supportedArchitectures: [String: ModelArchitecture] = [
+        "GemmaForCausalLM": .gemma, "Gemma2ForCausalLM": .gemma2, "Gemma3ForCausalLM": .gemma3,
+    ]
 
     struct Parsed {
         var config: ModelConfig
+        /// The Hugging Face class name (config.json's `architectures`), e.g. "Gemma2ForCausalLM".
         var architecture: String
         /// The dtype config.json says the model runs in ("bfloat16", "float16", "float32"), if any.
         var dtype: String?
@@ -96,7 +99,7 @@ enum HFConfig {
         let slidingTheta = perLayerType
             ? try ropeTheta(ropeParameters?["sliding_attention"] as? [String: Any], "rope_parameters.sliding_attention") : nil
         let topLevelTheta = try double(json["rope_theta"], "rope_theta")
-        let defaultTheta = arch == "gemma3" ? 1_000_000.0 : 10000.0
+        let defaultTheta = arch == .gemma3 ? 1_000_000.0 : 10000.0
         let ropeTheta = fullTheta ?? topLevelTheta ?? flatTheta ?? defaultTheta
 
         var config = ModelConfig(
@@ -108,21 +111,21 @@ enum HFConfig {
             numAttentionHeads: heads,
             numKeyValueHeads: kvHeads,
             headDim: headDim,
-            maxPositionEmbeddings: try int("max_position_embeddings", default: arch == "gemma3" ? 131_072 : 8192),
+            maxPositionEmbeddings: try int("max_position_embeddings", default: arch == .gemma3 ? 131_072 : 8192),
             rmsNormEps: eps,
             ropeTheta: ropeTheta,
             hiddenActivation: "gelu_pytorch_tanh",
             embeddingScale: embeddingScale(hiddenSize: hidden, dtype: dtype ?? "bfloat16"))
 
-        if arch != "gemma" {
+        if arch != .gemma {
             // Defaults are those of transformers' Gemma2Config / Gemma3TextConfig.
             config.queryPreAttnScalar = try optionalPositive("query_pre_attn_scalar", default: 256)
             guard config.queryPreAttnScalar != nil else { throw bad("query_pre_attn_scalar is null") }
-            config.attnLogitSoftcapping = try optionalPositive("attn_logit_softcapping", default: arch == "gemma2" ? 50 : nil)
-            config.finalLogitSoftcapping = try optionalPositive("final_logit_softcapping", default: arch == "gemma2" ? 30 : nil)
+            config.attnLogitSoftcapping = try optionalPositive("attn_logit_softcapping", default: arch == .gemma2 ? 50 : nil)
+            config.finalLogitSoftcapping = try optionalPositive("final_logit_softcapping", default: arch == .gemma2 ? 30 : nil)
             config.slidingWindow = try int("sliding_window", default: 4096)
             config.layerTypes = try layerTypes(json, arch: arch, layers: layers, bad: bad)
-            if arch == "gemma3" {
+            if arch == .gemma3 {
                 let topLevelLocal = try double(json["rope_local_base_freq"], "rope_local_base_freq")
                 config.ropeLocalBaseFreq = slidingTheta ?? topLevelLocal ?? 10000
                 config.useQKNorm = true
@@ -136,14 +139,14 @@ enum HFConfig {
     /// always writes it), else what transformers derives: Gemma 2 alternates starting with a
     /// sliding layer; Gemma 3 has `sliding_window_pattern` (default 6) - 1 sliding layers, then
     /// a full one.
-    static func layerTypes(_ json: [String: Any], arch: String, layers: Int,
+    static func layerTypes(_ json: [String: Any], arch: ModelArchitecture, layers: Int,
                            bad: (String) -> ConversionError) throws(ConversionError) -> [String] {
         if let listed = json["layer_types"], !(listed is NSNull) {
             guard let list = listed as? [String] else { throw bad("layer_types is not a list of strings") }
             return list
         }
         var pattern = 2
-        if arch == "gemma3" {
+        if arch == .gemma3 {
             pattern = 6
             for key in ["sliding_window_pattern", "_sliding_window_pattern"] {
                 if let n = jsonNumber(json[key]) {

@@ -26,7 +26,7 @@ struct TensorPlan {
     init(config c: ModelConfig, options: ConversionOptions, sourceType: (String) -> StorageType? = { _ in nil }) {
         var list: [(String, [Int])] = [(Self.embeddingName, [c.vocabSize, c.hiddenSize])]
         let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
-        let isGemma1 = c.architecture == "gemma"
+        let isGemma1 = c.architecture == .gemma
         let qkNorm = c.useQKNorm == true
         for i in 0..<c.numHiddenLayers where !isGemma1 {
             let p = "model.layers.\(i)."

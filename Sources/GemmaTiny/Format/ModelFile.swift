@@ -29,6 +29,8 @@ public final class ModelFile: @unchecked Sendable {
         let metadata: ModelMetadata
         do {
             metadata = try JSONDecoder().decode(ModelMetadata.self, from: Data(section(header.metadata)))
+        } catch let error as ModelFileError {
+            throw error  // an architecture this build does not run (ModelArchitecture's decoder)
         } catch {
             throw .invalidMetadata("\(error)".split(separator: "\n").first.map(String.init) ?? "undecodable JSON")
         }

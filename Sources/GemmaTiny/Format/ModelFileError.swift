@@ -6,6 +6,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable 
     case truncated(String)
     case corruptHeader(String)
     case invalidMetadata(String)
+    /// The metadata names an architecture this build does not run (`ModelArchitecture`).
+    case unsupportedArchitecture(String)
     case invalidTokenizer(String)
     case invalidTensorTable(String)
     case checksumMismatch(tensor: String)
@@ -23,6 +25,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable 
         case .truncated(let what): return "model file is truncated: \(what)"
         case .corruptHeader(let what): return "corrupt model file header: \(what)"
         case .invalidMetadata(let what): return "invalid model metadata: \(what)"
+        case .unsupportedArchitecture(let name): return ModelArchitecture.unsupportedMessage(name)
         case .invalidTokenizer(let what): return "invalid tokenizer section: \(what)"
         case .invalidTensorTable(let what): return "invalid tensor table: \(what)"
         case .checksumMismatch(let name): return "checksum mismatch in tensor \(name): the file is corrupt"

@@ -54,13 +54,13 @@ public final class GemmaModel: Sendable {
     /// Resolves every tensor of `file`, which must not be compressed (see `load`).
     public init(file: ModelFile) throws(ModelError) {
         let config = file.metadata.config
-        architecture = try ModelArchitecture(config: config)
+        architecture = config.architecture
         do {
             try config.validate()
         } catch {
             throw .file(error)
         }
-        variant = try GemmaVariant(config: config, architecture: architecture)
+        variant = try GemmaVariant(config: config)
         // Gemma 1 uses the tanh-approximate GELU whatever its config.json says ("gelu" in early
         // files means the same in transformers' Gemma); anything else is not Gemma.
         guard Self.tanhGELUNames.contains(config.hiddenActivation) else {
@@ -151,6 +151,7 @@ public final class GemmaModel: Sendable {
         do {
             file = try ModelLoader.open(path: path, unpack: unpack, memoryCheck: memoryCheck, notice: notice, progress: progress)
         } catch {
+            if case .unsupportedArchitecture(let name) = error { throw .unsupportedArchitecture(name) }
             throw .file(error)
         }
         return try GemmaModel(file: file)

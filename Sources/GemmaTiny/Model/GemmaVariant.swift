@@ -36,7 +36,8 @@ public struct GemmaVariant: Sendable, Equatable {
     /// Norms on the attention and MLP outputs (Gemma 2 and 3).
     public var hasPostNorms: Bool { architecture.hasPostNorms }
 
-    public init(config: ModelConfig, architecture: ModelArchitecture) throws(ModelError) {
+    public init(config: ModelConfig) throws(ModelError) {
+        let architecture = config.architecture
         self.architecture = architecture
         switch architecture {
         case .gemma:

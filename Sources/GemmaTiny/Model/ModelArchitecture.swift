@@ -1,4 +1,4 @@
-/// The model families the runtime knows, from `ModelConfig.architecture`, and the structural
+/// The model families the runtime knows (`ModelConfig.architecture`), and the structural
 /// differences between them. Everything that varies per model or per layer beyond the
 /// structure (window, RoPE base, scale, caps) is in `GemmaVariant`.
 ///
@@ -8,20 +8,16 @@
 /// | query/key norms | no | no | RMSNorm per head, before RoPE |
 /// | attention | global | sliding / global alternating | 5 sliding : 1 global (`layer_types`) |
 /// | soft-capping | no | attention logits and final logits | no |
-public enum ModelArchitecture: String, Sendable, CaseIterable {
+///
+/// The raw value is the name the model file's metadata writes, which is also llama.cpp's
+/// `general.architecture` for the same models.
+public enum ModelArchitecture: String, Sendable, CaseIterable, Codable {
     /// GemmaForCausalLM.
     case gemma
     /// Gemma2ForCausalLM.
     case gemma2
     /// Gemma3ForCausalLM (text only).
     case gemma3
-
-    public init(config: ModelConfig) throws(ModelError) {
-        guard let a = ModelArchitecture(rawValue: config.architecture) else {
-            throw .unsupportedArchitecture(config.architecture)
-        }
-        self = a
-    }
 
     /// Norms on the attention output and the MLP output (`post_attention_layernorm`,
     /// `post_feedforward_layernorm`) as well as before each block (`input_layernorm`,
@@ -32,5 +28,19 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
     /// The tensor name of the norm applied before the MLP.
     public var preFeedforwardNormName: String {
         self == .gemma ? "post_attention_layernorm.weight" : "pre_feedforward_layernorm.weight"
+    }
+
+    /// An architecture name this build does not run, e.g. from a newer model file.
+    public static func unsupportedMessage(_ name: String) -> String {
+        let names = allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        return "unsupported architecture \"\(name)\": this build runs Gemma 1, 2 and 3 text models (\(names))"
+    }
+
+    /// Decodes the name, refusing one this build does not know with
+    /// `ModelFileError.unsupportedArchitecture` (which the model file reports as it is).
+    public init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let architecture = ModelArchitecture(rawValue: name) else { throw ModelFileError.unsupportedArchitecture(name) }
+        self = architecture
     }
 }

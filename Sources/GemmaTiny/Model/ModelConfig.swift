@@ -7,8 +7,9 @@
 /// so the runtime never needs to know a default: see the helpers at the bottom
 /// (`attentionScale`, `isSlidingLayer`, `ropeTheta(layer:)`).
 public struct ModelConfig: Codable, Sendable, Equatable {
-    /// "gemma" (Gemma 1), "gemma2" (Gemma2ForCausalLM) or "gemma3" (Gemma3ForCausalLM, text only).
-    public var architecture: String
+    /// Gemma 1, 2 or 3 (text only); written by its raw value. A file naming another one does
+    /// not open (`ModelFileError.unsupportedArchitecture`).
+    public var architecture: ModelArchitecture
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -76,7 +77,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public static let slidingAttention = "sliding_attention"
     public static let fullAttention = "full_attention"
 
-    public init(architecture: String, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
+    public init(architecture: ModelArchitecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
                 numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int, headDim: Int,
                 maxPositionEmbeddings: Int, rmsNormEps: Double, ropeTheta: Double,
                 hiddenActivation: String, embeddingScale: Float,

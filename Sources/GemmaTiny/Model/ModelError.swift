@@ -16,8 +16,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .file(let e): return e.description
-        case .unsupportedArchitecture(let a):
-            return "unsupported architecture \"\(a)\": this build runs Gemma 1, 2 and 3 text models (\"gemma\", \"gemma2\", \"gemma3\")"
+        case .unsupportedArchitecture(let a): return ModelArchitecture.unsupportedMessage(a)
         case .unsupportedConfiguration(let what): return "unsupported model configuration: \(what)"
         case .unsupportedTensor(let name, let reason): return "tensor \(name): \(reason)"
         case .invalidContextLength(let requested, let maximum):

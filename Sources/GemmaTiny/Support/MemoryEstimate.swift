@@ -49,7 +49,7 @@ public struct MemoryEstimate: Sendable, Equatable {
     }
 
     public init(config: ModelConfig, weightBytes: Int, vocabularyBytes: Int, session: Session) throws(ModelError) {
-        let variant = try GemmaVariant(config: config, architecture: ModelArchitecture(config: config))
+        let variant = try GemmaVariant(config: config)
         let ctx = max(1, min(session.contextLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings))
         let batch = min(max(1, session.batchSize), ctx)
         let parallelism = session.threads > 0 ? session.threads : WorkerPool.defaultThreadCount

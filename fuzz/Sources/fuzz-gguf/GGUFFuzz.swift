@@ -23,7 +23,7 @@ public func fuzzGGUF(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     _ = try? GGUFInspector.describe(path: path)
     // The configuration and vocabulary readers also run on files without a full tensor set.
     var notices: [String] = []
-    if let arch = file.metadata["general.architecture"]?.string {
+    if let arch = file.metadata["general.architecture"]?.string.flatMap(ModelArchitecture.init(rawValue:)) {
         _ = try? GGUFCheckpoint.config(file.metadata, architecture: arch, vocabSize: 2048, file: path)
     }
     if let (vocabulary, settings) = try? GGUFCheckpoint.vocabulary(file.metadata, file: path, notices: &notices),

@@ -102,7 +102,7 @@ func writeSeeds(_ dir: String) throws {
     for (name, vocab, tokenizerSettings, compress) in [("toy-plain", toy, settings, false), ("toy-zstd", toy, settings, true),
                                                        ("fixture-vocab-zstd", fixtureVocab, fixtureSettings, true)] {
         let metadata = ModelMetadata(
-            config: ModelConfig(architecture: "gemma", vocabSize: vocab.count, hiddenSize: 64, intermediateSize: 128,
+            config: ModelConfig(architecture: .gemma, vocabSize: vocab.count, hiddenSize: 64, intermediateSize: 128,
                                 numHiddenLayers: 1, numAttentionHeads: 2, numKeyValueHeads: 1, headDim: 32,
                                 maxPositionEmbeddings: 64, rmsNormEps: 1e-6, ropeTheta: 10000,
                                 hiddenActivation: "gelu_pytorch_tanh", embeddingScale: 8),

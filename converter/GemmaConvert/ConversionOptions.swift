@@ -83,11 +83,11 @@ public struct ConversionOptions: Sendable {
     /// `typeForQuantizedSource` for one tensor of the plan: nil for the embedding unless the
     /// q4k policy lets it follow the source (no `--embedding-type`).
     public func typeForQuantizedSource(_ sourceTypeName: String, tensor: String) -> StorageType? {
-        if tensor == "model.embed_tokens.weight", type != .q4k || embeddingType != nil { return nil }
+        if tensor == ModelSchema.embedding.name, type != .q4k || embeddingType != nil { return nil }
         return Self.typeForQuantizedSource(sourceTypeName, type: type, pure: pure)
     }
 
-    public static let sensitiveMatrices = ["self_attn.k_proj.weight", "self_attn.v_proj.weight", "mlp.down_proj.weight"]
+    public static let sensitiveMatrices = [ModelSchema.kProj, ModelSchema.vProj, ModelSchema.downProj].map(\.name)
 
     public var resolvedSensitiveType: StorageType { Self.sensitiveType(for: type, pure: pure) }
 

@@ -134,7 +134,8 @@ public enum Converter {
                 throw .unsupportedGGUFType(file: path, tensor: t.name, type: t.type.name)
             }
             if let note = entry.note { notices.append("\(entry.name): \(note)") }
-            let subtract: Float = GGUFCheckpoint.isNorm(entry.name) ? 1 : 0
+            // llama.cpp stored every norm weight as 1 + w.
+            let subtract: Float = entry.kind.isNorm ? 1 : 0
             // A K-quant tensor stored as its own type keeps its bytes: no requantization.
             let copies = Self.sameLayout[t.type.name] == entry.type && t.rowBytes == entry.type.rowBytes(entry.shape.last!)
             sources[entry.name] = Source(bytes: gguf.file.bytes(t), inRowBytes: t.rowBytes,

@@ -189,8 +189,8 @@ struct GGUFCheckpoint {
                 slidingWindow = window > 0 ? window : nil
                 defaultPattern = 6
                 config.ropeLocalBaseFreq = try number("rope.freq_base_swa") ?? 10000
-                config.useQKNorm = true
             }
+            if architecture.hasQKNorm { config.useQKNorm = true }
             config.slidingWindow = slidingWindow
             config.layerTypes = slidingWindow == nil
                 ? Array(repeating: ModelConfig.fullAttention, count: layers)
@@ -205,39 +205,12 @@ struct GGUFCheckpoint {
         return config
     }
 
-    /// GGUF tensor name -> Hugging Face name, per gguf-py's tensor map for the architecture.
+    /// GGUF tensor name -> Hugging Face name, per gguf-py's tensor map for the architecture
+    /// (`ModelSchema`'s `ggufName`s).
     static func huggingFaceName(_ name: String, architecture: ModelArchitecture) -> String? {
-        switch name {
-        case "token_embd.weight": return "model.embed_tokens.weight"
-        case "output_norm.weight": return "model.norm.weight"
-        default: break
-        }
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "blk", parts[3] == "weight", let layer = Int(parts[1]), layer >= 0,
-              String(layer) == parts[1] else { return nil }
-        let gemma1 = architecture == .gemma
-        let suffix: String
-        switch parts[2] {
-        case "attn_norm": suffix = "input_layernorm"
-        case "attn_q": suffix = "self_attn.q_proj"
-        case "attn_k": suffix = "self_attn.k_proj"
-        case "attn_v": suffix = "self_attn.v_proj"
-        case "attn_output": suffix = "self_attn.o_proj"
-        case "ffn_gate": suffix = "mlp.gate_proj"
-        case "ffn_up": suffix = "mlp.up_proj"
-        case "ffn_down": suffix = "mlp.down_proj"
-        case "ffn_norm": suffix = gemma1 ? "post_attention_layernorm" : "pre_feedforward_layernorm"
-        case "post_attention_norm" where !gemma1: suffix = "post_attention_layernorm"
-        case "post_ffw_norm" where !gemma1: suffix = "post_feedforward_layernorm"
-        case "attn_q_norm" where architecture == .gemma3: suffix = "self_attn.q_norm"
-        case "attn_k_norm" where architecture == .gemma3: suffix = "self_attn.k_norm"
-        default: return nil
-        }
-        return "model.layers.\(layer).\(suffix).weight"
+        guard let (kind, layer) = ModelSchema.kind(ggufName: name, architecture: architecture) else { return nil }
+        return layer.map { ModelSchema.layerPrefix($0) + kind.name } ?? kind.name
     }
-
-    /// Norm weights were stored as 1 + w.
-    static func isNorm(_ huggingFaceName: String) -> Bool { huggingFaceName.hasSuffix("norm.weight") }
 
     /// `{arch}.attention.sliding_window_pattern`: a per-layer bool array (true = sliding), or a
     /// period n (n - 1 sliding layers, then a full one); absent, llama.cpp's per-architecture

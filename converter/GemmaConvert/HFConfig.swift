@@ -128,8 +128,8 @@ enum HFConfig {
             if arch == .gemma3 {
                 let topLevelLocal = try double(json["rope_local_base_freq"], "rope_local_base_freq")
                 config.ropeLocalBaseFreq = slidingTheta ?? topLevelLocal ?? 10000
-                config.useQKNorm = true
             }
+            if arch.hasQKNorm { config.useQKNorm = true }
         }
         do { try config.validate() } catch { throw bad(error.description) }
         return Parsed(config: config, architecture: architecture, dtype: dtype)

@@ -1,9 +1,7 @@
 import GemmaTiny
 
-/// Which tensors a model file holds, their shapes (from the config) and storage types, under
-/// Hugging Face's names. Gemma 2 and 3 add per-layer norms after attention and around the MLP
-/// (`post_attention_layernorm` is the norm of the attention output there, not the pre-MLP norm
-/// it is in Gemma 1); Gemma 3 adds per-head query/key norms of shape [head_dim].
+/// The tensors of a model file (`ModelSchema`: names, shapes from the config, file order) with
+/// the storage type each gets.
 struct TensorPlan {
     struct Entry {
         let name: String
@@ -11,9 +9,10 @@ struct TensorPlan {
         let type: StorageType
         /// Why the type differs from the one asked for, if it does.
         let note: String?
+        let kind: ModelSchema.TensorKind
     }
 
-    static let embeddingName = "model.embed_tokens.weight"
+    static let embeddingName = ModelSchema.embedding.name
     /// Present in some checkpoints but not needed: the LM head is tied, RoPE is computed.
     static func isIgnorable(_ name: String) -> Bool {
         name == "lm_head.weight" || name.hasSuffix("rotary_emb.inv_freq")
@@ -24,69 +23,29 @@ struct TensorPlan {
     /// `sourceType`: for a weight matrix, a type that replaces the policy's
     /// (`ConversionOptions.typeForQuantizedSource`), or nil to keep it.
     init(config c: ModelConfig, options: ConversionOptions, sourceType: (String) -> StorageType? = { _ in nil }) {
-        var list: [(String, [Int])] = [(Self.embeddingName, [c.vocabSize, c.hiddenSize])]
-        let q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
-        let isGemma1 = c.architecture == .gemma
-        let qkNorm = c.useQKNorm == true
-        for i in 0..<c.numHiddenLayers where !isGemma1 {
-            let p = "model.layers.\(i)."
-            list += [
-                (p + "input_layernorm.weight", [c.hiddenSize]),
-                (p + "self_attn.q_proj.weight", [q, c.hiddenSize]),
-                (p + "self_attn.k_proj.weight", [kv, c.hiddenSize]),
-                (p + "self_attn.v_proj.weight", [kv, c.hiddenSize]),
-            ]
-            if qkNorm {
-                list += [(p + "self_attn.q_norm.weight", [c.headDim]), (p + "self_attn.k_norm.weight", [c.headDim])]
-            }
-            list += [
-                (p + "self_attn.o_proj.weight", [c.hiddenSize, q]),
-                (p + "post_attention_layernorm.weight", [c.hiddenSize]),
-                (p + "pre_feedforward_layernorm.weight", [c.hiddenSize]),
-                (p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize]),
-                (p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize]),
-                (p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize]),
-                (p + "post_feedforward_layernorm.weight", [c.hiddenSize]),
-            ]
-        }
-        for i in 0..<c.numHiddenLayers where isGemma1 {
-            let p = "model.layers.\(i)."
-            list += [
-                (p + "input_layernorm.weight", [c.hiddenSize]),
-                (p + "self_attn.q_proj.weight", [q, c.hiddenSize]),
-                (p + "self_attn.k_proj.weight", [kv, c.hiddenSize]),
-                (p + "self_attn.v_proj.weight", [kv, c.hiddenSize]),
-                (p + "self_attn.o_proj.weight", [c.hiddenSize, q]),
-                (p + "post_attention_layernorm.weight", [c.hiddenSize]),
-                (p + "mlp.gate_proj.weight", [c.intermediateSize, c.hiddenSize]),
-                (p + "mlp.up_proj.weight", [c.intermediateSize, c.hiddenSize]),
-                (p + "mlp.down_proj.weight", [c.hiddenSize, c.intermediateSize]),
-            ]
-        }
-        list.append(("model.norm.weight", [c.hiddenSize]))
-        entries = list.map { name, shape in
+        entries = ModelSchema.tensors(config: c).map { t in
             // Norm weights are tiny and precision-sensitive: always f32.
-            if shape.count == 1 { return Entry(name: name, shape: shape, type: .f32, note: nil) }
-            let wanted = sourceType(name) ?? Self.policyType(name: name, options: options, layers: c.numHiddenLayers)
-            return Self.fitted(name: name, shape: shape, wanted: wanted)
+            if t.kind.isNorm { return Entry(name: t.name, shape: t.shape, type: .f32, note: nil, kind: t.kind) }
+            let wanted = sourceType(t.name) ?? Self.policyType(name: t.name, options: options, layers: c.numHiddenLayers)
+            return Self.fitted(name: t.name, shape: t.shape, wanted: wanted, kind: t.kind)
         }
     }
 
     /// `wanted`, or what stands in for it when the row length is not whole blocks of it:
     /// llama.cpp's fallbacks for the K types (q4k -> q5, q6k -> q8), then bf16.
-    static func fitted(name: String, shape: [Int], wanted: StorageType) -> Entry {
+    static func fitted(name: String, shape: [Int], wanted: StorageType, kind: ModelSchema.TensorKind) -> Entry {
         let row = shape.last!
         var type = wanted
         while type.isQuantized, row % type.blockSize != 0 {
             guard let next = Policy.fallback[type] else {
                 return Entry(name: name, shape: shape, type: .bf16,
-                             note: "row length \(row) is not a multiple of \(type.blockSize): stored as bf16 instead of \(wanted)")
+                             note: "row length \(row) is not a multiple of \(type.blockSize): stored as bf16 instead of \(wanted)", kind: kind)
             }
             type = next
         }
-        guard type != wanted else { return Entry(name: name, shape: shape, type: type, note: nil) }
+        guard type != wanted else { return Entry(name: name, shape: shape, type: type, note: nil, kind: kind) }
         return Entry(name: name, shape: shape, type: type,
-                     note: "row length \(row) is not a multiple of \(wanted.blockSize): stored as \(type) instead of \(wanted)")
+                     note: "row length \(row) is not a multiple of \(wanted.blockSize): stored as \(type) instead of \(wanted)", kind: kind)
     }
 
     /// The type the policy of `options` asks for (before fallbacks) for the matrix `name`.
@@ -115,7 +74,7 @@ extension TensorPlan {
     /// division): the first and last eighth of the layers and every third one between.
     enum Policy {
         /// Matrices that get q6k in the layers that use more bits.
-        static let moreBitsMatrices = ["self_attn.v_proj.weight", "mlp.down_proj.weight"]
+        static let moreBitsMatrices = [ModelSchema.vProj.name, ModelSchema.downProj.name]
 
         /// llama.cpp's tensor_type_fallback: a 256-block type whose row length is not whole
         /// super-blocks becomes a 32-block type of at least as many bits.

@@ -8,8 +8,8 @@ public struct NormWeights: Sendable {
     public let scale: [Float]
 }
 
-/// The weights of one decoder layer. The optional norms are those of Gemma 2/3
-/// (`ModelArchitecture.hasPostNorms`, `GemmaVariant.hasQKNorm`).
+/// The weights of one decoder layer, a field per `ModelSchema.Role`. The optional norms are
+/// those of Gemma 2/3 (`ModelArchitecture.hasPostNorms`, `hasQKNorm`).
 public struct LayerWeights: Sendable {
     public let index: Int
     /// `input_layernorm`: before attention.
@@ -35,6 +35,32 @@ public struct LayerWeights: Sendable {
     var norms: [NormWeights] {
         [inputNorm, qNorm, kNorm, postAttentionNorm, preFeedforwardNorm, postFeedforwardNorm].compactMap { $0 }
     }
+
+    /// A layer from its tensors by role, as `ModelSchema` lists them for the architecture.
+    init(index: Int, matrices: [ModelSchema.Role: WeightMatrix], norms: [ModelSchema.Role: NormWeights]) {
+        func matrix(_ role: ModelSchema.Role) -> WeightMatrix {
+            guard let m = matrices[role] else { preconditionFailure("ModelSchema has no \(role) tensor for this architecture") }
+            return m
+        }
+        func norm(_ role: ModelSchema.Role) -> NormWeights {
+            guard let n = norms[role] else { preconditionFailure("ModelSchema has no \(role) tensor for this architecture") }
+            return n
+        }
+        self.index = index
+        inputNorm = norm(.inputNorm)
+        qProj = matrix(.qProj)
+        kProj = matrix(.kProj)
+        vProj = matrix(.vProj)
+        qNorm = norms[.qNorm]
+        kNorm = norms[.kNorm]
+        oProj = matrix(.oProj)
+        postAttentionNorm = norms[.postAttentionNorm]
+        preFeedforwardNorm = norm(.preFeedforwardNorm)
+        gateProj = matrix(.gateProj)
+        upProj = matrix(.upProj)
+        downProj = matrix(.downProj)
+        postFeedforwardNorm = norms[.postFeedforwardNorm]
+    }
 }
 
 /// The immutable, shareable half of a model: the mapped file and the weight matrices resolved
@@ -46,7 +72,8 @@ public final class GemmaModel: Sendable {
     public let architecture: ModelArchitecture
     /// Per-layer attention, scale, soft-capping: what the forward pass needs beyond the shapes.
     public let variant: GemmaVariant
-    /// `model.embed_tokens.weight`, [vocab, hidden]: the input embedding and the tied LM head.
+    /// `model.embed_tokens.weight` (`ModelSchema.embedding`), [vocab, hidden]: the input
+    /// embedding and the tied LM head.
     public let embedding: WeightMatrix
     public let layers: [LayerWeights]
     public let finalNorm: NormWeights
@@ -69,11 +96,6 @@ public final class GemmaModel: Sendable {
         self.file = file
         self.config = config
 
-        let hidden = config.hiddenSize
-        let qDim = config.numAttentionHeads * config.headDim
-        let kvDim = config.numKeyValueHeads * config.headDim
-        let inter = config.intermediateSize
-
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> WeightMatrix {
             let t: TensorInfo
             let bytes: UnsafeRawBufferPointer
@@ -94,7 +116,7 @@ public final class GemmaModel: Sendable {
             }
             return WeightMatrix(name: name, type: t.type, rows: rows, cols: cols, base: base)
         }
-        func norm(_ name: String, size: Int = hidden) throws(ModelError) -> NormWeights {
+        func norm(_ name: String, size: Int) throws(ModelError) -> NormWeights {
             let m = try matrix1D(name, size)
             var w = [Float](repeating: 0, count: size)
             w.withUnsafeMutableBufferPointer { m.dequantizeRow(0, into: $0.baseAddress!) }
@@ -116,30 +138,25 @@ public final class GemmaModel: Sendable {
             return WeightMatrix(name: name, type: t.type, rows: 1, cols: n, base: base)
         }
 
-        embedding = try matrix("model.embed_tokens.weight", config.vocabSize, hidden)
+        // Every tensor as ModelSchema lists it, in file order.
+        let embeddingShape = ModelSchema.embedding.shape(in: config)
+        embedding = try matrix(ModelSchema.embedding.name, embeddingShape[0], embeddingShape[1])
         var layers: [LayerWeights] = []
         layers.reserveCapacity(config.numHiddenLayers)
-        let postNorms = variant.hasPostNorms, qkNorm = variant.hasQKNorm
         for i in 0..<config.numHiddenLayers {
-            let p = "model.layers.\(i)."
-            layers.append(LayerWeights(
-                index: i,
-                inputNorm: try norm(p + "input_layernorm.weight"),
-                qProj: try matrix(p + "self_attn.q_proj.weight", qDim, hidden),
-                kProj: try matrix(p + "self_attn.k_proj.weight", kvDim, hidden),
-                vProj: try matrix(p + "self_attn.v_proj.weight", kvDim, hidden),
-                qNorm: qkNorm ? try norm(p + "self_attn.q_norm.weight", size: config.headDim) : nil,
-                kNorm: qkNorm ? try norm(p + "self_attn.k_norm.weight", size: config.headDim) : nil,
-                oProj: try matrix(p + "self_attn.o_proj.weight", hidden, qDim),
-                postAttentionNorm: postNorms ? try norm(p + "post_attention_layernorm.weight") : nil,
-                preFeedforwardNorm: try norm(p + architecture.preFeedforwardNormName),
-                gateProj: try matrix(p + "mlp.gate_proj.weight", inter, hidden),
-                upProj: try matrix(p + "mlp.up_proj.weight", inter, hidden),
-                downProj: try matrix(p + "mlp.down_proj.weight", hidden, inter),
-                postFeedforwardNorm: postNorms ? try norm(p + "post_feedforward_layernorm.weight") : nil))
+            var matrices: [ModelSchema.Role: WeightMatrix] = [:]
+            var norms: [ModelSchema.Role: NormWeights] = [:]
+            for t in ModelSchema.layerTensors(i, config: config) {
+                if t.kind.isNorm {
+                    norms[t.kind.role] = try norm(t.name, size: t.shape[0])
+                } else {
+                    matrices[t.kind.role] = try matrix(t.name, t.shape[0], t.shape[1])
+                }
+            }
+            layers.append(LayerWeights(index: i, matrices: matrices, norms: norms))
         }
         self.layers = layers
-        finalNorm = try norm("model.norm.weight")
+        finalNorm = try norm(ModelSchema.finalNorm.name, size: ModelSchema.finalNorm.shape(in: config)[0])
     }
 
     /// Opens (unpacking a compressed file once, see `ModelLoader`) and resolves a model file.

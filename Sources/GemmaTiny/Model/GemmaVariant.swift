@@ -32,7 +32,7 @@ public struct GemmaVariant: Sendable, Equatable {
     /// Soft-capping of the LM head's logits (Gemma 2).
     public let finalSoftcap: Float?
     /// RMSNorm of each head's query and key, after the projections and before RoPE (Gemma 3).
-    public let hasQKNorm: Bool
+    public var hasQKNorm: Bool { architecture.hasQKNorm }
     /// Norms on the attention and MLP outputs (Gemma 2 and 3).
     public var hasPostNorms: Bool { architecture.hasPostNorms }
 
@@ -55,8 +55,13 @@ public struct GemmaVariant: Sendable, Equatable {
             guard config.queryPreAttnScalar != nil else {
                 throw .unsupportedConfiguration("\(architecture.rawValue) model without query_pre_attn_scalar")
             }
-            if architecture == .gemma3, config.useQKNorm != true {
-                throw .unsupportedConfiguration("gemma3 model without use_qk_norm")
+            // The query/key norms come with the architecture (ModelSchema): a Gemma 3 file
+            // says so, a Gemma 2 file must not.
+            if architecture.hasQKNorm, config.useQKNorm != true {
+                throw .unsupportedConfiguration("\(architecture.rawValue) model without use_qk_norm")
+            }
+            if !architecture.hasQKNorm, config.useQKNorm == true {
+                throw .unsupportedConfiguration("\(architecture.rawValue) model with use_qk_norm (Gemma 3's query/key norms)")
             }
         }
         var thetas: [Double] = []
@@ -77,7 +82,6 @@ public struct GemmaVariant: Sendable, Equatable {
         attentionScale = config.attentionScale
         attentionSoftcap = config.attnLogitSoftcapping.map { Float($0) }
         finalSoftcap = config.finalLogitSoftcapping.map { Float($0) }
-        hasQKNorm = config.useQKNorm == true
     }
 
     /// Positions layer `layer`'s KV cache must hold for a context of `contextLength` tokens:

@@ -1,6 +1,7 @@
 /// The model families the runtime knows (`ModelConfig.architecture`), and the structural
-/// differences between them. Everything that varies per model or per layer beyond the
-/// structure (window, RoPE base, scale, caps) is in `GemmaVariant`.
+/// differences between them. Which tensors each has is in `ModelSchema`; everything that varies
+/// per model or per layer beyond the structure (window, RoPE base, scale, caps) is in
+/// `GemmaVariant`.
 ///
 /// | | Gemma 1 | Gemma 2 | Gemma 3 (text) |
 /// |---|---|---|---|
@@ -23,12 +24,10 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, Codable {
     /// `post_feedforward_layernorm`) as well as before each block (`input_layernorm`,
     /// `pre_feedforward_layernorm`). In Gemma 1, `post_attention_layernorm` is the norm before
     /// the MLP.
-    public var hasPostNorms: Bool { self != .gemma }
+    public var hasPostNorms: Bool { ModelSchema.postFeedforwardNorm.architectures.contains(self) }
 
-    /// The tensor name of the norm applied before the MLP.
-    public var preFeedforwardNormName: String {
-        self == .gemma ? "post_attention_layernorm.weight" : "pre_feedforward_layernorm.weight"
-    }
+    /// Per-head query and key norms (`self_attn.q_norm`, `self_attn.k_norm`).
+    public var hasQKNorm: Bool { ModelSchema.qNorm.architectures.contains(self) }
 
     /// An architecture name this build does not run, e.g. from a newer model file.
     public static func unsupportedMessage(_ name: String) -> String {

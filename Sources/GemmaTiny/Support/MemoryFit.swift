@@ -99,7 +99,7 @@ public struct MemoryFit: Sendable, Equatable {
                 return sum + t.rowCount * row
             }
         }
-        let keptAtQ8 = ["self_attn.k_proj.weight", "self_attn.v_proj.weight", "mlp.down_proj.weight", "embed_tokens.weight"]
+        let keptAtQ8 = [ModelSchema.kProj, ModelSchema.vProj, ModelSchema.downProj, ModelSchema.embedding].map(\.name)
         let policy = size { t in keptAtQ8.contains(where: t.name.hasSuffix) ? .q8 : .q4 }
         let pure = size { _ in .q4 }
         return [SmallerFile(options: "--type q4", weightBytes: policy),

@@ -137,6 +137,23 @@ final class ConverterBadInputTests: XCTestCase {
         try expectFailure(folder, ["tokenizer.model"])
     }
 
+    /// A tokenizer.model the runtime's tokenizer would refuse (here `<unk>` typed CONTROL, so no
+    /// piece is UNKNOWN; SentencePiece refuses it too) is refused at conversion with the runtime's
+    /// message: the converter never writes a file the runtime cannot open.
+    func testTokenizerTheRuntimeRefusesIsRefused() throws {
+        let folder = try make { _ in }
+        let path = folder + "/tokenizer.model"
+        try Data(try SyntheticCheckpoint.fixtureTokenizer(retyping: "<unk>", to: 3)).write(to: URL(fileURLWithPath: path))
+        let (vocabulary, settings) = try SentencePieceModelReader.read(path: path)
+        var runtimeMessage = ""
+        XCTAssertThrowsError(try Tokenizer(vocabulary: vocabulary, settings: settings)) { runtimeMessage = "\($0)" }
+        XCTAssertEqual(runtimeMessage, "invalid tokenizer vocabulary: no UNKNOWN piece")
+        try expectFailure(folder, ["\(path): \(runtimeMessage)"])
+        // The fixture as it is converts.
+        try SyntheticCheckpoint().write(to: folder + "-good")
+        XCTAssertNoThrow(try Converter.convert(checkpoint: folder + "-good", output: dir + "/good.gtm", options: ConversionOptions()))
+    }
+
     func testExistingOutputNeedsOverwrite() throws {
         let folder = try make { _ in }
         let output = dir + "/exists.gtm"

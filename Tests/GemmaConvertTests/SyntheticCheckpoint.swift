@@ -112,6 +112,58 @@ struct SyntheticCheckpoint {
         return list
     }
 
+    /// The fixture tokenizer.model with the type of the piece `text` changed to `type`
+    /// (SentencePiece's numbering: 1 NORMAL, 2 UNKNOWN, 3 CONTROL, ...), both one-byte varints,
+    /// so every length stays as it is.
+    static func fixtureTokenizer(retyping text: String, to type: UInt8) throws -> [UInt8] {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtureTokenizer)))
+        func varint(_ i: inout Int) -> Int {
+            var value = 0, shift = 0
+            while true {
+                let b = bytes[i]
+                i += 1
+                value |= Int(b & 0x7F) << shift
+                shift += 7
+                if b < 0x80 { return value }
+            }
+        }
+        func skip(_ wire: Int, _ i: inout Int) {
+            switch wire {
+            case 0: _ = varint(&i)
+            case 1: i += 8
+            case 2: i += varint(&i)
+            case 5: i += 4
+            default: preconditionFailure("wire type \(wire)")
+            }
+        }
+        var i = 0
+        while i < bytes.count {
+            let tag = varint(&i)
+            guard tag == 1 << 3 | 2 else { skip(tag & 7, &i); continue }  // ModelProto.pieces
+            let length = varint(&i), end = i + length
+            var j = i, pieceText: String? = nil, typeAt: Int? = nil
+            while j < end {
+                let field = varint(&j)
+                if field == 1 << 3 | 2 {
+                    let n = varint(&j)
+                    pieceText = String(decoding: bytes[j ..< j + n], as: UTF8.self)
+                    j += n
+                } else if field == 3 << 3 | 0, bytes[j] < 0x80 {
+                    typeAt = j
+                    j += 1
+                } else {
+                    skip(field & 7, &j)
+                }
+            }
+            if pieceText == text, let typeAt {
+                bytes[typeAt] = type
+                return bytes
+            }
+            i = end
+        }
+        throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "no typed piece \(text) in \(fixtureTokenizer)"])
+    }
+
     /// The tensor's bytes, little-endian (as safetensors stores them; the host is too).
     static func encode(_ t: Tensor) -> [UInt8] {
         if let raw = t.rawBytes { return raw }

@@ -61,6 +61,11 @@ public enum Converter {
             throw .invalidTokenizer(file: checkpoint.tokenizerPath,
                                     reason: "\(vocabulary.count) pieces but config.json vocab_size is \(config.vocabSize)")
         }
+        // The runtime builds its tokenizer from what is written here: one it would refuse (no
+        // UNKNOWN piece because <unk> is typed CONTROL, say) is refused now, with its message.
+        do { _ = try Tokenizer(vocabulary: vocabulary, settings: tokenizerSettings) } catch {
+            throw .invalidTokenizer(file: checkpoint.tokenizerPath, reason: error.description)
+        }
         var notices: [String] = []
         if vocabulary.count < config.vocabSize {
             notices.append("tokenizer has \(vocabulary.count) pieces, the embedding \(config.vocabSize) rows; the extra ids decode to nothing")

@@ -54,6 +54,15 @@ final class QuantizeCommandTests: XCTestCase {
         assertOneLineError(try run(["verify", out]), mentioning: "model.norm.weight")
     }
 
+    /// --type's default is shown by name, as the option takes it (not StorageType's raw value).
+    func testHelpShowsTheDefaultTypeByName() throws {
+        let r = try run(["convert", "--help"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let help = r.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        XCTAssertTrue(help.contains("(values: f32, bf16, q8, q4, q5, q4k, q6k; default: q4k)"), help)
+        XCTAssertTrue(help.contains("(values: f32, bf16, q8, q4, q5, q4k, q6k)"), "--embedding-type has no default: \(help)")
+    }
+
     func testErrorsAreOneLineWithNonZeroExit() throws {
         assertOneLineError(try run([dir + "/missing", "-o", dir + "/x.gtm"]), mentioning: "missing")
         assertOneLineError(try run(["inspect", fixture + "/config.json"]), mentioning: "not a gemma-tiny model file")

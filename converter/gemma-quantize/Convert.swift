@@ -15,10 +15,10 @@ struct Convert: ParsableCommand {
 
     @Option(help: ArgumentHelp("Storage type of the weight matrices: q4k (default: llama.cpp's Q4_K_M mix of q4k and q6k, 4.5-6.6 bits/weight), q6k (6.56), q4 (4.5; k/v/down at q8), q5 (5.5), q8 (8.5), bf16, f32.",
                                discussion: "q4k: every matrix q4k except the embedding and, in the first and last eighth of the layers and every third one between, v_proj and down_proj, which are q6k. A row length that is not a multiple of 256 falls back to q5 (for q4k) or q8 (for q6k)."))
-    var type: StorageType = .q4k
+    var type = StorageTypeName(.q4k)
 
     @Option(help: "Storage type of the tied embedding / LM head (default: q6k for a q4k file, q8 for a q4 file, else as --type).")
-    var embeddingType: StorageType?
+    var embeddingType: StorageTypeName?
 
     @Flag(help: "Store every weight matrix but the embedding as --type: no per-tensor policy (without it a q4k file is the Q4_K_M mix, a q4 file keeps k_proj, v_proj and down_proj at q8, and both follow an already-quantized GGUF's own types: Q8_0 -> q8, Q4_0 -> q4, Q4_K -> q4k and Q6_K -> q6k for q4k (bytes copied), other quantized types -> q5).")
     var pure = false
@@ -39,7 +39,7 @@ struct Convert: ParsableCommand {
     var report = false
 
     func run() throws {
-        let options = ConversionOptions(type: type, embeddingType: embeddingType, compress: !noCompress,
+        let options = ConversionOptions(type: type.type, embeddingType: embeddingType?.type, compress: !noCompress,
                                         zstdLevel: zstdLevel, threads: threads, overwrite: force, report: report, pure: pure)
         let meter = ProgressMeter()
         let summary: ConversionSummary

@@ -28,7 +28,19 @@ func fail(_ error: Error) -> ExitCode {
     return ExitCode(1)
 }
 
-extension StorageType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.description) }
+/// A storage type as the command line spells it ("q4k"). Not `StorageType` itself: for a
+/// CaseIterable, RawRepresentable type ArgumentParser shows an option's default as the raw
+/// value, here the file format's number ("default: 5").
+struct StorageTypeName: ExpressibleByArgument {
+    var type: StorageType
+
+    init(_ type: StorageType) { self.type = type }
+    init?(argument: String) {
+        guard let type = StorageType(name: argument) else { return nil }
+        self.type = type
+    }
+
+    var defaultValueDescription: String { type.description }
+    static var allValueStrings: [String] { StorageType.allCases.map(\.description) }
+    static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
 }

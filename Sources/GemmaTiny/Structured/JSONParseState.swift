@@ -416,10 +416,7 @@ struct JSONStepper: Sendable {
         }
     }
 
-    static func isHexDigit(_ c: UInt8) -> Bool {
-        (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f"))
-            || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "F"))
-    }
+    static func isHexDigit(_ c: UInt8) -> Bool { hexValue(c) >= 0 }
 
     /// The whitespace run after one more byte `c`, nil when the run may not grow. A run is a
     /// byte count (low 5 bits) and a newline count (bits 6-7).

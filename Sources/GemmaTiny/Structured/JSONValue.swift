@@ -231,20 +231,12 @@ struct JSONValueParser {
         guard bytes.count - i >= 4 else { throw fail("invalid \\u escape") }
         var v: UInt32 = 0
         for _ in 0..<4 {
-            guard let d = hexDigit(bytes[i]) else { throw fail("invalid \\u escape") }
-            v = v << 4 | d
+            let d = JSONStepper.hexValue(bytes[i])
+            guard d >= 0 else { throw fail("invalid \\u escape") }
+            v = v << 4 | UInt32(d)
             i += 1
         }
         return v
-    }
-
-    private func hexDigit(_ c: UInt8) -> UInt32? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(c - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(c - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
     }
 
     private mutating func number() throws(Failure) -> String {

@@ -41,7 +41,13 @@ public final class InferenceSession {
     public let batchSize: Int
     /// Tokens in the KV cache: the position of the next token fed.
     public private(set) var position = 0
-    /// True when the logits buffer holds the prediction after the last token fed.
+    /// The tokens in the KV cache, in the order they were fed (`tokens.count == position`): the
+    /// conversation's one token history, which generation reuses as a prefix and samplers read
+    /// for their repetition penalty.
+    public private(set) var tokens: [Int] = []
+    /// True when the logits buffer holds the prediction after the last token fed, unused: a
+    /// rewind or a prefill without logits clears it, and so does ``invalidateLogits()`` (called
+    /// by generation once a sampler has modified the buffer).
     public private(set) var hasLogits = false
 
     /// The default `batchSize`.
@@ -87,9 +93,6 @@ public final class InferenceSession {
 
     /// Keys and values: every position for global layers, the window for sliding ones.
     private let cache: KVCache
-    /// The tokens fed, by position (models with sliding layers only): a rewind further back
-    /// than their rings reach re-runs them (`rewind(to:)`).
-    private var fedTokens: [Int32]
 
     /// - Parameters:
     ///   - contextLength: positions to hold; nil = the model's `max_position_embeddings`.
@@ -121,8 +124,7 @@ public final class InferenceSession {
         variant = model.variant
         logitRowCapacity = Self.logitRowCapacity(batchSize: batch)
         cache = try KVCache(variant: variant, contextLength: ctx, kvDim: kvDim)
-        fedTokens = []
-        if variant.hasSlidingLayers { fedTokens.reserveCapacity(ctx) }
+        tokens.reserveCapacity(ctx)
 
         // One block for all activations, each buffer 64-byte aligned.
         let half = headDim / 2
@@ -200,7 +202,14 @@ public final class InferenceSession {
         position = 0
         hasLogits = false
         cache.reset()
-        fedTokens.removeAll(keepingCapacity: true)
+        tokens.removeAll(keepingCapacity: true)
+    }
+
+    /// Marks the logits as used: a sampler has modified them (repetition penalty, masking), so
+    /// they are no longer the prediction after the last token, and the next generation must
+    /// compute them again.
+    public func invalidateLogits() {
+        hasLogits = false
     }
 
     /// Forgets every position from `newPosition` on (the cache keeps the earlier ones).
@@ -214,10 +223,10 @@ public final class InferenceSession {
         hasLogits = false
         if cache.canRewind(to: newPosition) {
             position = newPosition
-            if variant.hasSlidingLayers { fedTokens.removeLast(fedTokens.count - newPosition) }
+            tokens.removeLast(tokens.count - newPosition)
             return
         }
-        let replay = fedTokens[0..<newPosition].map { Int($0) }
+        let replay = Array(tokens[0..<newPosition])
         reset()
         do {
             try prefill(replay, logits: .none)
@@ -262,7 +271,7 @@ public final class InferenceSession {
             for i in 0..<n {
                 let t = tokens[next]
                 embed(t, row: i)
-                if variant.hasSlidingLayers { fedTokens.append(Int32(t)) }
+                self.tokens.append(t)
                 next = tokens.index(after: next)
             }
             forwardBatch(count: n)

@@ -83,7 +83,8 @@ public final class InferenceSession {
 
     /// - Parameters:
     ///   - contextLength: positions to hold; nil = the model's `max_position_embeddings`.
-    ///   - kernels: the matrix products to use (default: single-threaded scalar).
+    ///   - kernels: the matrix products to use (default: `makeDefaultKernels(threads: 1)`, this
+    ///     CPU's SIMD path on the calling thread; `makeDefaultKernels()` uses every core).
     ///   - batchSize: most tokens per pass through the layers (prompt processing); at least 1.
     ///     The batch buffers take about batchSize * (3 hidden + 2 q + 2 intermediate) floats.
     public init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
@@ -95,7 +96,7 @@ public final class InferenceSession {
         guard ctx >= 1, ctx <= maximum else { throw .invalidContextLength(requested: ctx, maximum: maximum) }
         self.model = model
         self.config = config
-        self.kernels = kernels ?? ScalarKernels()
+        self.kernels = kernels ?? makeDefaultKernels(threads: 1)
         self.contextLength = ctx
         let batch = min(batchSize, ctx)
         self.batchSize = batch

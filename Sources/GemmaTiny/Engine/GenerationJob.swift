@@ -1,6 +1,6 @@
 import Foundation
 
-/// One generation, run by the compute thread in steps: ``GenerationCore`` (start and the first
+/// One generation, run by the compute thread in steps: `GenerationCore` (start and the first
 /// prompt chunk, further prompt chunks, then one sampled token per step), its events sent to the
 /// stream's continuation.
 ///

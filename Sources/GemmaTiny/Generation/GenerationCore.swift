@@ -114,27 +114,24 @@ struct GenerationCore {
     /// error nothing has changed.
     mutating func start(_ request: Prompt) throws(EngineError) {
         precondition(phase == .notStarted, "a generation starts once")
-        let vocab = session.config.vocabSize
-        switch request {
-        case .whole(let tokens):
-            if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
-                throw .tokenOutOfRange(token: bad, vocabularySize: vocab)
-            }
-            guard !tokens.isEmpty else { throw .emptyPrompt }
-            guard tokens.count <= session.contextLength else {
-                throw .promptTooLong(tokens: tokens.count, contextLength: session.contextLength)
-            }
-            prompt = tokens
-        case .continuation(let tokens):
-            if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
-                throw .tokenOutOfRange(token: bad, vocabularySize: vocab)
-            }
-            guard !tokens.isEmpty || session.hasLogits else { throw .emptyPrompt }
-            guard tokens.count <= session.remainingContext else {
-                throw .promptTooLong(tokens: tokens.count, available: session.remainingContext,
-                                     contextLength: session.contextLength)
+        let (tokens, continuing) = switch request {
+        case .whole(let tokens): (tokens, false)
+        case .continuation(let tokens): (tokens, true)
+        }
+        let vocab = session.config.vocabSize, ctx = session.contextLength
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw .tokenOutOfRange(token: bad, vocabularySize: vocab)
+        }
+        guard !tokens.isEmpty || (continuing && session.hasLogits) else { throw .emptyPrompt }
+        if continuing {
+            let available = session.remainingContext
+            guard tokens.count <= available else {
+                throw .promptTooLong(tokens: tokens.count, available: available, contextLength: ctx)
             }
             prompt = session.tokens + tokens
+        } else {
+            guard tokens.count <= ctx else { throw .promptTooLong(tokens: tokens.count, contextLength: ctx) }
+            prompt = tokens
         }
         // The longest common prefix of the cache and the prompt; the last prompt token again
         // unless the session's logits are the ones after it.

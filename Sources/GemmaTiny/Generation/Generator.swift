@@ -1,7 +1,7 @@
 import Foundation
 
 /// Prompt processing and token generation on one `InferenceSession`, with the tokenizer for
-/// streaming text out: ``GenerationCore`` driven to the end on the calling thread (the command
+/// streaming text out: `GenerationCore` driven to the end on the calling thread (the command
 /// line's `run` and `chat`).
 ///
 /// The generator keeps the conversation: every `generate` call continues after the tokens
@@ -71,7 +71,7 @@ public final class Generator {
     public func discardPendingToken() { pendingToken = nil }
 
     /// Feeds `prompt` after the conversation so far (and after the pending token, if any), then
-    /// samples until a stop condition (``GenerationCore`` runs both). Text is passed to `onText`
+    /// samples until a stop condition (`GenerationCore` runs both). Text is passed to `onText`
     /// as it is produced, in whole UTF-8 characters, with stop strings already removed.
     ///
     /// - Parameters:

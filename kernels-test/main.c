@@ -1,5 +1,6 @@
 // Test driver for the matrix-product kernels, in plain C so that it runs anywhere the kernels
-// compile: natively on x86-64 (AVX2 and scalar paths) and cross-compiled for AArch64 under
+// compile: natively on x86-64 (AVX-512 VNNI, AVX2 + VNNI and AVX2 where the CPU has them, and the
+// scalar path) and cross-compiled for AArch64 under
 // qemu-aarch64 (NEON, NEON+dotprod and scalar paths). See scripts/test-arm.sh.
 //
 // Every ISA path this CPU supports is checked against the scalar reference gt_dot_scalar

@@ -25,7 +25,7 @@ struct CABIError: Error {
         case .invalidMessages, .noChatTemplate: status = GT_ERR_CHAT
         case .promptTooLong: status = GT_ERR_PROMPT_TOO_LONG
         case .sessionCreation: status = GT_ERR_SESSION_CREATION
-        case .emptyPrompt, .tokenOutOfRange, .inference, .cancelled, .shutDown: status = GT_ERR_INTERNAL
+        case .emptyPrompt, .inference, .cancelled, .shutDown: status = GT_ERR_INTERNAL  // .inference: a token id out of range too
         }
         self.init(status, error.description)
     }

@@ -90,7 +90,7 @@ struct ChatCommand: ParsableCommand {
                                      generator.contextLength - generator.remainingContext, generator.contextLength))
                 }
             } catch .promptTooLong(let tokens, let available, let ctx) {
-                printError("the message is \(tokens) tokens but only \(available) of the \(ctx)-token context are left; /reset to start a new conversation")
+                printError("the message is \(tokens) tokens but only \(available ?? ctx) of the \(ctx)-token context are left; /reset to start a new conversation")
             } catch {
                 printError(error.description)
             }

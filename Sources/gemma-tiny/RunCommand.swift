@@ -93,6 +93,9 @@ struct RunCommand: ParsableCommand {
             let maximum = gemma.config.maxPositionEmbeddings
             let hint = ctx < maximum ? "; use a shorter prompt or a larger --ctx (up to \(maximum))" : "; the model's maximum is \(maximum)"
             throw CLIError.message("the prompt is \(tokens) tokens, longer than the context (\(ctx) tokens)\(hint)")
+        } catch .invalidOptions(let why) {
+            // The options were checked when parsed: this is a response format the model cannot meet.
+            throw CLIError.message(why)
         } catch {
             throw CLIError.message(error.description)
         }

@@ -45,8 +45,9 @@ final class ParityTests: XCTestCase {
 
     /// Runs every golden prompt through `model` teacher-forced and compares every logits row.
     static func compare(_ golden: Golden, _ model: GemmaModel, kernels: (any MatmulKernels)? = nil) throws -> LogitComparison {
+        // The reference kernels unless told otherwise: parity is measured against f32 sums.
         let session = try InferenceSession(model: model, contextLength: min(256, model.config.maxPositionEmbeddings),
-                                           kernels: kernels)
+                                           kernels: kernels ?? ScalarKernels())
         var cmp = LogitComparison()
         for prompt in golden.prompts {
             session.reset()
@@ -64,7 +65,7 @@ final class ParityTests: XCTestCase {
     static func greedyMatches(_ golden: Golden, _ model: GemmaModel,
                               kernels: (any MatmulKernels)? = nil) throws -> (matched: Int, firstMismatch: String?) {
         let generator = try Generator(model: model, contextLength: min(256, model.config.maxPositionEmbeddings),
-                                      kernels: kernels)
+                                      kernels: kernels ?? ScalarKernels())
         var matched = 0
         var firstMismatch: String?
         for prompt in golden.prompts {

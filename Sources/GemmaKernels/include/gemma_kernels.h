@@ -101,10 +101,10 @@ void gt_matvec_scalar(int type, const void *w, size_t row_stride, size_t cols,
 // Usage, per product Y = X W^T of `count` input vectors (tokens):
 //   1. gt_prepare_activations(type, x, cols, count, x_stride, act): converts the inputs ONCE into
 //      a caller-owned buffer of count * gt_activation_bytes(type, cols) bytes (64-byte aligned
-//      is best; any alignment works). For q8/q4 weights each vector is quantized to int8 blocks
-//      of 32 with one f32 scale per block (scale = max|x| / 127, round to nearest even); for
-//      f32/bf16 weights the floats are copied unchanged. The layout is private but identical for
-//      every ISA path.
+//      is best; any alignment works). For quantized weights (q8, q4, q5, q4k, q6k) each vector
+//      is quantized to int8 blocks of 32 with one f32 scale per block (scale = max|x| / 127,
+//      round to nearest even); for f32/bf16 weights the floats are copied unchanged. The layout
+//      is private but identical for every ISA path.
 //   2. gt_matmul(type, w, row_stride, cols, act, count, y, y_stride, row_begin, row_end), from
 //      any number of threads on disjoint row ranges: y[t * y_stride + r] = dot(row r, x_t) for
 //      t < count, r in [row_begin, row_end). Each weight row is read once for the whole batch.
@@ -112,7 +112,7 @@ void gt_matvec_scalar(int type, const void *w, size_t row_stride, size_t cols,
 // size, so results do not depend on how the rows are split or the tokens batched.
 //
 // Accuracy: f32/bf16 weights use the f32 inputs (error ~1e-6 relative to sum |w x|: only the
-// order of the sums differs from gt_dot_scalar). q8/q4 weights multiply int8 by int8 exactly,
+// order of the sums differs from gt_dot_scalar). Quantized weights multiply int8 by int8 exactly,
 // so the only extra error is the input rounding: |error| <= sum over blocks of
 // (max|x| in block / 254) * sum |w| in block, plus f32 rounding.
 //

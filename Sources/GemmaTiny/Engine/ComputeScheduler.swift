@@ -1,24 +1,21 @@
 import Foundation
 import Synchronization
 
-/// The per-conversation state the compute thread works on: a KV cache and the tokens in it.
+/// The per-conversation state the compute thread works on: a KV cache and the tokens in it
+/// (`inference.tokens`).
 ///
-/// Only the compute thread touches `inference` and `history` once the state exists (it is
-/// handed over through the scheduler's lock, which orders the accesses).
+/// Only the compute thread touches `inference` once the state exists (it is handed over through
+/// the scheduler's lock, which orders the accesses).
 final class SessionState: @unchecked Sendable {
     let inference: InferenceSession
-    /// Tokens in the KV cache, in order: `history.count == inference.position`.
-    var history: [Int] = []
 
     init(inference: InferenceSession) {
         self.inference = inference
-        history.reserveCapacity(inference.contextLength)
     }
 
     /// Empties the KV cache (compute thread).
     func reset() {
         inference.reset()
-        history.removeAll(keepingCapacity: true)
     }
 }
 

@@ -48,8 +48,7 @@ public final class GemmaSession: Sendable {
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, any Error>.makeStream()
         let grammar: JSONGrammar?
         do throws(EngineError) {
-            try Self.validate(options)
-            grammar = try Self.grammar(for: options.responseFormat)
+            grammar = try GenerationCore.prepare(options)
         } catch {
             continuation.finish(throwing: error)
             return stream
@@ -57,8 +56,7 @@ public final class GemmaSession: Sendable {
         let scheduler = engine.scheduler
         let structure = grammar.map { StructuredReply(grammar: $0, index: engine.tokenIndex) }
         let job = GenerationJob(session: state, prompt: tokens, options: options, structure: structure,
-                                chunkSize: engine.options.prefillChunkSize, tokenizer: engine.tokenizer,
-                                continuation: continuation)
+                                tokenizer: engine.tokenizer, continuation: continuation)
         continuation.onTermination = { termination in
             if case .cancelled = termination { scheduler.cancel(job, reason: .consumerGone) }
         }
@@ -126,28 +124,10 @@ public final class GemmaSession: Sendable {
         let state = self.state
         let box = ResultBox()
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let job = SessionTaskJob(session: state, body: { box.value = $0.history.count }, done: { _ in c.resume() })
+            let job = SessionTaskJob(session: state, body: { box.value = $0.inference.position }, done: { _ in c.resume() })
             scheduler.submit(job)
         }
         return box.value
-    }
-
-    static func validate(_ options: GenerationOptions) throws(EngineError) {
-        do {
-            try options.sampling.validate()
-        } catch {
-            throw .invalidOptions(error.description)
-        }
-        if let n = options.maxTokens, n < 0 { throw .invalidOptions("maxTokens must be >= 0, got \(n)") }
-    }
-
-    /// The grammar a reply must follow, nil for free text.
-    static func grammar(for format: ResponseFormat) throws(EngineError) -> JSONGrammar? {
-        do {
-            return try JSONSchemaCompiler.grammar(for: format)
-        } catch {
-            throw .invalidOptions("response format: \(error.message)")
-        }
     }
 
     static func collect(_ stream: AsyncThrowingStream<GenerationEvent, any Error>) async throws(EngineError) -> Completion {

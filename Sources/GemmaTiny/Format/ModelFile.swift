@@ -142,9 +142,6 @@ public final class ModelFile: @unchecked Sendable {
 
     public var fileSize: Int { mapping.size }
 
-    /// Asks the kernel to read the whole file ahead.
-    public func prefetch() { mapping.adviseWillNeed() }
-
     /// Looks a tensor up and checks its shape.
     public func requireTensor(_ name: String, shape: [Int]) throws(ModelFileError) -> TensorInfo {
         guard let t = tensor(name) else { throw .missingTensor(name) }

@@ -1,34 +1,27 @@
-/// A multi-turn conversation with Gemma's chat template:
+/// A multi-turn conversation with Gemma's chat template (``GemmaChatTemplate``), one turn at a
+/// time:
 ///
 ///     <bos><start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n{reply}<end_of_turn>\n
 ///     <start_of_turn>user\n{text}<end_of_turn>\n<start_of_turn>model\n...
 ///
-/// The KV cache is kept between turns: each turn only feeds its own tokens. The user's text is
-/// encoded as plain text (a `<start_of_turn>` typed by the user stays text), in the same
-/// segments as transformers' chat template produces: `user\n{text}`, `\n`, `model\n`, with the
-/// control tokens between them.
+/// The KV cache is kept between turns: each turn only feeds its own tokens. The tokens are the
+/// ones ``GemmaChatTemplate/tokens(for:tokenizer:)`` gives for the whole conversation (the
+/// user's text is plain text: a `<start_of_turn>` typed by the user stays text).
 public final class ChatSession {
     public let generator: Generator
     public let startOfTurnId: Int
     public let endOfTurnId: Int
     public private(set) var turnCount = 0
+    private let template: GemmaChatTemplate.Writer
 
-    public enum ChatError: Error, Equatable, CustomStringConvertible, Sendable {
-        case missingControlToken(String)
-        public var description: String {
-            switch self {
-            case .missingControlToken(let piece):
-                return "the model's vocabulary has no \(piece) token, so it has no chat template"
-            }
-        }
-    }
+    /// The error of `init`: ``EngineError/noChatTemplate(missingToken:)``.
+    public typealias ChatError = EngineError
 
     public init(generator: Generator) throws(ChatError) {
-        guard let sot = generator.tokenizer.id(of: "<start_of_turn>") else { throw .missingControlToken("<start_of_turn>") }
-        guard let eot = generator.tokenizer.id(of: "<end_of_turn>") else { throw .missingControlToken("<end_of_turn>") }
+        template = try GemmaChatTemplate.Writer(tokenizer: generator.tokenizer)
         self.generator = generator
-        startOfTurnId = sot
-        endOfTurnId = eot
+        startOfTurnId = template.startOfTurn
+        endOfTurnId = template.endOfTurn
     }
 
     /// Starts a new conversation.
@@ -40,21 +33,16 @@ public final class ChatSession {
     /// The tokens a user turn appends: the end of the previous reply (`<end_of_turn>\n`) when
     /// there is one, `<bos>` at the very start, then the user turn and the model turn's header.
     public func turnTokens(user text: String) -> [Int] {
-        let tok = generator.tokenizer
-        var ids: [Int] = []
+        var writer = template
         if generator.history.isEmpty && generator.pendingToken == nil {
-            if tok.bosId >= 0 { ids.append(tok.bosId) }
+            writer.begin()
         } else {
-            ids.append(endOfTurnId)
-            ids += tok.encode("\n")
+            writer.closeTurn()
         }
-        ids.append(startOfTurnId)
-        ids += tok.encode("user\n" + text)
-        ids.append(endOfTurnId)
-        ids += tok.encode("\n")
-        ids.append(startOfTurnId)
-        ids += tok.encode("model\n")
-        return ids
+        writer.openTurn(user: true, text: text)
+        writer.closeTurn()
+        writer.openTurn(user: false, text: "")
+        return writer.ids
     }
 
     /// Sends one user message and generates the model's reply. If `shouldStop` cancels it while
@@ -66,11 +54,11 @@ public final class ChatSession {
                      onText: (String) -> Void = { _ in }) throws(GenerationError) -> GenerationResult {
         let drop = generator.pendingToken.map { $0 == endOfTurnId || $0 == generator.eosId } ?? false
         let ids = turnTokens(user: text)
-        let before = generator.history.count
+        let before = generator.session.position
         let result = try generator.generate(prompt: ids, options: options, dropPendingToken: drop,
                                             shouldStop: shouldStop, onText: onText)
         // A turn cancelled during prompt processing is rolled back entirely.
-        if generator.history.count > before { turnCount += 1 }
+        if generator.session.position > before { turnCount += 1 }
         return result
     }
 }

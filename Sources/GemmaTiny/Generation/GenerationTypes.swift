@@ -77,30 +77,3 @@ public struct GenerationResult: Sendable, Equatable {
     /// The sampler's seed (reproduces a sampled run).
     public var seed: UInt64
 }
-
-/// Why `generate` could not run. The generator's state is unchanged when these are thrown
-/// before any token was fed (`emptyPrompt`, `promptTooLong`, `invalidOptions`).
-public enum GenerationError: Error, Equatable, CustomStringConvertible, Sendable {
-    case emptyPrompt
-    /// The prompt needs more positions than the context has left.
-    case promptTooLong(tokens: Int, available: Int, contextLength: Int)
-    case invalidOptions(String)
-    case model(ModelError)
-    case tokenizer(TokenizerError)
-    case inference(InferenceError)
-
-    public var description: String {
-        switch self {
-        case .emptyPrompt: return "the prompt is empty"
-        case .promptTooLong(let tokens, let available, let ctx):
-            if available == ctx {
-                return "the prompt is \(tokens) tokens, longer than the context (\(ctx) tokens)"
-            }
-            return "the prompt is \(tokens) tokens but only \(available) of the \(ctx)-token context are left"
-        case .invalidOptions(let why): return why
-        case .model(let e): return e.description
-        case .tokenizer(let e): return e.description
-        case .inference(let e): return e.description
-        }
-    }
-}

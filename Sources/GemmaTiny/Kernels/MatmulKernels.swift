@@ -88,21 +88,21 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
     }
 }
 
-/// The fused dequantize-dot kernels of the C library on the best ISA path of this CPU (AVX2, with
-/// AVX-VNNI where present, on x86-64; NEON with or without SDOT on AArch64; portable C
-/// otherwise), rows split across a
-/// persistent `WorkerPool`.
+/// The fused dequantize-dot kernels of the C library on the best ISA path of this CPU (on x86-64
+/// AVX-512 VNNI, AVX2 with AVX-VNNI, or AVX2; on AArch64 NEON with or without SDOT; portable C
+/// otherwise), rows split across a persistent `WorkerPool`.
 ///
 /// Each product prepares its input once, on the calling thread, into a scratch buffer owned by
 /// this object (f32 copies for f32/bf16 weights; int8 blocks of 32 with an f32 scale each for
-/// q8/q4 weights, so their products are integer multiply-adds), then hands rows out to the
-/// threads in chunks. A batch of tokens (`matmul`) reads every weight row once for the whole
+/// quantized weights, q8 / q4 / q5 / q4k / q6k, so their products are integer multiply-adds),
+/// then hands rows out to the threads in chunks. A batch of tokens (`matmul`) reads every weight row once for the whole
 /// batch. Results do not depend on the thread count or on how the tokens are batched: every
 /// row is computed by one thread with the same sequence of operations.
 ///
 /// Accuracy: exact f32 inputs for f32/bf16 weights (only the summation order differs from
-/// `ScalarKernels`); for q8/q4 weights, the int8 rounding of the inputs adds an error of at most
-/// (max |x| in a block / 254) * (sum |w| in the block) per block, as llama.cpp's Q8_0 inputs do.
+/// `ScalarKernels`); for quantized weights, the int8 rounding of the inputs adds an error of at
+/// most (max |x| in a block / 254) * (sum |w| in the block) per block, as llama.cpp's Q8_0
+/// inputs do.
 ///
 /// The scratch buffer grows to the largest product seen (it is allocated on the first products,
 /// not on every one); a lock serialises products made from several threads.
@@ -209,7 +209,8 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
 
 /// The kernels a session uses by default for `threads` threads (0 = one per core): the SIMD
 /// kernels on the best path of this CPU. `GEMMA_TINY_KERNELS` overrides the choice: a path name
-/// ("scalar", "avx2", "neon", "neon+dotprod") forces that path of `SIMDKernels`, and
+/// ("scalar", "avx2", "avx2+vnni", "avx512+vnni", "neon", "neon+dotprod") forces that path of
+/// `SIMDKernels` (where the CPU has it), and
 /// "reference" selects the f32-input reference kernels (`ScalarKernels` / `ThreadedScalarKernels`).
 public func makeDefaultKernels(threads: Int = 0) -> any MatmulKernels {
     let n = threads > 0 ? threads : WorkerPool.defaultThreadCount

@@ -1,7 +1,7 @@
 import GemmaKernels
 
 /// A read-only weight matrix in the kernels' layout: `rows` rows of `cols` weights each, every row
-/// `rowBytes` bytes apart, stored as `type` (f32, bf16, q8 or q4 blocks). The bytes belong to the
+/// `rowBytes` bytes apart, stored as `type` (f32, bf16, or q8 / q4 / q5 / q4k / q6k blocks). The bytes belong to the
 /// model file's mapping (or its in-memory copy), which outlives every matrix taken from it.
 public struct WeightMatrix: @unchecked Sendable {
     public let name: String

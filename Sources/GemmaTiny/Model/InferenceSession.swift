@@ -41,7 +41,13 @@ public final class InferenceSession {
     public let batchSize: Int
     /// Tokens in the KV cache: the position of the next token fed.
     public private(set) var position = 0
-    /// True when the logits buffer holds the prediction after the last token fed.
+    /// The tokens in the KV cache, in the order they were fed (`tokens.count == position`): the
+    /// conversation's one token history, which generation reuses as a prefix and samplers read
+    /// for their repetition penalty.
+    public private(set) var tokens: [Int] = []
+    /// True when the logits buffer holds the prediction after the last token fed, unused: a
+    /// rewind or a prefill without logits clears it, and so does ``invalidateLogits()`` (called
+    /// by generation once a sampler has modified the buffer).
     public private(set) var hasLogits = false
 
     /// The default `batchSize`.
@@ -58,27 +64,14 @@ public final class InferenceSession {
     private let eps: Float
     private let variant: GemmaVariant
 
-    // Activations (f32). Batch buffers hold one row per token of the batch, rows contiguous:
-    // row i of `x` is x + i * hidden, and so on.
-    private let x: UnsafeMutablePointer<Float>       // residual stream [batch][hidden]
-    private let xn: UnsafeMutablePointer<Float>      // normed input of a block [batch][hidden]
-    private let proj: UnsafeMutablePointer<Float>    // o_proj / down_proj output [batch][hidden]
-    private let q: UnsafeMutablePointer<Float>       // queries [batch][heads * headDim]
-    private let kBatch: UnsafeMutablePointer<Float>  // the batch's keys [batch][kvDim]
-    private let vBatch: UnsafeMutablePointer<Float>  // the batch's values [batch][kvDim]
-    private let attn: UnsafeMutablePointer<Float>    // attention output [batch][heads * headDim]
-    private let gate: UnsafeMutablePointer<Float>    // [batch][intermediate]
-    private let up: UnsafeMutablePointer<Float>      // [batch][intermediate]
-    private let ropeCos: UnsafeMutablePointer<Float> // [ropeThetas][batch][headDim / 2]: each token's rotation
-    private let ropeSin: UnsafeMutablePointer<Float>
-    private let scores: UnsafeMutablePointer<Float>  // [parts][contextLength]: one row per attention part
-    private let invFreq: UnsafeMutablePointer<Float> // [ropeThetas][headDim / 2]
+    // Activations (f32): the buffers of `ActivationBuffers` (which allocates them and says what
+    // each holds), kept here by the same names for the forward pass.
+    private let buffers: ActivationBuffers
+    private let x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, kBatch, vBatch: UnsafeMutablePointer<Float>
+    private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
     private let spans: UnsafeMutablePointer<gt_kv_span> // [parts][3]: one query's cached and batch positions
     /// Parts a batch's attention is split into (the kernels' threads).
     private let attentionParts: Int
-    private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
-    private let activations: UnsafeMutableRawPointer
-    private let activationBytes: Int
 
     /// Rows of logits an `.all` prefill computes per LM-head product, and their buffer
     /// ([logitRowCapacity][vocab]), allocated by the first `.all` prefill.
@@ -87,13 +80,11 @@ public final class InferenceSession {
 
     /// Keys and values: every position for global layers, the window for sliding ones.
     private let cache: KVCache
-    /// The tokens fed, by position (models with sliding layers only): a rewind further back
-    /// than their rings reach re-runs them (`rewind(to:)`).
-    private var fedTokens: [Int32]
 
     /// - Parameters:
     ///   - contextLength: positions to hold; nil = the model's `max_position_embeddings`.
-    ///   - kernels: the matrix products to use (default: single-threaded scalar).
+    ///   - kernels: the matrix products to use (default: `makeDefaultKernels(threads: 1)`, this
+    ///     CPU's SIMD path on the calling thread; `makeDefaultKernels()` uses every core).
     ///   - batchSize: most tokens per pass through the layers (prompt processing); at least 1.
     ///     The batch buffers take about batchSize * (3 hidden + 2 q + 2 intermediate) floats.
     public init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
@@ -105,7 +96,7 @@ public final class InferenceSession {
         guard ctx >= 1, ctx <= maximum else { throw .invalidContextLength(requested: ctx, maximum: maximum) }
         self.model = model
         self.config = config
-        self.kernels = kernels ?? ScalarKernels()
+        self.kernels = kernels ?? makeDefaultKernels(threads: 1)
         self.contextLength = ctx
         let batch = min(batchSize, ctx)
         self.batchSize = batch
@@ -121,27 +112,29 @@ public final class InferenceSession {
         variant = model.variant
         logitRowCapacity = Self.logitRowCapacity(batchSize: batch)
         cache = try KVCache(variant: variant, contextLength: ctx, kvDim: kvDim)
-        fedTokens = []
-        if variant.hasSlidingLayers { fedTokens.reserveCapacity(ctx) }
+        tokens.reserveCapacity(ctx)
 
         // One block for all activations, each buffer 64-byte aligned.
         let half = headDim / 2
         let parts = max(1, self.kernels.parallelism)
         attentionParts = parts
-        let padded = Self.activationBufferFloats(config: config, ropeCount: variant.ropeThetas.count,
-                                                 contextLength: ctx, batchSize: batch, parallelism: parts)
-        activationBytes = padded.reduce(0, +) * MemoryLayout<Float>.size
-        activations = UnsafeMutableRawPointer.allocate(byteCount: activationBytes, alignment: 64)
-        activations.initializeMemory(as: UInt8.self, repeating: 0, count: activationBytes)
-        var buffers: [UnsafeMutablePointer<Float>] = []
-        var offset = 0
-        for n in padded {
-            buffers.append((activations + offset * MemoryLayout<Float>.size).assumingMemoryBound(to: Float.self))
-            offset += n
-        }
-        (x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logitsBuffer, kBatch, vBatch) =
-            (buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[6], buffers[7],
-             buffers[8], buffers[9], buffers[10], buffers[11], buffers[12], buffers[13])
+        let b = ActivationBuffers(ActivationBuffers.Sizes(config: config, ropeCount: variant.ropeThetas.count,
+                                                          contextLength: ctx, batchSize: batch, parallelism: parts))
+        buffers = b
+        x = b.x
+        xn = b.xn
+        proj = b.proj
+        q = b.q
+        attn = b.attn
+        gate = b.gate
+        up = b.up
+        ropeCos = b.ropeCos
+        ropeSin = b.ropeSin
+        scores = b.scores
+        invFreq = b.invFreq
+        logitsBuffer = b.logits
+        kBatch = b.kBatch
+        vBatch = b.vBatch
         spans = .allocate(capacity: 3 * parts)
 
         // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32, for each RoPE base.
@@ -155,25 +148,11 @@ public final class InferenceSession {
         }
     }
 
-    /// Floats of each activation buffer (padded to 64 bytes), in the order `init` carves them
-    /// from one block: x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logits,
-    /// kBatch, vBatch. Also what `MemoryEstimate` counts before a model is loaded.
-    static func activationBufferFloats(config: ModelConfig, ropeCount ropes: Int, contextLength ctx: Int,
-                                       batchSize batch: Int, parallelism parts: Int) -> [Int] {
-        let hidden = config.hiddenSize, intermediate = config.intermediateSize, vocab = config.vocabSize
-        let qDim = config.numAttentionHeads * config.headDim, kvDim = config.numKeyValueHeads * config.headDim
-        let half = config.headDim / 2
-        let sizes = [batch * hidden, batch * hidden, batch * hidden, batch * qDim, batch * qDim,
-                     batch * intermediate, batch * intermediate, ropes * batch * half, ropes * batch * half,
-                     parts * ctx, ropes * half, vocab, batch * kvDim, batch * kvDim]
-        return sizes.map { ($0 + 15) & ~15 }
-    }
-
     /// Rows of logits an `.all` prefill computes per LM-head product, for a batch size.
     static func logitRowCapacity(batchSize: Int) -> Int { min(batchSize, 8) }
 
     deinit {
-        activations.deallocate()
+        buffers.deallocate()
         spans.deallocate()
         logitRows?.deallocate()
     }
@@ -187,7 +166,7 @@ public final class InferenceSession {
     public func kvCacheCapacity(layer: Int) -> Int { cache.capacities[layer] }
 
     /// Bytes of the activation buffers (batch buffers, scores, logits).
-    public var activationBufferBytes: Int { activationBytes + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) }
+    public var activationBufferBytes: Int { buffers.byteCount + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) }
 
     /// The logits after the last token fed with `computeLogits: true` (vocab floats). The buffer
     /// is overwritten by the next `forward`; callers may modify it (samplers do).
@@ -200,7 +179,14 @@ public final class InferenceSession {
         position = 0
         hasLogits = false
         cache.reset()
-        fedTokens.removeAll(keepingCapacity: true)
+        tokens.removeAll(keepingCapacity: true)
+    }
+
+    /// Marks the logits as used: a sampler has modified them (repetition penalty, masking), so
+    /// they are no longer the prediction after the last token, and the next generation must
+    /// compute them again.
+    public func invalidateLogits() {
+        hasLogits = false
     }
 
     /// Forgets every position from `newPosition` on (the cache keeps the earlier ones).
@@ -214,10 +200,10 @@ public final class InferenceSession {
         hasLogits = false
         if cache.canRewind(to: newPosition) {
             position = newPosition
-            if variant.hasSlidingLayers { fedTokens.removeLast(fedTokens.count - newPosition) }
+            tokens.removeLast(tokens.count - newPosition)
             return
         }
-        let replay = fedTokens[0..<newPosition].map { Int($0) }
+        let replay = Array(tokens[0..<newPosition])
         reset()
         do {
             try prefill(replay, logits: .none)
@@ -262,7 +248,7 @@ public final class InferenceSession {
             for i in 0..<n {
                 let t = tokens[next]
                 embed(t, row: i)
-                if variant.hasSlidingLayers { fedTokens.append(Int32(t)) }
+                self.tokens.append(t)
                 next = tokens.index(after: next)
             }
             forwardBatch(count: n)

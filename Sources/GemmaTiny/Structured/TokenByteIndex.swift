@@ -69,8 +69,7 @@ final class TokenByteIndex: Sendable {
         sorted = all
         stringBreaking = breaking
         plainInString = plain
-        endTokens = [tokenizer.eosId, tokenizer.id(of: "<end_of_turn>")].compactMap { $0 }
-            .filter { $0 >= 0 && $0 < n }
+        endTokens = tokenizer.endTokens.filter { $0 < n }
     }
 
     /// A quote, a backslash or a control character: a byte that changes a JSON string's state.

@@ -14,9 +14,8 @@ import Darwin
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
-    /// Size and modification time when opened (used to tie an unpacked sibling to its source).
+    /// Size when opened.
     public let size: Int
-    public let modificationTime: Int
 
     public init(path: String) throws(ModelFileError) {
         self.path = path
@@ -29,16 +28,10 @@ public final class MappedFile: @unchecked Sendable {
         guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: path, reason: "not a regular file") }
         size = Int(st.st_size)
-        modificationTime = Int(st.st_mtim.tv_sec)
         guard size > 0 else { throw .truncated("\(path) is empty") }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else { throw .cannotOpen(path: path, reason: "mmap: \(String(cString: strerror(errno)))") }
         bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: size)
-    }
-
-    /// Tells the kernel the whole file will be read soon (prefetch).
-    public func adviseWillNeed() {
-        _ = madvise(UnsafeMutableRawPointer(mutating: bytes.baseAddress), size, MADV_WILLNEED)
     }
 
     /// Tells the kernel the bytes of `range` (rounded outward to whole pages) will be read soon:

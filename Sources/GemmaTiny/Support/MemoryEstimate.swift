@@ -55,11 +55,11 @@ public struct MemoryEstimate: Sendable, Equatable {
         let parallelism = session.threads > 0 ? session.threads : WorkerPool.defaultThreadCount
         self.weightBytes = weightBytes
         kvCacheBytes = Self.kvCacheBytes(variant: variant, config: config, contextLength: ctx)
-        let floats = InferenceSession.activationBufferFloats(config: config, ropeCount: variant.ropeThetas.count,
-                                                            contextLength: ctx, batchSize: batch, parallelism: parallelism)
+        let buffers = ActivationBuffers.Sizes(config: config, ropeCount: variant.ropeThetas.count, contextLength: ctx,
+                                              batchSize: batch, parallelism: parallelism)
         // Plus the logits rows of a prefill that scores every token (perplexity).
         let logitRows = InferenceSession.logitRowCapacity(batchSize: batch) * config.vocabSize
-        activationBytes = (floats.reduce(0, +) + logitRows) * MemoryLayout<Float>.size
+        activationBytes = (buffers.totalFloats + logitRows) * MemoryLayout<Float>.size
         runtimeBytes = Self.baseRuntimeBytes + Self.tokenizerBytesPerVocabularyByte * vocabularyBytes
         contextLength = ctx
     }

@@ -74,6 +74,10 @@ public struct Tokenizer: Sendable {
     public var eosId: Int { settings.eosId }
     public var padId: Int { settings.padId }
     public var unknownId: Int { settings.unkId }
+    /// `<end_of_turn>`, looked up by piece: nil when the vocabulary has none.
+    public var endOfTurnId: Int? { id(of: "<end_of_turn>") }
+    /// The tokens that end a reply: `<eos>`, and `<end_of_turn>` when the vocabulary has it.
+    public var endTokens: [Int] { [eosId, endOfTurnId].compactMap { $0 }.filter { $0 >= 0 } }
 
     /// Control pieces recognised by `encode(_:parseSpecialTokens: true)`, by text: those written
     /// `<...>`; with llama.cpp's semantics every control piece and the unknown piece.

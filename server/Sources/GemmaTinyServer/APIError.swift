@@ -56,7 +56,7 @@ struct APIError: Error, HTTPResponseError, Sendable {
         switch error {
         case .promptTooLong:
             return .badRequest(error.description, param: param, code: "context_length_exceeded")
-        case .emptyPrompt, .invalidMessages, .tokenOutOfRange:
+        case .emptyPrompt, .invalidMessages, .inference(.tokenOutOfRange):
             return .badRequest(error.description, param: param)
         case .invalidOptions:
             return .badRequest(error.description)

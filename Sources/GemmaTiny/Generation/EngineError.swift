@@ -1,5 +1,7 @@
-/// Why the engine, a session or a generation failed. Every message is one line that names what
-/// went wrong (the file, the limit, the option).
+/// Why the engine, a session or a generation failed: the one error type of generation, thrown by
+/// the engine (``GemmaEngine``, ``GemmaSession``) and by the command line's ``Generator`` and
+/// ``ChatSession`` alike (``GenerationError`` is another name for it). Every message is one line
+/// that names what went wrong (the file, the limit, the option).
 ///
 /// Generation streams throw these: `for try await event in session.generate(...)` ends with an
 /// `EngineError` when the request cannot be served. A generation whose consuming task is
@@ -10,7 +12,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     case modelLoad(path: String, ModelError)
     /// The file's tokenizer cannot be built.
     case tokenizer(TokenizerError)
-    /// An engine, session or generation option is out of range (the message names it).
+    /// An engine, session or generation option is out of range (the message names it), or a
+    /// response format that cannot be met.
     case invalidOptions(String)
     /// The chat messages cannot be rendered (no messages...).
     case invalidMessages(String)
@@ -18,18 +21,25 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     case noChatTemplate(missingToken: String)
     /// The prompt has no tokens.
     case emptyPrompt
-    /// The prompt needs more positions than the session's context holds.
-    case promptTooLong(tokens: Int, contextLength: Int)
-    /// A prompt token id outside the vocabulary (only possible with `generate(tokens:)`).
-    case tokenOutOfRange(token: Int, vocabularySize: Int)
+    /// The prompt needs more positions than the context holds. `available` is nil when the
+    /// prompt is a whole one (the engine: only the session's context length counts) and the
+    /// positions left when it continues a conversation kept in the cache (``Generator``).
+    case promptTooLong(tokens: Int, available: Int? = nil, contextLength: Int)
     /// A session's KV cache cannot be made (context length out of range, out of memory).
     case sessionCreation(ModelError)
-    /// The model failed while running (should not happen: the inputs are checked first).
+    /// The model refused its input or failed while running: a prompt token id outside the
+    /// vocabulary (``tokenOutOfRange(token:vocabularySize:)``, only possible with token-id
+    /// prompts); anything else is not expected, since inputs are checked first.
     case inference(InferenceError)
     /// The generation was cancelled before it finished (reported by the collecting helpers).
     case cancelled
     /// The engine was shut down: it takes no new work and has cancelled what was running.
     case shutDown
+
+    /// A prompt token id outside the vocabulary: `.inference(.tokenOutOfRange(...))`.
+    public static func tokenOutOfRange(token: Int, vocabularySize: Int) -> EngineError {
+        .inference(.tokenOutOfRange(token: token, vocabularySize: vocabularySize))
+    }
 
     public var description: String {
         switch self {
@@ -40,9 +50,13 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
         case .noChatTemplate(let token):
             return "the model's vocabulary has no \(token) token, so it has no chat template"
         case .emptyPrompt: return "the prompt is empty"
-        case .promptTooLong(let tokens, let ctx):
+        case .promptTooLong(let tokens, nil, let ctx):
             return "the prompt is \(tokens) tokens, longer than the session's context (\(ctx) tokens)"
-        case .tokenOutOfRange(let t, let v): return "token id \(t) is outside the vocabulary (0..<\(v))"
+        case .promptTooLong(let tokens, let available?, let ctx):
+            if available == ctx {
+                return "the prompt is \(tokens) tokens, longer than the context (\(ctx) tokens)"
+            }
+            return "the prompt is \(tokens) tokens but only \(available) of the \(ctx)-token context are left"
         case .sessionCreation(let e): return "cannot create a session: \(e.description)"
         case .inference(let e): return e.description
         case .cancelled: return "the generation was cancelled"
@@ -50,3 +64,6 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
         }
     }
 }
+
+/// The error of ``Generator`` and ``ChatSession``: the same type as the engine's.
+public typealias GenerationError = EngineError

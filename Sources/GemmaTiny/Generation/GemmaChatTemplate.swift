@@ -1,4 +1,5 @@
-/// Gemma's chat template, applied by ``GemmaSession/chat(messages:options:)``:
+/// Gemma's chat template, applied by ``GemmaSession/chat(messages:options:)`` to a whole
+/// conversation and by ``ChatSession`` one turn at a time (the only place that knows it):
 ///
 ///     <bos><start_of_turn>user
 ///     {system}
@@ -65,24 +66,51 @@ public enum GemmaChatTemplate {
 
     /// The prompt's token ids, `<bos>` first.
     public static func tokens(for messages: [ChatMessage], tokenizer: Tokenizer) throws(EngineError) -> [Int] {
-        guard let sot = tokenizer.id(of: "<start_of_turn>") else { throw .noChatTemplate(missingToken: "<start_of_turn>") }
-        guard let eot = tokenizer.id(of: "<end_of_turn>") else { throw .noChatTemplate(missingToken: "<end_of_turn>") }
+        var writer = try Writer(tokenizer: tokenizer)
         let turns = try turns(messages)
-        var ids: [Int] = tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
-        let newline = tokenizer.encode("\n")
+        writer.begin()
         for (i, t) in turns.enumerated() {
-            let open = !t.isUser && i == turns.count - 1
-            ids.append(sot)
-            ids += tokenizer.encode((t.isUser ? "user\n" : "model\n") + t.text)
-            if !open {
-                ids.append(eot)
-                ids += newline
-            }
+            writer.openTurn(user: t.isUser, text: t.text)
+            // The last message, when it is the model's, is left open: the model continues it.
+            if t.isUser || i < turns.count - 1 { writer.closeTurn() }
         }
-        if turns.last?.isUser ?? true {
-            ids.append(sot)
-            ids += tokenizer.encode("model\n")
+        if turns.last?.isUser ?? true { writer.openTurn(user: false, text: "") }
+        return writer.ids
+    }
+
+    /// Writes the template's tokens: control tokens by id, the text between them encoded in
+    /// the segments transformers' template produces (`user\n{text}`, `\n`, `model\n`).
+    struct Writer {
+        let tokenizer: Tokenizer
+        let startOfTurn: Int
+        let endOfTurn: Int
+        private let newline: [Int]
+        private(set) var ids: [Int] = []
+
+        init(tokenizer: Tokenizer) throws(EngineError) {
+            guard let sot = tokenizer.id(of: "<start_of_turn>") else { throw .noChatTemplate(missingToken: "<start_of_turn>") }
+            guard let eot = tokenizer.endOfTurnId else { throw .noChatTemplate(missingToken: "<end_of_turn>") }
+            self.tokenizer = tokenizer
+            startOfTurn = sot
+            endOfTurn = eot
+            newline = tokenizer.encode("\n")
         }
-        return ids
+
+        /// `<bos>`: the start of a conversation.
+        mutating func begin() {
+            if tokenizer.bosId >= 0 { ids.append(tokenizer.bosId) }
+        }
+
+        /// `<start_of_turn>user\n{text}` or `<start_of_turn>model\n{text}`.
+        mutating func openTurn(user: Bool, text: String) {
+            ids.append(startOfTurn)
+            ids += tokenizer.encode((user ? "user\n" : "model\n") + text)
+        }
+
+        /// `<end_of_turn>\n`.
+        mutating func closeTurn() {
+            ids.append(endOfTurn)
+            ids += newline
+        }
     }
 }

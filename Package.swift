@@ -48,7 +48,8 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
-        // C hot loops: quantization, fused dequantize-dot kernels, checksums.
+        // C hot loops of the runtime: fused dequantize-dot kernels, attention and activations, CPU
+        // feature detection, dequantization, checksums.
         .target(
             name: "GemmaKernels",
             path: "Sources/GemmaKernels",
@@ -97,10 +98,19 @@ let package = Package(
             path: "examples/daemon",
             exclude: ["README.md"]
         ),
+        // The converter's C: row quantizers (every storage type, SIMD bit-identical to the reference),
+        // bf16/f16 widening and checks, GGUF row dequantization. Reads the runtime kernels' block
+        // layouts (their private headers); the runtime never includes or links this.
+        .target(
+            name: "GemmaQuantizeKernels",
+            dependencies: ["GemmaKernels"],
+            path: "converter/QuantizeKernels",
+            cSettings: kernelFlags + [.headerSearchPath("../../Sources/GemmaKernels")]
+        ),
         // The converter: Hugging Face checkpoints -> model file.
         .target(
             name: "GemmaConvert",
-            dependencies: ["GemmaTiny", "GemmaKernels", "CZstd"],
+            dependencies: ["GemmaTiny", "GemmaKernels", "GemmaQuantizeKernels", "CZstd"],
             path: "converter/GemmaConvert"
         ),
         .executableTarget(
@@ -113,12 +123,12 @@ let package = Package(
         ),
         .testTarget(
             name: "GemmaTinyTests",
-            dependencies: ["GemmaTiny", "GemmaKernels", "GemmaConvert"],
+            dependencies: ["GemmaTiny", "GemmaKernels", "GemmaQuantizeKernels", "GemmaConvert"],
             path: "Tests/GemmaTinyTests"
         ),
         .testTarget(
             name: "GemmaConvertTests",
-            dependencies: ["GemmaConvert", "GemmaTiny"],
+            dependencies: ["GemmaConvert", "GemmaTiny", "GemmaQuantizeKernels"],
             path: "Tests/GemmaConvertTests"
         ),
     ],

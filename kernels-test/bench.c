@@ -12,6 +12,7 @@
 // --min reports the fastest repetition with weights from memory (least disturbed by other load).
 #define _GNU_SOURCE
 #include "gemma_kernels.h"
+#include "gemma_quantize.h"
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>

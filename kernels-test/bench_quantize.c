@@ -11,6 +11,7 @@
 // times the thread count: what the threads would reach with a core each.
 #define _GNU_SOURCE
 #include "gemma_kernels.h"
+#include "gemma_quantize.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>

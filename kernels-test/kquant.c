@@ -14,6 +14,7 @@
 //   - goldens (fixtures/kquant_golden.py): the committed inputs quantize to exactly the committed
 //     bytes (which are also ggml's), and those dequantize to exactly gguf-py's floats.
 #include "gemma_kernels.h"
+#include "gemma_quantize.h"
 #include "test_support.h"
 #include <math.h>
 #include <stdio.h>

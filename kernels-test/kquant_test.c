@@ -13,6 +13,7 @@
 //     rows of a full call bit for bit, with nothing written outside;
 //   - NaN inputs give NaN outputs.
 #include "gemma_kernels.h"
+#include "gemma_quantize.h"
 #include "gguf_dequant.h"
 #include "test.h"
 #include <math.h>

@@ -28,6 +28,7 @@
 //                      DIR/kquant-input.f32 (fixtures/kquant_golden.py describes the steps)
 // Prints one line per failure and a final "N passed, M failed"; exits 1 on any failure.
 #include "gemma_kernels.h"
+#include "gemma_quantize.h"
 #include "test_support.h"
 #include <math.h>
 #include <stdarg.h>

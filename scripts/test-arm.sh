@@ -13,11 +13,13 @@ cd "$(dirname "$0")/.."
 
 out=.build-kernels-test
 mkdir -p "$out"
-# The kernels and what they call (not the rest of the C target).
+# The kernels, the converter's quantizers, and what they call (not the rest of the C targets).
 srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c
-      Sources/GemmaKernels/{cpu_features,matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,dequant_k,widen,gguf_dequant}.c
-      Sources/GemmaKernels/matmul_kquant{,_avx2,_avx512,_neon}.c)
-inc=(-I Sources/GemmaKernels/include)
+      Sources/GemmaKernels/{cpu_features,matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,dequantize,dequant_k}.c
+      Sources/GemmaKernels/matmul_kquant{,_avx2,_avx512,_neon}.c
+      converter/QuantizeKernels/{quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,widen,gguf_dequant}.c)
+# The converter's C reads the runtime's private layout headers (Sources/GemmaKernels/*.h).
+inc=(-I Sources/GemmaKernels/include -I converter/QuantizeKernels/include -I Sources/GemmaKernels)
 status=0
 
 run() {  # run LABEL COMMAND...: runs a driver, shows its last line, records failure

@@ -10,6 +10,9 @@ if [ -n "${GEMMA_SHAPE_7B2_DIR:-}" ] && [ ! -f "$GEMMA_SHAPE_7B2_DIR/config.json
     python3 fixtures/generate.py shape --preset 7b2 --out "$GEMMA_SHAPE_7B2_DIR"
 fi
 
+# The folders depend on each other in one direction (README, "Layout"): checked before building.
+python3 scripts/check-layers.py
+
 # Two packages: the core (.) and the HTTP server (server/, which depends on the core by path).
 swift build --build-tests
 # The C kernels on every ISA path (native x86-64, and AArch64 under qemu-aarch64) beside the Swift

@@ -1,6 +1,6 @@
 // Dequantization of K-quant super-blocks (GT_Q4K = ggml's Q4_K, GT_Q6K = ggml's Q6_K): used by
 // gt_dequantize_row and gt_dot_scalar at run time and by the converter's GGUF import
-// (gguf_dequant.c). Every product is written in ggml's order and fused multiply-adds are
+// (converter/QuantizeKernels/gguf_dequant.c). Every product is written in ggml's order and fused multiply-adds are
 // disabled, so the values are bit-identical to ggml's reference dequantizers and gguf-py's.
 #include "kquant_internal.h"
 

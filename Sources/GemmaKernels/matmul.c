@@ -108,7 +108,7 @@ size_t gt_activation_bytes(int type, size_t cols) {
     }
 }
 
-// Round to nearest, ties to even, for |v| < 2^22 (see quantize.c). SIMD conversions in the
+// Round to nearest, ties to even, for |v| < 2^22 (see converter/QuantizeKernels/quantize.c). SIMD conversions in the
 // default rounding mode (cvtps2dq, fcvtns) give the same integers.
 static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
 

@@ -67,10 +67,6 @@ static inline float gt_load_f16(const uint8_t *p) {
     return gt_f16_to_f32(h);
 }
 
-// ---- q5 rows (quantize_q5.c), for gt_quantize_row / gt_dequantize_row ----
-void gt_quantize_row_q5(const float *x, size_t n, uint8_t *out);
-void gt_dequantize_row_q5(const uint8_t *row, size_t n, float *out);
-
 // ---- kernel tables ----
 //
 // One kernel per storage type and ISA. Same contract as gt_matmul, with `act_stride` =

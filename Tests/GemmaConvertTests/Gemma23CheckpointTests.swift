@@ -1,6 +1,7 @@
 import Foundation
-import GemmaKernels
 @testable import GemmaConvert
+import GemmaKernels
+import GemmaQuantizeKernels
 import GemmaTiny
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import GemmaKernels
+import GemmaQuantizeKernels
 @testable import GemmaTiny
 import XCTest
 

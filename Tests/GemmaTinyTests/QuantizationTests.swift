@@ -1,4 +1,5 @@
 import GemmaKernels
+import GemmaQuantizeKernels
 import GemmaTiny
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import GemmaKernels
+import GemmaQuantizeKernels
 import XCTest
 
 /// The converter's row quantizers: every SIMD path against the portable reference

@@ -1,5 +1,6 @@
 import Foundation
 import GemmaKernels
+import GemmaQuantizeKernels
 import GemmaTiny
 
 /// How a source row becomes f32.

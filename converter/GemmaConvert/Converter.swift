@@ -1,5 +1,6 @@
 import Foundation
 import GemmaKernels
+import GemmaQuantizeKernels
 import GemmaTiny
 
 /// Converts a Hugging Face Gemma checkpoint (or a GGUF file) into a model file.

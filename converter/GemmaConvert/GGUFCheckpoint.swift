@@ -1,5 +1,6 @@
 import Foundation
 import GemmaKernels
+import GemmaQuantizeKernels
 import GemmaTiny
 
 /// A Gemma model in a GGUF file, seen as the converter's other kind of input: the configuration

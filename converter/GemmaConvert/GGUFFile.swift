@@ -1,4 +1,5 @@
 import Foundation
+import GemmaQuantizeKernels
 import GemmaTiny
 
 /// A memory-mapped GGUF file (llama.cpp's format, versions 2 and 3, little-endian) whose header,

@@ -21,7 +21,8 @@ public final class ModelFile: @unchecked Sendable {
     private let ownedData: AnonymousMemory?
 
     public init(path: String) throws(ModelFileError) {
-        let mapping = try MappedFile(path: path)
+        let mapping: MappedFile
+        do { mapping = try MappedFile(path: path) } catch { throw ModelFileError(error) }
         let bytes = mapping.bytes
         let header = try FileHeader.decode(bytes, path: path)
         func section(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[r]) }
@@ -29,12 +30,12 @@ public final class ModelFile: @unchecked Sendable {
         let metadata: ModelMetadata
         do {
             metadata = try JSONDecoder().decode(ModelMetadata.self, from: Data(section(header.metadata)))
-        } catch let error as ModelFileError {
-            throw error  // an architecture this build does not run (ModelArchitecture's decoder)
+        } catch let error as ConfigurationError {
+            throw ModelFileError(error)  // an architecture this build does not run (ModelArchitecture's decoder)
         } catch {
             throw .invalidMetadata("\(error)".split(separator: "\n").first.map(String.init) ?? "undecodable JSON")
         }
-        try metadata.config.validate()
+        do { try metadata.config.validate() } catch { throw ModelFileError(error) }
         let vocabulary = try TokenizerVocabulary.decode(section(header.tokenizer))
         for (name, id) in [("bos", metadata.tokenizer.bosId), ("eos", metadata.tokenizer.eosId),
                            ("unk", metadata.tokenizer.unkId)] where !(0..<vocabulary.count).contains(id) {

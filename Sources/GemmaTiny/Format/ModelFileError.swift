@@ -25,7 +25,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable 
         case .truncated(let what): return "model file is truncated: \(what)"
         case .corruptHeader(let what): return "corrupt model file header: \(what)"
         case .invalidMetadata(let what): return "invalid model metadata: \(what)"
-        case .unsupportedArchitecture(let name): return ModelArchitecture.unsupportedMessage(name)
+        case .unsupportedArchitecture(let name): return ConfigurationError.unsupportedArchitecture(name).description
         case .invalidTokenizer(let what): return "invalid tokenizer section: \(what)"
         case .invalidTensorTable(let what): return "invalid tensor table: \(what)"
         case .checksumMismatch(let name): return "checksum mismatch in tensor \(name): the file is corrupt"
@@ -34,6 +34,27 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable 
         case .compressed(let name): return "tensor \(name) is zstd-compressed; unpack the file before mapping it"
         case .decompression(let name, let reason): return "cannot decompress tensor \(name): \(reason)"
         case .io(let what): return what
+        }
+    }
+}
+
+extension ModelFileError {
+    /// A configuration problem as the model file reports it: bad values are invalid metadata.
+    public init(_ error: ConfigurationError) {
+        switch error {
+        case .invalid: self = .invalidMetadata(error.description)
+        case .unsupportedArchitecture(let name): self = .unsupportedArchitecture(name)
+        }
+    }
+}
+
+extension ModelFileError {
+    /// A mapping or writing failure as the model file reports it (an empty file is a truncated one).
+    public init(_ error: FileAccessError) {
+        switch error {
+        case .cannotOpen(let path, let reason): self = .cannotOpen(path: path, reason: reason)
+        case .empty: self = .truncated(error.description)
+        case .io(let what): self = .io(what)
         }
     }
 }

@@ -32,7 +32,6 @@ public final class ModelFileWriter {
         encoder.outputFormatting = [.sortedKeys]
         do { metadataBytes = Array(try encoder.encode(metadata)) } catch { throw .invalidMetadata("\(error)") }
         tokenizerBytes = vocabulary.encoded()
-        file = try OutputFile(destination: destination, streaming: streaming)
 
         header.metadata = FileHeader.size ..< FileHeader.size + metadataBytes.count
         header.tokenizer = header.metadata.upperBound ..< header.metadata.upperBound + tokenizerBytes.count
@@ -41,12 +40,15 @@ public final class ModelFileWriter {
         prefix += metadataBytes
         prefix += tokenizerBytes
         prefix += [UInt8](repeating: 0, count: dataStart - prefix.count)
+        let output: OutputFile
+        do { output = try OutputFile(destination: destination, streaming: streaming) } catch { throw ModelFileError(error) }
         do {
-            try file.write(prefix)
+            try output.write(prefix)
         } catch {
-            file.discard()  // deinit does not run for an initializer that throws here
-            throw error
+            output.discard()  // deinit does not run for an initializer that throws here
+            throw ModelFileError(error)
         }
+        file = output
         position = dataStart
     }
 
@@ -60,7 +62,9 @@ public final class ModelFileWriter {
     public func beginTensor(name: String, type: StorageType, shape: [Int], compression: TensorInfo.Compression) throws(ModelFileError) {
         precondition(current == nil, "endTensor not called")
         let aligned = alignUp(position, FileHeader.tensorAlignment)
-        if aligned > position { try file.write([UInt8](repeating: 0, count: aligned - position)) }
+        if aligned > position {
+            do { try file.write([UInt8](repeating: 0, count: aligned - position)) } catch { throw ModelFileError(error) }
+        }
         position = aligned
         var t = TensorInfo(name: name, type: type, shape: shape)
         t.compression = compression
@@ -72,7 +76,7 @@ public final class ModelFileWriter {
     public func append(_ bytes: UnsafeRawBufferPointer) throws(ModelFileError) {
         precondition(current != nil)
         gt_xxh64_update(&currentHash, bytes.baseAddress, bytes.count)
-        try file.write(bytes)
+        do { try file.write(bytes) } catch { throw ModelFileError(error) }
         position += bytes.count
         current!.storedLength += bytes.count
     }
@@ -118,9 +122,13 @@ public final class ModelFileWriter {
             section.withUnsafeBytes { gt_xxh64_update(&h, $0.baseAddress, $0.count) }
         }
         header.sectionsChecksum = gt_xxh64_digest(&h)
-        try file.write(table)
-        try file.write(header.encoded(), at: 0)
-        try file.commit()
+        do {
+            try file.write(table)
+            try file.write(header.encoded(), at: 0)
+            try file.commit()
+        } catch {
+            throw ModelFileError(error)
+        }
         finished = true
         return header.fileLength
     }

@@ -27,20 +27,17 @@ public enum ModelLoader {
     public static func siblingPath(for path: String) -> String { path + ".unpacked" }
 
     /// - Parameters:
-    ///   - memoryCheck: when set, the file's header is checked against the memory available
-    ///     (`MemoryFit`) before anything is unpacked or mapped; a warning goes to `notice`.
+    ///   - headerCheck: run on the opened file (header and tensor table) before anything is
+    ///     unpacked or mapped; a warning it returns goes to `notice` (`GemmaModel.load` checks
+    ///     the memory available here, with `MemoryFit`).
     ///   - notice: one-line messages for the user (what is being unpacked, fallbacks, the
     ///     memory warning).
     ///   - progress: called as tensors are unpacked.
-    public static func open(path: String, unpack mode: UnpackMode = .sibling, memoryCheck: MemoryFit.Check? = nil,
+    public static func open(path: String, unpack mode: UnpackMode = .sibling, headerCheck: (ModelFile, UnpackMode) -> String? = { _, _ in nil },
                             notice: (String) -> Void = { _ in },
                             progress: (Progress) -> Void = { _ in }) throws(ModelFileError) -> ModelFile {
         let file = try ModelFile(path: path)
-        // An estimate that cannot be made (an unsupported configuration) is reported by the load.
-        if let memoryCheck,
-           let warning = (try? MemoryFit(file: file, session: memoryCheck.session, unpack: mode, root: memoryCheck.root))?.warning {
-            notice(warning)
-        }
+        if let warning = headerCheck(file, mode) { notice(warning) }
         guard file.isCompressed else { return file }
         if mode == .memory {
             notice("decompressing \(path) into memory")

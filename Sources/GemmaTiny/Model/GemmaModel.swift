@@ -85,7 +85,7 @@ public final class GemmaModel: Sendable {
         do {
             try config.validate()
         } catch {
-            throw .file(error)
+            throw .file(ModelFileError(error))
         }
         variant = try GemmaVariant(config: config)
         // Gemma 1 uses the tanh-approximate GELU whatever its config.json says ("gelu" in early
@@ -166,7 +166,12 @@ public final class GemmaModel: Sendable {
                             progress: (ModelLoader.Progress) -> Void = { _ in }) throws(ModelError) -> GemmaModel {
         let file: ModelFile
         do {
-            file = try ModelLoader.open(path: path, unpack: unpack, memoryCheck: memoryCheck, notice: notice, progress: progress)
+            // An estimate that cannot be made (an unsupported configuration) is reported by the load.
+            file = try ModelLoader.open(path: path, unpack: unpack, headerCheck: { file, mode in
+                memoryCheck.flatMap { check in
+                    (try? MemoryFit(file: file, session: check.session, unpack: mode, root: check.root))?.warning
+                }
+            }, notice: notice, progress: progress)
         } catch {
             if case .unsupportedArchitecture(let name) = error { throw .unsupportedArchitecture(name) }
             throw .file(error)

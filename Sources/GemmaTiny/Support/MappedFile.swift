@@ -17,7 +17,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Size when opened.
     public let size: Int
 
-    public init(path: String) throws(ModelFileError) {
+    public init(path: String) throws(FileAccessError) {
         self.path = path
         // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever;
         // this way it opens at once and is refused below like any other special file.
@@ -28,7 +28,7 @@ public final class MappedFile: @unchecked Sendable {
         guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: path, reason: "not a regular file") }
         size = Int(st.st_size)
-        guard size > 0 else { throw .truncated("\(path) is empty") }
+        guard size > 0 else { throw .empty(path: path) }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else { throw .cannotOpen(path: path, reason: "mmap: \(String(cString: strerror(errno)))") }
         bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: size)

@@ -46,7 +46,7 @@ struct OutputFile {
     // AArch64 Linux (__O_TMPFILE | O_DIRECTORY).
     private static let oTmpFile: Int32 = 0o20000000 | 0o200000
 
-    init(destination: String, streaming: Bool = false) throws(ModelFileError) {
+    init(destination: String, streaming: Bool = false) throws(FileAccessError) {
         self.destination = destination
         self.writeBehind = streaming ? WriteBehind() : nil
         let slash = destination.lastIndex(of: "/")
@@ -69,11 +69,11 @@ struct OutputFile {
         self.partialPath = partial
     }
 
-    func write(_ bytes: [UInt8]) throws(ModelFileError) {
-        try bytes.withUnsafeBytes { b in Result { () throws(ModelFileError) in try write(b) } }.get()
+    func write(_ bytes: [UInt8]) throws(FileAccessError) {
+        try bytes.withUnsafeBytes { b in Result { () throws(FileAccessError) in try write(b) } }.get()
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws(ModelFileError) {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(FileAccessError) {
         var done = 0
         while done < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
@@ -86,13 +86,13 @@ struct OutputFile {
         writeBehind?.wrote(bytes.count, fd: fd)
     }
 
-    func write(_ bytes: [UInt8], at offset: Int) throws(ModelFileError) {
+    func write(_ bytes: [UInt8], at offset: Int) throws(FileAccessError) {
         let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
         guard n == bytes.count else { throw .io("cannot write \(destination): \(String(cString: strerror(errno)))") }
     }
 
     /// Flushes to disk and gives the file its name, replacing any existing file atomically.
-    mutating func commit() throws(ModelFileError) {
+    mutating func commit() throws(FileAccessError) {
         guard fsync(fd) == 0 else { throw .io("cannot flush \(destination): \(String(cString: strerror(errno)))") }
         if let partialPath {
             guard rename(partialPath, destination) == 0 else {

@@ -3,7 +3,7 @@
 // Compiled for avx2 + f16c only, not fma, so no multiply-add can be fused.
 #if defined(__x86_64__) || defined(_M_X64)
 
-#include "kquant_internal.h"
+#include "kquant_quantize.h"
 #include <immintrin.h>
 #include <string.h>
 

@@ -1,9 +1,9 @@
-// q5 quantization and dequantization (converter side): 32 weights per block, levels -16..15.
+// q5 quantization (the converter): 32 weights per block, levels -16..15.
 // The scale search is q4's (quantize.c) with twice the levels: a few scales mapping the largest
 // magnitude near the end of the range, a least-squares refinement of the best, and the one with
 // the smallest squared error wins. A block already on a 5-bit grid (GGUF Q5_0) comes back exactly:
 // the divisor -16 recovers its scale.
-#include "matmul_internal.h"
+#include "quantize_internal.h"
 #include <math.h>
 
 // No fused multiply-adds: the AVX2 copy below and the portable code then round alike, so a
@@ -90,18 +90,4 @@ void gt_quantize_row_q5(const float *x, size_t n, uint8_t *o) {
     }
 #endif
     quantize_row_q5_generic(x, n, o);
-}
-
-void gt_dequantize_row_q5(const uint8_t *p, size_t n, float *out) {
-    for (size_t b = 0; b < n / GT_BLOCK; b++, p += GT_Q5_BLOCK_BYTES) {
-        float d = gt_load_f16(p);
-        uint32_t qh = gt_load_u32(p + 2);
-        const uint8_t *qs = p + 6;
-        for (int j = 0; j < GT_BLOCK / 2; j++) {
-            int lo = (qs[j] & 0x0f) | (int)((qh >> j) & 1) << 4;
-            int hi = (qs[j] >> 4) | (int)((qh >> (j + GT_BLOCK / 2)) & 1) << 4;
-            out[b * GT_BLOCK + j] = d * (float)(lo - 16);
-            out[b * GT_BLOCK + j + GT_BLOCK / 2] = d * (float)(hi - 16);
-        }
-    }
 }

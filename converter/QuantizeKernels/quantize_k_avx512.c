@@ -4,7 +4,7 @@
 // contraction pragmas keep the compiler from fusing multiply-adds (avx512f brings FMA along).
 #if defined(__x86_64__) || defined(_M_X64)
 
-#include "kquant_internal.h"
+#include "kquant_quantize.h"
 #include <immintrin.h>
 #include <string.h>
 

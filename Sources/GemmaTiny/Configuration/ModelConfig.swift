@@ -8,7 +8,7 @@
 /// (`attentionScale`, `isSlidingLayer`, `ropeTheta(layer:)`).
 public struct ModelConfig: Codable, Sendable, Equatable {
     /// Gemma 1, 2 or 3 (text only); written by its raw value. A file naming another one does
-    /// not open (`ModelFileError.unsupportedArchitecture`).
+    /// not open (`ConfigurationError.unsupportedArchitecture`).
     public var architecture: ModelArchitecture
     public var vocabSize: Int
     public var hiddenSize: Int
@@ -107,8 +107,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     }
 
     /// Checks the numbers are usable before anything allocates with them.
-    public func validate() throws(ModelFileError) {
-        func bad(_ why: String) -> ModelFileError { .invalidMetadata("config: \(why)") }
+    public func validate() throws(ConfigurationError) {
+        func bad(_ why: String) -> ConfigurationError { .invalid(why) }
         let limit = 1 << 20
         for (name, v) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize),
                           ("intermediate_size", intermediateSize), ("num_hidden_layers", numHiddenLayers),

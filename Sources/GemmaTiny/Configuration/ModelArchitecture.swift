@@ -36,10 +36,10 @@ public enum ModelArchitecture: String, Sendable, CaseIterable, Codable {
     }
 
     /// Decodes the name, refusing one this build does not know with
-    /// `ModelFileError.unsupportedArchitecture` (which the model file reports as it is).
+    /// `ConfigurationError.unsupportedArchitecture` (which the model file reports as it is).
     public init(from decoder: any Decoder) throws {
         let name = try decoder.singleValueContainer().decode(String.self)
-        guard let architecture = ModelArchitecture(rawValue: name) else { throw ModelFileError.unsupportedArchitecture(name) }
+        guard let architecture = ModelArchitecture(rawValue: name) else { throw ConfigurationError.unsupportedArchitecture(name) }
         self = architecture
     }
 }

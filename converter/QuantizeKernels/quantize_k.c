@@ -25,7 +25,7 @@
 // scales; here the scales saturate at 65504 instead, and ggml's nearest_int (undefined beyond
 // 2^22, and for NaN) is a clamp first. quantize_k_simd.h (AVX2, AVX-512) performs the same
 // operations on 8 or 16 sub-blocks at once and writes the same bytes.
-#include "kquant_internal.h"
+#include "kquant_quantize.h"
 #include <math.h>
 #include <string.h>
 

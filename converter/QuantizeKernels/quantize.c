@@ -1,11 +1,11 @@
-// Quantization (used by the converter) and dequantization of rows.
+// Row quantization (the converter): q8 and q4 here, q5 in quantize_q5.c, q4k / q6k in quantize_k.c;
+// the path is chosen at run time.
 #include "quantize_internal.h"
-#include "kquant_internal.h"
+#include "kquant_quantize.h"
 #include <math.h>
 #include <string.h>
 
 static inline void put_f16(uint8_t *p, float v) { uint16_t h = gt_f32_to_f16(v); memcpy(p, &h, 2); }
-static inline float get_f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return gt_f16_to_f32(h); }
 
 
 // Round to nearest, ties to even, for |v| < 2^22: adding and subtracting 1.5 * 2^23 leaves
@@ -171,46 +171,4 @@ void gt_quantize_row_reference(int type, const float *x, size_t n, void *out) {
 
 void gt_quantize_row(int type, const float *x, size_t n, void *out) {
     gt_quantize_row_isa(gt_kernel_isa_id(), type, x, n, out);
-}
-
-void gt_dequantize_row(int type, const void *row, size_t n, float *out) {
-    const uint8_t *p = (const uint8_t *)row;
-    switch (type) {
-    case GT_F32:
-        memcpy(out, row, n * 4);
-        break;
-    case GT_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = gt_bf16_to_f32(h);
-        }
-        break;
-    case GT_Q8:
-        for (size_t b = 0; b < n / GT_BLOCK; b++, p += GT_Q8_BLOCK_BYTES) {
-            float d = get_f16(p);
-            const int8_t *q = (const int8_t *)(p + 2);
-            for (int i = 0; i < GT_BLOCK; i++) out[b * GT_BLOCK + i] = d * (float)q[i];
-        }
-        break;
-    case GT_Q4:
-        for (size_t b = 0; b < n / GT_BLOCK; b++, p += GT_Q4_BLOCK_BYTES) {
-            float d = get_f16(p);
-            const uint8_t *qs = p + 2;
-            for (int j = 0; j < GT_BLOCK / 2; j++) {
-                out[b * GT_BLOCK + j] = d * (float)((qs[j] & 0x0f) - 8);
-                out[b * GT_BLOCK + j + GT_BLOCK / 2] = d * (float)((qs[j] >> 4) - 8);
-            }
-        }
-        break;
-    case GT_Q5:
-        gt_dequantize_row_q5(p, n, out);
-        break;
-    case GT_Q4K:
-        gt_dequantize_q4k(p, n / GT_KBLOCK, out);
-        break;
-    case GT_Q6K:
-        gt_dequantize_q6k(p, n / GT_KBLOCK, out);
-        break;
-    }
 }

@@ -154,6 +154,26 @@ final class ConverterBadInputTests: XCTestCase {
         XCTAssertNoThrow(try Converter.convert(checkpoint: folder + "-good", output: dir + "/good.gtm", options: ConversionOptions()))
     }
 
+    /// SentencePiece accepts bos_id -1 (no BOS); so do the converter, the model file and the
+    /// tokenizer, by one rule (TokenizerSettings.idProblem): the file converts, opens, and its
+    /// chat prompt starts without a BOS. An id past the vocabulary is refused before writing.
+    func testBosMinusOneConvertsIntoAFileThatOpens() throws {
+        let folder = try make { _ in }
+        let path = folder + "/tokenizer.model"
+        try Data(try SyntheticCheckpoint.fixtureTokenizer(trainerSpecField: 41, setTo: -1)).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try SentencePieceModelReader.read(path: path).1.bosId, -1)
+        let output = dir + "/no-bos.gtm"
+        _ = try Converter.convert(checkpoint: folder, output: output, options: ConversionOptions())
+        let file = try ModelFile(path: output)
+        XCTAssertEqual(file.metadata.tokenizer.bosId, -1)
+        let tokenizer = try Tokenizer(vocabulary: file.vocabulary, settings: file.metadata.tokenizer)
+        let prompt = try GemmaChatTemplate.tokens(for: [.user("hi")], tokenizer: tokenizer)
+        XCTAssertEqual(prompt.first, tokenizer.id(of: "<start_of_turn>"))
+
+        try Data(try SyntheticCheckpoint.fixtureTokenizer(trainerSpecField: 42, setTo: 1 << 20)).write(to: URL(fileURLWithPath: path))
+        try expectFailure(folder, ["\(path): invalid tokenizer vocabulary: eos_id 1048576 is outside the vocabulary of"])
+    }
+
     func testExistingOutputNeedsOverwrite() throws {
         let folder = try make { _ in }
         let output = dir + "/exists.gtm"

@@ -164,6 +164,46 @@ struct SyntheticCheckpoint {
         throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "no typed piece \(text) in \(fixtureTokenizer)"])
     }
 
+    /// The fixture's tokenizer.model with one more varint field `field` = `value` at the end of
+    /// its TrainerSpec (field 2): protobuf readers keep the last value of a scalar field, so it
+    /// overrides the fixture's (e.g. field 41, bos_id, set to -1: no BOS).
+    static func fixtureTokenizer(trainerSpecField field: Int, setTo value: Int64) throws -> [UInt8] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtureTokenizer)))
+        func varint(_ v: UInt64) -> [UInt8] {
+            var v = v, out: [UInt8] = []
+            while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+            return out + [UInt8(v)]
+        }
+        func readVarint(_ i: inout Int) -> Int {
+            var value = 0, shift = 0
+            while true {
+                let b = bytes[i]
+                i += 1
+                value |= Int(b & 0x7F) << shift
+                shift += 7
+                if b < 0x80 { return value }
+            }
+        }
+        var out: [UInt8] = [], i = 0
+        while i < bytes.count {
+            let start = i, tag = readVarint(&i)
+            switch tag & 7 {
+            case 0: _ = readVarint(&i)
+            case 1: i += 8
+            case 2: i += readVarint(&i)
+            case 5: i += 4
+            default: preconditionFailure("wire type \(tag & 7)")
+            }
+            guard tag == 2 << 3 | 2 else { out += bytes[start ..< i]; continue }  // ModelProto.trainer_spec
+            var j = start
+            _ = readVarint(&j)
+            let length = readVarint(&j)
+            let spec = Array(bytes[j ..< j + length]) + varint(UInt64(field << 3)) + varint(UInt64(bitPattern: value))
+            out += varint(UInt64(tag)) + varint(UInt64(spec.count)) + spec
+        }
+        return out
+    }
+
     /// The tensor's bytes, little-endian (as safetensors stores them; the host is too).
     static func encode(_ t: Tensor) -> [UInt8] {
         if let raw = t.rawBytes { return raw }

@@ -37,10 +37,7 @@ public final class ModelFile: @unchecked Sendable {
         }
         do { try metadata.config.validate() } catch { throw ModelFileError(error) }
         let vocabulary = try TokenizerVocabulary.decode(section(header.tokenizer))
-        for (name, id) in [("bos", metadata.tokenizer.bosId), ("eos", metadata.tokenizer.eosId),
-                           ("unk", metadata.tokenizer.unkId)] where !(0..<vocabulary.count).contains(id) {
-            throw .invalidTokenizer("\(name) id \(id) is outside the \(vocabulary.count)-piece vocabulary")
-        }
+        if let problem = metadata.tokenizer.idProblem(vocabularyCount: vocabulary.count) { throw .invalidTokenizer(problem) }
         let tensors = try TensorTableCodec.decode(section(header.tensorTable), dataLength: header.data.count)
         if let t = tensors.first(where: { FileHeader.version(for: $0.type) > header.version }) {
             throw .invalidTensorTable("\(t.name): storage type \(t.type) needs format version \(FileHeader.version(for: t.type)), the file says \(header.version)")

@@ -29,11 +29,7 @@ public struct Tokenizer: Sendable {
         guard settings.unkId == Int(index.unknownId) else {
             throw .invalidVocabulary("unk_id is \(settings.unkId) but the UNKNOWN piece is id \(index.unknownId)")
         }
-        for (name, id) in [("bos_id", settings.bosId), ("eos_id", settings.eosId), ("pad_id", settings.padId)] {
-            guard id >= -1 && id < vocabulary.count else {
-                throw .invalidVocabulary("\(name) \(id) is outside the vocabulary of \(vocabulary.count)")
-            }
-        }
+        if let problem = settings.idProblem(vocabularyCount: vocabulary.count) { throw .invalidVocabulary(problem) }
         self.settings = settings
         self.pieces = vocabulary.pieces
         self.types = vocabulary.types

@@ -82,4 +82,15 @@ public struct TokenizerSettings: Codable, Sendable, Equatable {
         try c.encode(normalizer, forKey: .normalizer)
         if semantics != .sentencePiece { try c.encode(semantics, forKey: .semantics) }
     }
+
+    /// The special ids SentencePiece accepts, as one rule for the converter, the model file and
+    /// the tokenizer: bos, eos and pad name a piece or are -1 (none; every caller checks for it),
+    /// unk names a piece. Nil when they are fine, else what is wrong.
+    public func idProblem(vocabularyCount n: Int) -> String? {
+        for (name, id) in [("bos_id", bosId), ("eos_id", eosId), ("pad_id", padId)] where !(id >= -1 && id < n) {
+            return "\(name) \(id) is outside the vocabulary of \(n)"
+        }
+        guard (0..<n).contains(unkId) else { return "unk_id \(unkId) is outside the vocabulary of \(n)" }
+        return nil
+    }
 }

@@ -80,7 +80,7 @@ final class ConverterRoundTripTests: XCTestCase {
         let pure = try types(ConversionOptions(type: .q4, threads: 2, pure: true))
         let q8 = try types(ConversionOptions(type: .q8, threads: 2))
         for (name, type) in policy {
-            let sensitive = ConversionOptions.sensitiveMatrices.contains { name.hasSuffix($0) }
+            let sensitive = QuantizationPolicy.sensitiveMatrices.contains { name.hasSuffix($0) }
             if name == "model.embed_tokens.weight" {
                 XCTAssertEqual(type, .q8, name)
                 XCTAssertEqual(pure[name], .q8, name)

@@ -242,7 +242,7 @@ final class GGUFImportTests: XCTestCase {
         for t in summary.tensors where t.shape.count == 2 {
             let source = try XCTUnwrap(sourceTypes[t.name], t.name)
             seen.insert(source)
-            let sensitive = ConversionOptions.sensitiveMatrices.contains { t.name.hasSuffix($0) }
+            let sensitive = QuantizationPolicy.sensitiveMatrices.contains { t.name.hasSuffix($0) }
             let expected: StorageType
             switch source {
             case _ where t.name == "model.embed_tokens.weight": expected = .q8

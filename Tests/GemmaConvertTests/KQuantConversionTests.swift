@@ -30,7 +30,7 @@ final class KQuantConversionTests: XCTestCase {
     /// The layers whose attn_v and ffn_down llama.cpp's Q4_K_M stores as Q6_K (use_more_bits):
     /// for 18 layers the nine of Gemma 3 270M's GGUF (ffn_down Q6_K ×9).
     func testUseMoreBitsIsLlamaCpps() {
-        func layers(_ n: Int) -> [Int] { (0..<n).filter { TensorPlan.Policy.usesMoreBits(layer: $0, of: n) } }
+        func layers(_ n: Int) -> [Int] { (0..<n).filter { QuantizationPolicy.usesMoreBits(layer: $0, of: n) } }
         XCTAssertEqual(layers(18), [0, 1, 4, 7, 10, 13, 15, 16, 17])
         XCTAssertEqual(layers(26), [0, 1, 2, 5, 8, 11, 14, 17, 20, 22, 23, 24, 25])
         XCTAssertEqual(layers(8), [0, 3, 6, 7])
@@ -52,7 +52,7 @@ final class KQuantConversionTests: XCTestCase {
         for e in plan.entries {
             XCTAssertNil(e.note, e.name)
             counts[e.type, default: 0] += 1
-            let layer = TensorPlan.Policy.layerIndex(e.name)
+            let layer = QuantizationPolicy.layerIndex(e.name)
             let expected: StorageType
             if e.shape.count == 1 {
                 expected = .f32
@@ -129,7 +129,7 @@ final class KQuantConversionTests: XCTestCase {
         XCTAssertEqual(file.header.version, 3)
         let moreBits: Set<Int> = [0, 3, 6, 7]
         for t in file.tensors where t.shape.count == 2 {
-            let layer = TensorPlan.Policy.layerIndex(t.name)
+            let layer = QuantizationPolicy.layerIndex(t.name)
             let wide = t.name == TensorPlan.embeddingName
                 || (t.name.hasSuffix("v_proj.weight") || t.name.hasSuffix("down_proj.weight")) && moreBits.contains(layer ?? -1)
             XCTAssertEqual(t.type, wide ? .q6k : .q4k, t.name)

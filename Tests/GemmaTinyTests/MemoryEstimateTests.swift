@@ -1,4 +1,5 @@
 import Foundation
+import GemmaConvert
 @testable import GemmaTiny
 import XCTest
 
@@ -112,12 +113,21 @@ final class MemoryEstimateTests: XCTestCase {
     func testSuggestsASmallerFile() throws {
         let file = try ModelFixtures.model("tiny-gemma", .q8).file
         let alternatives = MemoryFit.smallerFiles(of: file)
-        XCTAssertEqual(alternatives.map(\.options), ["--type q4", "--type q4 --pure --embedding-type q4"])
+        XCTAssertEqual(alternatives.map(\.options), ["--type q4k", "--type q4 --pure --embedding-type q4"])
         let q8 = file.tensors.reduce(0) { $0 + $1.length }
         XCTAssertLessThan(alternatives[1].weightBytes, alternatives[0].weightBytes)
         XCTAssertLessThan(alternatives[0].weightBytes, q8)
         let pureQ4 = try XCTUnwrap(ModelFixtures.model("tiny-gemma", .q4).file.tensors.reduce(0) { $0 + $1.length })
         XCTAssertEqual(alternatives[1].weightBytes, pureQ4, "the size of a real all-q4 conversion")
+        // The converter's default, its fallbacks included (the fixture's rows are not whole
+        // 256-blocks), sized by the same policy.
+        let defaultPath = ModelFixtures.tempDir + "/tiny-gemma-default-policy.gtm"
+        _ = try Converter.convert(checkpoint: ModelFixtures.checkpoint("tiny-gemma"), output: defaultPath,
+                                  options: ConversionOptions(compress: false, overwrite: true))
+        let converted = try ModelFile(path: defaultPath)
+        XCTAssertEqual(alternatives[0].weightBytes, converted.tensors.reduce(0) { $0 + $1.length },
+                       "the size of a real default conversion")
+        XCTAssertEqual(Set(converted.tensors.map(\.type)), [.f32, .q5, .q8], "q4k and q6k fell back (rows of 64)")
 
         let full = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2))
         let budget = full.totalBytes - (q8 - alternatives[1].weightBytes) / 2  // only the all-q4 file fits

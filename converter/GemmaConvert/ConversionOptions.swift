@@ -2,11 +2,11 @@ import GemmaTiny
 
 public struct ConversionOptions: Sendable {
     /// Storage type of the weight matrices. The default, q4k, is a per-tensor mix like
-    /// llama.cpp's Q4_K_M (`TensorPlan.Policy`); q4, q5, q8, bf16 and f32 are the policies they
+    /// llama.cpp's Q4_K_M (`QuantizationPolicy`); q4, q5, q8, bf16 and f32 are the policies they
     /// always were (q4 was the default before q4k existed).
     public var type: StorageType
     /// Storage type of the tied embedding / LM head; nil picks the default policy
-    /// (`defaultEmbeddingType(for:)`).
+    /// (`QuantizationPolicy.defaultEmbeddingType(for:)`).
     public var embeddingType: StorageType?
     public var compress: Bool
     public var zstdLevel: Int
@@ -17,7 +17,7 @@ public struct ConversionOptions: Sendable {
     /// Measure each tensor's quantization error (relative RMS).
     public var report: Bool
     /// Every weight matrix but the embedding in `type`, without the per-tensor policy
-    /// (`sensitiveType(for:)`), like llama-quantize --pure.
+    /// (`QuantizationPolicy.sensitiveType(for:pure:)`), like llama-quantize --pure.
     public var pure: Bool
 
     public init(type: StorageType = .q4k, embeddingType: StorageType? = nil, compress: Bool = true, zstdLevel: Int = 3,
@@ -32,27 +32,11 @@ public struct ConversionOptions: Sendable {
         self.pure = pure
     }
 
-    /// The tied embedding doubles as the LM head over a 256k vocabulary, where 4-bit error shows
-    /// most: a q4 file keeps it at q8 and a q4k file at q6k (as llama.cpp's Q4_K_M does) unless
-    /// asked otherwise. Other types keep it as asked.
-    public static func defaultEmbeddingType(for type: StorageType) -> StorageType {
-        switch type {
-        case .q4: return .q8
-        case .q4k: return .q6k
-        default: return type
-        }
-    }
+    /// The per-tensor policy these options ask for (`QuantizationPolicy`, shared with the
+    /// runtime's memory check).
+    public var policy: QuantizationPolicy { QuantizationPolicy(type: type, pure: pure, embeddingType: embeddingType) }
 
-    public var resolvedEmbeddingType: StorageType { embeddingType ?? Self.defaultEmbeddingType(for: type) }
-
-    /// The per-tensor policy of a q4 file (unless `pure`): the matrices where 4-bit error costs
-    /// the most — the attention's value and key projections and the MLP's down projection (its
-    /// input is the wide, heavy-tailed GELU product) — stay at q8, as llama.cpp's Q4_K_M keeps
-    /// attn_v and ffn_down at 6 bits. On Gemma 3 270M this takes perplexity from +37% to a few
-    /// percent of bf16 (docs/BENCHMARKS.md). Other types: no exceptions.
-    public static func sensitiveType(for type: StorageType, pure: Bool) -> StorageType {
-        type == .q4 && !pure ? .q8 : type
-    }
+    public var resolvedEmbeddingType: StorageType { policy.resolvedEmbeddingType }
 
     /// A q4 or q4k file (not `pure`) made from an already-quantized GGUF: the weight matrices
     /// follow the source's own types instead of the policy above. Their values
@@ -86,10 +70,6 @@ public struct ConversionOptions: Sendable {
         if tensor == ModelSchema.embedding.name, type != .q4k || embeddingType != nil { return nil }
         return Self.typeForQuantizedSource(sourceTypeName, type: type, pure: pure)
     }
-
-    public static let sensitiveMatrices = [ModelSchema.kProj, ModelSchema.vProj, ModelSchema.downProj].map(\.name)
-
-    public var resolvedSensitiveType: StorageType { Self.sensitiveType(for: type, pure: pure) }
 
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
 

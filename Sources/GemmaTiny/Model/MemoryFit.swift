@@ -90,20 +90,21 @@ public struct MemoryFit: Sendable, Equatable {
         }
     }
 
-    /// The conversions worth suggesting, largest (best quality) first: the default q4 (k/v/down
-    /// and the embedding at q8), then every matrix at q4. Sizes from the tensor shapes.
+    /// The conversions worth suggesting, largest (best quality) first: the default (`--type q4k`,
+    /// llama.cpp's Q4_K_M mix), then every matrix and the embedding at q4. Sizes from the tensor
+    /// shapes and `QuantizationPolicy`, the converter's own per-tensor choice.
     static func smallerFiles(of file: ModelFile) -> [SmallerFile] {
-        func size(_ typeFor: (TensorInfo) -> StorageType) -> Int {
+        let layers = file.metadata.config.numHiddenLayers
+        func size(_ policy: QuantizationPolicy) -> Int {
             file.tensors.reduce(0) { sum, t in
-                guard t.shape.count == 2, let row = typeFor(t).rowBytes(t.rowLength) else { return sum + t.length }
-                return sum + t.rowCount * row
+                guard t.shape.count == 2 else { return sum + t.length }
+                let type = QuantizationPolicy.fitted(policy.wantedType(matrix: t.name, layers: layers), rowLength: t.rowLength)
+                return sum + t.rowCount * (type.rowBytes(t.rowLength) ?? t.rowLength * 4)
             }
         }
-        let keptAtQ8 = [ModelSchema.kProj, ModelSchema.vProj, ModelSchema.downProj, ModelSchema.embedding].map(\.name)
-        let policy = size { t in keptAtQ8.contains(where: t.name.hasSuffix) ? .q8 : .q4 }
-        let pure = size { _ in .q4 }
-        return [SmallerFile(options: "--type q4", weightBytes: policy),
-                SmallerFile(options: "--type q4 --pure --embedding-type q4", weightBytes: pure)]
+        return [SmallerFile(options: "--type q4k", weightBytes: size(QuantizationPolicy(type: .q4k))),
+                SmallerFile(options: "--type q4 --pure --embedding-type q4",
+                            weightBytes: size(QuantizationPolicy(type: .q4, pure: true, embeddingType: .q4)))]
     }
 
     /// One paragraph for stderr, starting "warning: "; nil when the model fits.

@@ -112,30 +112,36 @@ struct SyntheticCheckpoint {
         return list
     }
 
+    /// A protobuf varint at `i`, advancing past it.
+    private static func readVarint(_ bytes: [UInt8], _ i: inout Int) -> Int {
+        var value = 0, shift = 0
+        while true {
+            let b = bytes[i]
+            i += 1
+            value |= Int(b & 0x7F) << shift
+            shift += 7
+            if b < 0x80 { return value }
+        }
+    }
+
+    /// Advances `i` past a field's value of wire type `wire`.
+    private static func skipField(_ bytes: [UInt8], wire: Int, _ i: inout Int) {
+        switch wire {
+        case 0: _ = readVarint(bytes, &i)
+        case 1: i += 8
+        case 2: i += readVarint(bytes, &i)
+        case 5: i += 4
+        default: preconditionFailure("wire type \(wire)")
+        }
+    }
+
     /// The fixture tokenizer.model with the type of the piece `text` changed to `type`
     /// (SentencePiece's numbering: 1 NORMAL, 2 UNKNOWN, 3 CONTROL, ...), both one-byte varints,
     /// so every length stays as it is.
     static func fixtureTokenizer(retyping text: String, to type: UInt8) throws -> [UInt8] {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtureTokenizer)))
-        func varint(_ i: inout Int) -> Int {
-            var value = 0, shift = 0
-            while true {
-                let b = bytes[i]
-                i += 1
-                value |= Int(b & 0x7F) << shift
-                shift += 7
-                if b < 0x80 { return value }
-            }
-        }
-        func skip(_ wire: Int, _ i: inout Int) {
-            switch wire {
-            case 0: _ = varint(&i)
-            case 1: i += 8
-            case 2: i += varint(&i)
-            case 5: i += 4
-            default: preconditionFailure("wire type \(wire)")
-            }
-        }
+        func varint(_ i: inout Int) -> Int { readVarint(bytes, &i) }
+        func skip(_ wire: Int, _ i: inout Int) { skipField(bytes, wire: wire, &i) }
         var i = 0
         while i < bytes.count {
             let tag = varint(&i)
@@ -174,30 +180,14 @@ struct SyntheticCheckpoint {
             while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
             return out + [UInt8(v)]
         }
-        func readVarint(_ i: inout Int) -> Int {
-            var value = 0, shift = 0
-            while true {
-                let b = bytes[i]
-                i += 1
-                value |= Int(b & 0x7F) << shift
-                shift += 7
-                if b < 0x80 { return value }
-            }
-        }
         var out: [UInt8] = [], i = 0
         while i < bytes.count {
-            let start = i, tag = readVarint(&i)
-            switch tag & 7 {
-            case 0: _ = readVarint(&i)
-            case 1: i += 8
-            case 2: i += readVarint(&i)
-            case 5: i += 4
-            default: preconditionFailure("wire type \(tag & 7)")
-            }
+            let start = i, tag = readVarint(bytes, &i)
+            skipField(bytes, wire: tag & 7, &i)
             guard tag == 2 << 3 | 2 else { out += bytes[start ..< i]; continue }  // ModelProto.trainer_spec
             var j = start
-            _ = readVarint(&j)
-            let length = readVarint(&j)
+            _ = readVarint(bytes, &j)
+            let length = readVarint(bytes, &j)
             let spec = Array(bytes[j ..< j + length]) + varint(UInt64(field << 3)) + varint(UInt64(bitPattern: value))
             out += varint(UInt64(tag)) + varint(UInt64(spec.count)) + spec
         }

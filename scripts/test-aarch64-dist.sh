@@ -275,6 +275,30 @@ else
     fail "chat: exit $chat_status, $replies replies; $(tail -n 2 "$work/chat.err" | tr '\n' ' ')"
 fi
 
+# ---- a JSON reply (--json-schema): constrained decoding on aarch64 ----
+part "structured output"
+schema='{"type":"object","properties":{"color":{"enum":["red","green","blue"]},"count":{"type":"integer"}},"required":["color","count"],"additionalProperties":false}'
+"${a72[@]}" "$arm_tiny" run -m "$work/default.gtm" -p "A color and a number, as JSON:" --temp 0 -n 48 --threads 2 \
+    --json-schema "$schema" --json >"$work/schema.json" 2>"$work/schema.err" && schema_status=0 || schema_status=$?
+# The reply must close by itself and be valid for the schema (Python's jsonschema when installed, else json).
+verdict=$(python3 - "$work/schema.json" "$schema" <<'PY' 2>&1
+import json, sys
+out = json.load(open(sys.argv[1]))
+reply, schema = json.loads(out["text"]), json.loads(sys.argv[2])
+try:
+    import jsonschema
+    jsonschema.validate(reply, schema)
+except ImportError:
+    pass
+print(out["stop_reason"], json.dumps(reply, separators=(",", ":")))
+PY
+) || true
+if [ "$schema_status" = 0 ] && [ "${verdict%% *}" = response_complete ]; then
+    pass "run --json-schema (cortex-a72): ${verdict#* }"
+else
+    fail "run --json-schema (cortex-a72): exit $schema_status, $verdict $(tail -n 1 "$work/schema.err")"
+fi
+
 # ---- damaged model files: one error line, non-zero exit ----
 part "damaged files"
 damaged() {  # damaged NAME: runs the aarch64 gemma-tiny on $work/bad/NAME.gtm

@@ -64,6 +64,10 @@ if [ ! -f "$root/.gemma-dist-ready" ]; then
     mmdebstrap --quiet --variant=minbase --architectures=amd64,arm64 \
         --include=swiftlang,libc6-dev,libstdc++-14-dev,libzstd-dev,pkg-config,git,ca-certificates \
         trixie "$root" "$mirror"
+    # What a build never runs (debugger, language server, docs, the apt lists): ~0.9 GB less disk.
+    rm -rf "$root"/usr/libexec/swift/bin/{lldb,lldb-server,lldb-dap,clangd,sourcekit-lsp,docc,swift-format} \
+        "$root"/usr/libexec/swift/lib/{liblldb.so*,libsourcekitdInProc.so} \
+        "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
     touch "$root/.gemma-dist-ready"
 fi
 

@@ -14,9 +14,10 @@ cd "$(dirname "$0")/.."
 out=.build-kernels-test
 mkdir -p "$out"
 # The kernels and what they call (not the rest of the C target).
-srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c
+srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c kernels-test/attention_test.c
       Sources/GemmaKernels/{cpu_features,matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,dequant_k,widen,gguf_dequant}.c
-      Sources/GemmaKernels/matmul_kquant{,_avx2,_avx512,_neon}.c)
+      Sources/GemmaKernels/matmul_kquant{,_avx2,_avx512,_neon}.c
+      Sources/GemmaKernels/{ops,attention_tiled,attention_avx2,attention_avx512,attention_neon}.c)
 inc=(-I Sources/GemmaKernels/include)
 status=0
 

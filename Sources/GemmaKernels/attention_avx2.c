@@ -59,27 +59,37 @@ AVX2_INLINE __m256 tanh8(__m256 y) {
 // R x K dot products (R, K <= 4, constants after inlining).
 AVX2_INLINE void tile(const float *const *q, const float *const *k, size_t d, float *s, size_t lds, int R, int K) {
     __m256 acc[4][4];
+    GT_UNROLL
     for (int i = 0; i < R; i++)
+        GT_UNROLL
         for (int j = 0; j < K; j++) acc[i][j] = _mm256_setzero_ps();
     size_t x = 0;
     for (; x + 8 <= d; x += 8) {
         __m256 kv[4];
+        GT_UNROLL
         for (int j = 0; j < K; j++) kv[j] = _mm256_loadu_ps(k[j] + x);
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m256 qv = _mm256_loadu_ps(q[i] + x);
+            GT_UNROLL
             for (int j = 0; j < K; j++) acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
         }
     }
     if (x < d) {
         const __m256i m = lanes(d - x);
         __m256 kv[4];
+        GT_UNROLL
         for (int j = 0; j < K; j++) kv[j] = _mm256_maskload_ps(k[j] + x, m);
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m256 qv = _mm256_maskload_ps(q[i] + x, m);
+            GT_UNROLL
             for (int j = 0; j < K; j++) acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
         }
     }
+    GT_UNROLL
     for (int i = 0; i < R; i++)
+        GT_UNROLL
         for (int j = 0; j < K; j++) s[i * lds + j] = hsum8(acc[i][j]);
 }
 
@@ -136,18 +146,21 @@ AVX2_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
     size_t x = 0;
     for (; x + 16 <= d; x += 16) {
         __m256 acc[4][2];
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             acc[i][0] = _mm256_loadu_ps(o + i * ldo + x);
             acc[i][1] = _mm256_loadu_ps(o + i * ldo + x + 8);
         }
         for (size_t j = jb; j < je; j++) {
             const __m256 v0 = _mm256_loadu_ps(v[j] + x), v1 = _mm256_loadu_ps(v[j] + x + 8);
+            GT_UNROLL
             for (int i = 0; i < R; i++) {
                 const __m256 w = _mm256_broadcast_ss(p + i * ldp + j);
                 acc[i][0] = _mm256_fmadd_ps(w, v0, acc[i][0]);
                 acc[i][1] = _mm256_fmadd_ps(w, v1, acc[i][1]);
             }
         }
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             _mm256_storeu_ps(o + i * ldo + x, acc[i][0]);
             _mm256_storeu_ps(o + i * ldo + x + 8, acc[i][1]);
@@ -156,11 +169,14 @@ AVX2_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
     for (; x < d; x += 8) {
         const __m256i m = lanes(d - x >= 8 ? 8 : d - x);
         __m256 acc[4];
+        GT_UNROLL
         for (int i = 0; i < R; i++) acc[i] = _mm256_maskload_ps(o + i * ldo + x, m);
         for (size_t j = jb; j < je; j++) {
             const __m256 v0 = _mm256_maskload_ps(v[j] + x, m);
+            GT_UNROLL
             for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i * ldp + j), v0, acc[i]);
         }
+        GT_UNROLL
         for (int i = 0; i < R; i++) _mm256_maskstore_ps(o + i * ldo + x, m, acc[i]);
     }
 }
@@ -171,6 +187,10 @@ AVX2_FN static void accumulate_avx2(const float *p, size_t ldp, size_t nr, const
     for (; r + 4 <= nr; r += 4) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 4, &jb, &je);
         acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4);
+    }
+    for (; r + 2 <= nr; r += 2) {
+        gt_att_live_keys(p + r * ldp, ldp, nk, 2, &jb, &je);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2);
     }
     for (; r < nr; r++) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 1, &jb, &je);

@@ -41,39 +41,45 @@ A512_INLINE __m512 tanh16(__m512 y) {
 // R x K dot products (R, K <= 4, constants after inlining).
 A512_INLINE void tile(const float *const *q, const float *const *k, size_t d, float *s, size_t lds, int R, int K) {
     __m512 acc[4][4];
+    GT_UNROLL
     for (int i = 0; i < R; i++)
+        GT_UNROLL
         for (int j = 0; j < K; j++) acc[i][j] = _mm512_setzero_ps();
     size_t x = 0;
     for (; x + 16 <= d; x += 16) {
         __m512 kv[4];
+        GT_UNROLL
         for (int j = 0; j < K; j++) kv[j] = _mm512_loadu_ps(k[j] + x);
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m512 qv = _mm512_loadu_ps(q[i] + x);
+            GT_UNROLL
             for (int j = 0; j < K; j++) acc[i][j] = _mm512_fmadd_ps(qv, kv[j], acc[i][j]);
         }
     }
     if (x < d) {
         const __mmask16 m = (__mmask16)((1u << (d - x)) - 1);
         __m512 kv[4];
+        GT_UNROLL
         for (int j = 0; j < K; j++) kv[j] = _mm512_maskz_loadu_ps(m, k[j] + x);
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m512 qv = _mm512_maskz_loadu_ps(m, q[i] + x);
+            GT_UNROLL
             for (int j = 0; j < K; j++) acc[i][j] = _mm512_fmadd_ps(qv, kv[j], acc[i][j]);
         }
     }
+    GT_UNROLL
     for (int i = 0; i < R; i++)
+        GT_UNROLL
         for (int j = 0; j < K; j++) s[i * lds + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
 A512_INLINE void tile_row(const float *const *q, const float *const *k, size_t nk, size_t d, float *s, int R,
                           size_t lds) {
     size_t j = 0;
-    if (R == 4) {
-        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, 4, 2);
-    } else {
-        for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4);
-        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2);
-    }
+    for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4);  // 32 registers: 16 sums
+    for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2);
     for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1);
 }
 
@@ -113,33 +119,39 @@ A512_FN static float exp_sum_avx512(float *s, float m) {
 A512_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, size_t jb, size_t je, size_t d, float *o,
                           size_t ldo, int R) {
     size_t x = 0;
-    for (; x + 32 <= d; x += 32) {
-        __m512 acc[4][2];
-        for (int i = 0; i < R; i++) {
-            acc[i][0] = _mm512_loadu_ps(o + i * ldo + x);
-            acc[i][1] = _mm512_loadu_ps(o + i * ldo + x + 16);
-        }
+    for (; x + 64 <= d; x += 64) {  // 4 rows x 4 registers: 16 sums, each v load used 4 times
+        __m512 acc[4][4];
+        GT_UNROLL
+        for (int i = 0; i < R; i++)
+            GT_UNROLL
+            for (int c = 0; c < 4; c++) acc[i][c] = _mm512_loadu_ps(o + i * ldo + x + 16 * c);
         for (size_t j = jb; j < je; j++) {
-            const __m512 v0 = _mm512_loadu_ps(v[j] + x), v1 = _mm512_loadu_ps(v[j] + x + 16);
+            __m512 vv[4];
+            GT_UNROLL
+            for (int c = 0; c < 4; c++) vv[c] = _mm512_loadu_ps(v[j] + x + 16 * c);
+            GT_UNROLL
             for (int i = 0; i < R; i++) {
                 const __m512 w = _mm512_set1_ps(p[i * ldp + j]);
-                acc[i][0] = _mm512_fmadd_ps(w, v0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(w, v1, acc[i][1]);
+                GT_UNROLL
+                for (int c = 0; c < 4; c++) acc[i][c] = _mm512_fmadd_ps(w, vv[c], acc[i][c]);
             }
         }
-        for (int i = 0; i < R; i++) {
-            _mm512_storeu_ps(o + i * ldo + x, acc[i][0]);
-            _mm512_storeu_ps(o + i * ldo + x + 16, acc[i][1]);
-        }
+        GT_UNROLL
+        for (int i = 0; i < R; i++)
+            GT_UNROLL
+            for (int c = 0; c < 4; c++) _mm512_storeu_ps(o + i * ldo + x + 16 * c, acc[i][c]);
     }
     for (; x < d; x += 16) {
         const __mmask16 m = d - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (d - x)) - 1);
         __m512 acc[4];
+        GT_UNROLL
         for (int i = 0; i < R; i++) acc[i] = _mm512_maskz_loadu_ps(m, o + i * ldo + x);
         for (size_t j = jb; j < je; j++) {
             const __m512 v0 = _mm512_maskz_loadu_ps(m, v[j] + x);
+            GT_UNROLL
             for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * ldp + j]), v0, acc[i]);
         }
+        GT_UNROLL
         for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(o + i * ldo + x, m, acc[i]);
     }
 }
@@ -150,6 +162,10 @@ A512_FN static void accumulate_avx512(const float *p, size_t ldp, size_t nr, con
     for (; r + 4 <= nr; r += 4) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 4, &jb, &je);
         acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4);
+    }
+    for (; r + 2 <= nr; r += 2) {
+        gt_att_live_keys(p + r * ldp, ldp, nk, 2, &jb, &je);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2);
     }
     for (; r < nr; r++) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 1, &jb, &je);

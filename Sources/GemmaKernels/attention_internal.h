@@ -9,6 +9,12 @@
 #include <string.h>
 #include "gemma_ops.h"
 
+// Fully unrolls a tile's small row / key / register loops so its sums live in registers (as
+// matmul_tiles.h does; without it gcc keeps the arrays of vectors on the stack).
+#ifndef GT_UNROLL
+#define GT_UNROLL _Pragma("GCC unroll 4")
+#endif
+
 // Keys per chunk. Chunks are aligned to absolute positions (chunk c = positions 64c..64c+63), so
 // a query meets the same chunks, with each key in the same lane, whichever other queries share
 // its block and however the positions are split between the cache and the batch: that is what

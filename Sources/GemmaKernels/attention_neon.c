@@ -41,18 +41,25 @@ NEON_INLINE float32x4_t tanh4(float32x4_t y) {
 // R x K dot products (R, K <= 4, constants after inlining).
 NEON_INLINE void tile(const float *const *q, const float *const *k, size_t d, float *s, size_t lds, int R, int K) {
     float32x4_t acc[4][4];
+    GT_UNROLL
     for (int i = 0; i < R; i++)
+        GT_UNROLL
         for (int j = 0; j < K; j++) acc[i][j] = vdupq_n_f32(0.0f);
     size_t x = 0;
     for (; x + 4 <= d; x += 4) {
         float32x4_t kv[4];
+        GT_UNROLL
         for (int j = 0; j < K; j++) kv[j] = vld1q_f32(k[j] + x);
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             const float32x4_t qv = vld1q_f32(q[i] + x);
+            GT_UNROLL
             for (int j = 0; j < K; j++) acc[i][j] = vfmaq_f32(acc[i][j], qv, kv[j]);
         }
     }
+    GT_UNROLL
     for (int i = 0; i < R; i++) {
+        GT_UNROLL
         for (int j = 0; j < K; j++) {
             float sum = vaddvq_f32(acc[i][j]);
             for (size_t t = x; t < d; t++) sum = fmaf(q[i][t], k[j][t], sum);
@@ -113,24 +120,28 @@ NEON_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
     size_t x = 0;
     for (; x + 8 <= d; x += 8) {
         float32x4_t acc[4][2];
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             acc[i][0] = vld1q_f32(o + i * ldo + x);
             acc[i][1] = vld1q_f32(o + i * ldo + x + 4);
         }
         for (size_t j = jb; j < je; j++) {
             const float32x4_t v0 = vld1q_f32(v[j] + x), v1 = vld1q_f32(v[j] + x + 4);
+            GT_UNROLL
             for (int i = 0; i < R; i++) {
                 const float w = p[i * ldp + j];
                 acc[i][0] = vfmaq_n_f32(acc[i][0], v0, w);
                 acc[i][1] = vfmaq_n_f32(acc[i][1], v1, w);
             }
         }
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             vst1q_f32(o + i * ldo + x, acc[i][0]);
             vst1q_f32(o + i * ldo + x + 4, acc[i][1]);
         }
     }
     for (; x < d; x++) {
+        GT_UNROLL
         for (int i = 0; i < R; i++) {
             float a = o[i * ldo + x];
             for (size_t j = jb; j < je; j++) a = fmaf(p[i * ldp + j], v[j][x], a);
@@ -145,6 +156,10 @@ static void accumulate_neon(const float *p, size_t ldp, size_t nr, const float *
     for (; r + 4 <= nr; r += 4) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 4, &jb, &je);
         acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4);
+    }
+    for (; r + 2 <= nr; r += 2) {
+        gt_att_live_keys(p + r * ldp, ldp, nk, 2, &jb, &je);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2);
     }
     for (; r < nr; r++) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 1, &jb, &je);

@@ -33,7 +33,8 @@ typedef struct {
 } gt_kv_span;
 
 /// Attention of one query head over the positions of `span_count` spans, taken in order (a ring
-/// buffer's two halves and the keys of the current batch, say):
+/// buffer's two halves and the keys of the current batch, say), with an exact softmax over a full
+/// score row. The forward pass uses gt_attention_rows (below); this is kept as a reference:
 ///   scores[t] = dot(q, k_t) * scale, then, when softcap > 0, softcap * tanh(scores[t] / softcap);
 ///   p = softmax(scores);  out = sum_t p[t] * v_t.
 /// `scores` is scratch space for the total count; `out` (head_dim floats) is overwritten. With

@@ -17,6 +17,8 @@
 //   - input preparation: block maxima map to +-127 and every value rounds within half a step;
 //   - the q8 / q4 row quantizers (converter side) of every path write exactly the bytes of
 //     gt_quantize_row_reference (x86-64's portable q4 path excepted: it rounds twice, see quantize.c).
+//   - the tiled attention: attention_test.c (every path within a stated bound of an f64 softmax,
+//     and bit-identical however its rows are batched, blocked, threaded or its positions split);
 //   - the K-quant kernels (q4k / q6k): kquant_test.c (every path equals the scalar path bit for
 //     bit, and both meet the q types' bound against an f64 dot product of ggml's dequantized values).
 //
@@ -451,6 +453,7 @@ int main(int argc, char **argv) {
         }
     }
     check_kquant_matmul(quick);
+    check_attention(quick);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

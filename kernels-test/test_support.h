@@ -23,5 +23,7 @@ void check_kquant(int quick, const char *goldens);
 int write_kquant_goldens(const char *dir);
 /// The K-quant matmul kernels (kquant_test.c).
 void check_kquant_matmul(int quick);
+/// The tiled attention (attention_test.c).
+void check_attention(int quick);
 
 #endif

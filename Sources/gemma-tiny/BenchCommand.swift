@@ -37,6 +37,9 @@ struct BenchCommand: ParsableCommand {
         prefill, logits for the last one only.
           tgN  N tokens decoded one at a time (random ids, logits every step) after an 8-token \
         prompt that is not timed.
+        With -d D (as llama-bench's -d), every test starts with D random tokens already in the \
+        KV cache (fed untimed before each run; for tg in place of the 8-token prompt) and is \
+        labelled "ppN @ dD" / "tgN @ dD".
         Each test runs once untimed first (a pp test with one batch, a tg test with one token). \
         Also reported: load time, peak RSS (VmHWM) at the end, and the anonymous RSS (RssAnon: \
         heap, KV cache, activations; not the mapped weights) after each thread count's tg runs. \
@@ -56,6 +59,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: ArgumentHelp("Generated token counts (tg tests).", valueName: "n,..."))
     var gen = IntList([128])
 
+    @Option(name: [.customShort("d"), .customLong("n-depth")], help: ArgumentHelp("Tokens already in the KV cache before each test (depths).", valueName: "n,..."))
+    var depth = IntList([0])
+
     @Option(name: [.customShort("r"), .customLong("repetitions")], parsing: .unconditional, help: ArgumentHelp("Timed runs per test.", valueName: "n"))
     var repetitions = 5
 
@@ -65,8 +71,17 @@ struct BenchCommand: ParsableCommand {
     @Option(name: [.customShort("b"), .customLong("batch-size")], help: ArgumentHelp("Prompt batch sizes (tokens per pass).", valueName: "n,..."))
     var batchSize = IntList([InferenceSession.defaultBatchSize])
 
-    @Option(name: [.customShort("c"), .customLong("ctx")], parsing: .unconditional, help: ArgumentHelp("Context length (KV cache size); capped at the model's maximum.", valueName: "n"))
-    var contextLength = 2048
+    @Option(name: [.customShort("c"), .customLong("ctx")], parsing: .unconditional, help: ArgumentHelp("Context length (KV cache size; default 2048, or what the tests at their depth need if more); capped at the model's maximum.", valueName: "n"))
+    var contextOption: Int?
+
+    /// --ctx, or 2048 raised to the most positions a test needs (depth + prompt, or depth + generated).
+    var contextLength: Int {
+        if let c = contextOption { return c }
+        let deepest = depth.values.max() ?? 0
+        let pp = (prompt.values.max() ?? 0) + deepest
+        let tg = (gen.values.max() ?? 0) + max(deepest, Self.tgPromptLength)
+        return max(2048, pp, tg)
+    }
 
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Output format: md (a Markdown table) or json.", valueName: "md|json"))
     var output: BenchOutputFormat = .md
@@ -88,8 +103,9 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         if repetitions < 1 { throw ValidationError("-r must be at least 1, got \(repetitions)") }
-        if prompt.values.contains(where: { $0 < 0 }) || gen.values.contains(where: { $0 < 0 }) {
-            throw ValidationError("-p and -n take token counts >= 0")
+        if prompt.values.contains(where: { $0 < 0 }) || gen.values.contains(where: { $0 < 0 })
+            || depth.values.contains(where: { $0 < 0 }) {
+            throw ValidationError("-p, -n and -d take token counts >= 0")
         }
         if let t = threads, t.values.contains(where: { $0 < 1 || $0 > WorkerPool.maximumThreadCount }) {
             throw ValidationError("-t takes thread counts from 1 to \(WorkerPool.maximumThreadCount)")
@@ -108,11 +124,12 @@ struct BenchCommand: ParsableCommand {
         if ctx < contextLength { printNote("note: --ctx \(contextLength) is more than the model's \(ctx) positions; using \(ctx)") }
         let prompts = prompt.values.filter { $0 > 0 }
         let gens = gen.values.filter { $0 > 0 }
-        if let p = prompts.first(where: { $0 > ctx }) {
-            throw CLIError.message("pp\(p) needs \(p) positions but the context is \(ctx); raise --ctx")
+        let deepest = depth.values.max() ?? 0
+        if let p = prompts.first(where: { $0 + deepest > ctx }) {
+            throw CLIError.message("pp\(p) at depth \(deepest) needs \(p + deepest) positions but the context is \(ctx); raise --ctx")
         }
-        if let n = gens.first(where: { $0 + Self.tgPromptLength > ctx }) {
-            throw CLIError.message("tg\(n) needs \(n + Self.tgPromptLength) positions but the context is \(ctx); raise --ctx")
+        if let n = gens.first(where: { $0 + max(deepest, Self.tgPromptLength) > ctx }) {
+            throw CLIError.message("tg\(n) needs \(n + max(deepest, Self.tgPromptLength)) positions but the context is \(ctx); raise --ctx")
         }
 
         var report = BenchReport(model: BenchReport.ModelInfo(gemma, path: model), contextLength: ctx,
@@ -133,39 +150,50 @@ struct BenchCommand: ParsableCommand {
                 } catch {
                     throw CLIError.message(error.description)
                 }
-                func result(_ test: String, prompt: Int, gen: Int, _ samples: [Double]) -> BenchReport.Result {
-                    BenchReport.Result(test: test, threads: t, batchSize: session.batchSize, kernels: kernels.name,
-                                       nPrompt: prompt, nGen: gen, seconds: samples)
+                func result(_ test: String, prompt: Int, gen: Int, depth: Int, _ samples: [Double]) -> BenchReport.Result {
+                    BenchReport.Result(test: depth > 0 ? "\(test) @ d\(depth)" : test, threads: t, batchSize: session.batchSize,
+                                       kernels: kernels.name, nPrompt: prompt, nGen: gen, nDepth: depth, seconds: samples)
                 }
-                for p in prompts {
-                    let tokens = randomTokens(p)
-                    _ = try timed { try session.prefill(tokens.prefix(session.batchSize), logits: .last) }  // warm-up
-                    var samples: [Double] = []
-                    for _ in 0..<repetitions {
+                for d in depth.values {
+                    // The depth's tokens, fed untimed before every run (after a reset).
+                    let context = randomTokens(d)
+                    func fill() throws {
                         session.reset()
-                        samples.append(try timed { try session.prefill(tokens, logits: .last) })
+                        if d > 0 { _ = try timed { try session.prefill(context, logits: .none) } }
                     }
-                    let r = result("pp\(p)", prompt: p, gen: 0, samples)
-                    if verbose { printNote(r.summary) }
-                    report.results.append(r)
-                }
-                for n in gens {
-                    let start = randomTokens(Self.tgPromptLength)
-                    let steps = randomTokens(n + 1).dropFirst()
-                    session.reset()
-                    _ = try timed { try session.prefill(start, logits: .last) }
-                    _ = try timed { try session.forward(token: steps.first!) }  // warm-up
-                    var samples: [Double] = []
-                    for _ in 0..<repetitions {
-                        session.reset()
-                        _ = try timed { try session.prefill(start, logits: .last) }
-                        samples.append(try timed {
-                            for token in steps { try session.forward(token: token, computeLogits: true) }
-                        })
+                    for p in prompts {
+                        let tokens = randomTokens(p)
+                        try fill()
+                        _ = try timed { try session.prefill(tokens.prefix(session.batchSize), logits: .last) }  // warm-up
+                        var samples: [Double] = []
+                        for _ in 0..<repetitions {
+                            try fill()
+                            samples.append(try timed { try session.prefill(tokens, logits: .last) })
+                        }
+                        let r = result("pp\(p)", prompt: p, gen: 0, depth: d, samples)
+                        if verbose { printNote(r.summary) }
+                        report.results.append(r)
                     }
-                    let r = result("tg\(n)", prompt: 0, gen: n, samples)
-                    if verbose { printNote(r.summary) }
-                    report.results.append(r)
+                    for n in gens {
+                        let start = d > 0 ? [] : randomTokens(Self.tgPromptLength)
+                        let steps = randomTokens(n + 1).dropFirst()
+                        func prepare() throws {
+                            try fill()
+                            if !start.isEmpty { _ = try timed { try session.prefill(start, logits: .last) } }
+                        }
+                        try prepare()
+                        _ = try timed { try session.forward(token: steps.first!) }  // warm-up
+                        var samples: [Double] = []
+                        for _ in 0..<repetitions {
+                            try prepare()
+                            samples.append(try timed {
+                                for token in steps { try session.forward(token: token, computeLogits: true) }
+                            })
+                        }
+                        let r = result("tg\(n)", prompt: 0, gen: n, depth: d, samples)
+                        if verbose { printNote(r.summary) }
+                        report.results.append(r)
+                    }
                 }
                 let memory = BenchReport.Memory(threads: t, batchSize: session.batchSize, afterTest: gens.isEmpty ? "pp" : "tg",
                                                 rssAnon: procStatusBytes("RssAnon"), rssFile: procStatusBytes("RssFile"),
@@ -240,6 +268,8 @@ struct BenchReport: Encodable {
         var kernels: String
         var nPrompt: Int
         var nGen: Int
+        /// Tokens in the KV cache before the test (-d).
+        var nDepth: Int = 0
         /// Seconds of each timed run.
         var seconds: [Double]
 
@@ -262,7 +292,7 @@ struct BenchReport: Encodable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case test, threads, batchSize = "batch_size", kernels, nPrompt = "n_prompt", nGen = "n_gen"
+            case test, threads, batchSize = "batch_size", kernels, nPrompt = "n_prompt", nGen = "n_gen", nDepth = "n_depth"
             case samplesNs = "samples_ns", samplesTs = "samples_ts", medianTs = "median_ts", meanTs = "mean_ts"
             case stddevTs = "stddev_ts", minTs = "min_ts", maxTs = "max_ts"
         }
@@ -275,6 +305,7 @@ struct BenchReport: Encodable {
             try c.encode(kernels, forKey: .kernels)
             try c.encode(nPrompt, forKey: .nPrompt)
             try c.encode(nGen, forKey: .nGen)
+            try c.encode(nDepth, forKey: .nDepth)
             try c.encode(seconds.map { Int(($0 * 1e9).rounded()) }, forKey: .samplesNs)
             try c.encode(samples, forKey: .samplesTs)
             try c.encode(median, forKey: .medianTs)

@@ -133,6 +133,20 @@ final class BenchTests: XCTestCase {
         #endif
     }
 
+    /// -d: the tests again with that many tokens already in the cache, labelled as llama-bench does.
+    func testBenchDepth() throws {
+        let o = try run(["bench", "-m", modelPath, "-p", "8", "-n", "4", "-d", "0,16", "-r", "1", "-t", "1", "-o", "json",
+                         "--no-bandwidth", "--ctx", "64"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any], o.stdout)
+        let results = try XCTUnwrap(json["results"] as? [[String: Any]])
+        XCTAssertEqual(results.map { $0["test"] as? String }, ["pp8", "tg4", "pp8 @ d16", "tg4 @ d16"])
+        XCTAssertEqual(results.map { $0["n_depth"] as? Int }, [0, 0, 16, 16])
+        let deep = try run(["bench", "-m", modelPath, "-p", "8", "-n", "0", "-d", "60", "--ctx", "64"])
+        XCTAssertNotEqual(deep.status, 0)
+        XCTAssertTrue(deep.stderr.hasPrefix("error: ") && deep.stderr.contains("depth 60"), deep.stderr)
+    }
+
     func testBenchErrors() throws {
         let long = try run(["bench", "-m", modelPath, "-p", "100", "-n", "0", "--ctx", "64"])
         XCTAssertNotEqual(long.status, 0)

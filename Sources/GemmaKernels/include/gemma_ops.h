@@ -33,13 +33,66 @@ typedef struct {
 } gt_kv_span;
 
 /// Attention of one query head over the positions of `span_count` spans, taken in order (a ring
-/// buffer's two halves and the keys of the current batch, say):
+/// buffer's two halves and the keys of the current batch, say), with an exact softmax over a full
+/// score row. The forward pass uses gt_attention_rows (below); this is kept as a reference:
 ///   scores[t] = dot(q, k_t) * scale, then, when softcap > 0, softcap * tanh(scores[t] / softcap);
 ///   p = softmax(scores);  out = sum_t p[t] * v_t.
 /// `scores` is scratch space for the total count; `out` (head_dim floats) is overwritten. With
 /// one span and softcap 0 this is exactly gt_attention_head.
 void gt_attention_head_spans(const float *q, const gt_kv_span *spans, size_t span_count, size_t stride,
                              size_t head_dim, float scale, float softcap, float *scores, float *out);
+
+// ---- tiled attention (attention_tiled.c): what the forward pass uses ----
+//
+// Blocks of query rows that share one KV head (the query heads of a GQA group, for several
+// tokens) go over the keys in chunks of 64 positions with an online softmax: per row a running
+// max m and sum l, and an output accumulator rescaled by exp(m_old - m_new) when m grows. No
+// score row longer than a chunk is ever formed, and each chunk's keys and values are read once
+// for the whole block. Dot products, the value accumulation and exp run in SIMD (AVX-512, AVX2,
+// NEON, chosen with the matrix kernels' path: gt_kernel_isa_id, so GEMMA_TINY_KERNELS applies).
+//
+// Determinism: chunks are aligned to absolute positions and a row's arithmetic never depends on
+// the other rows of its block, so on one path a row's result is bit-identical whether it is
+// computed alone (decoding), in a batch, in any block, on any thread, and however its positions
+// are split into runs (a ring buffer's two halves, the batch). Paths differ from each other and
+// from the exact softmax only by f32 rounding (the sums run in another order, exp is a
+// polynomial): kernels-test checks every path against an f64 softmax, within 5e-6 * max|v| per
+// output (1e-5 soft-capped) for scores spread over -10..10; measured up to 1e-6.
+
+/// A run of `count` consecutive positions from `first` on: position first + t has its key at
+/// keys + t * stride and its value at values + t * stride.
+typedef struct {
+    const float *keys;
+    const float *values;
+    size_t first;
+    size_t count;
+} gt_kv_run;
+
+/// One query row: `q` (head_dim floats) attends to positions lo..<hi (lo < hi), result to `out`.
+typedef struct {
+    const float *q;
+    float *out;
+    size_t lo;
+    size_t hi;
+} gt_attention_row;
+
+/// Rows gt_attention_rows processes together (it takes any number, this many at a time).
+#define GT_ATTENTION_BLOCK_ROWS 16
+
+/// Bytes of scratch space gt_attention_rows needs for `head_dim` (one buffer per thread).
+size_t gt_attention_scratch_bytes(size_t head_dim);
+
+/// Attention of `row_count` query rows over the runs (sorted by position, covering every
+/// position some row needs; the rows' ranges must form one interval, as consecutive tokens'
+/// do): out = sum_t softmax_t(s_t) v_t over t in lo..<hi, s_t = dot(q, k_t) * scale, soft-capped
+/// (softcap * tanh(s_t / softcap)) when softcap > 0. Rows are processed 16 at a time.
+void gt_attention_rows(const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs, size_t run_count,
+                       size_t stride, size_t head_dim, float scale, float softcap, void *scratch);
+
+/// The same on an explicit path: a GT_ISA_* id (gemma_kernels.h); 0 (scalar) is the portable
+/// reference; an id this CPU cannot run falls back to it. Returns the id used.
+int gt_attention_rows_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
+                          size_t run_count, size_t stride, size_t head_dim, float scale, float softcap, void *scratch);
 
 /// Soft-capping: x[i] = cap * tanh(x[i] / cap).
 void gt_softcap(float *x, size_t n, float cap);

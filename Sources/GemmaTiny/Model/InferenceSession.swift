@@ -69,7 +69,12 @@ public final class InferenceSession {
     private let buffers: ActivationBuffers
     private let x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, kBatch, vBatch: UnsafeMutablePointer<Float>
     private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
-    private let spans: UnsafeMutablePointer<gt_kv_span> // [parts][3]: one query's cached and batch positions
+    private let spans: UnsafeMutablePointer<gt_kv_span> // [parts][3]: a block's cached positions
+    // Per attention part: its block's rows, runs of positions, and the kernel's scratch space.
+    private let attentionRows: UnsafeMutablePointer<gt_attention_row> // [parts][GT_ATTENTION_BLOCK_ROWS]
+    private let attentionRuns: UnsafeMutablePointer<gt_kv_run> // [parts][3]
+    private let attentionScratch: UnsafeMutableRawPointer // [parts][attentionScratchBytes]
+    private let attentionScratchBytes: Int
     /// Parts a batch's attention is split into (the kernels' threads).
     private let attentionParts: Int
 
@@ -136,6 +141,10 @@ public final class InferenceSession {
         kBatch = b.kBatch
         vBatch = b.vBatch
         spans = .allocate(capacity: 3 * parts)
+        attentionRows = .allocate(capacity: Int(GT_ATTENTION_BLOCK_ROWS) * parts)
+        attentionRuns = .allocate(capacity: 3 * parts)
+        attentionScratchBytes = (gt_attention_scratch_bytes(headDim) + 63) & ~63
+        attentionScratch = .allocate(byteCount: attentionScratchBytes * parts, alignment: 64)
 
         // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32, for each RoPE base.
         for (r, theta) in variant.ropeThetas.enumerated() {
@@ -154,6 +163,9 @@ public final class InferenceSession {
     deinit {
         buffers.deallocate()
         spans.deallocate()
+        attentionRows.deallocate()
+        attentionRuns.deallocate()
+        attentionScratch.deallocate()
         logitRows?.deallocate()
     }
 
@@ -424,36 +436,59 @@ public final class InferenceSession {
     /// token i, at position p = position + i, sees positions lo...p, lo = p - window + 1 in a
     /// sliding layer (at least 0), else 0: the cached ones (lo..<position), then the batch's own
     /// (from kBatch/vBatch) up to itself. Each query head uses the key/value head of its group.
+    ///
+    /// The tiled kernel (`gt_attention_rows`) takes blocks of query rows that share a KV head:
+    /// row r of KV head kv is token r / group, head kv * group + r % group, so one block holds the
+    /// whole group for a few tokens and reads each key and value once for all of them. Blocks
+    /// (at most 16 rows; smaller when there are fewer blocks than threads, e.g. decoding) go to
+    /// the kernels' threads, every parts-th block to a thread (later tokens see more positions,
+    /// so striding balances the work). A row's result does not depend on its block or thread.
     private func attendBatch(layer: Int, count n: Int) {
         let group = heads / kvHeads
         let window = variant.layers[layer].window
         let scale = variant.attentionScale
         let softcap = variant.attentionSoftcap ?? 0
-        // The (token, head) pairs are independent: split them over the kernels' threads, each
-        // with its own scores and spans, taking every parts-th pair (later tokens see more
-        // positions, so striding balances the work). Each pair is computed the same way
-        // whichever thread takes it.
-        let parts = n * heads >= 2 * attentionParts ? attentionParts : 1
-        nonisolated(unsafe) let (q, attn, kBatch, vBatch, scores, spans) = (q, attn, kBatch, vBatch, scores, spans)
-        let (position, qDim, kvDim, headDim, heads, ctx) = (position, qDim, kvDim, headDim, heads, contextLength)
+        let rowsPerKV = n * group
+        let maxRows = Int(GT_ATTENTION_BLOCK_ROWS)
+        let blocksPerKV = max((rowsPerKV + maxRows - 1) / maxRows,
+                              min(rowsPerKV, (attentionParts + kvHeads - 1) / kvHeads))
+        let rowsPerBlock = (rowsPerKV + blocksPerKV - 1) / blocksPerKV
+        let items = kvHeads * blocksPerKV
+        let parts = min(attentionParts, items)
+        nonisolated(unsafe) let (q, attn, kBatch, vBatch, spans) = (q, attn, kBatch, vBatch, spans)
+        nonisolated(unsafe) let (rowBuffers, runBuffers, scratch) = (attentionRows, attentionRuns, attentionScratch)
+        let (position, qDim, kvDim, headDim, scratchBytes) = (position, qDim, kvDim, headDim, attentionScratchBytes)
         let cache = self.cache
         let work = { (part: Int) in
-            let partScores = scores + part * ctx, partSpans = spans + part * 3
+            let rows = rowBuffers + part * maxRows, runs = runBuffers + part * 3, partSpans = spans + part * 3
             var item = part
-            while item < n * heads {
-                let i = item / heads, h = item % heads
+            while item < items {
+                let kv = item / blocksPerKV, r0 = (item % blocksPerKV) * rowsPerBlock
                 item += parts
-                let p = position + i
-                let lo = window.map { max(0, p - $0 + 1) } ?? 0
-                let batchFirst = max(lo, position) - position
-                let query = q + i * qDim, out = attn + i * qDim
-                let kv = (h / group) * headDim
-                var count = cache.spans(layer: layer, from: lo, to: position, column: kv, into: partSpans)
-                partSpans[count] = gt_kv_span(keys: kBatch + batchFirst * kvDim + kv, values: vBatch + batchFirst * kvDim + kv,
-                                              count: i - batchFirst + 1)
+                let r1 = min(r0 + rowsPerBlock, rowsPerKV)
+                guard r0 < r1 else { continue }
+                for r in r0..<r1 {
+                    let i = r / group, h = kv * group + r % group, p = position + i
+                    let lo = window.map { max(0, p - $0 + 1) } ?? 0
+                    rows[r - r0] = gt_attention_row(q: q + i * qDim + h * headDim, out: attn + i * qDim + h * headDim,
+                                                    lo: lo, hi: p + 1)
+                }
+                // The positions the block needs: from its first row's lo (the smallest) to its
+                // last row's own position: cached ones (a ring's one or two runs), then the batch's.
+                let lo = rows[0].lo, column = kv * headDim
+                var count = 0, first = lo
+                for s in 0..<cache.spans(layer: layer, from: lo, to: position, column: column, into: partSpans) {
+                    runs[count] = gt_kv_run(keys: partSpans[s].keys, values: partSpans[s].values, first: first,
+                                            count: partSpans[s].count)
+                    first += partSpans[s].count
+                    count += 1
+                }
+                let batchFirst = max(lo, position) - position, last = (r1 - 1) / group
+                runs[count] = gt_kv_run(keys: kBatch + batchFirst * kvDim + column, values: vBatch + batchFirst * kvDim + column,
+                                        first: position + batchFirst, count: last - batchFirst + 1)
                 count += 1
-                gt_attention_head_spans(query + h * headDim, partSpans, count, kvDim, headDim, scale, softcap,
-                                        partScores, out + h * headDim)
+                gt_attention_rows(rows, r1 - r0, runs, count, kvDim, headDim, scale, softcap,
+                                  scratch + part * scratchBytes)
             }
         }
         if parts == 1 { work(0) } else { kernels.parallel { part in if part < parts { work(part) } } }

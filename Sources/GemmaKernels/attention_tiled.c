@@ -1,0 +1,161 @@
+// Tiled prompt and decode attention with an online softmax (design: gemma_ops.h). This file is
+// the ISA-independent driver plus the portable reference steps; attention_{avx2,avx512,neon}.c
+// hold the SIMD versions of the three per-chunk steps (attention_internal.h).
+#include "gemma_ops.h"
+#include "gemma_kernels.h"
+#include "attention_internal.h"
+
+// ---- the portable steps (the reference every SIMD path is tested against) ----
+
+static void scores_scalar(const float *const *q, size_t nr, const float *const *k, size_t nk, size_t d, float *s,
+                          size_t lds) {
+    for (size_t r = 0; r < nr; r++) {
+        for (size_t j = 0; j < nk; j++) {
+            const float *a = q[r], *b = k[j];
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            size_t i = 0;
+            for (; i + 8 <= d; i += 8) {
+                for (int t = 0; t < 8; t++) acc[t] += a[i + t] * b[i + t];
+            }
+            float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for (; i < d; i++) sum += a[i] * b[i];
+            s[r * lds + j] = sum;
+        }
+    }
+}
+
+static float transform_max_scalar(float *s, size_t b, size_t e, float scale, float softcap) {
+    float max = -INFINITY;
+    for (size_t j = 0; j < GT_ATT_CHUNK; j++) {
+        float x = -INFINITY;
+        if (j >= b && j < e) {
+            x = s[j] * scale;
+            if (softcap > 0) x = tanhf(x / softcap) * softcap;
+            if (x > max) max = x;
+        }
+        s[j] = x;
+    }
+    return max;
+}
+
+static float exp_sum_scalar(float *s, float m) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t j = 0; j < GT_ATT_CHUNK; j++) {
+        const float p = gt_att_expf(s[j] - m);
+        s[j] = p;
+        acc[j % 8] += p;
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static void accumulate_scalar(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk, size_t d,
+                              float *o, size_t ldo) {
+    for (size_t r = 0; r < nr; r++) {
+        float *out = o + r * ldo;
+        for (size_t j = 0; j < nk; j++) {
+            const float w = p[r * ldp + j];
+            if (w == 0.0f) continue;  // adds exactly nothing
+            const float *x = v[j];
+            for (size_t i = 0; i < d; i++) out[i] += w * x[i];
+        }
+    }
+}
+
+const gt_attention_isa gt_attention_scalar = {scores_scalar, transform_max_scalar, exp_sum_scalar, accumulate_scalar};
+
+// ---- the driver ----
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+size_t gt_attention_scratch_bytes(size_t head_dim) {
+    return 64 + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) + align64(GT_ATT_ROWS * head_dim * sizeof(float));
+}
+
+static const gt_attention_isa *table_for(int *isa) {
+    if (*isa != GT_ISA_SCALAR && gt_isa_supported(*isa)) {
+        switch (*isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+        case GT_ISA_AVX2:
+        case GT_ISA_AVX2_VNNI: return &gt_attention_avx2;
+        case GT_ISA_AVX512_VNNI: return &gt_attention_avx512;
+#endif
+#if defined(__aarch64__)
+        case GT_ISA_NEON:
+        case GT_ISA_NEON_DOTPROD: return &gt_attention_neon;
+#endif
+        default: break;
+        }
+    }
+    *isa = GT_ISA_SCALAR;
+    return &gt_attention_scalar;
+}
+
+// Up to GT_ATT_ROWS rows: one pass over the chunks their ranges cover.
+static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows, size_t nr, const gt_kv_run *runs,
+                         size_t run_count, size_t stride, size_t d, float scale, float softcap, float *S, float *O) {
+    const float *qp[GT_ATT_ROWS], *kp[GT_ATT_CHUNK], *vp[GT_ATT_CHUNK];
+    float m[GT_ATT_ROWS], l[GT_ATT_ROWS];
+    size_t lo = rows[0].lo, hi = rows[0].hi;
+    for (size_t r = 0; r < nr; r++) {
+        qp[r] = rows[r].q;
+        m[r] = -INFINITY;
+        l[r] = 0;
+        memset(O + r * d, 0, d * sizeof(float));
+        if (rows[r].lo < lo) lo = rows[r].lo;
+        if (rows[r].hi > hi) hi = rows[r].hi;
+    }
+    size_t run = 0;
+    for (size_t a = lo / GT_ATT_CHUNK * GT_ATT_CHUNK; a < hi; a += GT_ATT_CHUNK) {
+        const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
+        for (size_t pos = c0; pos < c1; pos++) {
+            while (run + 1 < run_count && pos >= runs[run].first + runs[run].count) run++;
+            const size_t t = pos - runs[run].first;
+            kp[pos - a] = runs[run].keys + t * stride;
+            vp[pos - a] = runs[run].values + t * stride;
+        }
+        const size_t j0 = c0 - a, nk = c1 - c0;
+        f->scores(qp, nr, kp + j0, nk, d, S + j0, GT_ATT_CHUNK);
+        for (size_t r = 0; r < nr; r++) {
+            float *s = S + r * GT_ATT_CHUNK;
+            const size_t b = rows[r].lo > a ? rows[r].lo - a : 0;
+            const size_t e = rows[r].hi < a + GT_ATT_CHUNK ? (rows[r].hi > a ? rows[r].hi - a : 0) : GT_ATT_CHUNK;
+            if (b >= e) {  // the row sees nothing here: it stays as it is
+                memset(s, 0, GT_ATT_CHUNK * sizeof(float));
+                continue;
+            }
+            const float cmax = f->transform_max(s, b, e, scale, softcap);
+            const float mn = cmax > m[r] ? cmax : m[r];
+            const float corr = gt_att_expf(m[r] - mn);  // 0 on the row's first chunk (m = -inf)
+            l[r] = l[r] * corr + f->exp_sum(s, mn);
+            m[r] = mn;
+            if (corr != 1.0f) {
+                float *o = O + r * d;
+                for (size_t i = 0; i < d; i++) o[i] *= corr;
+            }
+        }
+        f->accumulate(S + j0, GT_ATT_CHUNK, nr, vp + j0, nk, d, O, d);
+    }
+    for (size_t r = 0; r < nr; r++) {
+        const float *o = O + r * d;
+        float *out = rows[r].out;
+        for (size_t i = 0; i < d; i++) out[i] = o[i] / l[r];
+    }
+}
+
+int gt_attention_rows_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
+                          size_t run_count, size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
+    const gt_attention_isa *f = table_for(&isa);
+    float *S = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *O = S + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) / sizeof(float);
+    for (size_t r = 0; r < row_count; r += GT_ATT_ROWS) {
+        const size_t nr = row_count - r < GT_ATT_ROWS ? row_count - r : GT_ATT_ROWS;
+        attend_block(f, rows + r, nr, runs, run_count, stride, head_dim, scale, softcap, S, O);
+    }
+    return isa;
+}
+
+void gt_attention_rows(const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs, size_t run_count,
+                       size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
+    gt_attention_rows_isa(gt_kernel_isa_id(), rows, row_count, runs, run_count, stride, head_dim, scale, softcap,
+                          scratch);
+}

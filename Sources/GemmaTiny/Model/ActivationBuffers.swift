@@ -5,10 +5,9 @@ struct ActivationBuffers {
     /// Floats of each buffer, padded to 64 bytes: what `init` carves, and what `MemoryEstimate`
     /// counts before a model is loaded.
     struct Sizes: Equatable {
-        var x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, logits, kBatch, vBatch: Int
+        var x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, invFreq, logits, kBatch, vBatch: Int
 
-        init(config: ModelConfig, ropeCount ropes: Int, contextLength ctx: Int, batchSize batch: Int,
-             parallelism parts: Int) {
+        init(config: ModelConfig, ropeCount ropes: Int, batchSize batch: Int) {
             let hidden = config.hiddenSize, intermediate = config.intermediateSize
             let qDim = config.numAttentionHeads * config.headDim, kvDim = config.numKeyValueHeads * config.headDim
             let half = config.headDim / 2
@@ -22,7 +21,6 @@ struct ActivationBuffers {
             up = padded(batch * intermediate)
             ropeCos = padded(ropes * batch * half)
             ropeSin = padded(ropes * batch * half)
-            scores = padded(parts * ctx)
             invFreq = padded(ropes * half)
             logits = padded(config.vocabSize)
             kBatch = padded(batch * kvDim)
@@ -30,7 +28,7 @@ struct ActivationBuffers {
         }
 
         var totalFloats: Int {
-            x + xn + proj + q + attn + gate + up + ropeCos + ropeSin + scores + invFreq + logits + kBatch + vBatch
+            x + xn + proj + q + attn + gate + up + ropeCos + ropeSin + invFreq + logits + kBatch + vBatch
         }
     }
 
@@ -50,8 +48,6 @@ struct ActivationBuffers {
     /// Each token's rotation, cos and sin [ropeThetas][batch][headDim / 2].
     let ropeCos: UnsafeMutablePointer<Float>
     let ropeSin: UnsafeMutablePointer<Float>
-    /// Attention scores [parts][contextLength]: one row per attention part.
-    let scores: UnsafeMutablePointer<Float>
     /// RoPE inverse frequencies [ropeThetas][headDim / 2].
     let invFreq: UnsafeMutablePointer<Float>
     /// The logits after the last token [vocab].
@@ -76,7 +72,6 @@ struct ActivationBuffers {
         up = next; next += sizes.up
         ropeCos = next; next += sizes.ropeCos
         ropeSin = next; next += sizes.ropeSin
-        scores = next; next += sizes.scores
         invFreq = next; next += sizes.invFreq
         logits = next; next += sizes.logits
         kBatch = next; next += sizes.kBatch

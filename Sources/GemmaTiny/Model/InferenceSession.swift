@@ -67,7 +67,7 @@ public final class InferenceSession {
     // Activations (f32): the buffers of `ActivationBuffers` (which allocates them and says what
     // each holds), kept here by the same names for the forward pass.
     private let buffers: ActivationBuffers
-    private let x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, scores, invFreq, kBatch, vBatch: UnsafeMutablePointer<Float>
+    private let x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, invFreq, kBatch, vBatch: UnsafeMutablePointer<Float>
     private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
     private let spans: UnsafeMutablePointer<gt_kv_span> // [parts][3]: a block's cached positions
     // Per attention part: its block's rows, runs of positions, and the kernel's scratch space.
@@ -124,7 +124,7 @@ public final class InferenceSession {
         let parts = max(1, self.kernels.parallelism)
         attentionParts = parts
         let b = ActivationBuffers(ActivationBuffers.Sizes(config: config, ropeCount: variant.ropeThetas.count,
-                                                          contextLength: ctx, batchSize: batch, parallelism: parts))
+                                                          batchSize: batch))
         buffers = b
         x = b.x
         xn = b.xn
@@ -135,7 +135,6 @@ public final class InferenceSession {
         up = b.up
         ropeCos = b.ropeCos
         ropeSin = b.ropeSin
-        scores = b.scores
         invFreq = b.invFreq
         logitsBuffer = b.logits
         kBatch = b.kBatch
@@ -177,7 +176,7 @@ public final class InferenceSession {
     /// a sliding one (a ring buffer).
     public func kvCacheCapacity(layer: Int) -> Int { cache.capacities[layer] }
 
-    /// Bytes of the activation buffers (batch buffers, scores, logits).
+    /// Bytes of the activation buffers (batch buffers, logits).
     public var activationBufferBytes: Int { buffers.byteCount + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) }
 
     /// The logits after the last token fed with `computeLogits: true` (vocab floats). The buffer

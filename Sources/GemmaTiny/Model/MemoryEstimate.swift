@@ -52,11 +52,9 @@ public struct MemoryEstimate: Sendable, Equatable {
         let variant = try GemmaVariant(config: config)
         let ctx = max(1, min(session.contextLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings))
         let batch = min(max(1, session.batchSize), ctx)
-        let parallelism = session.threads > 0 ? session.threads : WorkerPool.defaultThreadCount
         self.weightBytes = weightBytes
         kvCacheBytes = Self.kvCacheBytes(variant: variant, config: config, contextLength: ctx)
-        let buffers = ActivationBuffers.Sizes(config: config, ropeCount: variant.ropeThetas.count, contextLength: ctx,
-                                              batchSize: batch, parallelism: parallelism)
+        let buffers = ActivationBuffers.Sizes(config: config, ropeCount: variant.ropeThetas.count, batchSize: batch)
         // Plus the logits rows of a prefill that scores every token (perplexity).
         let logitRows = InferenceSession.logitRowCapacity(batchSize: batch) * config.vocabSize
         activationBytes = (buffers.totalFloats + logitRows) * MemoryLayout<Float>.size

@@ -18,10 +18,7 @@
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 // Rows of 2048 q4 / q8 weights are 1-2 KiB: a 4-row tile reads 4 short streams, too short for
 // the hardware prefetchers to ramp up before they end. Each tile therefore prefetches the next
-// tile's rows, one cache line per block step, so they arrive while this tile computes.
-#ifndef GT_PREFETCH_HINT
-#define GT_PREFETCH_HINT _MM_HINT_T0
-#endif
+// tile's rows, each block step its share (GT_PREFETCH_SPAN), so they arrive while this tile computes.
 #define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
 // AVX-512 VNNI with VL but no AVX-VNNI (Ice Lake, Zen 4): the same vpdpbusd on 256-bit registers,
@@ -119,7 +116,7 @@ INLINE void q4_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uin
     const size_t pf_step = R * rs / nb;                                                                 \
     for (size_t b = 0; b < nb; b++) {                                                                   \
         const size_t off = b * block_bytes;                                                             \
-        _mm_prefetch((const char *)(pf + b * pf_step), GT_PREFETCH_HINT);                               \
+        GT_PREFETCH_SPAN(pf + b * pf_step, pf_step);                                                    \
         __m128 ws = load_scales(wr, off, 2 * NP);                                                       \
         if (T == 1) ws = _mm_mul_ps(ws, _mm_set1_ps(gt_act_d(act, nb)[b]));                             \
         __m256 sc[2];                                                                                   \
@@ -167,7 +164,7 @@ INLINE void q8_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uin
     const size_t pf_step = R * rs / nb;                                                                 \
     for (size_t b = 0; b < nb; b++) {                                                                   \
         const size_t off = b * GT_Q8_BLOCK_BYTES;                                                       \
-        _mm_prefetch((const char *)(pf + b * pf_step), GT_PREFETCH_HINT);                               \
+        GT_PREFETCH_SPAN(pf + b * pf_step, pf_step);                                                    \
         __m128 ws = load_scales(wr, off, R);                                                            \
         if (T == 1) ws = _mm_mul_ps(ws, _mm_set1_ps(gt_act_d(act, nb)[b]));                             \
         __m256i wq[4], wa[4];                                                                           \
@@ -252,11 +249,11 @@ AVX2_INLINE void float_tile(const uint8_t *w, size_t rs, size_t cols, const uint
     const float *xt[4];
     GT_UNROLL for (int i = 0; i < R; i++) wr[i] = w + (r + i) * rs;
     GT_UNROLL for (int t = 0; t < T; t++) xt[t] = (const float *)(act + t * as);
-    const uint8_t *pf = w + (r + R) * rs;  // the next tile's rows (see GT_PREFETCH_HINT)
+    const uint8_t *pf = w + (r + R) * rs;  // the next tile's rows (GT_PREFETCH_SPAN)
     const size_t pf_step = R * 8 * esize;
     size_t k = 0;
     for (; k + 8 <= cols; k += 8) {
-        _mm_prefetch((const char *)(pf + k / 8 * pf_step), GT_PREFETCH_HINT);
+        GT_PREFETCH_SPAN(pf + k / 8 * pf_step, pf_step);
         __m256 wv[4];
         GT_UNROLL for (int i = 0; i < R; i++) wv[i] = load_w8(wr[i] + k * esize, bf16);
         GT_UNROLL for (int t = 0; t < T; t++) {

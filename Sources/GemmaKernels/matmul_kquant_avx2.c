@@ -19,7 +19,7 @@
 #include "matmul_tiles.h"
 #include <immintrin.h>
 
-// Fetches the next tile's share of bytes for this super-block (see GT_PREFETCH_HINT in matmul_avx2.c).
+// Fetches the next tile's share of bytes for this super-block (as GT_PREFETCH_SPAN in matmul_tiles.h).
 #ifndef KQ_NO_PREFETCH
 #define KQ_PREFETCH(p, n) for (size_t l_ = 0; l_ < (n); l_ += 64) _mm_prefetch((const char *)(p) + l_, _MM_HINT_T0)
 #else

@@ -67,7 +67,7 @@ NEON_INLINE void q5_high_bits(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
         const size_t pf_step = R * rs / nb;                                                                   \
         const uint8x16_t m4 = vdupq_n_u8(0x0f);                                                               \
         for (size_t b = 0; b < nb; b++) {                                                                     \
-            __builtin_prefetch(pf + b * pf_step, 0, 3);                                                       \
+            GT_PREFETCH_SPAN(pf + b * pf_step, pf_step);                                                      \
             int8x16_t lo[4], hi[4];                                                                           \
             float wd[4];                                                                                      \
             GT_UNROLL for (int i = 0; i < R; i++) {                                                           \
@@ -107,7 +107,7 @@ NEON_INLINE void q5_high_bits(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
         const size_t pf_step = R * rs / nb;                                                                   \
         const int32x4_t zero = vdupq_n_s32(0);                                                                \
         for (size_t b = 0; b < nb; b++) {                                                                     \
-            __builtin_prefetch(pf + b * pf_step, 0, 3);                                                       \
+            GT_PREFETCH_SPAN(pf + b * pf_step, pf_step);                                                      \
             int8x16_t w0[4], w1[4];                                                                           \
             float wd[4];                                                                                      \
             GT_UNROLL for (int i = 0; i < R; i++) {                                                           \
@@ -164,7 +164,7 @@ NEON_INLINE void float_tile(const uint8_t *w, size_t rs, size_t cols, const uint
     const size_t pf_step = R * 8 * esize;
     size_t k = 0;
     for (; k + 8 <= cols; k += 8) {
-        __builtin_prefetch(pf + k / 8 * pf_step, 0, 3);
+        GT_PREFETCH_SPAN(pf + k / 8 * pf_step, pf_step);
         float32x4_t w0[4], w1[4];
         GT_UNROLL for (int i = 0; i < R; i++) load_w8(wr[i] + k * esize, bf16, &w0[i], &w1[i]);
         GT_UNROLL for (int t = 0; t < T; t++) {

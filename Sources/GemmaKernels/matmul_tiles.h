@@ -12,6 +12,13 @@
 // Fully unrolls the small row / token loops of a tile so its accumulators live in registers.
 #define GT_UNROLL _Pragma("GCC unroll 4")
 
+// Prefetches every cache line of [p, p + n): a tile fetches the next tile's rows, one step's share
+// (R rows x one block) per block step. That share is 2-3 lines for q8 and f32 (4 x 34 bytes,
+// 4 x 32 bytes): fetching only the step's first line left every other line to the hardware
+// prefetchers, which do not ramp up on rows this short, and halved q8's read rate.
+#define GT_PREFETCH_SPAN(p, n)                                  \
+    for (size_t pl_ = 0; pl_ < (n); pl_ += 64) __builtin_prefetch((const char *)(p) + pl_, 0, 3)
+
 // Batches: rows go in chunks of about GT_ROW_CHUNK_BYTES of weights (kept in L2), and within a
 // chunk the tokens in groups of 4 (their inputs stay in L1) over the chunk's row pairs. Weights
 // are thus read from memory once per batch, inputs from L1.

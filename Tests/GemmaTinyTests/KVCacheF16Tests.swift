@@ -80,6 +80,67 @@ final class KVCacheF16Tests: XCTestCase {
         XCTAssertEqual(f16.kvCacheBytes, 18 * 256 * 2048 * 2 * 2)
     }
 
+    /// The KV cache of the real shapes (docs/BENCHMARKS.md, issue 17), f32 and f16, as the
+    /// estimate counts it: Gemma 3 270M (18 layers, every 6th global, window 512, 1 KV head of
+    /// 256) at ctx 8192; Gemma 1 2B (18 layers, 1 KV head of 256) and Gemma 2 2B (26 layers
+    /// alternating window 4096 / global, 4 KV heads of 256) at ctx 2048 and 8192.
+    func testKVCacheOfTheRealShapes() throws {
+        let g3 = ModelConfig(architecture: .gemma3, vocabSize: 262_144, hiddenSize: 640, intermediateSize: 2048,
+                             numHiddenLayers: 18, numAttentionHeads: 4, numKeyValueHeads: 1, headDim: 256,
+                             maxPositionEmbeddings: 32768, rmsNormEps: 1e-6, ropeTheta: 1_000_000,
+                             hiddenActivation: "gelu_pytorch_tanh", embeddingScale: 25.3, slidingWindow: 512,
+                             layerTypes: (0..<18).map { $0 % 6 == 5 ? ModelConfig.fullAttention : ModelConfig.slidingAttention },
+                             queryPreAttnScalar: 256, ropeLocalBaseFreq: 10000, useQKNorm: true)
+        let g2 = ModelConfig(architecture: .gemma2, vocabSize: 256_000, hiddenSize: 2304, intermediateSize: 9216,
+                             numHiddenLayers: 26, numAttentionHeads: 8, numKeyValueHeads: 4, headDim: 256,
+                             maxPositionEmbeddings: 8192, rmsNormEps: 1e-6, ropeTheta: 10000,
+                             hiddenActivation: "gelu_pytorch_tanh", embeddingScale: 48, slidingWindow: 4096,
+                             layerTypes: (0..<26).map { $0 % 2 == 0 ? ModelConfig.slidingAttention : ModelConfig.fullAttention },
+                             attnLogitSoftcapping: 50, finalLogitSoftcapping: 30, queryPreAttnScalar: 256)
+        func kv(_ c: ModelConfig, _ ctx: Int, _ type: KVCacheType) throws -> Int {
+            try MemoryEstimate(config: c, weightBytes: 0, vocabularyBytes: 0,
+                               session: .init(contextLength: ctx, cacheType: type)).kvCacheBytes
+        }
+        let cases: [(String, ModelConfig, Int, Int)] = [
+            ("gemma 3 270M", g3, 8192, (3 * 8192 + 15 * 512) * 2 * 256),  // 63 MiB f32
+            ("gemma 1 2B", MemoryEstimateTests.gemma2B, 2048, 18 * 2048 * 2 * 256),  // 72 MiB f32
+            ("gemma 2 2B", g2, 2048, 26 * 2048 * 2 * 1024),  // 416 MiB f32
+            ("gemma 2 2B", g2, 8192, (13 * 8192 + 13 * 4096) * 2 * 1024),  // 1.22 GiB f32
+        ]
+        for (name, c, ctx, elements) in cases {
+            XCTAssertEqual(try kv(c, ctx, .f32), elements * 4, "\(name) ctx \(ctx)")
+            XCTAssertEqual(try kv(c, ctx, .f16), elements * 2, "\(name) ctx \(ctx)")
+            if ProcessInfo.processInfo.environment["KV_PRINT"] != nil {
+                print("\(name) ctx \(ctx): f32 \(elements * 4) bytes, f16 \(elements * 2) bytes")
+            }
+        }
+    }
+
+    /// MemoryFit: an f16 cache is counted at 2 bytes an element in the warning, and suggested
+    /// when an f32 one does not fit but an f16 one would.
+    func testMemoryFitSuggestsAndCountsTheF16Cache() throws {
+        let file = try ModelFixtures.model("tiny-gemma", .q8).file
+        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2))
+        let budget = needed.totalBytes - needed.kvCacheBytes / 4
+        let available = MemoryAvailability(memAvailable: budget, cgroup: nil)
+        let f32 = try MemoryFit(file: file, session: .init(contextLength: 512, threads: 2), available: available)
+        XCTAssertFalse(f32.fits)
+        XCTAssertTrue(f32.f16CacheFits)
+        let w = try XCTUnwrap(f32.warning)
+        XCTAssertTrue(w.contains("--cache-type f16"), w)
+        let f16 = try MemoryFit(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f16),
+                                available: available)
+        XCTAssertTrue(f16.fits)
+        XCTAssertNil(f16.warning)
+        // Too little for either: the f16 warning names its cache and does not suggest itself.
+        let tight = MemoryAvailability(memAvailable: needed.weightBytes, cgroup: nil)
+        let both = try MemoryFit(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f16), available: tight)
+        let w16 = try XCTUnwrap(both.warning)
+        XCTAssertTrue(w16.contains("f16 KV cache for a 512-token context"), w16)
+        XCTAssertFalse(w16.contains("--cache-type"), w16)
+        XCTAssertTrue(w16.contains(ByteCountText.format(needed.kvCacheBytes / 2)), w16)
+    }
+
     /// Rewinding and continuing over an f16 cache gives what feeding the tokens afresh gives.
     func testF16CacheRewindAndReset() throws {
         let ids = try sequence()

@@ -8,6 +8,9 @@
 //     (a ring buffer's halves, the batch), and gt_attention_rows == the selected path.
 // Shapes: head_dim 256 (Gemma), 128, 24 and 7 (tails), GQA groups 1, 4 and 8, global and
 // sliding-window layers, batches starting mid-chunk, with and without soft-capping.
+// Each shape runs twice: over an f32 cache (gt_attention_rows) and over an f16 one
+// (gt_attention_rows_f16, the keys and values rounded by gt_f16_store), where the exact
+// softmax is computed from the same f16-rounded keys and values, with the same bounds.
 #include "gemma_kernels.h"
 #include "gemma_ops.h"
 #include "test_support.h"
@@ -50,17 +53,58 @@ static int same(const float *a, const float *b, size_t n) {
     return 1;
 }
 
-static void check_shape(const att_shape *sh, int quick) {
+// The cache under test: f32 (k, v) or f16 (k16, v16, whose widened values are k, v).
+typedef struct {
+    int f16;
+    const float *k, *v;
+    const uint16_t *k16, *v16;
+    size_t stride, column;
+} att_cache;
+
+// gt_attention_rows(_isa) (isa < 0: the selected path) over `count` runs given as first
+// position and count.
+static int attend(const att_cache *c, int isa, const gt_attention_row *rows, size_t nr, const size_t (*spans)[2],
+                  size_t count, size_t d, float scale, float softcap, void *scratch) {
+    gt_kv_run runs[4];
+    gt_kv_run_f16 runs16[4];
+    for (size_t i = 0; i < count; i++) {
+        const size_t off = spans[i][0] * c->stride + c->column;
+        runs[i] = (gt_kv_run){c->k + off, c->v + off, spans[i][0], spans[i][1]};
+        runs16[i] = (gt_kv_run_f16){c->f16 ? c->k16 + off : NULL, c->f16 ? c->v16 + off : NULL, spans[i][0],
+                                    spans[i][1]};
+    }
+    if (c->f16) {
+        if (isa < 0) {
+            gt_attention_rows_f16(rows, nr, runs16, count, c->stride, d, scale, softcap, scratch);
+            return isa;
+        }
+        return gt_attention_rows_f16_isa(isa, rows, nr, runs16, count, c->stride, d, scale, softcap, scratch);
+    }
+    if (isa < 0) {
+        gt_attention_rows(rows, nr, runs, count, c->stride, d, scale, softcap, scratch);
+        return isa;
+    }
+    return gt_attention_rows_isa(isa, rows, nr, runs, count, c->stride, d, scale, softcap, scratch);
+}
+
+static void check_shape(const att_shape *sh, int quick, int f16) {
     const size_t d = sh->d, G = sh->group, P = sh->positions, n = sh->batch, kvh = 2;
     const size_t stride = kvh * d + 3;  // two KV heads and some padding: rows are not packed
     const size_t first = P - n;         // the batch's first position
     const float scale = 6.0f / sqrtf((float)d), softcap = sh->softcap;  // scores spread over about -10..10
     float *k = xmalloc(P * stride * sizeof(float)), *v = xmalloc(P * stride * sizeof(float));
+    uint16_t *k16 = xmalloc(P * stride * sizeof(uint16_t)), *v16 = xmalloc(P * stride * sizeof(uint16_t));
     float *q = xmalloc(n * G * d * sizeof(float));
     for (size_t i = 0; i < P * stride; i++) { k[i] = rng_float(); v[i] = rng_float() * 2.0f; }
     for (size_t i = 0; i < n * G * d; i++) q[i] = rng_float();
+    if (f16) {  // the cache holds halves; the exact softmax uses their values
+        gt_f16_store(k16, k, P * stride);
+        gt_f16_store(v16, v, P * stride);
+        for (size_t i = 0; i < P * stride; i++) { k[i] = gt_f16_to_f32(k16[i]); v[i] = gt_f16_to_f32(v16[i]); }
+    }
     const size_t head = 1;  // the second KV head
     const float *kh = k + head * d, *vh = v + head * d;
+    const att_cache cache = {f16, k, v, k16, v16, stride, head * d};
     const size_t rows = n * G;
     float *out = xmalloc(rows * d * sizeof(float)), *alone = xmalloc(rows * d * sizeof(float));
     float *other = xmalloc(rows * d * sizeof(float)), *ref_out = xmalloc(rows * d * sizeof(float));
@@ -75,21 +119,17 @@ static void check_shape(const att_shape *sh, int quick) {
     // Runs as the session makes them: the cached positions in two pieces (a ring's halves, at a
     // position that is not a chunk boundary), then the batch.
     const size_t lo0 = r[0].lo, cut = lo0 + (first - lo0) / 3;
-    gt_kv_run runs[3] = {
-        {kh + lo0 * stride, vh + lo0 * stride, lo0, cut - lo0},
-        {kh + cut * stride, vh + cut * stride, cut, first - cut},
-        {kh + first * stride, vh + first * stride, first, n},
-    };
-    gt_kv_run whole = {kh, vh, 0, P};
-    char what[160];
+    const size_t runs[3][2] = {{lo0, cut - lo0}, {cut, first - cut}, {first, n}};
+    const size_t whole[1][2] = {{0, P}};
+    char what[176];
 
     for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
         if (isa != GT_ISA_SCALAR && !gt_isa_supported(isa)) continue;
-        snprintf(what, sizeof what, "attention %s d=%zu group=%zu positions=%zu batch=%zu window=%zu softcap=%g",
-                 gt_isa_name(isa), d, G, P, n, sh->window, softcap);
+        snprintf(what, sizeof what, "attention %s%s d=%zu group=%zu positions=%zu batch=%zu window=%zu softcap=%g",
+                 f16 ? "f16 " : "", gt_isa_name(isa), d, G, P, n, sh->window, softcap);
         // All rows, one call, three runs.
         for (size_t i = 0; i < rows; i++) r[i].out = out + i * d;
-        int used = gt_attention_rows_isa(isa, r, rows, runs, 3, stride, d, scale, softcap, scratch);
+        int used = attend(&cache, isa, r, rows, runs, 3, d, scale, softcap, scratch);
         if (isa == GT_ISA_SCALAR) memcpy(ref_out, out, rows * d * sizeof(float));
         check(used == isa || (isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_NEON_DOTPROD), "%s: path %d used", what, used);
         // Against the exact softmax.
@@ -119,36 +159,31 @@ static void check_shape(const att_shape *sh, int quick) {
         for (size_t i = 0; i < rows; i++) {
             gt_attention_row one = r[i];
             one.out = alone + i * d;
-            gt_attention_rows_isa(isa, &one, 1, &whole, 1, stride, d, scale, softcap, scratch);
+            attend(&cache, isa, &one, 1, whole, 1, d, scale, softcap, scratch);
         }
         check(same(out, alone, rows * d), "%s: batch != one row at a time", what);
         // Other blocks: rows in two "threads" (odd and even groups of 3 rows), runs split elsewhere.
-        gt_kv_run runs2[4] = {
-            {kh + lo0 * stride, vh + lo0 * stride, lo0, 1},
-            {kh + (lo0 + 1) * stride, vh + (lo0 + 1) * stride, lo0 + 1, first + 1 - (lo0 + 1)},
-            {kh + (first + 1) * stride, vh + (first + 1) * stride, first + 1, n > 2 ? n - 2 : 0},
-            {kh + (P - 1) * stride, vh + (P - 1) * stride, P - 1, 1},
-        };
-        const gt_kv_run *rs = n > 2 ? runs2 : runs;
+        const size_t runs2[4][2] = {{lo0, 1}, {lo0 + 1, first + 1 - (lo0 + 1)}, {first + 1, n > 2 ? n - 2 : 0}, {P - 1, 1}};
+        const size_t (*rs)[2] = n > 2 ? runs2 : runs;
         const size_t rc = n > 2 ? 4 : 3;
         for (int part = 0; part < 2; part++) {
             for (size_t b = (size_t)part * 3; b < rows; b += 6) {
                 const size_t cnt = rows - b < 3 ? rows - b : 3;
                 gt_attention_row blk[3];
                 for (size_t j = 0; j < cnt; j++) { blk[j] = r[b + j]; blk[j].out = other + (b + j) * d; }
-                gt_attention_rows_isa(isa, blk, cnt, rs, rc, stride, d, scale, softcap, scratch);
+                attend(&cache, isa, blk, cnt, rs, rc, d, scale, softcap, scratch);
             }
         }
         check(same(out, other, rows * d), "%s: other blocks / threads / runs differ", what);
         if (isa == gt_kernel_isa_id()) {
             for (size_t i = 0; i < rows; i++) r[i].out = other + i * d;
-            gt_attention_rows(r, rows, runs, 3, stride, d, scale, softcap, scratch);
+            attend(&cache, -1, r, rows, runs, 3, d, scale, softcap, scratch);
             check(same(out, other, rows * d), "%s: gt_attention_rows is not the selected path", what);
         }
     }
     (void)quick;
     (void)ref_out;
-    free(k); free(v); free(q); free(out); free(alone); free(other); free(ref_out); free(ex); free(r); free(scratch);
+    free(k); free(v); free(k16); free(v16); free(q); free(out); free(alone); free(other); free(ref_out); free(ex); free(r); free(scratch);
 }
 
 void check_attention(int quick) {
@@ -166,6 +201,7 @@ void check_attention(int quick) {
     const size_t count = sizeof(shapes) / sizeof(shapes[0]);
     for (size_t s = 0; s < count; s++) {
         if (quick && shapes[s].positions > 1000) continue;
-        check_shape(&shapes[s], quick);
+        check_shape(&shapes[s], quick, 0);
+        check_shape(&shapes[s], quick, 1);
     }
 }

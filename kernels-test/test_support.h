@@ -25,5 +25,7 @@ int write_kquant_goldens(const char *dir);
 void check_kquant_matmul(int quick);
 /// The tiled attention (attention_test.c).
 void check_attention(int quick);
+/// The f16 KV cache's rounding (f16_test.c).
+void check_f16_store(int quick);
 
 #endif

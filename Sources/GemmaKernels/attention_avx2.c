@@ -6,8 +6,9 @@
 #include "attention_internal.h"
 #include <immintrin.h>
 
-#define AVX2_FN __attribute__((target("avx2,fma")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+// F16C (vcvtph2ps, for an f16 cache) comes with this path: gt_cpu_has_avx2 checks it.
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
 AVX2_INLINE float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -26,6 +27,22 @@ AVX2_INLINE float hmax8(__m256 v) {
 // Lanes < n set (0 <= n <= 8), for masked loads and stores.
 AVX2_INLINE __m256i lanes(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// 8 cached floats from row p at x: f32, or halves widened (vcvtph2ps, exact).
+AVX2_INLINE __m256 load8(const void *p, size_t x, int half) {
+    if (half) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + x)));
+    return _mm256_loadu_ps((const float *)p + x);
+}
+
+// The first n (< 8) of them, the rest 0.
+AVX2_INLINE __m256 load8_tail(const void *p, size_t x, size_t n, int half) {
+    if (half) {
+        uint16_t h[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(h, (const uint16_t *)p + x, n * sizeof(uint16_t));
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    }
+    return _mm256_maskload_ps((const float *)p + x, lanes(n));
 }
 
 // exp with the steps of gt_att_expf (multiply-adds fused); 0 below GT_EXP_MIN (and for -inf).
@@ -57,7 +74,8 @@ AVX2_INLINE __m256 tanh8(__m256 y) {
 }
 
 // R x K dot products (R, K <= 4, constants after inlining).
-AVX2_INLINE void tile(const float *const *q, const float *const *k, size_t d, float *s, size_t lds, int R, int K) {
+AVX2_INLINE void tile(const float *const *q, const void *const *k, size_t d, float *s, size_t lds, int R, int K,
+                      int half) {
     __m256 acc[4][4];
     GT_UNROLL
     for (int i = 0; i < R; i++)
@@ -67,7 +85,7 @@ AVX2_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
     for (; x + 8 <= d; x += 8) {
         __m256 kv[4];
         GT_UNROLL
-        for (int j = 0; j < K; j++) kv[j] = _mm256_loadu_ps(k[j] + x);
+        for (int j = 0; j < K; j++) kv[j] = load8(k[j], x, half);
         GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m256 qv = _mm256_loadu_ps(q[i] + x);
@@ -79,7 +97,7 @@ AVX2_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
         const __m256i m = lanes(d - x);
         __m256 kv[4];
         GT_UNROLL
-        for (int j = 0; j < K; j++) kv[j] = _mm256_maskload_ps(k[j] + x, m);
+        for (int j = 0; j < K; j++) kv[j] = load8_tail(k[j], x, d - x, half);
         GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m256 qv = _mm256_maskload_ps(q[i] + x, m);
@@ -93,24 +111,34 @@ AVX2_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
         for (int j = 0; j < K; j++) s[i * lds + j] = hsum8(acc[i][j]);
 }
 
-AVX2_INLINE void tile_row(const float *const *q, const float *const *k, size_t nk, size_t d, float *s, int R,
-                          size_t lds) {
+AVX2_INLINE void tile_row(const float *const *q, const void *const *k, size_t nk, size_t d, float *s, int R,
+                          size_t lds, int half) {
     size_t j = 0;
     if (R == 4) {
-        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, 4, 2);
+        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, 4, 2, half);
     } else {
-        for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4);
-        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2);
+        for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4, half);
+        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2, half);
     }
-    for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1);
+    for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1, half);
+}
+
+AVX2_INLINE void scores_any(const float *const *q, size_t nr, const void *const *k, size_t nk, size_t d, float *s,
+                            size_t lds, int half) {
+    size_t r = 0;
+    for (; r + 4 <= nr; r += 4) tile_row(q + r, k, nk, d, s + r * lds, 4, lds, half);
+    for (; r + 2 <= nr; r += 2) tile_row(q + r, k, nk, d, s + r * lds, 2, lds, half);
+    for (; r < nr; r++) tile_row(q + r, k, nk, d, s + r * lds, 1, lds, half);
 }
 
 AVX2_FN static void scores_avx2(const float *const *q, size_t nr, const float *const *k, size_t nk, size_t d,
                                 float *s, size_t lds) {
-    size_t r = 0;
-    for (; r + 4 <= nr; r += 4) tile_row(q + r, k, nk, d, s + r * lds, 4, lds);
-    for (; r + 2 <= nr; r += 2) tile_row(q + r, k, nk, d, s + r * lds, 2, lds);
-    for (; r < nr; r++) tile_row(q + r, k, nk, d, s + r * lds, 1, lds);
+    scores_any(q, nr, (const void *const *)k, nk, d, s, lds, 0);
+}
+
+AVX2_FN static void scores_f16_avx2(const float *const *q, size_t nr, const uint16_t *const *k, size_t nk, size_t d,
+                                    float *s, size_t lds) {
+    scores_any(q, nr, (const void *const *)k, nk, d, s, lds, 1);
 }
 
 AVX2_FN static float transform_max_avx2(float *s, size_t b, size_t e, float scale, float softcap) {
@@ -141,8 +169,8 @@ AVX2_FN static float exp_sum_avx2(float *s, float m) {
 }
 
 // R rows (<= 4) of o += p v, keys jb..je-1 (outside them every p of these rows is 0).
-AVX2_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, size_t jb, size_t je, size_t d, float *o,
-                          size_t ldo, int R) {
+AVX2_INLINE void acc_rows(const float *p, size_t ldp, const void *const *v, size_t jb, size_t je, size_t d, float *o,
+                          size_t ldo, int R, int half) {
     size_t x = 0;
     for (; x + 16 <= d; x += 16) {
         __m256 acc[4][2];
@@ -152,7 +180,7 @@ AVX2_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
             acc[i][1] = _mm256_loadu_ps(o + i * ldo + x + 8);
         }
         for (size_t j = jb; j < je; j++) {
-            const __m256 v0 = _mm256_loadu_ps(v[j] + x), v1 = _mm256_loadu_ps(v[j] + x + 8);
+            const __m256 v0 = load8(v[j], x, half), v1 = load8(v[j], x + 8, half);
             GT_UNROLL
             for (int i = 0; i < R; i++) {
                 const __m256 w = _mm256_broadcast_ss(p + i * ldp + j);
@@ -172,7 +200,7 @@ AVX2_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
         GT_UNROLL
         for (int i = 0; i < R; i++) acc[i] = _mm256_maskload_ps(o + i * ldo + x, m);
         for (size_t j = jb; j < je; j++) {
-            const __m256 v0 = _mm256_maskload_ps(v[j] + x, m);
+            const __m256 v0 = d - x >= 8 ? load8(v[j], x, half) : load8_tail(v[j], x, d - x, half);
             GT_UNROLL
             for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i * ldp + j), v0, acc[i]);
         }
@@ -181,23 +209,34 @@ AVX2_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
     }
 }
 
-AVX2_FN static void accumulate_avx2(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk, size_t d,
-                                    float *o, size_t ldo) {
+AVX2_INLINE void accumulate_any(const float *p, size_t ldp, size_t nr, const void *const *v, size_t nk, size_t d,
+                                float *o, size_t ldo, int half) {
     size_t r = 0, jb, je;
     for (; r + 4 <= nr; r += 4) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 4, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4, half);
     }
     for (; r + 2 <= nr; r += 2) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 2, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2, half);
     }
     for (; r < nr; r++) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 1, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 1);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 1, half);
     }
 }
 
-const gt_attention_isa gt_attention_avx2 = {scores_avx2, transform_max_avx2, exp_sum_avx2, accumulate_avx2};
+AVX2_FN static void accumulate_avx2(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk, size_t d,
+                                    float *o, size_t ldo) {
+    accumulate_any(p, ldp, nr, (const void *const *)v, nk, d, o, ldo, 0);
+}
+
+AVX2_FN static void accumulate_f16_avx2(const float *p, size_t ldp, size_t nr, const uint16_t *const *v, size_t nk,
+                                        size_t d, float *o, size_t ldo) {
+    accumulate_any(p, ldp, nr, (const void *const *)v, nk, d, o, ldo, 1);
+}
+
+const gt_attention_isa gt_attention_avx2 = {scores_avx2, transform_max_avx2, exp_sum_avx2, accumulate_avx2,
+                                            scores_f16_avx2, accumulate_f16_avx2};
 
 #endif

@@ -7,8 +7,21 @@
 #include "attention_internal.h"
 #include <immintrin.h>
 
-#define A512_FN __attribute__((target("avx512f,avx512dq,avx2,fma")))
-#define A512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512dq,avx2,fma")))
+// BW + VL (checked by gt_cpu_has_avx512vnni) for the masked loads of halves; F16C with AVX2.
+#define A512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c")))
+#define A512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c")))
+
+// 16 cached floats from row p at x: f32, or halves widened (vcvtph2ps, exact).
+A512_INLINE __m512 load16(const void *p, size_t x, int half) {
+    if (half) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + x)));
+    return _mm512_loadu_ps((const float *)p + x);
+}
+
+// The lanes of mask m, the rest 0.
+A512_INLINE __m512 load16_mask(const void *p, size_t x, __mmask16 m, int half) {
+    if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + x));
+    return _mm512_maskz_loadu_ps(m, (const float *)p + x);
+}
 
 // exp with the steps of gt_att_expf (multiply-adds fused); 0 below GT_EXP_MIN (and for -inf).
 A512_INLINE __m512 exp16(__m512 x) {
@@ -39,7 +52,8 @@ A512_INLINE __m512 tanh16(__m512 y) {
 }
 
 // R x K dot products (R, K <= 4, constants after inlining).
-A512_INLINE void tile(const float *const *q, const float *const *k, size_t d, float *s, size_t lds, int R, int K) {
+A512_INLINE void tile(const float *const *q, const void *const *k, size_t d, float *s, size_t lds, int R, int K,
+                      int half) {
     __m512 acc[4][4];
     GT_UNROLL
     for (int i = 0; i < R; i++)
@@ -49,7 +63,7 @@ A512_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
     for (; x + 16 <= d; x += 16) {
         __m512 kv[4];
         GT_UNROLL
-        for (int j = 0; j < K; j++) kv[j] = _mm512_loadu_ps(k[j] + x);
+        for (int j = 0; j < K; j++) kv[j] = load16(k[j], x, half);
         GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m512 qv = _mm512_loadu_ps(q[i] + x);
@@ -61,7 +75,7 @@ A512_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
         const __mmask16 m = (__mmask16)((1u << (d - x)) - 1);
         __m512 kv[4];
         GT_UNROLL
-        for (int j = 0; j < K; j++) kv[j] = _mm512_maskz_loadu_ps(m, k[j] + x);
+        for (int j = 0; j < K; j++) kv[j] = load16_mask(k[j], x, m, half);
         GT_UNROLL
         for (int i = 0; i < R; i++) {
             const __m512 qv = _mm512_maskz_loadu_ps(m, q[i] + x);
@@ -75,20 +89,30 @@ A512_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
         for (int j = 0; j < K; j++) s[i * lds + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-A512_INLINE void tile_row(const float *const *q, const float *const *k, size_t nk, size_t d, float *s, int R,
-                          size_t lds) {
+A512_INLINE void tile_row(const float *const *q, const void *const *k, size_t nk, size_t d, float *s, int R,
+                          size_t lds, int half) {
     size_t j = 0;
-    for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4);  // 32 registers: 16 sums
-    for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2);
-    for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1);
+    for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4, half);  // 32 registers: 16 sums
+    for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2, half);
+    for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1, half);
+}
+
+A512_INLINE void scores_any(const float *const *q, size_t nr, const void *const *k, size_t nk, size_t d, float *s,
+                            size_t lds, int half) {
+    size_t r = 0;
+    for (; r + 4 <= nr; r += 4) tile_row(q + r, k, nk, d, s + r * lds, 4, lds, half);
+    for (; r + 2 <= nr; r += 2) tile_row(q + r, k, nk, d, s + r * lds, 2, lds, half);
+    for (; r < nr; r++) tile_row(q + r, k, nk, d, s + r * lds, 1, lds, half);
 }
 
 A512_FN static void scores_avx512(const float *const *q, size_t nr, const float *const *k, size_t nk, size_t d,
                                   float *s, size_t lds) {
-    size_t r = 0;
-    for (; r + 4 <= nr; r += 4) tile_row(q + r, k, nk, d, s + r * lds, 4, lds);
-    for (; r + 2 <= nr; r += 2) tile_row(q + r, k, nk, d, s + r * lds, 2, lds);
-    for (; r < nr; r++) tile_row(q + r, k, nk, d, s + r * lds, 1, lds);
+    scores_any(q, nr, (const void *const *)k, nk, d, s, lds, 0);
+}
+
+A512_FN static void scores_f16_avx512(const float *const *q, size_t nr, const uint16_t *const *k, size_t nk, size_t d,
+                                      float *s, size_t lds) {
+    scores_any(q, nr, (const void *const *)k, nk, d, s, lds, 1);
 }
 
 A512_FN static float transform_max_avx512(float *s, size_t b, size_t e, float scale, float softcap) {
@@ -116,8 +140,8 @@ A512_FN static float exp_sum_avx512(float *s, float m) {
 }
 
 // R rows (<= 4) of o += p v, keys jb..je-1 (outside them every p of these rows is 0).
-A512_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, size_t jb, size_t je, size_t d, float *o,
-                          size_t ldo, int R) {
+A512_INLINE void acc_rows(const float *p, size_t ldp, const void *const *v, size_t jb, size_t je, size_t d, float *o,
+                          size_t ldo, int R, int half) {
     size_t x = 0;
     for (; x + 64 <= d; x += 64) {  // 4 rows x 4 registers: 16 sums, each v load used 4 times
         __m512 acc[4][4];
@@ -128,7 +152,7 @@ A512_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
         for (size_t j = jb; j < je; j++) {
             __m512 vv[4];
             GT_UNROLL
-            for (int c = 0; c < 4; c++) vv[c] = _mm512_loadu_ps(v[j] + x + 16 * c);
+            for (int c = 0; c < 4; c++) vv[c] = load16(v[j], x + 16 * c, half);
             GT_UNROLL
             for (int i = 0; i < R; i++) {
                 const __m512 w = _mm512_set1_ps(p[i * ldp + j]);
@@ -147,7 +171,7 @@ A512_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
         GT_UNROLL
         for (int i = 0; i < R; i++) acc[i] = _mm512_maskz_loadu_ps(m, o + i * ldo + x);
         for (size_t j = jb; j < je; j++) {
-            const __m512 v0 = _mm512_maskz_loadu_ps(m, v[j] + x);
+            const __m512 v0 = load16_mask(v[j], x, m, half);
             GT_UNROLL
             for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * ldp + j]), v0, acc[i]);
         }
@@ -156,23 +180,34 @@ A512_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
     }
 }
 
-A512_FN static void accumulate_avx512(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk,
-                                      size_t d, float *o, size_t ldo) {
+A512_INLINE void accumulate_any(const float *p, size_t ldp, size_t nr, const void *const *v, size_t nk, size_t d,
+                                float *o, size_t ldo, int half) {
     size_t r = 0, jb, je;
     for (; r + 4 <= nr; r += 4) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 4, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4, half);
     }
     for (; r + 2 <= nr; r += 2) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 2, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2, half);
     }
     for (; r < nr; r++) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 1, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 1);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 1, half);
     }
 }
 
-const gt_attention_isa gt_attention_avx512 = {scores_avx512, transform_max_avx512, exp_sum_avx512, accumulate_avx512};
+A512_FN static void accumulate_avx512(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk,
+                                      size_t d, float *o, size_t ldo) {
+    accumulate_any(p, ldp, nr, (const void *const *)v, nk, d, o, ldo, 0);
+}
+
+A512_FN static void accumulate_f16_avx512(const float *p, size_t ldp, size_t nr, const uint16_t *const *v, size_t nk,
+                                          size_t d, float *o, size_t ldo) {
+    accumulate_any(p, ldp, nr, (const void *const *)v, nk, d, o, ldo, 1);
+}
+
+const gt_attention_isa gt_attention_avx512 = {scores_avx512,   transform_max_avx512, exp_sum_avx512, accumulate_avx512,
+                                              scores_f16_avx512, accumulate_f16_avx512};
 
 #endif

@@ -37,6 +37,12 @@ typedef struct {
     // o[r * ldo + i] += sum_j p[r * ldp + j] * v[j][i] for r < nr, j < nk ascending, i < d.
     void (*accumulate)(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk, size_t d,
                        float *o, size_t ldo);
+    // The same two steps over an f16 cache (IEEE halves, widened exactly to f32 as they are
+    // loaded, so each sum runs as it would over the widened floats).
+    void (*scores_f16)(const float *const *q, size_t nr, const uint16_t *const *k, size_t nk, size_t d, float *s,
+                       size_t lds);
+    void (*accumulate_f16)(const float *p, size_t ldp, size_t nr, const uint16_t *const *v, size_t nk, size_t d,
+                           float *o, size_t ldo);
 } gt_attention_isa;
 
 extern const gt_attention_isa gt_attention_scalar;
@@ -47,6 +53,25 @@ extern const gt_attention_isa gt_attention_avx512;
 #if defined(__aarch64__)
 extern const gt_attention_isa gt_attention_neon;
 #endif
+
+// An IEEE half widened to f32 (exact), in software: the scalar path's loads and the SIMD paths'
+// tails.
+static inline float gt_att_h2f(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in f32
+        float f = (float)mant * (1.0f / 16777216.0f);
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 
 // exp's constants (Cephes' expf: exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln(2) / 2,
 // exp(r) by a degree-7 polynomial), shared by the scalar and vector versions.

@@ -9,6 +9,18 @@
 
 #define NEON_INLINE static inline __attribute__((always_inline))
 
+// 4 cached floats from row p at x: f32, or halves widened (vcvt_f32_f16, exact; every AArch64
+// CPU has it).
+NEON_INLINE float32x4_t load4(const void *p, size_t x, int half) {
+    if (half) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p + x)));
+    return vld1q_f32((const float *)p + x);
+}
+
+// One cached float (a tail of head_dim).
+NEON_INLINE float load1(const void *p, size_t x, int half) {
+    return half ? gt_att_h2f(((const uint16_t *)p)[x]) : ((const float *)p)[x];
+}
+
 // exp with the steps of gt_att_expf (multiply-adds fused); 0 below GT_EXP_MIN (and for -inf).
 NEON_INLINE float32x4_t exp4(float32x4_t x) {
     const uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(GT_EXP_MIN));
@@ -39,7 +51,8 @@ NEON_INLINE float32x4_t tanh4(float32x4_t y) {
 }
 
 // R x K dot products (R, K <= 4, constants after inlining).
-NEON_INLINE void tile(const float *const *q, const float *const *k, size_t d, float *s, size_t lds, int R, int K) {
+NEON_INLINE void tile(const float *const *q, const void *const *k, size_t d, float *s, size_t lds, int R, int K,
+                      int half) {
     float32x4_t acc[4][4];
     GT_UNROLL
     for (int i = 0; i < R; i++)
@@ -49,7 +62,7 @@ NEON_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
     for (; x + 4 <= d; x += 4) {
         float32x4_t kv[4];
         GT_UNROLL
-        for (int j = 0; j < K; j++) kv[j] = vld1q_f32(k[j] + x);
+        for (int j = 0; j < K; j++) kv[j] = load4(k[j], x, half);
         GT_UNROLL
         for (int i = 0; i < R; i++) {
             const float32x4_t qv = vld1q_f32(q[i] + x);
@@ -62,30 +75,40 @@ NEON_INLINE void tile(const float *const *q, const float *const *k, size_t d, fl
         GT_UNROLL
         for (int j = 0; j < K; j++) {
             float sum = vaddvq_f32(acc[i][j]);
-            for (size_t t = x; t < d; t++) sum = fmaf(q[i][t], k[j][t], sum);
+            for (size_t t = x; t < d; t++) sum = fmaf(q[i][t], load1(k[j], t, half), sum);
             s[i * lds + j] = sum;
         }
     }
 }
 
-NEON_INLINE void tile_row(const float *const *q, const float *const *k, size_t nk, size_t d, float *s, int R,
-                          size_t lds) {
+NEON_INLINE void tile_row(const float *const *q, const void *const *k, size_t nk, size_t d, float *s, int R,
+                          size_t lds, int half) {
     size_t j = 0;
     if (R == 4) {
-        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, 4, 2);
+        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, 4, 2, half);
     } else {
-        for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4);
-        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2);
+        for (; j + 4 <= nk; j += 4) tile(q, k + j, d, s + j, lds, R, 4, half);
+        for (; j + 2 <= nk; j += 2) tile(q, k + j, d, s + j, lds, R, 2, half);
     }
-    for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1);
+    for (; j < nk; j++) tile(q, k + j, d, s + j, lds, R, 1, half);
+}
+
+NEON_INLINE void scores_any(const float *const *q, size_t nr, const void *const *k, size_t nk, size_t d, float *s,
+                            size_t lds, int half) {
+    size_t r = 0;
+    for (; r + 4 <= nr; r += 4) tile_row(q + r, k, nk, d, s + r * lds, 4, lds, half);
+    for (; r + 2 <= nr; r += 2) tile_row(q + r, k, nk, d, s + r * lds, 2, lds, half);
+    for (; r < nr; r++) tile_row(q + r, k, nk, d, s + r * lds, 1, lds, half);
 }
 
 static void scores_neon(const float *const *q, size_t nr, const float *const *k, size_t nk, size_t d, float *s,
                         size_t lds) {
-    size_t r = 0;
-    for (; r + 4 <= nr; r += 4) tile_row(q + r, k, nk, d, s + r * lds, 4, lds);
-    for (; r + 2 <= nr; r += 2) tile_row(q + r, k, nk, d, s + r * lds, 2, lds);
-    for (; r < nr; r++) tile_row(q + r, k, nk, d, s + r * lds, 1, lds);
+    scores_any(q, nr, (const void *const *)k, nk, d, s, lds, 0);
+}
+
+static void scores_f16_neon(const float *const *q, size_t nr, const uint16_t *const *k, size_t nk, size_t d, float *s,
+                            size_t lds) {
+    scores_any(q, nr, (const void *const *)k, nk, d, s, lds, 1);
 }
 
 static float transform_max_neon(float *s, size_t b, size_t e, float scale, float softcap) {
@@ -115,8 +138,8 @@ static float exp_sum_neon(float *s, float m) {
 }
 
 // R rows (<= 4) of o += p v, keys jb..je-1 (outside them every p of these rows is 0).
-NEON_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, size_t jb, size_t je, size_t d, float *o,
-                          size_t ldo, int R) {
+NEON_INLINE void acc_rows(const float *p, size_t ldp, const void *const *v, size_t jb, size_t je, size_t d, float *o,
+                          size_t ldo, int R, int half) {
     size_t x = 0;
     for (; x + 8 <= d; x += 8) {
         float32x4_t acc[4][2];
@@ -126,7 +149,7 @@ NEON_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
             acc[i][1] = vld1q_f32(o + i * ldo + x + 4);
         }
         for (size_t j = jb; j < je; j++) {
-            const float32x4_t v0 = vld1q_f32(v[j] + x), v1 = vld1q_f32(v[j] + x + 4);
+            const float32x4_t v0 = load4(v[j], x, half), v1 = load4(v[j], x + 4, half);
             GT_UNROLL
             for (int i = 0; i < R; i++) {
                 const float w = p[i * ldp + j];
@@ -144,29 +167,40 @@ NEON_INLINE void acc_rows(const float *p, size_t ldp, const float *const *v, siz
         GT_UNROLL
         for (int i = 0; i < R; i++) {
             float a = o[i * ldo + x];
-            for (size_t j = jb; j < je; j++) a = fmaf(p[i * ldp + j], v[j][x], a);
+            for (size_t j = jb; j < je; j++) a = fmaf(p[i * ldp + j], load1(v[j], x, half), a);
             o[i * ldo + x] = a;
         }
     }
 }
 
-static void accumulate_neon(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk, size_t d,
-                            float *o, size_t ldo) {
+NEON_INLINE void accumulate_any(const float *p, size_t ldp, size_t nr, const void *const *v, size_t nk, size_t d,
+                                float *o, size_t ldo, int half) {
     size_t r = 0, jb, je;
     for (; r + 4 <= nr; r += 4) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 4, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 4, half);
     }
     for (; r + 2 <= nr; r += 2) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 2, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 2, half);
     }
     for (; r < nr; r++) {
         gt_att_live_keys(p + r * ldp, ldp, nk, 1, &jb, &je);
-        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 1);
+        acc_rows(p + r * ldp, ldp, v, jb, je, d, o + r * ldo, ldo, 1, half);
     }
 }
 
-const gt_attention_isa gt_attention_neon = {scores_neon, transform_max_neon, exp_sum_neon, accumulate_neon};
+static void accumulate_neon(const float *p, size_t ldp, size_t nr, const float *const *v, size_t nk, size_t d,
+                            float *o, size_t ldo) {
+    accumulate_any(p, ldp, nr, (const void *const *)v, nk, d, o, ldo, 0);
+}
+
+static void accumulate_f16_neon(const float *p, size_t ldp, size_t nr, const uint16_t *const *v, size_t nk, size_t d,
+                                float *o, size_t ldo) {
+    accumulate_any(p, ldp, nr, (const void *const *)v, nk, d, o, ldo, 1);
+}
+
+const gt_attention_isa gt_attention_neon = {scores_neon,     transform_max_neon, exp_sum_neon, accumulate_neon,
+                                            scores_f16_neon, accumulate_f16_neon};
 
 #endif

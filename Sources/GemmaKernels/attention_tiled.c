@@ -61,7 +61,39 @@ static void accumulate_scalar(const float *p, size_t ldp, size_t nr, const float
     }
 }
 
-const gt_attention_isa gt_attention_scalar = {scores_scalar, transform_max_scalar, exp_sum_scalar, accumulate_scalar};
+static void scores_f16_scalar(const float *const *q, size_t nr, const uint16_t *const *k, size_t nk, size_t d,
+                              float *s, size_t lds) {
+    for (size_t r = 0; r < nr; r++) {
+        for (size_t j = 0; j < nk; j++) {
+            const float *a = q[r];
+            const uint16_t *b = k[j];
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            size_t i = 0;
+            for (; i + 8 <= d; i += 8) {
+                for (int t = 0; t < 8; t++) acc[t] += a[i + t] * gt_att_h2f(b[i + t]);
+            }
+            float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for (; i < d; i++) sum += a[i] * gt_att_h2f(b[i]);
+            s[r * lds + j] = sum;
+        }
+    }
+}
+
+static void accumulate_f16_scalar(const float *p, size_t ldp, size_t nr, const uint16_t *const *v, size_t nk,
+                                  size_t d, float *o, size_t ldo) {
+    for (size_t r = 0; r < nr; r++) {
+        float *out = o + r * ldo;
+        for (size_t j = 0; j < nk; j++) {
+            const float w = p[r * ldp + j];
+            if (w == 0.0f) continue;  // adds exactly nothing
+            const uint16_t *x = v[j];
+            for (size_t i = 0; i < d; i++) out[i] += w * gt_att_h2f(x[i]);
+        }
+    }
+}
+
+const gt_attention_isa gt_attention_scalar = {scores_scalar, transform_max_scalar, exp_sum_scalar, accumulate_scalar,
+                                              scores_f16_scalar, accumulate_f16_scalar};
 
 // ---- the driver ----
 
@@ -90,10 +122,28 @@ static const gt_attention_isa *table_for(int *isa) {
     return &gt_attention_scalar;
 }
 
+// Run i of an array of gt_kv_run (f32) or gt_kv_run_f16, its pointers as untyped.
+typedef struct {
+    const void *keys, *values;
+    size_t first, count;
+} any_run;
+
+static inline any_run run_at(const void *runs, int f16, size_t i) {
+    if (f16) {
+        const gt_kv_run_f16 *r = (const gt_kv_run_f16 *)runs + i;
+        return (any_run){r->keys, r->values, r->first, r->count};
+    }
+    const gt_kv_run *r = (const gt_kv_run *)runs + i;
+    return (any_run){r->keys, r->values, r->first, r->count};
+}
+
 // Up to GT_ATT_ROWS rows: one pass over the chunks their ranges cover.
-static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows, size_t nr, const gt_kv_run *runs,
-                         size_t run_count, size_t stride, size_t d, float scale, float softcap, float *S, float *O) {
-    const float *qp[GT_ATT_ROWS], *kp[GT_ATT_CHUNK], *vp[GT_ATT_CHUNK];
+static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows, size_t nr, const void *runs,
+                         size_t run_count, int f16, size_t stride, size_t d, float scale, float softcap, float *S,
+                         float *O) {
+    const float *qp[GT_ATT_ROWS];
+    const void *kp[GT_ATT_CHUNK], *vp[GT_ATT_CHUNK];
+    const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
     float m[GT_ATT_ROWS], l[GT_ATT_ROWS];
     size_t lo = rows[0].lo, hi = rows[0].hi;
     for (size_t r = 0; r < nr; r++) {
@@ -105,16 +155,20 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
         if (rows[r].hi > hi) hi = rows[r].hi;
     }
     size_t run = 0;
+    any_run cur = run_at(runs, f16, 0);
     for (size_t a = lo / GT_ATT_CHUNK * GT_ATT_CHUNK; a < hi; a += GT_ATT_CHUNK) {
         const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
         for (size_t pos = c0; pos < c1; pos++) {
-            while (run + 1 < run_count && pos >= runs[run].first + runs[run].count) run++;
-            const size_t t = pos - runs[run].first;
-            kp[pos - a] = runs[run].keys + t * stride;
-            vp[pos - a] = runs[run].values + t * stride;
+            while (run + 1 < run_count && pos >= cur.first + cur.count) cur = run_at(runs, f16, ++run);
+            const size_t t = pos - cur.first;
+            kp[pos - a] = (const char *)cur.keys + t * stride * es;
+            vp[pos - a] = (const char *)cur.values + t * stride * es;
         }
         const size_t j0 = c0 - a, nk = c1 - c0;
-        f->scores(qp, nr, kp + j0, nk, d, S + j0, GT_ATT_CHUNK);
+        if (f16)
+            f->scores_f16(qp, nr, (const uint16_t *const *)(kp + j0), nk, d, S + j0, GT_ATT_CHUNK);
+        else
+            f->scores(qp, nr, (const float *const *)(kp + j0), nk, d, S + j0, GT_ATT_CHUNK);
         for (size_t r = 0; r < nr; r++) {
             float *s = S + r * GT_ATT_CHUNK;
             const size_t b = rows[r].lo > a ? rows[r].lo - a : 0;
@@ -133,7 +187,10 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
                 for (size_t i = 0; i < d; i++) o[i] *= corr;
             }
         }
-        f->accumulate(S + j0, GT_ATT_CHUNK, nr, vp + j0, nk, d, O, d);
+        if (f16)
+            f->accumulate_f16(S + j0, GT_ATT_CHUNK, nr, (const uint16_t *const *)(vp + j0), nk, d, O, d);
+        else
+            f->accumulate(S + j0, GT_ATT_CHUNK, nr, (const float *const *)(vp + j0), nk, d, O, d);
     }
     for (size_t r = 0; r < nr; r++) {
         const float *o = O + r * d;
@@ -142,20 +199,36 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
     }
 }
 
-int gt_attention_rows_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
-                          size_t run_count, size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
+static int attend(int isa, const gt_attention_row *rows, size_t row_count, const void *runs, size_t run_count, int f16,
+                  size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
     const gt_attention_isa *f = table_for(&isa);
     float *S = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *O = S + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) / sizeof(float);
     for (size_t r = 0; r < row_count; r += GT_ATT_ROWS) {
         const size_t nr = row_count - r < GT_ATT_ROWS ? row_count - r : GT_ATT_ROWS;
-        attend_block(f, rows + r, nr, runs, run_count, stride, head_dim, scale, softcap, S, O);
+        attend_block(f, rows + r, nr, runs, run_count, f16, stride, head_dim, scale, softcap, S, O);
     }
     return isa;
 }
 
+int gt_attention_rows_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
+                          size_t run_count, size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
+    return attend(isa, rows, row_count, runs, run_count, 0, stride, head_dim, scale, softcap, scratch);
+}
+
 void gt_attention_rows(const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs, size_t run_count,
                        size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
-    gt_attention_rows_isa(gt_kernel_isa_id(), rows, row_count, runs, run_count, stride, head_dim, scale, softcap,
-                          scratch);
+    attend(gt_kernel_isa_id(), rows, row_count, runs, run_count, 0, stride, head_dim, scale, softcap, scratch);
+}
+
+int gt_attention_rows_f16_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
+                              size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                              void *scratch) {
+    return attend(isa, rows, row_count, runs, run_count, 1, stride, head_dim, scale, softcap, scratch);
+}
+
+void gt_attention_rows_f16(const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
+                           size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                           void *scratch) {
+    attend(gt_kernel_isa_id(), rows, row_count, runs, run_count, 1, stride, head_dim, scale, softcap, scratch);
 }

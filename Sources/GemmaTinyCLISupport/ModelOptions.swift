@@ -3,8 +3,9 @@ import Foundation
 import GemmaTiny
 
 extension ModelLoader.UnpackMode: ExpressibleByArgument {}
+extension KVCacheType: ExpressibleByArgument {}
 
-/// -m, --ctx, --threads, --batch-size, --unpack, --verbose: shared by every command that runs the model.
+/// -m, --ctx, --threads, --batch-size, --cache-type, --unpack, --verbose: shared by every command that runs the model.
 public struct ModelOptions: ParsableArguments {
     public init() {}
 
@@ -21,6 +22,10 @@ public struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("b"), .customLong("batch-size")], parsing: .unconditional,
             help: ArgumentHelp("Prompt tokens per pass through the model (batched prompt processing).", valueName: "n"))
     public var batchSize: Int = InferenceSession.defaultBatchSize
+
+    @Option(name: [.customLong("cache-type")],
+            help: ArgumentHelp("KV cache type for keys and values (as llama.cpp's -ctk/-ctv, one for both): 'f32' (default) or 'f16' (half the memory; values rounded to IEEE half).", valueName: "type"))
+    public var cacheType: KVCacheType = .default
 
     @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))
     public var unpack: ModelLoader.UnpackMode = .sibling
@@ -39,7 +44,8 @@ public struct ModelOptions: ParsableArguments {
 
     /// What the memory check before loading counts: --ctx (0 = the model's maximum), --batch-size, --threads.
     public var plannedSession: MemoryEstimate.Session {
-        MemoryEstimate.Session(contextLength: contextLength == 0 ? nil : contextLength, batchSize: batchSize, threads: threads ?? 0)
+        MemoryEstimate.Session(contextLength: contextLength == 0 ? nil : contextLength, batchSize: batchSize, threads: threads ?? 0,
+                               cacheType: cacheType)
     }
 
     /// Opens the model, printing unpacking progress on stderr. Returns the model and load time.
@@ -92,7 +98,7 @@ public struct ModelOptions: ParsableArguments {
     public func makeGenerator(_ model: GemmaModel) throws -> Generator {
         do {
             return try Generator(model: model, contextLength: context(for: model), kernels: makeKernels(),
-                                 batchSize: batchSize)
+                                 batchSize: batchSize, cacheType: cacheType)
         } catch {
             throw CLIError.message(error.description)
         }

@@ -83,6 +83,9 @@ struct BenchCommand: ParsableCommand {
         return max(2048, pp, tg)
     }
 
+    @Option(name: .customLong("cache-type"), help: ArgumentHelp("KV cache type for keys and values: f32 or f16 (as llama-bench's -ctk/-ctv, one for both).", valueName: "type"))
+    var cacheType: KVCacheType = .default
+
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Output format: md (a Markdown table) or json.", valueName: "md|json"))
     var output: BenchOutputFormat = .md
 
@@ -119,7 +122,7 @@ struct BenchCommand: ParsableCommand {
         // The memory check counts the largest session the runs will make.
         let (gemma, loadSeconds) = try options.load(session: MemoryEstimate.Session(
             contextLength: contextLength, batchSize: batchSize.values.max() ?? InferenceSession.defaultBatchSize,
-            threads: threads?.values.max() ?? 0))
+            threads: threads?.values.max() ?? 0, cacheType: cacheType))
         let ctx = min(contextLength, gemma.config.maxPositionEmbeddings)
         if ctx < contextLength { printNote("note: --ctx \(contextLength) is more than the model's \(ctx) positions; using \(ctx)") }
         let prompts = prompt.values.filter { $0 > 0 }
@@ -133,7 +136,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         var report = BenchReport(model: BenchReport.ModelInfo(gemma, path: model), contextLength: ctx,
-                                 loadMs: loadSeconds * 1000, repetitions: repetitions)
+                                 cacheType: cacheType.rawValue, loadMs: loadSeconds * 1000, repetitions: repetitions)
         var rng = Xoshiro256StarStar(seed: seed)
         let vocab = gemma.config.vocabSize
         let bos = gemma.file.metadata.tokenizer.bosId
@@ -146,7 +149,8 @@ struct BenchCommand: ParsableCommand {
             for b in batchSize.values {
                 let session: InferenceSession
                 do {
-                    session = try InferenceSession(model: gemma, contextLength: ctx, kernels: kernels, batchSize: b)
+                    session = try InferenceSession(model: gemma, contextLength: ctx, kernels: kernels, batchSize: b,
+                                                   cacheType: cacheType)
                 } catch {
                     throw CLIError.message(error.description)
                 }
@@ -336,6 +340,8 @@ struct BenchReport: Encodable {
 
     var model: ModelInfo
     var contextLength: Int
+    /// The KV cache's element type (f32, f16).
+    var cacheType: String
     var loadMs: Double
     var repetitions: Int
     var results: [Result] = []
@@ -346,7 +352,7 @@ struct BenchReport: Encodable {
     var cpu = cpuModelName()
 
     enum CodingKeys: String, CodingKey {
-        case model, contextLength = "context_length", loadMs = "load_ms", repetitions, results, memory
+        case model, contextLength = "context_length", cacheType = "cache_type", loadMs = "load_ms", repetitions, results, memory
         case peakRSS = "peak_rss_bytes", build, cpu, bandwidth = "read_bandwidth"
     }
 
@@ -374,7 +380,7 @@ struct BenchReport: Encodable {
             out += "| \(r.threads) | \(r.batchSize) | \(r.test) "
             out += String(format: "| %.2f ± %.2f | %.2f – %.2f |\n", r.median, r.stddev, r.samples.min() ?? 0, r.samples.max() ?? 0)
         }
-        out += "\n| threads | n_batch | RssAnon after \(memory.first?.afterTest ?? "tg") | RssFile | VmHWM | KV cache (reserved) |\n"
+        out += "\n| threads | n_batch | RssAnon after \(memory.first?.afterTest ?? "tg") | RssFile | VmHWM | KV cache (\(cacheType), reserved) |\n"
         out += "| ---: | ---: | ---: | ---: | ---: | ---: |\n"
         for m in memory {
             out += "| \(m.threads) | \(m.batchSize) | \(m.rssAnon.map(formatBytes) ?? "?") | \(m.rssFile.map(formatBytes) ?? "?") "
@@ -386,8 +392,8 @@ struct BenchReport: Encodable {
                           r.test, r.threads, Double(model.sizeBytes) / 1e9, r.median, w.gbps, w.fraction * 100, bw.readGBps)
         }
         if !bandwidth.isEmpty { out += "\n" }
-        out += String(format: "\nload time %.0f ms; context %d; %d runs per test; peak RSS (VmHWM) %@; %@; %@\n", loadMs,
-                      contextLength, repetitions, peakRSS.map(formatBytes) ?? "?", cpu, build)
+        out += String(format: "\nload time %.0f ms; context %d; KV cache %@; %d runs per test; peak RSS (VmHWM) %@; %@; %@\n", loadMs,
+                      contextLength, cacheType, repetitions, peakRSS.map(formatBytes) ?? "?", cpu, build)
         return out
     }
 

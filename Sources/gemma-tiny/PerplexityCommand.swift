@@ -47,7 +47,7 @@ struct PerplexityCommand: ParsableCommand {
         do {
             tokenizer = try Tokenizer(vocabulary: gemma.file.vocabulary, settings: gemma.file.metadata.tokenizer)
             session = try InferenceSession(model: gemma, contextLength: ctx, kernels: model.makeKernels(),
-                                           batchSize: model.batchSize)
+                                           batchSize: model.batchSize, cacheType: model.cacheType)
         } catch let e as ModelError {
             throw CLIError.message(e.description)
         } catch let e as TokenizerError {

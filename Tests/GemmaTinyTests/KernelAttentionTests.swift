@@ -6,7 +6,9 @@ import XCTest
 /// The tiled attention kernel (`gt_attention_rows`) from Swift, on every path this CPU runs:
 /// within the stated bound of an f64 softmax (5e-6 * max|v|, 1e-5 soft-capped; gemma_ops.h), and
 /// bit-identical on each path whether rows are batched or fed one at a time, blocked or split
-/// over threads. (kernels-test/attention_test.c checks the same on AArch64 under qemu.)
+/// over threads. (kernels-test/attention_test.c checks the same on AArch64 under qemu.) Each
+/// problem also runs over an f16 cache (`gt_attention_rows_f16`, keys and values rounded by
+/// `gt_f16_store`), against the f64 softmax of the same rounded values, with the same bounds.
 final class KernelAttentionTests: XCTestCase {
     struct Problem {
         let d: Int, group: Int, positions: Int, batch: Int, window: Int?, softcap: Float
@@ -19,10 +21,23 @@ final class KernelAttentionTests: XCTestCase {
     }
 
     func run(_ p: Problem) {
+        run(p, f16: false)
+        run(p, f16: true)
+    }
+
+    func run(_ p: Problem, f16: Bool) {
         var rng = Xoshiro256StarStar(seed: UInt64(p.d * 1000 + p.positions))
         func random() -> Float { Float(Double(rng.next() >> 11) / Double(1 << 53)) * 2 - 1 }
-        let keys = (0..<(p.positions * p.stride)).map { _ in random() }
-        let values = (0..<(p.positions * p.stride)).map { _ in random() * 2 }
+        var keys = (0..<(p.positions * p.stride)).map { _ in random() }
+        var values = (0..<(p.positions * p.stride)).map { _ in random() * 2 }
+        // An f16 cache: the halves, and the floats they stand for (what the reference uses).
+        var keys16 = [UInt16](repeating: 0, count: keys.count), values16 = keys16
+        if f16 {
+            gt_f16_store(&keys16, keys, keys.count)
+            gt_f16_store(&values16, values, values.count)
+            keys = keys16.map { gt_f16_to_f32($0) }
+            values = values16.map { gt_f16_to_f32($0) }
+        }
         let queries = (0..<(p.batch * p.group * p.d)).map { _ in random() }
         let rowCount = p.batch * p.group, first = p.positions - p.batch
         let pool = makeDefaultKernels(threads: 3)
@@ -31,6 +46,8 @@ final class KernelAttentionTests: XCTestCase {
         defer { scratch.deallocate() }
         keys.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
+                keys16.withUnsafeBufferPointer { k16 in
+                values16.withUnsafeBufferPointer { v16 in
                 queries.withUnsafeBufferPointer { qb in
                     var ranges: [(lo: Int, hi: Int)] = []
                     for r in 0..<rowCount {
@@ -39,17 +56,26 @@ final class KernelAttentionTests: XCTestCase {
                     }
                     // Runs: cached positions in two pieces, then the batch.
                     let lo0 = ranges[0].lo, cut = lo0 + (first - lo0) / 2
-                    func run(_ a: Int, _ b: Int) -> gt_kv_run {
-                        gt_kv_run(keys: k.baseAddress! + a * p.stride, values: v.baseAddress! + a * p.stride, first: a, count: b - a)
-                    }
-                    let split = [run(lo0, cut), run(cut, first), run(first, p.positions)]
-                    let whole = [run(0, p.positions)]
-                    func attend(_ isa: Int32, rows: Range<Int>, runs: [gt_kv_run], into out: UnsafeMutablePointer<Float>,
+                    let split = [(lo0, cut), (cut, first), (first, p.positions)]
+                    let whole = [(0, p.positions)]
+                    func attend(_ isa: Int32, rows: Range<Int>, runs: [(Int, Int)], into out: UnsafeMutablePointer<Float>,
                                 scratch: UnsafeMutableRawPointer) {
                         let list = rows.map { r in
                             gt_attention_row(q: qb.baseAddress! + r * p.d, out: out + r * p.d, lo: ranges[r].lo, hi: ranges[r].hi)
                         }
-                        _ = gt_attention_rows_isa(isa, list, list.count, runs, runs.count, p.stride, p.d, p.scale, p.softcap, scratch)
+                        if f16 {
+                            let r16 = runs.map { a, b in
+                                gt_kv_run_f16(keys: k16.baseAddress! + a * p.stride, values: v16.baseAddress! + a * p.stride,
+                                              first: a, count: b - a)
+                            }
+                            _ = gt_attention_rows_f16_isa(isa, list, list.count, r16, r16.count, p.stride, p.d, p.scale,
+                                                          p.softcap, scratch)
+                            return
+                        }
+                        let r32 = runs.map { a, b in
+                            gt_kv_run(keys: k.baseAddress! + a * p.stride, values: v.baseAddress! + a * p.stride, first: a, count: b - a)
+                        }
+                        _ = gt_attention_rows_isa(isa, list, list.count, r32, r32.count, p.stride, p.d, p.scale, p.softcap, scratch)
                     }
                     // The f64 softmax of every 5th row (and the last), with max |v| over its positions.
                     var reference: [(Int, [Double], Double)] = []
@@ -75,7 +101,7 @@ final class KernelAttentionTests: XCTestCase {
                         reference.append((r, exact.map { $0 / sum }, vmax))
                     }
                     for isa in Self.paths {
-                        let what = "\(String(cString: gt_isa_name(isa))) d=\(p.d) group=\(p.group) batch=\(p.batch) window=\(p.window ?? 0)"
+                        let what = "\(f16 ? "f16 " : "")\(String(cString: gt_isa_name(isa))) d=\(p.d) group=\(p.group) batch=\(p.batch) window=\(p.window ?? 0)"
                         var batched = [Float](repeating: 0, count: rowCount * p.d)
                         var alone = batched, threaded = batched
                         batched.withUnsafeMutableBufferPointer { attend(isa, rows: 0..<rowCount, runs: split, into: $0.baseAddress!, scratch: scratch) }
@@ -101,6 +127,8 @@ final class KernelAttentionTests: XCTestCase {
                         }
                         XCTAssertLessThanOrEqual(worst, p.softcap > 0 ? 1e-5 : 5e-6, what)
                     }
+                }
+                }
                 }
             }
         }

@@ -9,6 +9,7 @@
 #define GEMMA_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,6 +94,43 @@ void gt_attention_rows(const gt_attention_row *rows, size_t row_count, const gt_
 /// reference; an id this CPU cannot run falls back to it. Returns the id used.
 int gt_attention_rows_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
                           size_t run_count, size_t stride, size_t head_dim, float scale, float softcap, void *scratch);
+
+// ---- the f16 KV cache (attention_tiled.c, f16_store.c) ----
+//
+// A cache of IEEE halves (uint16_t bits) is read by the same kernel: every path widens each half
+// to f32 exactly as it loads it (scalar: in software; AVX2 / AVX-512: vcvtph2ps, F16C, which
+// gt_isa_supported checks with AVX2; NEON: vcvt_f32_f16), then runs the f32 steps unchanged. So
+// the guarantees above hold as stated, against an f64 softmax of the same f16-rounded keys and
+// values, and a row is bit-identical batched, alone, threaded, however its runs are split.
+
+/// gt_kv_run over an f16 cache: keys and values are halves, `stride` apart (in halves).
+typedef struct {
+    const uint16_t *keys;
+    const uint16_t *values;
+    size_t first;
+    size_t count;
+} gt_kv_run_f16;
+
+/// gt_attention_rows over an f16 cache (every run f16; `stride` in halves).
+void gt_attention_rows_f16(const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
+                           size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                           void *scratch);
+
+/// The same on an explicit path (as gt_attention_rows_isa). Returns the id used.
+int gt_attention_rows_f16_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
+                              size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                              void *scratch);
+
+/// dst[i] = src[i] as an IEEE half, rounded to nearest even, for the f16 KV cache. Beyond the
+/// half range it saturates: |x| > 65504 (inf included) is stored as +-65504, the largest half,
+/// so one huge key cannot turn a whole softmax row into NaN; NaN stays NaN (quiet, the top bits
+/// of its payload kept, as the hardware conversions do). Every path (scalar; F16C vcvtps2ph on
+/// the AVX2 / AVX-512 paths; NEON vcvt_f16_f32) gives the same bits.
+void gt_f16_store(uint16_t *dst, const float *src, size_t n);
+
+/// The same on an explicit path (a GT_ISA_* id, falling back to scalar). Returns the id used:
+/// GT_ISA_AVX2 for both x86 SIMD paths (F16C), GT_ISA_NEON for both AArch64 ones.
+int gt_f16_store_isa(int isa, uint16_t *dst, const float *src, size_t n);
 
 /// Soft-capping: x[i] = cap * tanh(x[i] / cap).
 void gt_softcap(float *x, size_t n, float cap);

@@ -44,6 +44,8 @@ public final class GemmaEngine: Sendable {
         /// Context length of new sessions (KV-cache positions); nil = the model's maximum.
         /// A session's cache is reserved, not allocated: only positions used take memory.
         public var contextLength: Int?
+        /// How sessions' KV caches store keys and values (f16: half the memory).
+        public var cacheType: KVCacheType
         /// How many generations are interleaved on the compute thread (at least 1; 1 = strict
         /// first-come first-served). Later generations wait.
         public var maxConcurrentGenerations: Int
@@ -58,8 +60,9 @@ public final class GemmaEngine: Sendable {
 
         public init(threads: Int = 0, unpack: ModelLoader.UnpackMode = .sibling, kernels: (any MatmulKernels)? = nil,
                     contextLength: Int? = nil, maxConcurrentGenerations: Int = 4, prefillChunkSize: Int = 16,
-                    name: String? = nil) {
+                    name: String? = nil, cacheType: KVCacheType = .default) {
             self.threads = threads
+            self.cacheType = cacheType
             self.unpack = unpack
             self.kernels = kernels
             self.contextLength = contextLength
@@ -174,7 +177,8 @@ public final class GemmaEngine: Sendable {
         let inference: InferenceSession
         do {
             inference = try InferenceSession(model: model, contextLength: contextLength ?? defaultContextLength,
-                                             kernels: kernels, batchSize: options.prefillChunkSize)
+                                             kernels: kernels, batchSize: options.prefillChunkSize,
+                                             cacheType: options.cacheType)
         } catch {
             throw .sessionCreation(error)
         }

@@ -33,7 +33,8 @@ public final class Generator {
 
     /// A generator with its own session and the model file's tokenizer.
     public convenience init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
-                            batchSize: Int = InferenceSession.defaultBatchSize) throws(GenerationError) {
+                            batchSize: Int = InferenceSession.defaultBatchSize,
+                            cacheType: KVCacheType = .default) throws(GenerationError) {
         let tokenizer: Tokenizer
         do {
             tokenizer = try Tokenizer(vocabulary: model.file.vocabulary, settings: model.file.metadata.tokenizer)
@@ -43,7 +44,7 @@ public final class Generator {
         let session: InferenceSession
         do {
             session = try InferenceSession(model: model, contextLength: contextLength, kernels: kernels,
-                                           batchSize: batchSize)
+                                           batchSize: batchSize, cacheType: cacheType)
         } catch {
             throw .sessionCreation(error)
         }

@@ -39,6 +39,8 @@ public final class InferenceSession {
     public let contextLength: Int
     /// Most tokens one pass through the layers processes (at most `contextLength`).
     public let batchSize: Int
+    /// How the KV cache stores keys and values.
+    public let cacheType: KVCacheType
     /// Tokens in the KV cache: the position of the next token fed.
     public private(set) var position = 0
     /// The tokens in the KV cache, in the order they were fed (`tokens.count == position`): the
@@ -73,6 +75,10 @@ public final class InferenceSession {
     // Per attention part: its block's rows, runs of positions, and the kernel's scratch space.
     private let attentionRows: UnsafeMutablePointer<gt_attention_row> // [parts][GT_ATTENTION_BLOCK_ROWS]
     private let attentionRuns: UnsafeMutablePointer<gt_kv_run> // [parts][3]
+    // An f16 cache: the runs, and the batch's keys and values rounded to halves before they are
+    // attended, so they are the values stored (nil with an f32 cache).
+    private let attentionRunsF16: UnsafeMutablePointer<gt_kv_run_f16> // [parts][3]
+    private let kBatchF16, vBatchF16: UnsafeMutablePointer<UInt16>? // [batch][kvDim]
     private let attentionScratch: UnsafeMutableRawPointer // [parts][attentionScratchBytes]
     private let attentionScratchBytes: Int
     /// Parts a batch's attention is split into (the kernels' threads).
@@ -92,8 +98,10 @@ public final class InferenceSession {
     ///     CPU's SIMD path on the calling thread; `makeDefaultKernels()` uses every core).
     ///   - batchSize: most tokens per pass through the layers (prompt processing); at least 1.
     ///     The batch buffers take about batchSize * (3 hidden + 2 q + 2 intermediate) floats.
+    ///   - cacheType: how the KV cache stores keys and values (f32, or f16: half the memory).
     public init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
-                batchSize: Int = InferenceSession.defaultBatchSize) throws(ModelError) {
+                batchSize: Int = InferenceSession.defaultBatchSize,
+                cacheType: KVCacheType = .default) throws(ModelError) {
         precondition(batchSize >= 1, "batch size must be at least 1, got \(batchSize)")
         let config = model.config
         let maximum = config.maxPositionEmbeddings
@@ -116,7 +124,8 @@ public final class InferenceSession {
         eps = Float(config.rmsNormEps)
         variant = model.variant
         logitRowCapacity = Self.logitRowCapacity(batchSize: batch)
-        cache = try KVCache(variant: variant, contextLength: ctx, kvDim: kvDim)
+        self.cacheType = cacheType
+        cache = try KVCache(variant: variant, contextLength: ctx, kvDim: kvDim, type: cacheType)
         tokens.reserveCapacity(ctx)
 
         // One block for all activations, each buffer 64-byte aligned.
@@ -142,6 +151,14 @@ public final class InferenceSession {
         spans = .allocate(capacity: 3 * parts)
         attentionRows = .allocate(capacity: Int(GT_ATTENTION_BLOCK_ROWS) * parts)
         attentionRuns = .allocate(capacity: 3 * parts)
+        attentionRunsF16 = .allocate(capacity: 3 * parts)
+        if cacheType == .f16 {
+            kBatchF16 = .allocate(capacity: batch * kvDim)
+            vBatchF16 = .allocate(capacity: batch * kvDim)
+        } else {
+            kBatchF16 = nil
+            vBatchF16 = nil
+        }
         attentionScratchBytes = (gt_attention_scratch_bytes(headDim) + 63) & ~63
         attentionScratch = .allocate(byteCount: attentionScratchBytes * parts, alignment: 64)
 
@@ -164,6 +181,9 @@ public final class InferenceSession {
         spans.deallocate()
         attentionRows.deallocate()
         attentionRuns.deallocate()
+        attentionRunsF16.deallocate()
+        kBatchF16?.deallocate()
+        vBatchF16?.deallocate()
         attentionScratch.deallocate()
         logitRows?.deallocate()
     }
@@ -176,8 +196,11 @@ public final class InferenceSession {
     /// a sliding one (a ring buffer).
     public func kvCacheCapacity(layer: Int) -> Int { cache.capacities[layer] }
 
-    /// Bytes of the activation buffers (batch buffers, logits).
-    public var activationBufferBytes: Int { buffers.byteCount + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) }
+    /// Bytes of the activation buffers (batch buffers, logits; with an f16 cache, the batch's keys
+    /// and values as halves).
+    public var activationBufferBytes: Int {
+        buffers.byteCount + (logitRows == nil ? 0 : logitRowCapacity * vocab * 4) + (kBatchF16 == nil ? 0 : 2 * batchSize * kvDim * 2)
+    }
 
     /// The logits after the last token fed with `computeLogits: true` (vocab floats). The buffer
     /// is overwritten by the next `forward`; callers may modify it (samplers do).
@@ -322,8 +345,15 @@ public final class InferenceSession {
                 rotate(v, row: i, rope: rope)
             }
         }
-        attendBatch(layer: w.index, count: n)
-        cache.store(layer: w.index, keys: kBatch, values: vBatch, position: position, count: n)
+        if let k16 = kBatchF16, let v16 = vBatchF16 {
+            gt_f16_store(k16, kBatch, n * kvDim)
+            gt_f16_store(v16, vBatch, n * kvDim)
+            attendBatch(layer: w.index, count: n)
+            cache.store(layer: w.index, keys: k16, values: v16, position: position, count: n)
+        } else {
+            attendBatch(layer: w.index, count: n)
+            cache.store(layer: w.index, keys: kBatch, values: vBatch, position: position, count: n)
+        }
         matmul(w.oProj, attn, proj, count: n)
         if let post = w.postAttentionNorm {
             for i in 0..<n { rmsNorm(proj + i * hidden, post, into: proj + i * hidden) }
@@ -456,6 +486,7 @@ public final class InferenceSession {
         let parts = min(attentionParts, items)
         nonisolated(unsafe) let (q, attn, kBatch, vBatch, spans) = (q, attn, kBatch, vBatch, spans)
         nonisolated(unsafe) let (rowBuffers, runBuffers, scratch) = (attentionRows, attentionRuns, attentionScratch)
+        nonisolated(unsafe) let (runBuffersF16, kBatchF16, vBatchF16) = (attentionRunsF16, kBatchF16, vBatchF16)
         let (position, qDim, kvDim, headDim, scratchBytes) = (position, qDim, kvDim, headDim, attentionScratchBytes)
         let cache = self.cache
         let work = { (part: Int) in
@@ -475,6 +506,18 @@ public final class InferenceSession {
                 // The positions the block needs: from its first row's lo (the smallest) to its
                 // last row's own position: cached ones (a ring's one or two runs), then the batch's.
                 let lo = rows[0].lo, column = kv * headDim
+                let batchFirst = max(lo, position) - position, last = (r1 - 1) / group
+                if let kBatchF16, let vBatchF16 {
+                    let runs = runBuffersF16 + part * 3
+                    var count = cache.runsF16(layer: layer, from: lo, to: position, column: column, into: runs)
+                    let offset = batchFirst * kvDim + column
+                    runs[count] = gt_kv_run_f16(keys: kBatchF16 + offset, values: vBatchF16 + offset,
+                                                first: position + batchFirst, count: last - batchFirst + 1)
+                    count += 1
+                    gt_attention_rows_f16(rows, r1 - r0, runs, count, kvDim, headDim, scale, softcap,
+                                          scratch + part * scratchBytes)
+                    continue
+                }
                 var count = 0, first = lo
                 for s in 0..<cache.spans(layer: layer, from: lo, to: position, column: column, into: partSpans) {
                     runs[count] = gt_kv_run(keys: partSpans[s].keys, values: partSpans[s].values, first: first,
@@ -482,7 +525,6 @@ public final class InferenceSession {
                     first += partSpans[s].count
                     count += 1
                 }
-                let batchFirst = max(lo, position) - position, last = (r1 - 1) / group
                 runs[count] = gt_kv_run(keys: kBatch + batchFirst * kvDim + column, values: vBatch + batchFirst * kvDim + column,
                                         first: position + batchFirst, count: last - batchFirst + 1)
                 count += 1

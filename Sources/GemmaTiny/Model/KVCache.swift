@@ -6,7 +6,9 @@ import GemmaKernels
 /// p % capacity), so a long context costs memory in the global layers only.
 ///
 /// Layout: one anonymous mapping (MAP_NORESERVE: pages are only taken as positions are used);
-/// per layer, [capacity][kvDim] keys then [capacity][kvDim] values, f32.
+/// per layer, [capacity][kvDim] keys then [capacity][kvDim] values, f32 or f16 (`KVCacheType`).
+/// An f16 cache is written with halves the session already rounded (`gt_f16_store`), so the
+/// batch's own keys, attended before they are stored, are the same values later tokens read.
 ///
 /// What a ring still holds: positions are written in increasing order between rewinds, so after
 /// writing up to `highWater` (exclusive) the slots hold positions highWater - capacity ..<
@@ -16,6 +18,7 @@ import GemmaKernels
 final class KVCache {
     let kvDim: Int
     let contextLength: Int
+    let type: KVCacheType
     /// Per layer: positions held (the window for a sliding layer, else the context).
     let capacities: [Int]
     /// Per layer: the window (nil for a global layer).
@@ -25,11 +28,13 @@ final class KVCache {
     /// One past the highest position written since the last `reset`.
     private(set) var highWater = 0
 
-    private let base: UnsafeMutablePointer<Float>
+    private let base: UnsafeMutableRawPointer
+    /// Per layer: where its keys start, in elements.
     private let offsets: [Int]
 
-    init(variant: GemmaVariant, contextLength ctx: Int, kvDim: Int) throws(ModelError) {
+    init(variant: GemmaVariant, contextLength ctx: Int, kvDim: Int, type: KVCacheType = .f32) throws(ModelError) {
         self.kvDim = kvDim
+        self.type = type
         contextLength = ctx
         windows = variant.layers.map(\.window)
         capacities = variant.layers.indices.map { variant.cacheCapacity(layer: $0, contextLength: ctx) }
@@ -42,7 +47,7 @@ final class KVCache {
             guard !o1, !o2 else { throw .outOfMemory("KV cache size overflows") }
             total = sum
         }
-        let (bytes, overflow) = total.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
+        let (bytes, overflow) = total.multipliedReportingOverflow(by: type.bytesPerElement)
         guard !overflow else { throw .outOfMemory("KV cache size overflows") }
         self.offsets = offsets
         byteCount = max(bytes, 1)
@@ -50,13 +55,24 @@ final class KVCache {
         guard let p, p != MAP_FAILED else {
             throw .outOfMemory("cannot reserve \(byteCount) bytes for a \(ctx)-token KV cache; try a smaller context")
         }
-        base = p.assumingMemoryBound(to: Float.self)
+        base = p
     }
 
     deinit { munmap(base, byteCount) }
 
-    func keys(layer: Int) -> UnsafeMutablePointer<Float> { base + offsets[layer] }
-    func values(layer: Int) -> UnsafeMutablePointer<Float> { base + offsets[layer] + capacities[layer] * kvDim }
+    /// Layer `layer`'s keys and values of an f32 cache.
+    func keys(layer: Int) -> UnsafeMutablePointer<Float> {
+        precondition(type == .f32)
+        return base.assumingMemoryBound(to: Float.self) + offsets[layer]
+    }
+    func values(layer: Int) -> UnsafeMutablePointer<Float> { keys(layer: layer) + capacities[layer] * kvDim }
+
+    /// Layer `layer`'s keys and values of an f16 cache (IEEE halves).
+    func keysF16(layer: Int) -> UnsafeMutablePointer<UInt16> {
+        precondition(type == .f16)
+        return base.assumingMemoryBound(to: UInt16.self) + offsets[layer]
+    }
+    func valuesF16(layer: Int) -> UnsafeMutablePointer<UInt16> { keysF16(layer: layer) + capacities[layer] * kvDim }
 
     func reset() { highWater = 0 }
 
@@ -83,6 +99,17 @@ final class KVCache {
         }
     }
 
+    /// `store` for an f16 cache: the rows are halves already (`gt_f16_store`), copied as they are.
+    func store(layer: Int, keys k: UnsafePointer<UInt16>, values v: UnsafePointer<UInt16>, position: Int, count: Int) {
+        let c = capacities[layer]
+        let keys = keysF16(layer: layer), values = valuesF16(layer: layer)
+        for p in max(position, position + count - c)..<(position + count) {
+            let slot = p % c, row = p - position
+            (keys + slot * kvDim).update(from: k + row * kvDim, count: kvDim)
+            (values + slot * kvDim).update(from: v + row * kvDim, count: kvDim)
+        }
+    }
+
     /// Marks positions ..<end as written (call once per batch, after every layer stored it).
     func didWrite(upTo end: Int) { highWater = max(highWater, end) }
 
@@ -90,16 +117,38 @@ final class KVCache {
     /// span, or two where a ring wraps), offset by `column` floats into each row (a KV head).
     /// Returns the number of spans written.
     func spans(layer: Int, from lo: Int, to hi: Int, column: Int, into spans: UnsafeMutablePointer<gt_kv_span>) -> Int {
-        guard lo < hi else { return 0 }
-        let c = capacities[layer]
-        precondition(hi - lo <= c, "positions \(lo)..<\(hi) do not fit layer \(layer)'s \(c) slots")
+        let (first, n1, n2) = slots(layer: layer, from: lo, to: hi)
+        guard n1 > 0 else { return 0 }
         let keys = UnsafePointer(keys(layer: layer)) + column
         let values = UnsafePointer(values(layer: layer)) + column
+        spans[0] = gt_kv_span(keys: keys + first * kvDim, values: values + first * kvDim, count: n1)
+        guard n2 > 0 else { return 1 }
+        spans[1] = gt_kv_span(keys: keys, values: values, count: n2)
+        return 2
+    }
+
+    /// `spans` for an f16 cache, as runs for `gt_attention_rows_f16` (positions from `lo` on).
+    func runsF16(layer: Int, from lo: Int, to hi: Int, column: Int, into runs: UnsafeMutablePointer<gt_kv_run_f16>)
+        -> Int
+    {
+        let (first, n1, n2) = slots(layer: layer, from: lo, to: hi)
+        guard n1 > 0 else { return 0 }
+        let keys = UnsafePointer(keysF16(layer: layer)) + column
+        let values = UnsafePointer(valuesF16(layer: layer)) + column
+        runs[0] = gt_kv_run_f16(keys: keys + first * kvDim, values: values + first * kvDim, first: lo, count: n1)
+        guard n2 > 0 else { return 1 }
+        runs[1] = gt_kv_run_f16(keys: keys, values: values, first: lo + n1, count: n2)
+        return 2
+    }
+
+    /// Where positions lo..<hi of layer `layer` are: `n1` slots from slot `first`, then (where
+    /// a ring wraps) `n2` from slot 0.
+    private func slots(layer: Int, from lo: Int, to hi: Int) -> (first: Int, n1: Int, n2: Int) {
+        guard lo < hi else { return (0, 0, 0) }
+        let c = capacities[layer]
+        precondition(hi - lo <= c, "positions \(lo)..<\(hi) do not fit layer \(layer)'s \(c) slots")
         let first = lo % c
         let n1 = min(hi - lo, c - first)
-        spans[0] = gt_kv_span(keys: keys + first * kvDim, values: values + first * kvDim, count: n1)
-        guard n1 < hi - lo else { return 1 }
-        spans[1] = gt_kv_span(keys: keys, values: values, count: hi - lo - n1)
-        return 2
+        return (first, n1, hi - lo - n1)
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 
 /// What running a model takes in memory, worked out from its file's header before any tensor is
 /// touched: the tensor data as mapped (the unpacked size, whether the file is compressed or
-/// not), the KV cache for the context (sliding-window layers only their window; f32 keys and
-/// values), the activation buffers of one session, and an allowance for the rest (code,
+/// not), the KV cache for the context (sliding-window layers only their window; keys and values
+/// of 4 bytes, or 2 with an f16 cache), the activation buffers of one session, and an allowance for the rest (code,
 /// tokenizer tables, heap).
 ///
 /// The KV cache is counted in full although pages are only taken as positions fill: a context
@@ -15,6 +15,8 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var runtimeBytes: Int
     /// The context length the KV cache is counted for.
     public var contextLength: Int
+    /// The KV cache's element type it is counted for.
+    public var cacheType: KVCacheType
 
     public var totalBytes: Int { weightBytes + kvCacheBytes + activationBytes + runtimeBytes }
 
@@ -25,11 +27,15 @@ public struct MemoryEstimate: Sendable, Equatable {
         public var batchSize: Int
         /// Matmul threads (0 = one per core): attention keeps a score row per thread.
         public var threads: Int
+        /// How the KV cache stores keys and values.
+        public var cacheType: KVCacheType
 
-        public init(contextLength: Int? = nil, batchSize: Int = InferenceSession.defaultBatchSize, threads: Int = 0) {
+        public init(contextLength: Int? = nil, batchSize: Int = InferenceSession.defaultBatchSize, threads: Int = 0,
+                    cacheType: KVCacheType = .default) {
             self.contextLength = contextLength
             self.batchSize = batchSize
             self.threads = threads
+            self.cacheType = cacheType
         }
     }
 
@@ -53,20 +59,24 @@ public struct MemoryEstimate: Sendable, Equatable {
         let ctx = max(1, min(session.contextLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings))
         let batch = min(max(1, session.batchSize), ctx)
         self.weightBytes = weightBytes
-        kvCacheBytes = Self.kvCacheBytes(variant: variant, config: config, contextLength: ctx)
+        kvCacheBytes = Self.kvCacheBytes(variant: variant, config: config, contextLength: ctx, cacheType: session.cacheType)
         let buffers = ActivationBuffers.Sizes(config: config, ropeCount: variant.ropeThetas.count, batchSize: batch)
         // Plus the logits rows of a prefill that scores every token (perplexity).
         let logitRows = InferenceSession.logitRowCapacity(batchSize: batch) * config.vocabSize
-        activationBytes = (buffers.totalFloats + logitRows) * MemoryLayout<Float>.size
+        // An f16 cache also keeps the batch's keys and values as halves.
+        let halves = session.cacheType == .f16 ? 2 * batch * config.numKeyValueHeads * config.headDim : 0
+        activationBytes = (buffers.totalFloats + logitRows) * MemoryLayout<Float>.size + halves * 2
         runtimeBytes = Self.baseRuntimeBytes + Self.tokenizerBytesPerVocabularyByte * vocabularyBytes
         contextLength = ctx
+        cacheType = session.cacheType
     }
 
-    /// Keys and values of every layer, f32: per layer its capacity (the context, or the window
-    /// of a sliding layer) x 2 x KV heads x head dim x 4 bytes (as `KVCache` lays them out).
-    static func kvCacheBytes(variant: GemmaVariant, config: ModelConfig, contextLength: Int) -> Int {
+    /// Keys and values of every layer: per layer its capacity (the context, or the window of a
+    /// sliding layer) x 2 x KV heads x head dim x 4 bytes (2 for f16), as `KVCache` lays them out.
+    static func kvCacheBytes(variant: GemmaVariant, config: ModelConfig, contextLength: Int,
+                             cacheType: KVCacheType = .f32) -> Int {
         let kvDim = config.numKeyValueHeads * config.headDim
         let positions = variant.layers.indices.reduce(0) { $0 + variant.cacheCapacity(layer: $1, contextLength: contextLength) }
-        return positions * 2 * kvDim * MemoryLayout<Float>.size
+        return positions * 2 * kvDim * cacheType.bytesPerElement
     }
 }

@@ -16,6 +16,8 @@ public struct MemoryFit: Sendable, Equatable {
     public var fittingContextLength: Int?
     /// A smaller conversion of the same checkpoint that fits at the context asked for.
     public var smallerFile: SmallerFile?
+    /// An f32 KV cache was asked for and an f16 one (`--cache-type f16`) fits at that context.
+    public var f16CacheFits = false
     /// The weights go to anonymous memory (a compressed file with `--unpack memory`): then
     /// not fitting means swapping or the OOM killer, not re-reading.
     public var weightsInAnonymousMemory: Bool
@@ -82,6 +84,14 @@ public struct MemoryFit: Sendable, Equatable {
         let rounded = lo >= 512 ? lo / 256 * 256 : lo
         if rounded >= Self.smallestUsefulContext { fittingContextLength = rounded }
 
+        if session.cacheType == .f32 {
+            var s = session
+            s.cacheType = .f16
+            s.contextLength = estimate.contextLength
+            let half = try MemoryEstimate(config: config, weightBytes: estimate.weightBytes, vocabularyBytes: vocabularyBytes,
+                                          session: s)
+            f16CacheFits = half.totalBytes <= budget
+        }
         for candidate in Self.smallerFiles(of: file) where candidate.weightBytes < estimate.weightBytes {
             if try total(weights: candidate.weightBytes, context: estimate.contextLength) <= budget {
                 smallerFile = candidate
@@ -113,7 +123,8 @@ public struct MemoryFit: Sendable, Equatable {
         let e = estimate
         let f = ByteCountText.format
         var text = "warning: \(fileName) needs about \(f(e.totalBytes)) of memory (\(f(e.weightBytes)) of weights, "
-        text += "\(f(e.kvCacheBytes)) KV cache for a \(e.contextLength)-token context, \(f(e.activationBytes)) of activations, "
+        let kv = e.cacheType == .f32 ? "KV cache" : "\(e.cacheType) KV cache"
+        text += "\(f(e.kvCacheBytes)) \(kv) for a \(e.contextLength)-token context, \(f(e.activationBytes)) of activations, "
         text += "\(f(e.runtimeBytes)) for the runtime) but only about \(f(budget)) is available (\(available.explanation)). "
         if weightsInAnonymousMemory {
             text += "It will run, but the weights are decompressed into memory (--unpack memory): expect heavy swapping or the out-of-memory killer. "
@@ -122,6 +133,7 @@ public struct MemoryFit: Sendable, Equatable {
         }
         var fixes: [String] = []
         if let c = fittingContextLength { fixes.append("--ctx \(c)") }
+        if f16CacheFits { fixes.append("--cache-type f16 (half the KV cache)") }
         if let s = smallerFile {
             fixes.append("a smaller file (gemma-quantize CHECKPOINT \(s.options): about \(f(s.weightBytes)) of weights)")
         }

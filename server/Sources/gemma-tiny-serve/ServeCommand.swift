@@ -123,7 +123,7 @@ struct ServeCommand: ParsableCommand {
             engine = try GemmaEngine(model: gemma, options: GemmaEngine.Options(
                 threads: model.threads ?? 0, contextLength: model.context(for: gemma),
                 maxConcurrentGenerations: parallel, prefillChunkSize: prefillChunk,
-                name: modelId ?? GemmaEngine.modelName(forPath: model.model)))
+                name: modelId ?? GemmaEngine.modelName(forPath: model.model), cacheType: model.cacheType))
         } catch {
             throw CLIError.message(error.description)
         }

@@ -71,7 +71,6 @@ public final class InferenceSession {
     private let buffers: ActivationBuffers
     private let x, xn, proj, q, attn, gate, up, ropeCos, ropeSin, invFreq, kBatch, vBatch: UnsafeMutablePointer<Float>
     private let logitsBuffer: UnsafeMutablePointer<Float> // [vocab]
-    private let spans: UnsafeMutablePointer<gt_kv_span> // [parts][3]: a block's cached positions
     // Per attention part: its block's rows, runs of positions, and the kernel's scratch space.
     private let attentionRows: UnsafeMutablePointer<gt_attention_row> // [parts][GT_ATTENTION_BLOCK_ROWS]
     private let attentionRuns: UnsafeMutablePointer<gt_kv_run> // [parts][3]
@@ -148,7 +147,6 @@ public final class InferenceSession {
         logitsBuffer = b.logits
         kBatch = b.kBatch
         vBatch = b.vBatch
-        spans = .allocate(capacity: 3 * parts)
         attentionRows = .allocate(capacity: Int(GT_ATTENTION_BLOCK_ROWS) * parts)
         attentionRuns = .allocate(capacity: 3 * parts)
         attentionRunsF16 = .allocate(capacity: 3 * parts)
@@ -178,7 +176,6 @@ public final class InferenceSession {
 
     deinit {
         buffers.deallocate()
-        spans.deallocate()
         attentionRows.deallocate()
         attentionRuns.deallocate()
         attentionRunsF16.deallocate()
@@ -484,13 +481,13 @@ public final class InferenceSession {
         let rowsPerBlock = (rowsPerKV + blocksPerKV - 1) / blocksPerKV
         let items = kvHeads * blocksPerKV
         let parts = min(attentionParts, items)
-        nonisolated(unsafe) let (q, attn, kBatch, vBatch, spans) = (q, attn, kBatch, vBatch, spans)
+        nonisolated(unsafe) let (q, attn, kBatch, vBatch) = (q, attn, kBatch, vBatch)
         nonisolated(unsafe) let (rowBuffers, runBuffers, scratch) = (attentionRows, attentionRuns, attentionScratch)
         nonisolated(unsafe) let (runBuffersF16, kBatchF16, vBatchF16) = (attentionRunsF16, kBatchF16, vBatchF16)
         let (position, qDim, kvDim, headDim, scratchBytes) = (position, qDim, kvDim, headDim, attentionScratchBytes)
         let cache = self.cache
         let work = { (part: Int) in
-            let rows = rowBuffers + part * maxRows, runs = runBuffers + part * 3, partSpans = spans + part * 3
+            let rows = rowBuffers + part * maxRows, runs = runBuffers + part * 3
             var item = part
             while item < items {
                 let kv = item / blocksPerKV, r0 = (item % blocksPerKV) * rowsPerBlock
@@ -518,13 +515,7 @@ public final class InferenceSession {
                                           scratch + part * scratchBytes)
                     continue
                 }
-                var count = 0, first = lo
-                for s in 0..<cache.spans(layer: layer, from: lo, to: position, column: column, into: partSpans) {
-                    runs[count] = gt_kv_run(keys: partSpans[s].keys, values: partSpans[s].values, first: first,
-                                            count: partSpans[s].count)
-                    first += partSpans[s].count
-                    count += 1
-                }
+                var count = cache.runs(layer: layer, from: lo, to: position, column: column, into: runs)
                 runs[count] = gt_kv_run(keys: kBatch + batchFirst * kvDim + column, values: vBatch + batchFirst * kvDim + column,
                                         first: position + batchFirst, count: last - batchFirst + 1)
                 count += 1

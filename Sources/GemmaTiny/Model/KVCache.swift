@@ -88,21 +88,19 @@ final class KVCache {
     }
 
     /// Stores the keys and values of `count` consecutive positions from `position` on (rows of
-    /// kvDim floats) into layer `layer`; a ring keeps only the last `capacity` of them.
+    /// kvDim floats) into layer `layer` of an f32 cache; a ring keeps only the last `capacity` of them.
     func store(layer: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, position: Int, count: Int) {
-        let c = capacities[layer]
-        let keys = keys(layer: layer), values = values(layer: layer)
-        for p in max(position, position + count - c)..<(position + count) {
-            let slot = p % c, row = p - position
-            (keys + slot * kvDim).update(from: k + row * kvDim, count: kvDim)
-            (values + slot * kvDim).update(from: v + row * kvDim, count: kvDim)
-        }
+        copyRows(into: keys(layer: layer), values(layer: layer), layer: layer, keys: k, values: v, position: position, count: count)
     }
 
     /// `store` for an f16 cache: the rows are halves already (`gt_f16_store`), copied as they are.
     func store(layer: Int, keys k: UnsafePointer<UInt16>, values v: UnsafePointer<UInt16>, position: Int, count: Int) {
+        copyRows(into: keysF16(layer: layer), valuesF16(layer: layer), layer: layer, keys: k, values: v, position: position, count: count)
+    }
+
+    private func copyRows<Element>(into keys: UnsafeMutablePointer<Element>, _ values: UnsafeMutablePointer<Element>, layer: Int,
+                                   keys k: UnsafePointer<Element>, values v: UnsafePointer<Element>, position: Int, count: Int) {
         let c = capacities[layer]
-        let keys = keysF16(layer: layer), values = valuesF16(layer: layer)
         for p in max(position, position + count - c)..<(position + count) {
             let slot = p % c, row = p - position
             (keys + slot * kvDim).update(from: k + row * kvDim, count: kvDim)
@@ -113,21 +111,21 @@ final class KVCache {
     /// Marks positions ..<end as written (call once per batch, after every layer stored it).
     func didWrite(upTo end: Int) { highWater = max(highWater, end) }
 
-    /// Appends to `spans` the cached positions lo..<hi of layer `layer`, in position order (one
-    /// span, or two where a ring wraps), offset by `column` floats into each row (a KV head).
-    /// Returns the number of spans written.
-    func spans(layer: Int, from lo: Int, to hi: Int, column: Int, into spans: UnsafeMutablePointer<gt_kv_span>) -> Int {
+    /// Writes to `runs` the cached positions lo..<hi of layer `layer` of an f32 cache, in position
+    /// order (one run, or two where a ring wraps), offset by `column` floats into each row (a KV
+    /// head), as `gt_attention_rows` reads them. Returns the number of runs written.
+    func runs(layer: Int, from lo: Int, to hi: Int, column: Int, into runs: UnsafeMutablePointer<gt_kv_run>) -> Int {
         let (first, n1, n2) = slots(layer: layer, from: lo, to: hi)
         guard n1 > 0 else { return 0 }
         let keys = UnsafePointer(keys(layer: layer)) + column
         let values = UnsafePointer(values(layer: layer)) + column
-        spans[0] = gt_kv_span(keys: keys + first * kvDim, values: values + first * kvDim, count: n1)
+        runs[0] = gt_kv_run(keys: keys + first * kvDim, values: values + first * kvDim, first: lo, count: n1)
         guard n2 > 0 else { return 1 }
-        spans[1] = gt_kv_span(keys: keys, values: values, count: n2)
+        runs[1] = gt_kv_run(keys: keys, values: values, first: lo + n1, count: n2)
         return 2
     }
 
-    /// `spans` for an f16 cache, as runs for `gt_attention_rows_f16` (positions from `lo` on).
+    /// `runs` for an f16 cache, for `gt_attention_rows_f16` (positions from `lo` on).
     func runsF16(layer: Int, from lo: Int, to hi: Int, column: Int, into runs: UnsafeMutablePointer<gt_kv_run_f16>)
         -> Int
     {

@@ -24,7 +24,7 @@ public struct ModelOptions: ParsableArguments {
     public var batchSize: Int = InferenceSession.defaultBatchSize
 
     @Option(name: [.customLong("cache-type")],
-            help: ArgumentHelp("KV cache type for keys and values (as llama.cpp's -ctk/-ctv, one for both): 'f32' (default) or 'f16' (half the memory; values rounded to IEEE half).", valueName: "type"))
+            help: ArgumentHelp("KV cache type for keys and values (as llama.cpp's -ctk/-ctv, one for both): 'f16' (default, as llama.cpp: half the memory; values rounded to IEEE half) or 'f32' (exact).", valueName: "type"))
     public var cacheType: KVCacheType = .default
 
     @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))

@@ -83,7 +83,7 @@ struct BenchCommand: ParsableCommand {
         return max(2048, pp, tg)
     }
 
-    @Option(name: .customLong("cache-type"), help: ArgumentHelp("KV cache type for keys and values: f32 or f16 (as llama-bench's -ctk/-ctv, one for both).", valueName: "type"))
+    @Option(name: .customLong("cache-type"), help: ArgumentHelp("KV cache type for keys and values: 'f16' (default) or 'f32' (as llama-bench's -ctk/-ctv, one for both).", valueName: "type"))
     var cacheType: KVCacheType = .default
 
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Output format: md (a Markdown table) or json.", valueName: "md|json"))

@@ -2,7 +2,8 @@ import Foundation
 @testable import GemmaTiny
 import XCTest
 
-/// `--cache-type f32|f16` on the commands that run the model (as a process, `GemmaTinyCLI`).
+/// `--cache-type f32|f16` on the commands that run the model (as a process, `GemmaTinyCLI`);
+/// f16 is the default.
 final class CLICacheTypeTests: XCTestCase {
     var modelPath: String!
 
@@ -53,7 +54,38 @@ final class CLICacheTypeTests: XCTestCase {
         let plain = try run(["bench", "-m", modelPath, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "-o", "json"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(report["cache_type"] as? String, "f16", "the default")
+    }
+
+    /// f16 is the default: no --cache-type gives what --cache-type f16 gives; --cache-type f32
+    /// (the exact cache) still runs every command and is what bench reports.
+    func testCLICacheTypeDefaultIsF16AndF32StillWorks() throws {
+        let base: [String] = ["run", "-m", modelPath, "-p", "The cat", "--temp", "0", "-n", "6", "--ignore-eos", "--json"]
+        let plain = try run(base)
+        let f16 = try run(base + ["--cache-type", "f16"])
+        let f32 = try run(base + ["--cache-type", "f32"])
+        for o in [plain, f16, f32] { XCTAssertEqual(o.status, 0, o.stderr) }
+        func ids(_ o: GemmaTinyCLI.Output) throws -> [Int]? {
+            (try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])?["generated_ids"] as? [Int]
+        }
+        XCTAssertEqual(try ids(plain), try ids(f16), "the default is f16")
+        XCTAssertEqual(try ids(f32)?.count, 6, f32.stdout)
+
+        let chat = try run(["chat", "-m", modelPath, "--temp", "0", "-n", "3", "--cache-type", "f32"], stdin: "Hello\n")
+        XCTAssertEqual(chat.status, 0, chat.stderr)
+        XCTAssertFalse(chat.stdout.isEmpty)
+
+        let bench = try run(["bench", "-m", modelPath, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "-o", "json",
+                             "--cache-type", "f32"])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(report["cache_type"] as? String, "f32")
+
+        for command in ["run", "chat", "perplexity", "bench"] {
+            let help = try run([command, "--help"])
+            let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")  // the help wraps
+            XCTAssertTrue(words.contains("'f16' (default"), "\(command) --help should name f16 the default: \(help.stdout)")
+        }
     }
 
     func testCLICacheTypeBadValuesAndHelp() throws {

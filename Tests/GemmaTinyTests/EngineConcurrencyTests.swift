@@ -18,7 +18,8 @@ final class EngineConcurrencyTests: XCTestCase {
     /// Cancelling the consuming task stops the generation within one token of the request and
     /// frees the session at once.
     func testEngineCancellingConsumerTaskStopsWithinOneTokenAndFreesSession() async throws {
-        let engine = try EngineFixtures.engine(stepDelay: .milliseconds(2))
+        // f32 cache: compared with the transformers goldens token for token, which an f16 cache may flip at a near-tie.
+        let engine = try EngineFixtures.engine(stepDelay: .milliseconds(2), cacheType: .f32)
         let session = try engine.makeSession()
         let p = prompt("short")
         let received = Counter()

@@ -7,10 +7,13 @@ import XCTest
 enum EngineFixtures {
     static func model() throws -> GemmaModel { try ModelFixtures.model("tiny-gemma", .bf16) }
 
+    /// `cacheType`: the engine's default (f16) unless a test compares with the transformers
+    /// goldens token for token, which pins `.f32` (the exact cache the goldens were checked with).
     static func engine(maxConcurrent: Int = 4, chunk: Int = 16, stepDelay: Duration = .zero,
-                       kernels: (any MatmulKernels)? = nil, context: Int? = nil) throws -> GemmaEngine {
+                       kernels: (any MatmulKernels)? = nil, context: Int? = nil,
+                       cacheType: KVCacheType = .default) throws -> GemmaEngine {
         var options = GemmaEngine.Options(kernels: kernels ?? makeDefaultKernels(threads: 1), contextLength: context, maxConcurrentGenerations: maxConcurrent,
-                                          prefillChunkSize: chunk, name: "tiny")
+                                          prefillChunkSize: chunk, name: "tiny", cacheType: cacheType)
         options.stepDelay = stepDelay
         return try GemmaEngine(model: model(), options: options)
     }

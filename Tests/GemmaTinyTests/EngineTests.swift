@@ -58,7 +58,8 @@ final class EngineTests: XCTestCase {
     /// Greedy generation through the engine is the reference's, token for token, and the chunks
     /// add up to the text and the tokens.
     func testEngineGenerateMatchesReference() async throws {
-        let engine = try EngineFixtures.engine()
+        // f32 cache: compared with the transformers goldens token for token, which an f16 cache may flip at a near-tie.
+        let engine = try EngineFixtures.engine(cacheType: .f32)
         let session = try engine.makeSession(contextLength: 128)
         for name in ["short", "license", "code-multilingual"] {
             let p = prompt(name)
@@ -117,7 +118,8 @@ final class EngineTests: XCTestCase {
     }
 
     func testEngineChatGeneratesLikeReference() async throws {
-        let engine = try EngineFixtures.engine()
+        // f32 cache: compared with the transformers goldens token for token, which an f16 cache may flip at a near-tie.
+        let engine = try EngineFixtures.engine(cacheType: .f32)
         let session = try engine.makeSession()
         let chat = prompt("chat")
         let c = try await EngineFixtures.collect(session.chat(messages: [.user("Write a short poem about the sea.")],

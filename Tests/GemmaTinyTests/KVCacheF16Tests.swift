@@ -53,6 +53,16 @@ final class KVCacheF16Tests: XCTestCase {
         }
     }
 
+    /// What serves users defaults to f16 (as llama.cpp); the exact forward pass to f32.
+    func testDefaults() throws {
+        XCTAssertEqual(KVCacheType.default, .f16)
+        XCTAssertEqual(MemoryEstimate.Session().cacheType, .f16, "counted as the command line runs")
+        XCTAssertEqual(GemmaEngine.Options().cacheType, .f16)
+        let model = try ModelFixtures.model("tiny-gemma", .q8)
+        XCTAssertEqual(try InferenceSession(model: model, contextLength: 8).cacheType, .f32)
+        XCTAssertEqual(try Generator(model: model, contextLength: 8).session.cacheType, .f32)
+    }
+
     func testF16CacheHalvesTheMemoryAndTheEstimateSaysSo() throws {
         for fixture in ["tiny-gemma", "tiny-gemma3"] {
             let model = try ModelFixtures.model(fixture, .q8)
@@ -120,10 +130,10 @@ final class KVCacheF16Tests: XCTestCase {
     /// when an f32 one does not fit but an f16 one would.
     func testMemoryFitSuggestsAndCountsTheF16Cache() throws {
         let file = try ModelFixtures.model("tiny-gemma", .q8).file
-        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2))
+        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f32))
         let budget = needed.totalBytes - needed.kvCacheBytes / 4
         let available = MemoryAvailability(memAvailable: budget, cgroup: nil)
-        let f32 = try MemoryFit(file: file, session: .init(contextLength: 512, threads: 2), available: available)
+        let f32 = try MemoryFit(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f32), available: available)
         XCTAssertFalse(f32.fits)
         XCTAssertTrue(f32.f16CacheFits)
         let w = try XCTUnwrap(f32.warning)

@@ -20,15 +20,15 @@ final class MemoryEstimateTests: XCTestCase {
     func testKVCacheOfThe2BShape() throws {
         let c = Self.gemma2B
         for ctx in [1, 512, 2048, 8192] {
-            let e = try MemoryEstimate(config: c, weightBytes: 0, vocabularyBytes: 0, session: .init(contextLength: ctx))
+            let e = try MemoryEstimate(config: c, weightBytes: 0, vocabularyBytes: 0, session: .init(contextLength: ctx, cacheType: .f32))
             XCTAssertEqual(e.kvCacheBytes, kvFormula(c, ctx: ctx), "ctx \(ctx)")
             XCTAssertEqual(e.contextLength, ctx)
         }
         // nil and anything above the maximum mean the maximum (8192: 288 MiB).
-        let full = try MemoryEstimate(config: c, weightBytes: 7, vocabularyBytes: 0, session: .init(contextLength: nil))
+        let full = try MemoryEstimate(config: c, weightBytes: 7, vocabularyBytes: 0, session: .init(contextLength: nil, cacheType: .f32))
         XCTAssertEqual(full.contextLength, 8192)
         XCTAssertEqual(full.kvCacheBytes, kvFormula(c, ctx: 8192))
-        let capped = try MemoryEstimate(config: c, weightBytes: 7, vocabularyBytes: 0, session: .init(contextLength: 100_000))
+        let capped = try MemoryEstimate(config: c, weightBytes: 7, vocabularyBytes: 0, session: .init(contextLength: 100_000, cacheType: .f32))
         XCTAssertEqual(capped, full)
         XCTAssertEqual(full.totalBytes, 7 + full.kvCacheBytes + full.activationBytes + full.runtimeBytes)
         // Batch buffers, one score row per thread, the logits: more threads or a bigger batch cost more.
@@ -38,16 +38,19 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertGreaterThan(more.activationBytes, one.activationBytes + 64 * 2 * c.intermediateSize * 4 - 2 * c.intermediateSize * 4)
     }
 
-    /// The estimate is what a session on the tiny fixture model really reserves.
+    /// The estimate is what a session on the tiny fixture model really reserves (an f32 cache,
+    /// stated on both sides: the session defaults to f32, the estimate to f16 as the CLI; the f16
+    /// cache is KVCacheF16Tests').
     func testEstimateMatchesWhatASessionAllocates() throws {
         for (name, fixture) in [("tiny-gemma", "tiny-gemma"), ("gemma 3, sliding layers", "tiny-gemma3")] {
             let model = try ModelFixtures.model(fixture, .q8)
             for (ctx, batch, threads) in [(512, 64, 2), (100, 8, 1), (5, 64, 3)] {
                 let session = try InferenceSession(model: model, contextLength: ctx, kernels: makeDefaultKernels(threads: threads),
-                                                   batchSize: batch)
+                                                   batchSize: batch, cacheType: .f32)
                 // Allocate the logits rows an .all prefill uses.
                 try session.prefill([2, 10], logits: .all(from: 0) { _, _ in })
-                let e = try MemoryEstimate(file: model.file, session: .init(contextLength: ctx, batchSize: batch, threads: threads))
+                let e = try MemoryEstimate(file: model.file, session: .init(contextLength: ctx, batchSize: batch, threads: threads,
+                                                                            cacheType: .f32))
                 XCTAssertEqual(e.kvCacheBytes, session.kvCacheBytes, "\(name) ctx \(ctx)")
                 XCTAssertEqual(e.activationBytes, session.activationBufferBytes, "\(name) ctx \(ctx) batch \(batch) threads \(threads)")
                 XCTAssertEqual(e.weightBytes, model.file.tensors.reduce(0) { $0 + $1.length })
@@ -63,7 +66,7 @@ final class MemoryEstimateTests: XCTestCase {
         let sliding = (0..<c.numHiddenLayers).filter { c.isSlidingLayer($0) }.count
         XCTAssertGreaterThan(sliding, 0)
         for ctx in [4, 200] {
-            let e = try MemoryEstimate(file: model.file, session: .init(contextLength: ctx))
+            let e = try MemoryEstimate(file: model.file, session: .init(contextLength: ctx, cacheType: .f32))
             let positions = (c.numHiddenLayers - sliding) * ctx + sliding * min(window, ctx)
             XCTAssertEqual(e.kvCacheBytes, positions * c.numKeyValueHeads * c.headDim * 2 * 4, "ctx \(ctx)")
         }
@@ -71,14 +74,17 @@ final class MemoryEstimateTests: XCTestCase {
 
     // MARK: - MemoryFit
 
+    // With an f32 cache throughout (the sizes the tests below were worked out for; the f16 cache
+    // and its suggestion are KVCacheF16Tests').
+
     func fit(_ file: ModelFile, ctx: Int?, available: Int?) throws -> MemoryFit {
-        try MemoryFit(file: file, session: .init(contextLength: ctx, threads: 2),
+        try MemoryFit(file: file, session: .init(contextLength: ctx, threads: 2, cacheType: .f32),
                       available: MemoryAvailability(memAvailable: available, cgroup: nil))
     }
 
     func testFitsWhenThereIsRoomOrNothingIsKnown() throws {
         let file = try ModelFixtures.model("tiny-gemma", .q8).file
-        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2)).totalBytes
+        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f32)).totalBytes
         for available in [needed, needed * 10, nil] {
             let f = try fit(file, ctx: 512, available: available)
             XCTAssertTrue(f.fits)
@@ -90,16 +96,16 @@ final class MemoryEstimateTests: XCTestCase {
     /// Just too little: a smaller context fits, and the warning says so with the numbers.
     func testSuggestsTheLargestContextThatFits() throws {
         let file = try ModelFixtures.model("tiny-gemma", .q8).file
-        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2))
+        let needed = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f32))
         let budget = needed.totalBytes - needed.kvCacheBytes / 2
         let f = try fit(file, ctx: 512, available: budget)
         XCTAssertFalse(f.fits)
         let c = try XCTUnwrap(f.fittingContextLength)
         XCTAssertLessThan(c, 512)
         XCTAssertGreaterThanOrEqual(c, MemoryFit.smallestUsefulContext)
-        XCTAssertLessThanOrEqual(try MemoryEstimate(file: file, session: .init(contextLength: c, threads: 2)).totalBytes, budget)
+        XCTAssertLessThanOrEqual(try MemoryEstimate(file: file, session: .init(contextLength: c, threads: 2, cacheType: .f32)).totalBytes, budget)
         // The largest (below 512 nothing is rounded): one more position no longer fits.
-        XCTAssertGreaterThan(try MemoryEstimate(file: file, session: .init(contextLength: c + 1, threads: 2)).totalBytes, budget)
+        XCTAssertGreaterThan(try MemoryEstimate(file: file, session: .init(contextLength: c + 1, threads: 2, cacheType: .f32)).totalBytes, budget)
         let w = try XCTUnwrap(f.warning)
         XCTAssertTrue(w.hasPrefix("warning: "), w)
         XCTAssertFalse(w.contains("\n"), "one paragraph")
@@ -129,7 +135,7 @@ final class MemoryEstimateTests: XCTestCase {
                        "the size of a real default conversion")
         XCTAssertEqual(Set(converted.tensors.map(\.type)), [.f32, .q5, .q8], "q4k and q6k fell back (rows of 64)")
 
-        let full = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2))
+        let full = try MemoryEstimate(file: file, session: .init(contextLength: 512, threads: 2, cacheType: .f32))
         let budget = full.totalBytes - (q8 - alternatives[1].weightBytes) / 2  // only the all-q4 file fits
         let f = try fit(file, ctx: 512, available: budget)
         XCTAssertEqual(f.smallerFile?.options, "--type q4 --pure --embedding-type q4")

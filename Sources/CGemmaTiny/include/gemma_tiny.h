@@ -143,7 +143,8 @@ typedef struct gt_options {
     int32_t threads;
     /* Load time: KV-cache positions of the model's sessions (prompt plus reply must fit);
      * 0 = the model's maximum (the default). A session reserves this much address space but
-     * uses memory only for the positions it fills. 0 to the model's maximum. */
+     * uses memory only for the positions it fills. 0 to the model's maximum. The cache holds
+     * keys and values as IEEE halves (f16, as llama.cpp's default: 2 bytes an element). */
     int32_t context_length;
     /* Structured output: a JSON Schema (its JSON text, UTF-8). The reply is then one JSON value
      * that validates against it, enforced while decoding (tokens that cannot continue a valid

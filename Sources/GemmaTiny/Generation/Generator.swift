@@ -31,10 +31,11 @@ public final class Generator {
         endOfTurnId = tokenizer.endOfTurnId
     }
 
-    /// A generator with its own session and the model file's tokenizer.
+    /// A generator with its own session and the model file's tokenizer. `cacheType` defaults to
+    /// f32, as `InferenceSession`'s (the command line passes its `--cache-type`, f16 by default).
     public convenience init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
                             batchSize: Int = InferenceSession.defaultBatchSize,
-                            cacheType: KVCacheType = .default) throws(GenerationError) {
+                            cacheType: KVCacheType = .f32) throws(GenerationError) {
         let tokenizer: Tokenizer
         do {
             tokenizer = try Tokenizer(vocabulary: model.file.vocabulary, settings: model.file.metadata.tokenizer)

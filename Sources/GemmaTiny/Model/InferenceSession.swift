@@ -97,10 +97,12 @@ public final class InferenceSession {
     ///     CPU's SIMD path on the calling thread; `makeDefaultKernels()` uses every core).
     ///   - batchSize: most tokens per pass through the layers (prompt processing); at least 1.
     ///     The batch buffers take about batchSize * (3 hidden + 2 q + 2 intermediate) floats.
-    ///   - cacheType: how the KV cache stores keys and values (f32, or f16: half the memory).
+    ///   - cacheType: how the KV cache stores keys and values: f32 (the default here: the exact
+    ///     forward pass, as the parity tests compare it) or f16 (half the memory; what the command
+    ///     line and `GemmaEngine` use by default, `KVCacheType.default`).
     public init(model: GemmaModel, contextLength: Int? = nil, kernels: (any MatmulKernels)? = nil,
                 batchSize: Int = InferenceSession.defaultBatchSize,
-                cacheType: KVCacheType = .default) throws(ModelError) {
+                cacheType: KVCacheType = .f32) throws(ModelError) {
         precondition(batchSize >= 1, "batch size must be at least 1, got \(batchSize)")
         let config = model.config
         let maximum = config.maxPositionEmbeddings

@@ -27,7 +27,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         public var batchSize: Int
         /// Matmul threads (0 = one per core): attention keeps a score row per thread.
         public var threads: Int
-        /// How the KV cache stores keys and values.
+        /// How the KV cache stores keys and values (default f16, as the command line's `--cache-type`).
         public var cacheType: KVCacheType
 
         public init(contextLength: Int? = nil, batchSize: Int = InferenceSession.defaultBatchSize, threads: Int = 0,

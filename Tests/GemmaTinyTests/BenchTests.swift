@@ -164,7 +164,7 @@ final class BenchTests: XCTestCase {
     func testBenchPerplexityIsTheSameForEveryBatchSize() throws {
         let text = String(repeating: "The cat sat on the mat. Permission is hereby granted, free of charge. ", count: 12)
         let file = ModelFixtures.tempDir + "/ppl-batch-\(UUID().uuidString).txt"
-        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        try text.write(toFile: file, atomically: false, encoding: .utf8)
         var lines: [String] = []
         for batch in ["1", "5", "64"] {
             let o = try run(["perplexity", "-m", modelPath, "-f", file, "--ctx", "32", "-b", batch])

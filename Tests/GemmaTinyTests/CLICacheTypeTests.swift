@@ -37,7 +37,7 @@ final class CLICacheTypeTests: XCTestCase {
         // Perplexity with either cache: close, not necessarily equal.
         let text = String(repeating: "The cat sat on the mat. Permission is hereby granted, free of charge. ", count: 12)
         let file = ModelFixtures.tempDir + "/ppl-\(UUID().uuidString).txt"
-        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        try text.write(toFile: file, atomically: false, encoding: .utf8)
         let f32 = try run(["perplexity", "-m", modelPath, "-f", file, "--ctx", "64", "--cache-type", "f32"])
         let f16 = try run(["perplexity", "-m", modelPath, "-f", file, "--ctx", "64", "--cache-type", "f16"])
         XCTAssertEqual(f32.status, 0, f32.stderr)

@@ -19,7 +19,7 @@ final class CLIModelPathTests: XCTestCase {
     /// Each command that loads a model, with `model` as its model file.
     func commands(model: String) throws -> [[String]] {
         let text = dir + "/text.txt"
-        try "Some text to measure.".write(toFile: text, atomically: true, encoding: .utf8)
+        try "Some text to measure.".write(toFile: text, atomically: false, encoding: .utf8)
         return [
             ["run", "-m", model, "-p", "hi", "-n", "2"],
             ["chat", "-m", model],

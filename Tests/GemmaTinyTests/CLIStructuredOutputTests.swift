@@ -12,7 +12,7 @@ final class CLIStructuredOutputTests: XCTestCase {
     func testRunWithASchemaFileAndInline() throws {
         let model = try ModelFixtures.convertedPath("tiny-gemma", .bf16)
         let file = ModelFixtures.tempDir + "/cli-schema.json"
-        try Self.schema.write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.schema.write(toFile: file, atomically: false, encoding: .utf8)
         for (i, schema) in [file, Self.schema].enumerated() {
             let o = try run(["run", "-m", model, "-p", "Answer:", "--temp", "1", "--seed", "\(i)", "-n", "300",
                              "--json-schema", schema, "--json"])

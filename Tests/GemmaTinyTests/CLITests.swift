@@ -62,7 +62,7 @@ final class CLITests: XCTestCase {
     func testCLIRunPromptFromFileAndStdinAndStop() throws {
         let p = prompt("short")
         let file = ModelFixtures.tempDir + "/prompt-\(UUID().uuidString).txt"
-        try p.text.write(toFile: file, atomically: true, encoding: .utf8)
+        try p.text.write(toFile: file, atomically: false, encoding: .utf8)
         let a = try run(["run", "-m", modelPath, "-f", file, "--temp", "0", "-n", "6", "--json"])
         let b = try run(["run", "-m", modelPath, "--temp", "0", "-n", "6", "--json"], stdin: p.text)
         XCTAssertEqual(a.status, 0, a.stderr)
@@ -108,7 +108,7 @@ final class CLITests: XCTestCase {
     func testCLIPerplexity() throws {
         let text = String(repeating: "The cat sat on the mat. Permission is hereby granted, free of charge. ", count: 12)
         let file = ModelFixtures.tempDir + "/ppl-\(UUID().uuidString).txt"
-        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        try text.write(toFile: file, atomically: false, encoding: .utf8)
         // The default cache (f16) and the exact one, each against a session with the same cache.
         for (flags, cacheType) in [([String](), KVCacheType.default), (["--cache-type", "f32"], .f32)] {
             try checkPerplexity(file: file, text: text, flags: flags, cacheType: cacheType)
@@ -172,7 +172,7 @@ final class CLITests: XCTestCase {
     func testCLIErrors() throws {
         assertOneLineError(try run(["run", "-m", "/nonexistent/model.gtm", "-p", "hi"]), contains: "/nonexistent/model.gtm")
         let notModel = ModelFixtures.tempDir + "/not-a-model.gtm"
-        try "just text".write(toFile: notModel, atomically: true, encoding: .utf8)
+        try "just text".write(toFile: notModel, atomically: false, encoding: .utf8)
         assertOneLineError(try run(["run", "-m", notModel, "-p", "hi"]), contains: "not-a-model.gtm")
         assertOneLineError(try run(["tokenize", "-m", notModel, "-p", "hi"]), contains: "not-a-model.gtm")
         let long = prompt("license")

@@ -57,7 +57,7 @@ final class FitTestScriptTests: XCTestCase {
         let model = try ModelFixtures.convertedPath("tiny-gemma", .q8)
         let fake = NSTemporaryDirectory() + "fake-llama-bench-\(UUID().uuidString)"
         try "#!/bin/sh\necho '[ { \"n_gen\": 4, \"avg_ts\": 9.312, \"stddev_ts\": 0.1 } ]'\n"
-            .write(toFile: fake, atomically: true, encoding: .utf8)
+            .write(toFile: fake, atomically: false, encoding: .utf8)
         chmod(fake, 0o755)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: fake) }
         let o = try runScript(["--bin", try GemmaTinyCLI.binary(), "--keep-cache", "-n", "4", "--llama-bench", fake, model,

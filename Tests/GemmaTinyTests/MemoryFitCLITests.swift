@@ -51,7 +51,7 @@ final class MemoryFitCLITests: XCTestCase {
     func testTheContextCountedIsTheCommandsOwn() throws {
         let root = try FakeMemoryRoot.v1(limit: try needed(ctx: 1), for: self)  // room for a 1-token context only
         let text = NSTemporaryDirectory() + "memfit-ppl-\(UUID().uuidString).txt"
-        try String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 40).write(toFile: text, atomically: true, encoding: .utf8)
+        try String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 40).write(toFile: text, atomically: false, encoding: .utf8)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: text) }
         let cases: [(args: [String], context: String)] = [
             (["run", "-m", modelPath, "-p", "Hi", "-n", "1", "--ctx", "100"], "100-token context"),

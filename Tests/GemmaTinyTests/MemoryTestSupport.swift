@@ -13,7 +13,7 @@ enum FakeMemoryRoot {
         for (path, text) in files {
             let url = URL(fileURLWithPath: root).appendingPathComponent(path)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
+            try text.write(to: url, atomically: false, encoding: .utf8)
         }
         test.addTeardownBlock { try? FileManager.default.removeItem(atPath: root) }
         return root

@@ -81,7 +81,7 @@ final class ModelTests: XCTestCase {
 
     func testModelNotAModelFileAndMissingFile() throws {
         let path = temp("text.gtm")
-        try "hello, not a model".write(toFile: path, atomically: true, encoding: .utf8)
+        try "hello, not a model".write(toFile: path, atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try GemmaModel.load(path: path)) { error in
             guard case .file = error as? ModelError else { return XCTFail("\(error)") }
         }

@@ -35,7 +35,7 @@ final class ServeHandoffTests: XCTestCase {
     /// then exits with status 7.
     func writeStandIn(in folder: String, tag: String) throws {
         let path = root + "/" + folder + "/gemma-tiny-serve"
-        try "#!/bin/sh\necho \"\(tag) $$ $*\"\nexit 7\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho \"\(tag) $$ $*\"\nexit 7\n".write(toFile: path, atomically: false, encoding: .utf8)
         XCTAssertEqual(chmod(path, 0o755), 0)
     }
 

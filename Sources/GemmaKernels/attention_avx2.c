@@ -4,25 +4,10 @@
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "attention_internal.h"
-#include <immintrin.h>
+#include "simd_x86.h"
 
-// F16C (vcvtph2ps, for an f16 cache) comes with this path: gt_cpu_has_avx2 checks it.
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AVX2_INLINE float hmax8(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+// AVX2_FN / AVX2_INLINE, hsum8 and hmax8: simd_x86.h. F16C (vcvtph2ps, for an f16 cache) comes
+// with this path: gt_cpu_has_avx2 checks it.
 
 // Lanes < n set (0 <= n <= 8), for masked loads and stores.
 AVX2_INLINE __m256i lanes(size_t n) {

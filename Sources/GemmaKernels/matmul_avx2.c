@@ -12,32 +12,13 @@
 
 #include "matmul_internal.h"
 #include "matmul_tiles.h"
-#include <immintrin.h>
+#include "simd_x86.h"
 
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+// Target macros AVX2_* (AVX2 + FMA + F16C), VNNI_* (with AVX-VNNI), EVEX_* (AVX-512 VNNI + VL on
+// 256-bit registers, for the AVX-512 table's single-token products) and hsum4 / hsum8: simd_x86.h.
 // Rows of 2048 q4 / q8 weights are 1-2 KiB: a 4-row tile reads 4 short streams, too short for
 // the hardware prefetchers to ramp up before they end. Each tile therefore prefetches the next
 // tile's rows, each block step its share (GT_PREFETCH_SPAN), so they arrive while this tile computes.
-#define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
-// AVX-512 VNNI with VL but no AVX-VNNI (Ice Lake, Zen 4): the same vpdpbusd on 256-bit registers,
-// EVEX-encoded. Only the AVX-512 table's single-token products use it.
-#define EVEX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
-#define EVEX_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
-
-AVX2_INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AVX2_INLINE float hsum4(__m128 v) {
-    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 // The f16 scales of block b of up to 4 rows (at p[i] + b * block_bytes), as f32 in lanes 0..n-1.
 AVX2_INLINE __m128 load_scales(const uint8_t *const *p, size_t offset, const int n) {
@@ -186,7 +167,7 @@ INLINE void q8_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uin
         }                                                                                               \
     }                                                                                                   \
     GT_UNROLL for (int i = 0; i < R; i++)                                                               \
-        GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum(acc[i][t]);                      \
+        GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum8(acc[i][t]);                     \
 }                                                                                                       \
 
 // Integer block products, 8 int32 lanes. q4: lo/hi = a row pair's low/high nibbles, alo/ahi the
@@ -270,7 +251,7 @@ AVX2_INLINE void float_tile(const uint8_t *w, size_t rs, size_t cols, const uint
         }
     }
     GT_UNROLL for (int i = 0; i < R; i++)
-        GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum(acc[i][t]);
+        GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum8(acc[i][t]);
 }
 
 #define F32_TILE(w, rs, cols, a, as, y, ys, r, R, T) float_tile(w, rs, cols, a, as, y, ys, r, R, T, 0)

@@ -13,21 +13,10 @@
 
 #include "matmul_internal.h"
 #include "matmul_tiles.h"
-#include <immintrin.h>
+#include "simd_x86.h"
 
-#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-// The AVX2 path's horizontal sums, so that the last additions happen in the same order.
-AVX512_INLINE float hsum4(__m128 v) {
-    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AVX512_INLINE float hsum8(__m256 v) {
-    return hsum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
-}
+// AVX512_FN / AVX512_INLINE and the AVX2 path's horizontal sums hsum4 / hsum8 (so that the last
+// additions happen in the same order): simd_x86.h.
 
 // The f16 scales of block `offset` of rows p[0..3], as f32: row i in lanes 4i..4i+3 (QUARTERS)
 // or in lanes 8i..8i+7 of two rows (halves: rows p[0], p[1] only).

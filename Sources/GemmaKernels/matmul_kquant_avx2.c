@@ -17,7 +17,7 @@
 #include "matmul_internal.h"
 #include "matmul_kquant_x86.h"
 #include "matmul_tiles.h"
-#include <immintrin.h>
+#include "simd_x86.h"
 
 // Fetches the next tile's share of bytes for this super-block (as GT_PREFETCH_SPAN in matmul_tiles.h).
 #ifndef KQ_NO_PREFETCH
@@ -30,12 +30,7 @@
 #define KQ_DEC_ROWS 2
 #endif
 
-#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-#define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
-#define EVEX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
-#define EVEX_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+// Target macros AVX2_*, VNNI_*, EVEX_* and hsum4 / hsum8: simd_x86.h.
 
 // ---- integer products, 8 int32 lanes ----
 // q4k: w0 / w1 = nibbles of elements 0..15 / 16..31 (a row per half), a0 / a1 the inputs.
@@ -76,13 +71,6 @@ AVX2_INLINE __m256 pair_lanes(const __m256 *t, const int j) {
     const int i = (j & 1) * 2 + (j & 4);  // position of a[j] in t[(j >> 1) & 1]
     return _mm256_permutevar8x32_ps(t[(j >> 1) & 1], _mm256_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1));
 }
-
-AVX2_INLINE float hsum4(__m128 v) {  // (v0 + v2) + (v1 + v3)
-    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-AVX2_INLINE float hsum8(__m256 v) { return hsum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 
 #define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6START, Q6DOT)                                              \
 INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \

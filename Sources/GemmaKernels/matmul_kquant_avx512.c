@@ -11,20 +11,13 @@
 #include "matmul_internal.h"
 #include "matmul_kquant_x86.h"
 #include "matmul_tiles.h"
-#include <immintrin.h>
+#include "simd_x86.h"
 
-#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-// (F, BW, VL, VNNI as the CPU check requires: no DQ, so 256-bit halves move as f64x4.)
-#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+// AVX512_FN / AVX512_INLINE and hsum4 (the AVX2 tiles' order): simd_x86.h. (F, BW, VL, VNNI as
+// the CPU check requires: no DQ, so 256-bit halves move as f64x4.)
 
 static const gt_kernel_table *single_token_table(void) {
     return gt_cpu_has_avxvnni() ? &gt_kernels_avxvnni : &gt_kernels_avx512_single;
-}
-
-AVX512_INLINE float hsum4(__m128 v) {  // (v0 + v2) + (v1 + v3), as the AVX2 tiles
-    __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 // 16 bytes at p[i] + offset in quarter i.

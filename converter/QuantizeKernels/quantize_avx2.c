@@ -19,22 +19,13 @@
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "quantize_internal.h"
-#include <immintrin.h>
+#include "simd_x86.h"  // the runtime's AVX2 target macros and hmax8 (Sources/GemmaKernels)
 #include <math.h>
 #include <string.h>
 
-#define QFN __attribute__((target("avx2,fma,f16c")))
-#define QINLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-
-QINLINE float hmax(__m256 m) {
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
-}
 
 // The lanes of v added in order 0..7 from 0.0f: the reference's `for (l) e += err[l]`.
-QINLINE float lane_sum(__m256 v) {
+AVX2_INLINE float lane_sum(__m256 v) {
     float t[8];
     _mm256_storeu_ps(t, v);
     float s = 0.0f;
@@ -43,25 +34,25 @@ QINLINE float lane_sum(__m256 v) {
 }
 
 // round_even(clampf(x * id, lo, hi)), eight lanes.
-QINLINE __m256 level(__m256 x, __m256 id, __m256 lo, __m256 hi) {
+AVX2_INLINE __m256 level(__m256 x, __m256 id, __m256 lo, __m256 hi) {
     const __m256 magic = _mm256_set1_ps(12582912.0f);
     __m256 s = _mm256_max_ps(lo, _mm256_min_ps(hi, _mm256_mul_ps(x, id)));
     return _mm256_sub_ps(_mm256_add_ps(s, magic), magic);
 }
 
-QINLINE uint16_t to_f16(float v) { return (uint16_t)_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT); }
-QINLINE float from_f16(uint16_t h) { return _cvtsh_ss(h); }
+AVX2_INLINE uint16_t to_f16(float v) { return (uint16_t)_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT); }
+AVX2_INLINE float from_f16(uint16_t h) { return _cvtsh_ss(h); }
 
 // The largest magnitude of the block held in v[0..3].
-QINLINE float block_amax(const __m256 v[4], __m256 a[4]) {
+AVX2_INLINE float block_amax(const __m256 v[4], __m256 a[4]) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int k = 0; k < 4; k++) a[k] = _mm256_and_ps(v[k], absmask);
-    return hmax(_mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3])));
+    return hmax8(_mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3])));
 }
 
 // ---- q8 ----
 
-QFN void gt_quantize_row_q8_avx2(const float *x, size_t n, uint8_t *o) {
+AVX2_FN void gt_quantize_row_q8_avx2(const float *x, size_t n, uint8_t *o) {
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t b = 0; b < n / GT_BLOCK; b++, x += GT_BLOCK, o += GT_Q8_BLOCK_BYTES) {
@@ -92,7 +83,7 @@ QFN void gt_quantize_row_q8_avx2(const float *x, size_t n, uint8_t *o) {
 // accumulators added in order l = 0..7, and its `if (err < best_err)` a compare and blend.
 
 // Transposes the 8 x 8 floats in r (r[i] lane j becomes r[j] lane i).
-QINLINE void transpose8(__m256 r[8]) {
+AVX2_INLINE void transpose8(__m256 r[8]) {
     __m256 t[8], s[8];
     for (int k = 0; k < 8; k += 2) {
         t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
@@ -111,12 +102,12 @@ QINLINE void transpose8(__m256 r[8]) {
 }
 
 // d != 0 ? 1 / d : 0, per lane (the != is true for NaN, as in C).
-QINLINE __m256 inverse(__m256 d) {
+AVX2_INLINE __m256 inverse(__m256 d) {
     return _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ));
 }
 
 // The reference's q4_error for eight blocks: the error sums (sxq / sqq too when asked).
-QINLINE __m256 q4_error8(const __m256 X[GT_BLOCK], __m256 d, __m256 id, int want_err, __m256 *sxq, __m256 *sqq) {
+AVX2_INLINE __m256 q4_error8(const __m256 X[GT_BLOCK], __m256 d, __m256 id, int want_err, __m256 *sxq, __m256 *sqq) {
     const __m256 lo = _mm256_set1_ps(-8.0f), hi = _mm256_set1_ps(7.0f);
     __m256 e_sum = _mm256_setzero_ps(), a_sum = _mm256_setzero_ps(), b_sum = _mm256_setzero_ps();
     for (int l = 0; l < 8; l++) {
@@ -146,7 +137,7 @@ QINLINE __m256 q4_error8(const __m256 X[GT_BLOCK], __m256 d, __m256 id, int want
 }
 
 // Quantizes 8 whole blocks at x (32 floats each, back to back) into o (8 x 18 bytes).
-QINLINE void q4_group(const float *x, uint8_t *o) {
+AVX2_INLINE void q4_group(const float *x, uint8_t *o) {
     const __m256 zero = _mm256_setzero_ps();
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 X[GT_BLOCK];
@@ -217,7 +208,7 @@ QINLINE void q4_group(const float *x, uint8_t *o) {
     }
 }
 
-QFN void gt_quantize_row_q4_avx2(const float *x, size_t n, uint8_t *o) {
+AVX2_FN void gt_quantize_row_q4_avx2(const float *x, size_t n, uint8_t *o) {
     size_t nb = n / GT_BLOCK, b = 0;
     for (; b + 8 <= nb; b += 8) q4_group(x + b * GT_BLOCK, o + b * GT_Q4_BLOCK_BYTES);
     if (b < nb) {
@@ -233,7 +224,7 @@ QFN void gt_quantize_row_q4_avx2(const float *x, size_t n, uint8_t *o) {
 
 // ---- bf16 widening ----
 
-QFN size_t gt_widen_bf16_avx2(const void *src, size_t n, float *dst) {
+AVX2_FN size_t gt_widen_bf16_avx2(const void *src, size_t n, float *dst) {
     const uint8_t *p = (const uint8_t *)src;  // any alignment
     const __m256i expmask = _mm256_set1_epi16(0x7f80);
     __m256i bad = _mm256_setzero_si256();

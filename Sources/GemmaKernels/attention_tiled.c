@@ -137,12 +137,34 @@ static inline any_run run_at(const void *runs, int f16, size_t i) {
     return (any_run){r->keys, r->values, r->first, r->count};
 }
 
+// The key and value pointers of chunk a's positions within [lo, hi) (entries a - position).
+static void chunk_pointers(const void *runs, size_t run_count, int f16, size_t row_stride_bytes, size_t a, size_t lo,
+                           size_t hi, size_t *run, any_run *cur, const void **kp, const void **vp) {
+    const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
+    for (size_t pos = c0; pos < c1; pos++) {
+        while (*run + 1 < run_count && pos >= cur->first + cur->count) *cur = run_at(runs, f16, ++*run);
+        const size_t t = pos - cur->first;
+        kp[pos - a] = (const char *)cur->keys + t * row_stride_bytes;
+        vp[pos - a] = (const char *)cur->values + t * row_stride_bytes;
+    }
+}
+
+// Asks for every cache line of chunk a's rows (positions within [lo, hi)) ahead of their use.
+static void prefetch_rows(const void *const *p, size_t a, size_t lo, size_t hi, size_t row_bytes) {
+    const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
+    for (size_t pos = c0; pos < c1; pos++) {
+        const char *row = (const char *)p[pos - a];
+        for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b, 0, 2);
+        __builtin_prefetch(row + row_bytes - 1, 0, 2);  // a row that does not start on a line
+    }
+}
+
 // Up to GT_ATT_ROWS rows: one pass over the chunks their ranges cover.
 static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows, size_t nr, const void *runs,
                          size_t run_count, int f16, size_t stride, size_t d, float scale, float softcap, float *S,
                          float *O) {
     const float *qp[GT_ATT_ROWS];
-    const void *kp[GT_ATT_CHUNK], *vp[GT_ATT_CHUNK];
+    const void *kp[GT_ATT_CHUNK], *vp[GT_ATT_CHUNK], *kn[GT_ATT_CHUNK], *vn[GT_ATT_CHUNK];
     const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
     float m[GT_ATT_ROWS], l[GT_ATT_ROWS];
     size_t lo = rows[0].lo, hi = rows[0].hi;
@@ -156,15 +178,16 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
     }
     size_t run = 0;
     any_run cur = run_at(runs, f16, 0);
-    for (size_t a = lo / GT_ATT_CHUNK * GT_ATT_CHUNK; a < hi; a += GT_ATT_CHUNK) {
+    const size_t row_bytes = d * es;
+    size_t a = lo / GT_ATT_CHUNK * GT_ATT_CHUNK;
+    chunk_pointers(runs, run_count, f16, stride * es, a, lo, hi, &run, &cur, kp, vp);
+    prefetch_rows(kp, a, lo, hi, row_bytes);
+    for (; a < hi; a += GT_ATT_CHUNK) {
         const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
-        for (size_t pos = c0; pos < c1; pos++) {
-            while (run + 1 < run_count && pos >= cur.first + cur.count) cur = run_at(runs, f16, ++run);
-            const size_t t = pos - cur.first;
-            kp[pos - a] = (const char *)cur.keys + t * stride * es;
-            vp[pos - a] = (const char *)cur.values + t * stride * es;
-        }
         const size_t j0 = c0 - a, nk = c1 - c0;
+        // Memory is the cost of a long context: the values are fetched while the scores are
+        // computed, the next chunk's keys while these values are summed.
+        prefetch_rows(vp, a, lo, hi, row_bytes);
         if (f16)
             f->scores_f16(qp, nr, (const uint16_t *const *)(kp + j0), nk, d, S + j0, GT_ATT_CHUNK);
         else
@@ -187,10 +210,19 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
                 for (size_t i = 0; i < d; i++) o[i] *= corr;
             }
         }
+        const size_t next = a + GT_ATT_CHUNK;
+        if (next < hi) {
+            chunk_pointers(runs, run_count, f16, stride * es, next, lo, hi, &run, &cur, kn, vn);
+            prefetch_rows(kn, next, lo, hi, row_bytes);
+        }
         if (f16)
             f->accumulate_f16(S + j0, GT_ATT_CHUNK, nr, (const uint16_t *const *)(vp + j0), nk, d, O, d);
         else
             f->accumulate(S + j0, GT_ATT_CHUNK, nr, (const float *const *)(vp + j0), nk, d, O, d);
+        if (next < hi) {
+            memcpy(kp, kn, sizeof kp);
+            memcpy(vp, vn, sizeof vp);
+        }
     }
     for (size_t r = 0; r < nr; r++) {
         const float *o = O + r * d;

@@ -5,7 +5,9 @@
 //     so is the exact per-query gt_attention_head_spans;
 //   - on each path, bit for bit: all rows in one call == each row alone over one contiguous run
 //     == rows in other blocks / split between "threads" == positions split into other runs
-//     (a ring buffer's halves, the batch), and gt_attention_rows == the selected path.
+//     (a ring buffer's halves, the batch) == the segments' states computed on two "threads"
+//     (gt_attention_partials) and folded (gt_attention_merge), and gt_attention_rows == the
+//     selected path.
 // Shapes: head_dim 256 (Gemma), 128, 24 and 7 (tails), GQA groups 1, 4 and 8, global and
 // sliding-window layers, batches starting mid-chunk, with and without soft-capping.
 // Each shape runs twice: over an f32 cache (gt_attention_rows) and over an f16 one
@@ -61,18 +63,40 @@ typedef struct {
     size_t stride, column;
 } att_cache;
 
-// gt_attention_rows(_isa) (isa < 0: the selected path) over `count` runs given as first
-// position and count.
-static int attend(const att_cache *c, int isa, const gt_attention_row *rows, size_t nr, const size_t (*spans)[2],
-                  size_t count, size_t d, float scale, float softcap, void *scratch) {
-    gt_kv_run runs[4];
-    gt_kv_run_f16 runs16[4];
+// The runs of `count` spans given as first position and count.
+static void make_runs(const att_cache *c, const size_t (*spans)[2], size_t count, gt_kv_run *runs,
+                      gt_kv_run_f16 *runs16) {
     for (size_t i = 0; i < count; i++) {
         const size_t off = spans[i][0] * c->stride + c->column;
         runs[i] = (gt_kv_run){c->k + off, c->v + off, spans[i][0], spans[i][1]};
         runs16[i] = (gt_kv_run_f16){c->f16 ? c->k16 + off : NULL, c->f16 ? c->v16 + off : NULL, spans[i][0],
                                     spans[i][1]};
     }
+}
+
+// gt_attention_partials(_isa) of segments s0..<s1 over the spans (isa < 0: the selected path).
+static void attend_partials(const att_cache *c, int isa, const gt_attention_row *rows, size_t nr,
+                            const size_t (*spans)[2], size_t count, size_t d, float scale, float softcap, size_t s0,
+                            size_t s1, float *partials, void *scratch) {
+    gt_kv_run runs[4];
+    gt_kv_run_f16 runs16[4];
+    make_runs(c, spans, count, runs, runs16);
+    if (c->f16) {
+        if (isa < 0) gt_attention_partials_f16(rows, nr, runs16, count, c->stride, d, scale, softcap, s0, s1, partials, scratch);
+        else gt_attention_partials_f16_isa(isa, rows, nr, runs16, count, c->stride, d, scale, softcap, s0, s1, partials, scratch);
+    } else {
+        if (isa < 0) gt_attention_partials(rows, nr, runs, count, c->stride, d, scale, softcap, s0, s1, partials, scratch);
+        else gt_attention_partials_isa(isa, rows, nr, runs, count, c->stride, d, scale, softcap, s0, s1, partials, scratch);
+    }
+}
+
+// gt_attention_rows(_isa) (isa < 0: the selected path) over `count` runs given as first
+// position and count.
+static int attend(const att_cache *c, int isa, const gt_attention_row *rows, size_t nr, const size_t (*spans)[2],
+                  size_t count, size_t d, float scale, float softcap, void *scratch) {
+    gt_kv_run runs[4];
+    gt_kv_run_f16 runs16[4];
+    make_runs(c, spans, count, runs, runs16);
     if (c->f16) {
         if (isa < 0) {
             gt_attention_rows_f16(rows, nr, runs16, count, c->stride, d, scale, softcap, scratch);
@@ -175,6 +199,24 @@ static void check_shape(const att_shape *sh, int quick, int f16) {
             }
         }
         check(same(out, other, rows * d), "%s: other blocks / threads / runs differ", what);
+        // Blocks of 16 rows, each block's segments split between two "threads" (the first one
+        // taking the lower half, in another split of the runs), then folded in order.
+        const size_t pf = GT_ATTENTION_PARTIAL_FLOATS(d), nseg = (P - 1) / GT_ATTENTION_SEGMENT + 1;
+        float *partials = xmalloc(nseg * GT_ATTENTION_BLOCK_ROWS * pf * sizeof(float));
+        memset(other, 0, rows * d * sizeof(float));
+        for (size_t b = 0; b < rows; b += GT_ATTENTION_BLOCK_ROWS) {
+            const size_t cnt = rows - b < GT_ATTENTION_BLOCK_ROWS ? rows - b : GT_ATTENTION_BLOCK_ROWS;
+            gt_attention_row blk[GT_ATTENTION_BLOCK_ROWS];
+            for (size_t j = 0; j < cnt; j++) { blk[j] = r[b + j]; blk[j].out = other + (b + j) * d; }
+            const size_t s0 = blk[0].lo / GT_ATTENTION_SEGMENT, s1 = (blk[cnt - 1].hi - 1) / GT_ATTENTION_SEGMENT + 1;
+            const size_t split = s0 + (s1 - s0 + 1) / 2;
+            attend_partials(&cache, isa, blk, cnt, runs, 3, d, scale, softcap, s0, split, partials, scratch);
+            attend_partials(&cache, isa, blk, cnt, rs, rc, d, scale, softcap, split, s1, partials + (split - s0) * cnt * pf,
+                            scratch);
+            gt_attention_merge(blk, cnt, partials, s1 - s0, d);
+        }
+        free(partials);
+        check(same(out, other, rows * d), "%s: segments split over threads and folded differ", what);
         if (isa == gt_kernel_isa_id()) {
             for (size_t i = 0; i < rows; i++) r[i].out = other + i * d;
             attend(&cache, -1, r, rows, runs, 3, d, scale, softcap, scratch);
@@ -192,6 +234,8 @@ void check_attention(int quick) {
         {256, 4, 700, 70, 512, 0},   // its sliding layers (window 512), a batch across chunks
         {256, 8, 150, 1, 0, 0},      // Gemma 2B decoding (8 heads on one KV head)
         {256, 8, 1300, 1, 512, 0},   // decoding in a sliding layer far into the context
+        {256, 8, 900, 1, 0, 0},      // decoding at depth 899: four segments
+        {64, 4, 600, 40, 0, 0},      // a batch across a segment boundary, global
         {128, 2, 90, 17, 0, 50.0f},  // Gemma 2 style soft-capping
         {256, 1, 100, 9, 33, 5.0f},  // soft-cap 5 (the parity fixture's), a tiny window
         {24, 1, 77, 13, 0, 0},       // head_dim tails

@@ -99,8 +99,31 @@ const gt_attention_isa gt_attention_scalar = {scores_scalar, transform_max_scala
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+// Scores S (a chunk per row), the segment's output sums O and the folded sums T.
 size_t gt_attention_scratch_bytes(size_t head_dim) {
-    return 64 + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) + align64(GT_ATT_ROWS * head_dim * sizeof(float));
+    return 64 + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) + 2 * align64(GT_ATT_ROWS * head_dim * sizeof(float));
+}
+
+_Static_assert(GT_ATTENTION_SEGMENT % GT_ATT_CHUNK == 0, "segments are whole chunks");
+
+// Folds one segment's state (m, l, o) of a row into its running one (*M, *L, t). The one
+// definition both gt_attention_rows and gt_attention_merge use, so their results are the same.
+static void fold_segment(float *M, float *L, float *t, float m, float l, const float *o, size_t d) {
+    if (l == 0) return;  // the row has no position in this segment
+    if (*L == 0) {       // its first segment: taken as it is
+        *M = m;
+        *L = l;
+        memcpy(t, o, d * sizeof(float));
+        return;
+    }
+    const float mn = m > *M ? m : *M;
+    const float ct = gt_att_expf(*M - mn), cs = gt_att_expf(m - mn);
+    *L = *L * ct + l * cs;
+    for (size_t i = 0; i < d; i++) {
+        const float old = t[i] * ct;
+        t[i] = old + o[i] * cs;
+    }
+    *M = mn;
 }
 
 static const gt_attention_isa *table_for(int *isa) {
@@ -159,29 +182,35 @@ static void prefetch_rows(const void *const *p, size_t a, size_t lo, size_t hi, 
     }
 }
 
-// Up to GT_ATT_ROWS rows: one pass over the chunks their ranges cover.
+// Up to GT_ATT_ROWS rows: one pass over the chunks their ranges cover within [from, to). The
+// state restarts at every segment; at its end it is folded into the running one (partials NULL:
+// then the rows' outputs are written) or stored as segment (s - seg_begin) of partials.
 static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows, size_t nr, const void *runs,
-                         size_t run_count, int f16, size_t stride, size_t d, float scale, float softcap, float *S,
-                         float *O) {
+                         size_t run_count, int f16, size_t stride, size_t d, float scale, float softcap, size_t from,
+                         size_t to, size_t seg_begin, float *partials, float *S, float *O, float *T) {
     const float *qp[GT_ATT_ROWS];
     const void *kp[GT_ATT_CHUNK], *vp[GT_ATT_CHUNK], *kn[GT_ATT_CHUNK], *vn[GT_ATT_CHUNK];
     const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
-    float m[GT_ATT_ROWS], l[GT_ATT_ROWS];
+    float m[GT_ATT_ROWS], l[GT_ATT_ROWS], M[GT_ATT_ROWS], L[GT_ATT_ROWS];
     size_t lo = rows[0].lo, hi = rows[0].hi;
     for (size_t r = 0; r < nr; r++) {
         qp[r] = rows[r].q;
-        m[r] = -INFINITY;
-        l[r] = 0;
+        m[r] = M[r] = -INFINITY;
+        l[r] = L[r] = 0;
         memset(O + r * d, 0, d * sizeof(float));
         if (rows[r].lo < lo) lo = rows[r].lo;
         if (rows[r].hi > hi) hi = rows[r].hi;
     }
+    if (lo < from) lo = from;
+    if (hi > to) hi = to;
     size_t run = 0;
     any_run cur = run_at(runs, f16, 0);
     const size_t row_bytes = d * es;
     size_t a = lo / GT_ATT_CHUNK * GT_ATT_CHUNK;
-    chunk_pointers(runs, run_count, f16, stride * es, a, lo, hi, &run, &cur, kp, vp);
-    prefetch_rows(kp, a, lo, hi, row_bytes);
+    if (a < hi) {
+        chunk_pointers(runs, run_count, f16, stride * es, a, lo, hi, &run, &cur, kp, vp);
+        prefetch_rows(kp, a, lo, hi, row_bytes);
+    }
     for (; a < hi; a += GT_ATT_CHUNK) {
         const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
         const size_t j0 = c0 - a, nk = c1 - c0;
@@ -223,24 +252,110 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
             memcpy(kp, kn, sizeof kp);
             memcpy(vp, vn, sizeof vp);
         }
+        if (next % GT_ATTENTION_SEGMENT == 0 || next >= hi) {  // the segment of a ends
+            const size_t pf = GT_ATTENTION_PARTIAL_FLOATS(d);
+            for (size_t r = 0; r < nr; r++) {
+                float *o = O + r * d;
+                if (partials) {
+                    float *p = partials + ((a / GT_ATTENTION_SEGMENT - seg_begin) * nr + r) * pf;
+                    p[0] = m[r];
+                    p[1] = l[r];
+                    memcpy(p + 2, o, d * sizeof(float));
+                } else {
+                    fold_segment(&M[r], &L[r], T + r * d, m[r], l[r], o, d);
+                }
+                m[r] = -INFINITY;
+                l[r] = 0;
+                memset(o, 0, d * sizeof(float));
+            }
+        }
     }
+    if (partials) return;
     for (size_t r = 0; r < nr; r++) {
-        const float *o = O + r * d;
+        const float *t = T + r * d;
         float *out = rows[r].out;
-        for (size_t i = 0; i < d; i++) out[i] = o[i] / l[r];
+        for (size_t i = 0; i < d; i++) out[i] = t[i] / L[r];
     }
+}
+
+// The scratch space's three buffers (gt_attention_scratch_bytes).
+static void scratch_buffers(void *scratch, size_t d, float **S, float **O, float **T) {
+    *S = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    *O = *S + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) / sizeof(float);
+    *T = *O + align64(GT_ATT_ROWS * d * sizeof(float)) / sizeof(float);
 }
 
 static int attend(int isa, const gt_attention_row *rows, size_t row_count, const void *runs, size_t run_count, int f16,
                   size_t stride, size_t head_dim, float scale, float softcap, void *scratch) {
     const gt_attention_isa *f = table_for(&isa);
-    float *S = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    float *O = S + align64(GT_ATT_ROWS * GT_ATT_CHUNK * sizeof(float)) / sizeof(float);
+    float *S, *O, *T;
+    scratch_buffers(scratch, head_dim, &S, &O, &T);
     for (size_t r = 0; r < row_count; r += GT_ATT_ROWS) {
         const size_t nr = row_count - r < GT_ATT_ROWS ? row_count - r : GT_ATT_ROWS;
-        attend_block(f, rows + r, nr, runs, run_count, f16, stride, head_dim, scale, softcap, S, O);
+        attend_block(f, rows + r, nr, runs, run_count, f16, stride, head_dim, scale, softcap, 0, SIZE_MAX, 0, NULL,
+                     S, O, T);
     }
     return isa;
+}
+
+static int partials_of(int isa, const gt_attention_row *rows, size_t row_count, const void *runs, size_t run_count,
+                       int f16, size_t stride, size_t d, float scale, float softcap, size_t seg_begin, size_t seg_end,
+                       float *partials, void *scratch) {
+    const gt_attention_isa *f = table_for(&isa);
+    if (row_count > GT_ATT_ROWS || seg_end <= seg_begin) return isa;
+    const size_t pf = GT_ATTENTION_PARTIAL_FLOATS(d);
+    for (size_t i = 0; i < (seg_end - seg_begin) * row_count; i++) {  // segments no row reaches stay empty
+        partials[i * pf] = -INFINITY;
+        partials[i * pf + 1] = 0;
+        memset(partials + i * pf + 2, 0, d * sizeof(float));
+    }
+    float *S, *O, *T;
+    scratch_buffers(scratch, d, &S, &O, &T);
+    attend_block(f, rows, row_count, runs, run_count, f16, stride, d, scale, softcap, seg_begin * GT_ATTENTION_SEGMENT,
+                 seg_end * GT_ATTENTION_SEGMENT, seg_begin, partials, S, O, T);
+    return isa;
+}
+
+void gt_attention_merge(const gt_attention_row *rows, size_t row_count, const float *partials, size_t seg_count,
+                        size_t head_dim) {
+    const size_t pf = GT_ATTENTION_PARTIAL_FLOATS(head_dim);
+    for (size_t r = 0; r < row_count; r++) {
+        float M = -INFINITY, L = 0, *t = rows[r].out;  // the output holds the running sums
+        for (size_t s = 0; s < seg_count; s++) {
+            const float *p = partials + (s * row_count + r) * pf;
+            fold_segment(&M, &L, t, p[0], p[1], p + 2, head_dim);
+        }
+        for (size_t i = 0; i < head_dim; i++) t[i] = t[i] / L;
+    }
+}
+
+int gt_attention_partials_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
+                              size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                              size_t seg_begin, size_t seg_end, float *partials, void *scratch) {
+    return partials_of(isa, rows, row_count, runs, run_count, 0, stride, head_dim, scale, softcap, seg_begin, seg_end,
+                       partials, scratch);
+}
+
+int gt_attention_partials_f16_isa(int isa, const gt_attention_row *rows, size_t row_count,
+                                  const gt_kv_run_f16 *runs, size_t run_count, size_t stride, size_t head_dim,
+                                  float scale, float softcap, size_t seg_begin, size_t seg_end, float *partials,
+                                  void *scratch) {
+    return partials_of(isa, rows, row_count, runs, run_count, 1, stride, head_dim, scale, softcap, seg_begin, seg_end,
+                       partials, scratch);
+}
+
+void gt_attention_partials(const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs, size_t run_count,
+                           size_t stride, size_t head_dim, float scale, float softcap, size_t seg_begin,
+                           size_t seg_end, float *partials, void *scratch) {
+    partials_of(gt_kernel_isa_id(), rows, row_count, runs, run_count, 0, stride, head_dim, scale, softcap, seg_begin,
+                seg_end, partials, scratch);
+}
+
+void gt_attention_partials_f16(const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
+                               size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                               size_t seg_begin, size_t seg_end, float *partials, void *scratch) {
+    partials_of(gt_kernel_isa_id(), rows, row_count, runs, run_count, 1, stride, head_dim, scale, softcap, seg_begin,
+                seg_end, partials, scratch);
 }
 
 int gt_attention_rows_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,

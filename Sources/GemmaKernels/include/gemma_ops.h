@@ -60,6 +60,14 @@ void gt_attention_head_spans(const float *q, const gt_kv_span *spans, size_t spa
 // polynomial): kernels-test checks every path against an f64 softmax, within 5e-6 * max|v| per
 // output (1e-5 soft-capped) for scores spread over -10..10; measured up to 1e-6.
 
+//
+// Segments: a row's softmax state (max, sum, output sums) restarts at every multiple of
+// GT_ATTENTION_SEGMENT positions, and the segments' states are folded in position order
+// (out = sum / total, the older state rescaled by exp of the max difference). A long row can
+// therefore be split over threads, each computing some segments' states
+// (gt_attention_partials), then folded (gt_attention_merge), with exactly the result of one
+// gt_attention_rows call: decoding a long context reads each key once, not once per thread.
+
 /// A run of `count` consecutive positions from `first` on: position first + t has its key at
 /// keys + t * stride and its value at values + t * stride.
 typedef struct {
@@ -79,6 +87,13 @@ typedef struct {
 
 /// Rows gt_attention_rows processes together (it takes any number, this many at a time).
 #define GT_ATTENTION_BLOCK_ROWS 16
+
+/// Positions per segment (a multiple of the kernel's chunk of 64; see "Segments" above).
+#define GT_ATTENTION_SEGMENT 256
+
+/// Floats per row and segment in a partials buffer: the state's max, its sum, then head_dim
+/// output sums.
+#define GT_ATTENTION_PARTIAL_FLOATS(head_dim) ((head_dim) + 2)
 
 /// Bytes of scratch space gt_attention_rows needs for `head_dim` (one buffer per thread).
 size_t gt_attention_scratch_bytes(size_t head_dim);
@@ -120,6 +135,33 @@ void gt_attention_rows_f16(const gt_attention_row *rows, size_t row_count, const
 int gt_attention_rows_f16_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
                               size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
                               void *scratch);
+
+/// The states of segments seg_begin..<seg_end (segment s: positions s * GT_ATTENTION_SEGMENT
+/// up to the next multiple) of at most GT_ATTENTION_BLOCK_ROWS rows, each row over its own
+/// lo..<hi: segment s, row r at partials + ((s - seg_begin) * row_count + r) *
+/// GT_ATTENTION_PARTIAL_FLOATS(head_dim); a segment a row does not reach holds max -inf, sum 0
+/// and zeros. The runs must cover the positions those segments and rows need. `out` is not used.
+void gt_attention_partials(const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs, size_t run_count,
+                           size_t stride, size_t head_dim, float scale, float softcap, size_t seg_begin,
+                           size_t seg_end, float *partials, void *scratch);
+void gt_attention_partials_f16(const gt_attention_row *rows, size_t row_count, const gt_kv_run_f16 *runs,
+                               size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                               size_t seg_begin, size_t seg_end, float *partials, void *scratch);
+
+/// The same on an explicit path (as gt_attention_rows_isa). Returns the id used.
+int gt_attention_partials_isa(int isa, const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs,
+                              size_t run_count, size_t stride, size_t head_dim, float scale, float softcap,
+                              size_t seg_begin, size_t seg_end, float *partials, void *scratch);
+int gt_attention_partials_f16_isa(int isa, const gt_attention_row *rows, size_t row_count,
+                                  const gt_kv_run_f16 *runs, size_t run_count, size_t stride, size_t head_dim,
+                                  float scale, float softcap, size_t seg_begin, size_t seg_end, float *partials,
+                                  void *scratch);
+
+/// Folds `seg_count` consecutive segments' states of `partials` (laid out as
+/// gt_attention_partials writes them, for the same rows) in order and writes each row's `out`:
+/// with every segment a row reaches included, bit-identical to gt_attention_rows on that path.
+void gt_attention_merge(const gt_attention_row *rows, size_t row_count, const float *partials, size_t seg_count,
+                        size_t head_dim);
 
 /// dst[i] = src[i] as an IEEE half, rounded to nearest even, for the f16 KV cache. Beyond the
 /// half range it saturates: |x| > 65504 (inf included) is stored as +-65504, the largest half,

@@ -82,6 +82,10 @@ public final class InferenceSession {
     private let attentionScratchBytes: Int
     /// Parts a batch's attention is split into (the kernels' threads).
     private let attentionParts: Int
+    /// Decoding with fewer KV heads than threads: the segments' softmax states of each KV head's
+    /// query rows ([kvHeads][segments][group][GT_ATTENTION_PARTIAL_FLOATS]), nil otherwise.
+    let attentionPartials: UnsafeMutablePointer<Float>?
+    private let attentionSegments: Int
 
     /// Rows of logits an `.all` prefill computes per LM-head product, and their buffer
     /// ([logitRowCapacity][vocab]), allocated by the first `.all` prefill.
@@ -161,6 +165,15 @@ public final class InferenceSession {
         }
         attentionScratchBytes = (gt_attention_scratch_bytes(headDim) + 63) & ~63
         attentionScratch = .allocate(byteCount: attentionScratchBytes * parts, alignment: 64)
+        let group = heads / kvHeads
+        attentionSegments = (ctx - 1) / Int(GT_ATTENTION_SEGMENT) + 1
+        if parts > 1, kvHeads < parts, group <= Int(GT_ATTENTION_BLOCK_ROWS) {
+            // Pages are touched only as deep as the context gets (0.25 MiB per 8192 positions
+            // for 8 rows of 256).
+            attentionPartials = .allocate(capacity: kvHeads * attentionSegments * group * (headDim + 2))
+        } else {
+            attentionPartials = nil
+        }
 
         // inv_freq = 1 / theta^(2i/d), as transformers computes it in f32, for each RoPE base.
         for (r, theta) in variant.ropeThetas.enumerated() {
@@ -184,6 +197,7 @@ public final class InferenceSession {
         kBatchF16?.deallocate()
         vBatchF16?.deallocate()
         attentionScratch.deallocate()
+        attentionPartials?.deallocate()
         logitRows?.deallocate()
     }
 
@@ -476,6 +490,15 @@ public final class InferenceSession {
         let window = variant.layers[layer].window
         let scale = variant.attentionScale
         let softcap = variant.attentionSoftcap ?? 0
+        if n == 1, let partials = attentionPartials {
+            let current = self.position
+            let lo = window.map { max(0, current - $0 + 1) } ?? 0
+            let segment = Int(GT_ATTENTION_SEGMENT)
+            if current / segment > lo / segment {  // more than one segment: split them
+                attendSegments(layer: layer, lo: lo, partials: partials, scale: scale, softcap: softcap)
+                return
+            }
+        }
         let rowsPerKV = n * group
         let maxRows = Int(GT_ATTENTION_BLOCK_ROWS)
         let blocksPerKV = max((rowsPerKV + maxRows - 1) / maxRows,
@@ -526,5 +549,65 @@ public final class InferenceSession {
             }
         }
         if parts == 1 { work(0) } else { kernels.parallel { part in if part < parts { work(part) } } }
+    }
+
+    /// Decoding one token with fewer KV heads than threads (the 2B's one KV head, the 270M's):
+    /// rather than each thread reading every key and value for some of a group's query heads,
+    /// each KV head's positions lo...position are split, by segments (`GT_ATTENTION_SEGMENT`),
+    /// into one range per thread; a thread computes its segments' softmax states for the whole
+    /// group, and the states are then folded in order. The result is bit-identical to
+    /// `attendBatch`'s blocks (gemma_ops.h, "Segments"), and each key is read once.
+    private func attendSegments(layer: Int, lo: Int, partials: UnsafeMutablePointer<Float>, scale: Float,
+                                softcap: Float) {
+        let group = heads / kvHeads, segment = Int(GT_ATTENTION_SEGMENT)
+        let firstSegment = lo / segment, segments = position / segment + 1 - firstSegment
+        let parts = attentionParts, items = kvHeads * parts
+        let floatsPerSegment = group * (headDim + 2), floatsPerHead = attentionSegments * floatsPerSegment
+        nonisolated(unsafe) let (q, attn, kBatch, vBatch) = (q, attn, kBatch, vBatch)
+        nonisolated(unsafe) let (rowBuffers, runBuffers, scratch) = (attentionRows, attentionRuns, attentionScratch)
+        nonisolated(unsafe) let (runBuffersF16, kBatchF16, vBatchF16) = (attentionRunsF16, kBatchF16, vBatchF16)
+        let (position, headDim, kvDim, scratchBytes) = (position, headDim, kvDim, attentionScratchBytes)
+        let cache = self.cache
+        // The query rows of KV head kv (its group's heads of the one token) into `rows`.
+        let fillRows = { (kv: Int, rows: UnsafeMutablePointer<gt_attention_row>) in
+            for r in 0..<group {
+                let h = kv * group + r
+                rows[r] = gt_attention_row(q: q + h * headDim, out: attn + h * headDim, lo: lo, hi: position + 1)
+            }
+        }
+        let work = { (part: Int) in
+            let rows = rowBuffers + part * Int(GT_ATTENTION_BLOCK_ROWS)
+            var item = part
+            while item < items {
+                let kv = item / parts, range = item % parts
+                item += parts
+                let begin = firstSegment + range * segments / parts, end = firstSegment + (range + 1) * segments / parts
+                guard begin < end else { continue }
+                fillRows(kv, rows)
+                let out = partials + kv * floatsPerHead + (begin - firstSegment) * floatsPerSegment
+                let column = kv * headDim
+                if let kBatchF16, let vBatchF16 {
+                    let runs = runBuffersF16 + part * 3
+                    var count = cache.runsF16(layer: layer, from: lo, to: position, column: column, into: runs)
+                    runs[count] = gt_kv_run_f16(keys: kBatchF16 + column, values: vBatchF16 + column, first: position,
+                                                count: 1)
+                    count += 1
+                    gt_attention_partials_f16(rows, group, runs, count, kvDim, headDim, scale, softcap, begin, end, out,
+                                              scratch + part * scratchBytes)
+                } else {
+                    let runs = runBuffers + part * 3
+                    var count = cache.runs(layer: layer, from: lo, to: position, column: column, into: runs)
+                    runs[count] = gt_kv_run(keys: kBatch + column, values: vBatch + column, first: position, count: 1)
+                    count += 1
+                    gt_attention_partials(rows, group, runs, count, kvDim, headDim, scale, softcap, begin, end, out,
+                                          scratch + part * scratchBytes)
+                }
+            }
+        }
+        kernels.parallel { part in if part < parts { work(part) } }
+        for kv in 0..<kvHeads {
+            fillRows(kv, rowBuffers)
+            gt_attention_merge(rowBuffers, group, partials + kv * floatsPerHead, segments, headDim)
+        }
     }
 }

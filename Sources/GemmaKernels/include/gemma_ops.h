@@ -139,8 +139,9 @@ int gt_attention_rows_f16_isa(int isa, const gt_attention_row *rows, size_t row_
 /// The states of segments seg_begin..<seg_end (segment s: positions s * GT_ATTENTION_SEGMENT
 /// up to the next multiple) of at most GT_ATTENTION_BLOCK_ROWS rows, each row over its own
 /// lo..<hi: segment s, row r at partials + ((s - seg_begin) * row_count + r) *
-/// GT_ATTENTION_PARTIAL_FLOATS(head_dim); a segment a row does not reach holds max -inf, sum 0
-/// and zeros. The runs must cover the positions those segments and rows need. `out` is not used.
+/// GT_ATTENTION_PARTIAL_FLOATS(head_dim); a segment a row does not reach holds max -inf and
+/// sum 0 (its output sums are unspecified: a fold skips it). The runs must cover the positions
+/// those segments and rows need. `out` is not used.
 void gt_attention_partials(const gt_attention_row *rows, size_t row_count, const gt_kv_run *runs, size_t run_count,
                            size_t stride, size_t head_dim, float scale, float softcap, size_t seg_begin,
                            size_t seg_end, float *partials, void *scratch);

@@ -340,6 +340,71 @@ static void fill_quantize_block(float *x, int kind) {
     }
 }
 
+// Every path's input preparation against the scalar one, byte for byte: blocks of every kind
+// above, plus ties (x * 127 / amax exactly k + 0.5), NaN, +-infinity, magnitudes around the
+// 1e-30 cut-off, and denormals; prepared whole and as two token ranges (as threads split them).
+static void check_prepare_paths(int quick) {
+    const size_t cols = 256, count = quick ? 64 : 512, nb = cols / GT_BLOCK;
+    float *x = xmalloc(cols * count * sizeof(float));
+    for (size_t b = 0; b < nb * count; b++) {
+        float *xb = x + b * GT_BLOCK;
+        const int kind = (int)(b % 16);
+        fill_quantize_block(xb, kind < 11 ? kind : 10);
+        if (kind == 11) {  // ties: amax 127 gives id 1, so t = x
+            for (int i = 0; i < GT_BLOCK; i++) xb[i] = (float)((int)(rng_next() % 254) - 127) + 0.5f;
+            xb[3] = 127.0f;
+        }
+        if (kind == 12) xb[rng_next() % GT_BLOCK] = (b & 16) ? NAN : -NAN;
+        if (kind == 13) xb[rng_next() % GT_BLOCK] = (b & 16) ? INFINITY : -INFINITY;
+        if (kind == 14) {  // around the cut-off: amax just below or just above 1e-30
+            for (int i = 0; i < GT_BLOCK; i++) xb[i] = rng_float() * 1e-30f;
+            xb[5] = (b & 16) ? 1.0000001e-30f : 0.9999999e-30f;
+        }
+        if (kind == 15)  // denormals next to a normal amax: products far below a step
+            for (int i = 0; i < GT_BLOCK; i++) xb[i] = i == 9 ? 1e-20f : rng_float() * 1e-39f;
+    }
+    const size_t bytes = gt_activation_bytes(GT_Q8, cols);
+    uint8_t *ref = xmalloc(bytes * count), *got = xmalloc(bytes * count);
+    gt_prepare_activations_isa(GT_ISA_SCALAR, GT_Q8, x, cols, 0, count, cols, ref);
+    for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
+        if (!gt_isa_supported(isa)) continue;
+        memset(got, 0xA5, bytes * count);
+        gt_prepare_activations_isa(isa, GT_Q8, x, cols, 0, count / 3, cols, got);
+        gt_prepare_activations_isa(isa, GT_Q8, x, cols, count / 3, count, cols, got);
+        size_t bad = 0;
+        for (size_t t = 0; t < count; t++)  // the bytes between the vector and its 64-byte stride are padding
+            bad += memcmp(got + t * bytes, ref + t * bytes, nb * (GT_BLOCK + 8)) != 0;
+        check(bad == 0, "%s prepared inputs equal scalar's (%zu of %zu vectors differ)", gt_isa_name(isa), bad, count);
+    }
+    // And the reference follows the definition on the special blocks: a zero block (kind 0) has
+    // scale 0, a NaN / infinity block (12, 13) a NaN scale, both all-zero q and sum; a tie block
+    // (11) rounds every k + 0.5 to the even neighbour.
+    int special_ok = 1;
+    for (size_t b = 0; b < nb * count; b++) {
+        const int kind = (int)(b % 16);
+        const uint8_t *o = ref + b / nb * bytes;
+        const size_t j = b % nb;
+        const int8_t *q = (const int8_t *)o + j * GT_BLOCK;
+        const float dv = ((const float *)(o + nb * GT_BLOCK))[j];
+        const int32_t cv = ((const int32_t *)(o + nb * (GT_BLOCK + 4)))[j];
+        int zero_q = 1;
+        for (int i = 0; i < GT_BLOCK; i++) zero_q &= q[i] == 0;
+        if (kind == 0 && !(dv == 0.0f && zero_q && cv == 0)) special_ok = 0;
+        if ((kind == 12 || kind == 13) && !(isnan(dv) && zero_q && cv == 0)) special_ok = 0;
+        if (kind == 11)
+            for (int i = 0; i < GT_BLOCK; i++) {
+                const float xv = x[b * GT_BLOCK + (size_t)i];
+                const float lo = floorf(xv);
+                const float even = fmodf(lo, 2.0f) == 0.0f ? lo : lo + 1.0f;
+                if (xv != 127.0f && q[i] != (int8_t)even) special_ok = 0;
+            }
+    }
+    check(special_ok, "prepared inputs: zero, non-finite and tie blocks as defined");
+    free(x);
+    free(ref);
+    free(got);
+}
+
 static void check_quantize(int quick) {
     static const size_t lengths[] = { 32, 64, 96, 224, 256, 288, 480, 2048, 16384 + 32 * 5 };
     size_t nl = sizeof(lengths) / sizeof(lengths[0]) - (quick ? 1 : 0);
@@ -422,6 +487,7 @@ int main(int argc, char **argv) {
     check_selection(expect);
     size_t prep_cols[] = { 32, 64, 2080, 16416 };
     for (size_t i = 0; i < sizeof(prep_cols) / sizeof(prep_cols[0]); i++) check_prepare(prep_cols[i]);
+    check_prepare_paths(quick);
     check_nonfinite();
     check_degenerate();
     check_quantize(quick);

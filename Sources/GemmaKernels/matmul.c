@@ -1,4 +1,4 @@
-// Matrix products: ISA selection, input preparation, and the portable scalar path.
+// Matrix products: ISA selection, dispatch, and the portable scalar path (inputs: activations.c).
 // The SIMD paths live in matmul_avx2.c (x86-64) and matmul_neon.c (AArch64).
 #include "matmul_internal.h"
 #include <math.h>
@@ -90,75 +90,7 @@ void gt_cpu_relax(void) {
 #endif
 }
 
-// ---- input preparation ----
-
-size_t gt_activation_bytes(int type, size_t cols) {
-    switch (type) {
-    case GT_F32:
-    case GT_BF16:
-        return gt_act_stride(type, cols);
-    case GT_Q8:
-    case GT_Q4:
-    case GT_Q5:
-    case GT_Q4K:
-    case GT_Q6K:
-        return cols % gt_type_block(type) ? 0 : gt_act_stride(type, cols);
-    default:
-        return 0;
-    }
-}
-
-// Round to nearest, ties to even, for |v| < 2^22 (see converter/QuantizeKernels/quantize.c). SIMD conversions in the
-// default rounding mode (cvtps2dq, fcvtns) give the same integers.
-static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
-
-// One block of 32 inputs to int8. Scale amax / 127 (kept in f32, not rounded to f16), so the
-// largest element maps to +-127 exactly and every other to within half a step.
-static void quantize_block_act(const float *x, int8_t *q, float *d, int32_t *c) {
-    float amax = 0.0f, probe = 0.0f;
-    for (int i = 0; i < GT_BLOCK; i++) {
-        amax = fmaxf(amax, fabsf(x[i]));
-        probe += x[i] * 0.0f;  // NaN when any element is NaN or infinite
-    }
-    int32_t sum = 0;
-    if (probe == 0.0f && amax >= 1e-30f) {
-        float id = 127.0f / amax;
-        for (int i = 0; i < GT_BLOCK; i++) {
-            float v = round_even(x[i] * id);
-            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-            q[i] = (int8_t)v;
-            sum += (int32_t)v;
-        }
-        *d = amax / 127.0f;
-    } else {
-        // A block of zeros (or of magnitudes below 1e-30, negligible next to any real input),
-        // or one holding NaN / infinity: q = 0, and a NaN scale for the latter so that
-        // non-finite inputs give NaN outputs as they would in f32, rather than vanishing.
-        for (int i = 0; i < GT_BLOCK; i++) q[i] = 0;
-        *d = probe == 0.0f ? 0.0f : NAN;
-    }
-    *c = -2 * sum;
-}
-
-void gt_prepare_activations(int type, const float *x, size_t cols, size_t count, size_t x_stride, void *out) {
-    size_t stride = gt_activation_bytes(type, cols);
-    if (stride == 0) return;
-    for (size_t t = 0; t < count; t++) {
-        const float *xt = x + t * x_stride;
-        uint8_t *o = (uint8_t *)out + t * stride;
-        if (gt_is_quantized(type)) {
-            size_t nb = cols / GT_BLOCK;
-            int8_t *q = (int8_t *)o;
-            float *d = (float *)(o + nb * GT_BLOCK);
-            int32_t *s = (int32_t *)(o + nb * (GT_BLOCK + 4));
-            for (size_t b = 0; b < nb; b++) quantize_block_act(xt + b * GT_BLOCK, q + b * GT_BLOCK, d + b, s + b);
-        } else {
-            memcpy(o, xt, cols * sizeof(float));
-        }
-    }
-}
-
-// ---- dispatch ----
+// ---- dispatch ----  (input preparation: activations.c)
 
 // Nothing to do for an unknown type, an empty range or batch, or quantized rows that are not
 // whole blocks (no kernel exists for them); zero-length rows give zeros.

@@ -131,6 +131,10 @@ size_t gt_activation_bytes(int type, size_t cols);
 /// Prepares `count` vectors; vector t is read at x + t * x_stride (floats) and written at
 /// (uint8_t *)out + t * gt_activation_bytes(type, cols).
 void gt_prepare_activations(int type, const float *x, size_t cols, size_t count, size_t x_stride, void *out);
+/// Vectors t0..t1-1 of such a batch (same addresses) with path `isa` (unsupported: scalar).
+/// Every path writes the same bytes, so disjoint ranges can be prepared on different threads.
+void gt_prepare_activations_isa(int isa, int type, const float *x, size_t cols, size_t t0, size_t t1,
+                                size_t x_stride, void *out);
 /// The product with the selected path (see above). `w` holds rows `row_stride` bytes apart.
 /// Does nothing for an unknown type or quantized rows that are not whole blocks; cols = 0 gives 0.
 void gt_matmul(int type, const void *w, size_t row_stride, size_t cols, const void *act, size_t count,

@@ -117,7 +117,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public var minimumParallelWork = 1 << 16
 
     private let lock = NSLock()
-    private var scratch: UnsafeMutableRawPointer
+    fileprivate var scratch: UnsafeMutableRawPointer
     private var scratchBytes: Int
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
@@ -181,8 +181,9 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
             scratchBytes = max(actBytes * count, scratchBytes * 2)
             scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         }
-        gt_prepare_activations(type, x, cols, count, xStride, scratch)
         let parts = pool.threadCount
+        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count,
+                      parallel: parts > 1 && count >= 2 * parts && rows * cols * count >= minimumParallelWork)
         if parts == 1 || rows < 32 || rows * cols * count < minimumParallelWork {
             gt_matmul_isa(isa, type, w.base, rowBytes, cols, scratch, count, y, yStride, 0, rows)
             return
@@ -203,6 +204,25 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
                 if begin >= rows { break }
                 gt_matmul_isa(isa, type, base, rowBytes, cols, act, count, yp, yStride, begin, min(rows, begin + chunk))
             }
+        }
+    }
+}
+
+extension SIMDKernels {
+    /// The int8 (or f32) inputs of a product into `scratch`. A batch's tokens are split between
+    /// the threads (one more dispatch of the pool, cheaper than one thread preparing 64 tokens
+    /// while the others wait); every split writes the same bytes.
+    fileprivate func prepareInputs(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int,
+                                   parallel: Bool) {
+        guard parallel else {
+            gt_prepare_activations_isa(isa, type, x, cols, 0, count, xStride, scratch)
+            return
+        }
+        let parts = pool.threadCount, isa = self.isa
+        nonisolated(unsafe) let xp = x
+        nonisolated(unsafe) let out = scratch
+        pool.run { part in
+            gt_prepare_activations_isa(isa, type, xp, cols, count * part / parts, count * (part + 1) / parts, xStride, out)
         }
     }
 }

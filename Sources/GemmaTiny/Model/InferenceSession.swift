@@ -341,12 +341,12 @@ public final class InferenceSession {
     ///   h += post_attention_norm(attn(input_norm(h)));  h += post_ffw_norm(mlp(pre_ffw_norm(h)))
     private func runLayer(_ w: LayerWeights, count n: Int) {
         // Attention block.
-        for i in 0..<n { rmsNorm(x + i * hidden, w.inputNorm, into: xn + i * hidden) }
+        forEachRow(n) { i in rmsNorm(x + i * hidden, w.inputNorm, into: xn + i * hidden) }
         matmul(w.qProj, xn, q, count: n)
         matmul(w.kProj, xn, kBatch, count: n)
         matmul(w.vProj, xn, vBatch, count: n)
         let rope = variant.layers[w.index].ropeIndex
-        for i in 0..<n {
+        forEachRow(n) { i in
             for h in 0..<heads {
                 let v = q + i * qDim + h * headDim
                 if let qNorm = w.qNorm { rmsNorm(v, qNorm, into: v, count: headDim) }
@@ -368,21 +368,37 @@ public final class InferenceSession {
             cache.store(layer: w.index, keys: kBatch, values: vBatch, position: position, count: n)
         }
         matmul(w.oProj, attn, proj, count: n)
-        if let post = w.postAttentionNorm {
-            for i in 0..<n { rmsNorm(proj + i * hidden, post, into: proj + i * hidden) }
+        // Residual, then the MLP block's input: down(gelu_tanh(gate(x)) * up(x)).
+        forEachRow(n) { i in
+            let p = proj + i * hidden, xi = x + i * hidden
+            if let post = w.postAttentionNorm { rmsNorm(p, post, into: p) }
+            add(p, into: xi, count: hidden)
+            rmsNorm(xi, w.preFeedforwardNorm, into: xn + i * hidden)
         }
-        add(proj, into: x, count: n * hidden)
-
-        // MLP block: down(gelu_tanh(gate(x)) * up(x)).
-        for i in 0..<n { rmsNorm(x + i * hidden, w.preFeedforwardNorm, into: xn + i * hidden) }
         matmul(w.gateProj, xn, gate, count: n)
         matmul(w.upProj, xn, up, count: n)
-        gt_gelu_tanh_mul(gate, up, n * intermediate)
+        forEachRow(n) { i in gt_gelu_tanh_mul(gate + i * intermediate, up + i * intermediate, intermediate) }
         matmul(w.downProj, gate, proj, count: n)
-        if let post = w.postFeedforwardNorm {
-            for i in 0..<n { rmsNorm(proj + i * hidden, post, into: proj + i * hidden) }
+        forEachRow(n) { i in
+            let p = proj + i * hidden
+            if let post = w.postFeedforwardNorm { rmsNorm(p, post, into: p) }
+            add(p, into: x + i * hidden, count: hidden)
         }
-        add(proj, into: x, count: n * hidden)
+    }
+
+    /// Runs `body(i)` for the batch rows i in 0..<n: split between the kernels' threads when
+    /// each gets at least 8 rows, in order on this thread otherwise (a token, a short batch).
+    /// Every row's work is the same either way, so results do not depend on the split.
+    private func forEachRow(_ n: Int, _ body: (Int) -> Void) {
+        let parts = min(kernels.parallelism, n / 8)
+        guard parts > 1 else {
+            for i in 0..<n { body(i) }
+            return
+        }
+        kernels.parallel { part in
+            guard part < parts else { return }
+            for i in (n * part / parts)..<(n * (part + 1) / parts) { body(i) }
+        }
     }
 
     /// Final norm and LM head (the tied embedding) for batch rows `rows`: the logits of row

@@ -73,10 +73,10 @@ if [ "${GEMMA_TINY_SKIP_SANITIZERS:-}" != 1 ]; then
         --filter 'Kernel|Tokenizer|CorruptFile|Format|GGUF' 2>&1 | tee .build/asan-output.txt | grep -E "Executed|AddressSanitizer|error" | tail -n 5 || status=1
     if grep -q "ERROR: AddressSanitizer" .build/asan-output.txt; then echo "AddressSanitizer reported a problem"; status=1; fi
 
-    echo "ThreadSanitizer: engine, session and worker-pool tests"
+    echo "ThreadSanitizer: engine, session and worker-pool tests, and a batch's rows on 3 threads"
     swift build --build-tests --scratch-path .build-tsan --sanitize=thread
     swift test --skip-build --scratch-path .build-tsan --sanitize=thread --disable-swift-testing \
-        --filter 'Engine|testModelWorkerPool' 2>&1 | tee .build/tsan-output.txt | grep -E "Executed|ThreadSanitizer|error" | tail -n 5 || status=1
+        --filter 'Engine|testModelWorkerPool|testPrefillBatchedMatchesTokenByToken' 2>&1 | tee .build/tsan-output.txt | grep -E "Executed|ThreadSanitizer|error" | tail -n 5 || status=1
     if grep -q "ThreadSanitizer" .build/tsan-output.txt; then echo "ThreadSanitizer reported a problem"; status=1; fi
 fi
 [ $status -eq 0 ] || echo "FAILED (see above)"

@@ -123,11 +123,15 @@ public final class GemmaSession: Sendable {
         let scheduler = engine.scheduler
         let state = self.state
         let box = ResultBox()
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let job = SessionTaskJob(session: state, body: { box.value = $0.inference.position }, done: { _ in c.resume() })
+        // `body` and `done` run one after the other on the compute thread (or only `done`, on
+        // the submitting thread, when the engine is shutting down): the count leaves that thread
+        // as the continuation's value, not through a variable read after the await (which
+        // ThreadSanitizer, blind to the continuation's synchronisation, reported as a race).
+        return await withCheckedContinuation { (c: CheckedContinuation<Int, Never>) in
+            let job = SessionTaskJob(session: state, body: { box.value = $0.inference.position },
+                                     done: { _ in c.resume(returning: box.value) })
             scheduler.submit(job)
         }
-        return box.value
     }
 
     static func collect(_ stream: AsyncThrowingStream<GenerationEvent, any Error>) async throws(EngineError) -> Completion {

@@ -5,11 +5,16 @@
 // of nibble group g hold sub-block 2g in their low nibbles and 2g+1 in their high ones; bytes
 // 0..15 of both rows fill one register, bytes 16..31 another, so each 4-byte product sum lands in
 // the int32 lane the contract names (elements 4k..4k+3 plus 16+4k..16+4k+3). The sub-block scales
-// d*sc and halved mins dmin*m/2 of every row are converted once per super-block (for a single
-// token d*sc is multiplied by the 8 input scales there too: the same products, hoisted).
+// d*sc and halved mins dmin*m/2 of a row pair are unpacked in registers once per super-block
+// (q4k_pair_scales_x86: byte shuffles, no stack round trip; a block's [a x 4 | b x 4] is then an
+// in-lane broadcast), and for a single token d*sc is multiplied by the 8 input scales there too:
+// the same products, hoisted. A single token takes 4 rows (two pairs) per tile, so each input
+// load feeds both pairs; that and the register unpacking made the kernel 1.26x-1.47x faster.
 // Q6_K: one row per register (32 six-bit values of a block, lanes k = elements 4k..4k+3); the
 // values stay unsigned (0..63) for maddubs / vpdpbusd and each lane starts from -32 x the sum of
 // its 4 inputs (computed once per token and block, shared by the rows), giving sum (q - 32) x.
+// The 16 scales are kept as even / odd halves (q6k_split_scales_x86), so a block's two scales are
+// an in-lane broadcast, and for a single token they are multiplied by the input scales ahead.
 // Both kernels come in an AVX2 flavour (maddubs + madd: no int16 sum can saturate, at most
 // 2 x 63 x 127) and an AVX-VNNI one (vpdpbusd); the int32 lanes, and so the results, are the same.
 #if defined(__x86_64__) || defined(_M_X64)
@@ -26,8 +31,13 @@
 #define KQ_PREFETCH(p, n) (void)0
 #endif
 
+// Rows per tile: 4 for a single token (two Q4_K pairs share each input load) and 4 in batches
+// (x 4 tokens); measured with kernels-test/bench.c against 2 (docs/BENCHMARKS.md, session 12).
 #ifndef KQ_DEC_ROWS
-#define KQ_DEC_ROWS 2
+#define KQ_DEC_ROWS 4
+#endif
+#ifndef KQ_BATCH_ROWS
+#define KQ_BATCH_ROWS 4
 #endif
 
 // Target macros AVX2_*, VNNI_*, EVEX_* and hsum4 / hsum8: simd_x86.h.
@@ -60,17 +70,9 @@ INLINE __m256i q6k_dot_##SUFFIX(__m256i start, __m256i w, __m256i a) { return DP
 DEFINE_DPBUSD_DOTS(vnni, VNNI_INLINE, _mm256_dpbusd_avx_epi32)
 DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 
-// Two rows' 8-float tables a, b interleaved once per super-block (lo = a0 b0 a1 b1 | a4 b4 a5 b5,
-// hi = a2 b2 a3 b3 | a6 b6 a7 b7), so that each block's [a[j] x 4, b[j] x 4] is one permute.
-AVX2_INLINE void pair_tables(const float *a, const float *b, __m256 *t) {
-    __m256 va = _mm256_loadu_ps(a), vb = _mm256_loadu_ps(b);
-    t[0] = _mm256_unpacklo_ps(va, vb);
-    t[1] = _mm256_unpackhi_ps(va, vb);
-}
-AVX2_INLINE __m256 pair_lanes(const __m256 *t, const int j) {
-    const int i = (j & 1) * 2 + (j & 4);  // position of a[j] in t[(j >> 1) & 1]
-    return _mm256_permutevar8x32_ps(t[(j >> 1) & 1], _mm256_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1));
-}
+// Block j's [a[j] x 4 | b[j] x 4] from a pair's tables t[0] (j = 0..3) and t[1] (j = 4..7) of
+// q4k_pair_scales_x86: an in-lane broadcast.
+#define pair_lanes(t, j) kq_lane_broadcast((t)[(j) >> 2], (j))
 
 #define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6START, Q6DOT)                                              \
 INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \
@@ -88,17 +90,21 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
     for (size_t s = 0; s < nsb; s++) {                                                                     \
         const size_t off = s * GT_Q4K_BLOCK_BYTES;                                                         \
         KQ_PREFETCH(pf + s * pf_step, pf_step);                                                            \
-        float dsc[8][8], mq[8][8], am[4][8];                                                               \
-        GT_UNROLL for (int i = 0; i < 2 * NP; i++) q4k_scales_x86(wr[i] + off, dsc[i], mq[i]);             \
+        __m256 dsc[4][2], mq[4][2]; /* [pair][sub-blocks 0..3 / 4..7], rows of a pair in halves */         \
+        float am[4][8];                                                                                    \
+        GT_UNROLL for (int p = 0; p < NP; p++)                                                             \
+            q4k_pair_scales_x86(wr[2 * p] + off, wr[2 * p + 1] + off, dsc[p], mq[p]);                      \
         GT_UNROLL for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);          \
         /* One token: the scales times the inputs' (the same products as per block), ahead. */             \
         if (T == 1) {                                                                                      \
-            __m256 ad8 = _mm256_loadu_ps(gt_act_d(act, nb) + 8 * s);                                       \
-            GT_UNROLL for (int i = 0; i < 2 * NP; i++)                                                     \
-                _mm256_storeu_ps(dsc[i], _mm256_mul_ps(_mm256_loadu_ps(dsc[i]), ad8));                     \
+            const float *ad8 = gt_act_d(act, nb) + 8 * s;                                                  \
+            const __m256 adlo = _mm256_broadcast_ps((const __m128 *)ad8);                                  \
+            const __m256 adhi = _mm256_broadcast_ps((const __m128 *)(ad8 + 4));                            \
+            GT_UNROLL for (int p = 0; p < NP; p++) {                                                       \
+                dsc[p][0] = _mm256_mul_ps(dsc[p][0], adlo);                                                \
+                dsc[p][1] = _mm256_mul_ps(dsc[p][1], adhi);                                                \
+            }                                                                                              \
         }                                                                                                  \
-        __m256 dsp[4][2];                                                                                  \
-        GT_UNROLL for (int p = 0; p < NP; p++) pair_tables(dsc[2 * p], dsc[2 * p + 1], dsp[p]);            \
         GT_UNROLL for (int g = 0; g < 4; g++) {                                                            \
             __m256i v0[4], v1[4];                                                                          \
             GT_UNROLL for (int p = 0; p < NP; p++) {                                                       \
@@ -115,7 +121,7 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
                 GT_UNROLL for (int p = 0; p < NP; p++) {                                                   \
                     w0[p] = _mm256_and_si256(h ? _mm256_srli_epi16(v0[p], 4) : v0[p], m4);                  \
                     w1[p] = _mm256_and_si256(h ? _mm256_srli_epi16(v1[p], 4) : v1[p], m4);                  \
-                    ds[p] = pair_lanes(dsp[p], j);                                                         \
+                    ds[p] = pair_lanes(dsc[p], j);                                                         \
                 }                                                                                          \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
                     const uint8_t *a = act + t * as;                                                       \
@@ -133,8 +139,7 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
         }                                                                                                  \
         /* The mins: sub-blocks k and k + 4 into lane k of each row. */                                    \
         GT_UNROLL for (int p = 0; p < NP; p++) {                                                           \
-            __m256 m0 = _mm256_setr_m128(_mm_loadu_ps(mq[2 * p]), _mm_loadu_ps(mq[2 * p + 1]));            \
-            __m256 m1 = _mm256_setr_m128(_mm_loadu_ps(mq[2 * p] + 4), _mm_loadu_ps(mq[2 * p + 1] + 4));    \
+            const __m256 m0 = mq[p][0], m1 = mq[p][1];                                                     \
             GT_UNROLL for (int t = 0; t < T; t++) {                                                        \
                 acc[p][t] = _mm256_fmadd_ps(m0, _mm256_broadcast_ps((const __m128 *)am[t]), acc[p][t]);     \
                 acc[p][t] = _mm256_fmadd_ps(m1, _mm256_broadcast_ps((const __m128 *)(am[t] + 4)), acc[p][t]); \
@@ -161,8 +166,18 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
     for (size_t s = 0; s < nsb; s++) {                                                                     \
         const size_t off = s * GT_Q6K_BLOCK_BYTES;                                                         \
         KQ_PREFETCH(pf + s * pf_step, pf_step);                                                            \
-        __m256 sc[4][2];                                                                                   \
-        GT_UNROLL for (int i = 0; i < R; i++) q6k_scales_x86(wr[i] + off, sc[i]);                          \
+        __m256 sc[4][2]; /* per half: even sub-blocks' d * sc in the low 128 bits, odd in the high */     \
+        GT_UNROLL for (int i = 0; i < R; i++) q6k_split_scales_x86(wr[i] + off, sc[i]);                    \
+        /* One token: the scales times the inputs' (the same products as per block), ahead. */             \
+        if (T == 1) {                                                                                      \
+            const float *ad8 = gt_act_d(act, nb) + 8 * s;                                                  \
+            const __m256 adlo = _mm256_broadcast_ps((const __m128 *)ad8);                                  \
+            const __m256 adhi = _mm256_broadcast_ps((const __m128 *)(ad8 + 4));                            \
+            GT_UNROLL for (int i = 0; i < R; i++) {                                                        \
+                sc[i][0] = _mm256_mul_ps(sc[i][0], adlo);                                                  \
+                sc[i][1] = _mm256_mul_ps(sc[i][1], adhi);                                                  \
+            }                                                                                              \
+        }                                                                                                  \
         GT_UNROLL for (int h = 0; h < 2; h++) {                                                            \
             __m256i ql0[4], ql1[4], qh[4];                                                                 \
             GT_UNROLL for (int i = 0; i < R; i++) {                                                        \
@@ -177,7 +192,7 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
                 __m256 ds[4];                                                                              \
                 GT_UNROLL for (int i = 0; i < R; i++) {                                                    \
                     q[i] = q6k_values_x86(ql0[i], ql1[i], qh[i], c);                                       \
-                    ds[i] = q6k_block_scales_x86(sc[i][h], c);                                             \
+                    ds[i] = kq_lane_broadcast(sc[i][h], c);                                                \
                 }                                                                                          \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
                     const uint8_t *a = act + t * as;                                                       \
@@ -186,7 +201,8 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
                     __m256 ad = _mm256_set1_ps(gt_act_d(a, nb)[b]);                                        \
                     GT_UNROLL for (int i = 0; i < R; i++) {                                                \
                         __m256i L = Q6DOT(start, q[i], av);                                                \
-                        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(ds[i], ad), acc[i][t]); \
+                        __m256 D = T == 1 ? ds[i] : _mm256_mul_ps(ds[i], ad);                              \
+                        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), D, acc[i][t]);                  \
                     }                                                                                      \
                 }                                                                                          \
             }                                                                                              \
@@ -210,7 +226,7 @@ DEFINE_KQ_TILES(evex, EVEX_INLINE, q4k_dot_evex, q6k_start_evex, q6k_dot_evex)
             for (; r < r1; r++) TILE(w, rs, cols, act, as, y, ys, r, 1, 1);                                   \
             return;                                                                                           \
         }                                                                                                     \
-        GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, 2)                                    \
+        GT_BATCH_LOOP(TILE, w, rs, cols, act, as, count, y, ys, r0, r1, KQ_BATCH_ROWS)                                    \
     }
 
 KQ_DRIVER(gt_q4k_avx2, q4k_tile_avx2, AVX2_FN, KQ_DEC_ROWS)

@@ -31,6 +31,46 @@ AVX2_INLINE void q4k_scales_x86(const uint8_t *p, float *dsc, float *mq) {
                                        _mm256_set1_ps(kq_f16(p + 2) * 0.5f)));
 }
 
+// The same tables for two rows at once, in registers (no stack round trip), row a in the low
+// 128-bit half and row b in the high one, in the lane order the pair tiles use:
+//   dsc[0] = [d*sc_0..3 of a | of b], dsc[1] = [d*sc_4..7 of a | of b],
+//   mq[0] = [dmin*m_0..3/2 of a | of b], mq[1] = [dmin*m_4..7/2 of a | of b].
+// Each half holds bytes 0..15 of its super-block: d, dmin and the 12 packed bytes s[0..11] at
+// 4..15. One shuffle gathers the bytes that hold the low 6 bits (or the top 2) of each output,
+// A = [s0..3, s0..3, s4..7, s4..7], another the nibble bytes B = s8..11 in every quarter; then
+//   sc_0..3 = A & 63,  sc_4..7 = (B & 15) | (A >> 6) << 4,
+//   m_0..3  = A & 63,  m_4..7  = (B >> 4) | (A >> 6) << 4,
+// the same values as q4k_scales_x86, and the same products (exact: f16 x 6-bit integer).
+AVX2_INLINE void q4k_pair_scales_x86(const uint8_t *pa, const uint8_t *pb, __m256 *dsc, __m256 *mq) {
+    const __m256i raw = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)pa), _mm_loadu_si128((const __m128i *)pb));
+    const __m256i ia = _mm256_setr_epi8(4, 5, 6, 7, 4, 5, 6, 7, 8, 9, 10, 11, 8, 9, 10, 11,
+                                        4, 5, 6, 7, 4, 5, 6, 7, 8, 9, 10, 11, 8, 9, 10, 11);
+    const __m256i ib = _mm256_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15,
+                                        12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
+    const __m256i a = _mm256_shuffle_epi8(raw, ia), b = _mm256_shuffle_epi8(raw, ib);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    // Top 2 bits of each A byte to bits 4..5 (16-bit shift: the mask drops the neighbour's bits).
+    const __m256i top = _mm256_and_si256(_mm256_srli_epi16(a, 2), _mm256_set1_epi8(0x30));
+    // Dwords 1 and 3 of each half (sc_4..7, m_4..7) take the low / high nibbles of B.
+    const __m256i nib = _mm256_blend_epi32(_mm256_and_si256(b, m4), _mm256_and_si256(_mm256_srli_epi16(b, 4), m4), 0x88);
+    const __m256i v = _mm256_blend_epi32(_mm256_and_si256(a, _mm256_set1_epi8(63)), _mm256_or_si256(nib, top), 0xaa);
+    // Bytes 4q..4q+3 of each half to int32 lanes: q = 0 sc_0..3, 1 sc_4..7, 2 m_0..3, 3 m_4..7.
+#define KQ_WIDEN(q) _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, _mm256_setr_epi8(                          \
+        4 * q, -1, -1, -1, 4 * q + 1, -1, -1, -1, 4 * q + 2, -1, -1, -1, 4 * q + 3, -1, -1, -1,        \
+        4 * q, -1, -1, -1, 4 * q + 1, -1, -1, -1, 4 * q + 2, -1, -1, -1, 4 * q + 3, -1, -1, -1)))
+    uint32_t ha, hb;  // d and dmin (f16) of each row
+    memcpy(&ha, pa, 4);
+    memcpy(&hb, pb, 4);
+    const __m256 f = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_setr_epi32((int)ha, (int)hb, 0, 0)));  // dA dminA dB dminB
+    const __m256 d = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+    const __m256 dmin = _mm256_mul_ps(_mm256_permutevar8x32_ps(f, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)), _mm256_set1_ps(0.5f));
+    dsc[0] = _mm256_mul_ps(KQ_WIDEN(0), d);
+    dsc[1] = _mm256_mul_ps(KQ_WIDEN(1), d);
+    mq[0] = _mm256_mul_ps(KQ_WIDEN(2), dmin);
+    mq[1] = _mm256_mul_ps(KQ_WIDEN(3), dmin);
+#undef KQ_WIDEN
+}
+
 // The min term's input side for blocks b0..b0+7: am[j] = ad[b] * (float)c[b].
 AVX2_INLINE void q4k_min_inputs_x86(const uint8_t *a, size_t nb, size_t b0, float *am) {
     __m256 ad = _mm256_loadu_ps(gt_act_d(a, nb) + b0);
@@ -46,9 +86,27 @@ AVX2_INLINE void q6k_scales_x86(const uint8_t *p, __m256 *out) {
     out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
 }
 
-// The scales of block c (0..3) of a half from that half's 8 sub-block scales: [s[2c] x 4, s[2c+1] x 4].
-AVX2_INLINE __m256 q6k_block_scales_x86(__m256 s, const int c) {
-    return _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1));
+// The same scales with each half's even sub-blocks in the low 128 bits and its odd ones in the
+// high 128: out[h] = d * [sc[8h], sc[8h+2], sc[8h+4], sc[8h+6] | sc[8h+1], sc[8h+3], sc[8h+5],
+// sc[8h+7]], so that block c's [sc[2c] x 4 | sc[2c+1] x 4] is an in-lane broadcast of element c.
+AVX2_INLINE void q6k_split_scales_x86(const uint8_t *p, __m256 *out) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)(p + 192));
+    const __m256 d = _mm256_set1_ps(kq_f16(p + 208));
+    const __m128i i0 = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    const __m128i s = _mm_shuffle_epi8(v, i0);
+    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s)), d);
+    out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s, 8))), d);
+}
+
+// Element c of each 128-bit half of t, in all four lanes of that half (immediates spelled out:
+// clang wants constants).
+AVX2_INLINE __m256 kq_lane_broadcast(__m256 t, const int c) {
+    switch (c & 3) {
+    case 0: return _mm256_permute_ps(t, 0x00);
+    case 1: return _mm256_permute_ps(t, 0x55);
+    case 2: return _mm256_permute_ps(t, 0xaa);
+    default: return _mm256_permute_ps(t, 0xff);
+    }
 }
 
 // The 32 six-bit values (0..63) of block c of a half from its ql[0..31], ql[32..63] and qh[0..31]:

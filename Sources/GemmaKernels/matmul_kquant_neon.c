@@ -33,9 +33,22 @@ NEON_INLINE int32x4_t q4k_dot_neon(int8x16_t w0, int8x16_t w1, int8x16_t a0, int
 DOT_INLINE int32x4_t q4k_dot_sdot(int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
     return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, a0), w1, a1);
 }
-// Q6_K: lane k = elements 4k..4k+3 of w . a (w = q - 32).
-NEON_INLINE int32x4_t q6k_dot_neon(int8x16_t w, int8x16_t a) { return vpaddlq_s16(pair_products(w, a)); }
-DOT_INLINE int32x4_t q6k_dot_sdot(int8x16_t w, int8x16_t a) { return vdotq_s32(vdupq_n_s32(0), w, a); }
+// Q6_K: lane k = elements 4k..4k+3 of (q - 32) . a, the values w taken as q - 32 and each lane
+// started from `start` = 0. SDOT on a single token keeps the values as q (0..63, a valid int8)
+// and starts each lane from -32 x the sum of its 4 inputs instead (q6k_start_sdot, computed once
+// per block and shared by the rows, as the x86 kernels do): the same exact sums, with no
+// subtraction and no zeroed accumulator per row. (In batches the values are shared by the tokens
+// and the starts are not, so there the subtraction is cheaper.)
+NEON_INLINE int32x4_t q6k_dot_neon(int32x4_t start, int8x16_t w, int8x16_t a) {
+    (void)start;  // always 0 here
+    return vpaddlq_s16(pair_products(w, a));
+}
+NEON_INLINE int32x4_t q6k_start_zero(int8x16_t a) {  // the NEON tiles' (never called: Q6START1 = 0)
+    (void)a;
+    return vdupq_n_s32(0);
+}
+DOT_INLINE int32x4_t q6k_start_sdot(int8x16_t a) { return vnegq_s32(vdotq_s32(vdupq_n_s32(0), vdupq_n_s8(32), a)); }
+DOT_INLINE int32x4_t q6k_dot_sdot(int32x4_t start, int8x16_t w, int8x16_t a) { return vdotq_s32(start, w, a); }
 
 // ---- scales ----
 // Q4_K super-block at p: dsc[j] = d * sc_j, mq[j] = dmin * m_j / 2 (exact products; see
@@ -66,16 +79,16 @@ NEON_INLINE void q6k_scales_neon(const uint8_t *p, float *ds) {
     vst1q_f32(ds + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
 }
 
-// 16 Q6_K values of block c of a half, minus 32: the low (c < 2) or high nibbles of ql, bits
+// 16 Q6_K values of block c of a half, minus `offset` (32 or 0): the low (c < 2) or high nibbles of ql, bits
 // 2c, 2c+1 of qh (ql, qh: 16 bytes at the same position l).
-NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c) {
+NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c, const int offset) {
     uint8x16_t lo = c >= 2 ? vshrq_n_u8(ql, 4) : vandq_u8(ql, vdupq_n_u8(0x0f));
     uint8x16_t hi = c == 0 ? vshlq_n_u8(qh, 4) : c == 1 ? vshlq_n_u8(qh, 2) : c == 2 ? qh : vshrq_n_u8(qh, 2);
     uint8x16_t q = vorrq_u8(lo, vandq_u8(hi, vdupq_n_u8(0x30)));
-    return vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8(32));
+    return offset ? vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8((int8_t)offset)) : vreinterpretq_s8_u8(q);
 }
 
-#define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6DOT)                                                         \
+#define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6DOT, Q6START1, Q6START)                                      \
     INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,   \
                                   float *y, size_t ys, size_t r, const int R, const int T) {                 \
         const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                           \
@@ -158,8 +171,19 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c)
         for (size_t s = 0; s < nsb; s++) {                                                                   \
             const size_t off = s * GT_Q6K_BLOCK_BYTES;                                                       \
             for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 3);         \
+            /* 0: values q and lanes started by Q6START1 (one token, SDOT); 32: values q - 32. */           \
+            const int off6 = Q6START1 && T == 1 ? 0 : 32;                                                    \
             float ds[4][16];                                                                                 \
             GT_UNROLL for (int i = 0; i < R; i++) q6k_scales_neon(wr[i] + off, ds[i]);                       \
+            if (T == 1) { /* one token: d * sc[2b], d * sc[2b + 1] times ad[b], ahead (the same products) */ \
+                const float32x4_t ad0 = vld1q_f32(gt_act_d(act, nb) + 8 * s);                                \
+                const float32x4_t ad1 = vld1q_f32(gt_act_d(act, nb) + 8 * s + 4);                            \
+                const float32x4_t e[4] = { vzip1q_f32(ad0, ad0), vzip2q_f32(ad0, ad0),                       \
+                                           vzip1q_f32(ad1, ad1), vzip2q_f32(ad1, ad1) };                     \
+                GT_UNROLL for (int i = 0; i < R; i++)                                                        \
+                    GT_UNROLL for (int k = 0; k < 4; k++)                                                    \
+                        vst1q_f32(ds[i] + 4 * k, vmulq_f32(vld1q_f32(ds[i] + 4 * k), e[k]));                 \
+            }                                                                                                \
             for (int bi = 0; bi < 8; bi++) {                                                                 \
                 const int h = bi / 4;                                                                        \
                 const size_t b = 8 * s + bi;                                                                 \
@@ -169,10 +193,10 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c)
                     uint8x16_t l0 = vld1q_u8(ql), l1 = vld1q_u8(ql + 16);                                    \
                     uint8x16_t h0 = vld1q_u8(qh), h1 = vld1q_u8(qh + 16);                                    \
                     switch (bi & 3) {                                                                        \
-                    case 0: q0[i] = q6k_values_neon(l0, h0, 0); q1[i] = q6k_values_neon(l1, h1, 0); break;   \
-                    case 1: q0[i] = q6k_values_neon(l0, h0, 1); q1[i] = q6k_values_neon(l1, h1, 1); break;   \
-                    case 2: q0[i] = q6k_values_neon(l0, h0, 2); q1[i] = q6k_values_neon(l1, h1, 2); break;   \
-                    default: q0[i] = q6k_values_neon(l0, h0, 3); q1[i] = q6k_values_neon(l1, h1, 3); break;  \
+                    case 0: q0[i] = q6k_values_neon(l0, h0, 0, off6); q1[i] = q6k_values_neon(l1, h1, 0, off6); break;   \
+                    case 1: q0[i] = q6k_values_neon(l0, h0, 1, off6); q1[i] = q6k_values_neon(l1, h1, 1, off6); break;   \
+                    case 2: q0[i] = q6k_values_neon(l0, h0, 2, off6); q1[i] = q6k_values_neon(l1, h1, 2, off6); break;   \
+                    default: q0[i] = q6k_values_neon(l0, h0, 3, off6); q1[i] = q6k_values_neon(l1, h1, 3, off6); break;  \
                     }                                                                                        \
                 }                                                                                            \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                      \
@@ -180,9 +204,13 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c)
                     const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                           \
                     int8x16_t a0 = vld1q_s8(aq), a1 = vld1q_s8(aq + 16);                                     \
                     float ad = gt_act_d(a, nb)[b];                                                           \
+                    const int32x4_t st0 = off6 ? vdupq_n_s32(0) : Q6START(a0);                               \
+                    const int32x4_t st1 = off6 ? vdupq_n_s32(0) : Q6START(a1);                               \
                     GT_UNROLL for (int i = 0; i < R; i++) {                                                  \
-                        acc0[i][t] = vfmaq_n_f32(acc0[i][t], vcvtq_f32_s32(Q6DOT(q0[i], a0)), ds[i][2 * bi] * ad); \
-                        acc1[i][t] = vfmaq_n_f32(acc1[i][t], vcvtq_f32_s32(Q6DOT(q1[i], a1)), ds[i][2 * bi + 1] * ad); \
+                        const float D0 = T == 1 ? ds[i][2 * bi] : ds[i][2 * bi] * ad;                \
+                        const float D1 = T == 1 ? ds[i][2 * bi + 1] : ds[i][2 * bi + 1] * ad;        \
+                        acc0[i][t] = vfmaq_n_f32(acc0[i][t], vcvtq_f32_s32(Q6DOT(st0, q0[i], a0)), D0); \
+                        acc1[i][t] = vfmaq_n_f32(acc1[i][t], vcvtq_f32_s32(Q6DOT(st1, q1[i], a1)), D1); \
                     }                                                                                        \
                 }                                                                                            \
             }                                                                                                \
@@ -191,8 +219,8 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c)
             GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum4(vaddq_f32(acc0[i][t], acc1[i][t])); \
     }
 
-DEFINE_KQ_TILES(neon, NEON_INLINE, q4k_dot_neon, q6k_dot_neon)
-DEFINE_KQ_TILES(sdot, DOT_INLINE, q4k_dot_sdot, q6k_dot_sdot)
+DEFINE_KQ_TILES(neon, NEON_INLINE, q4k_dot_neon, q6k_dot_neon, 0, q6k_start_zero)
+DEFINE_KQ_TILES(sdot, DOT_INLINE, q4k_dot_sdot, q6k_dot_sdot, 1, q6k_start_sdot)
 
 GT_DEFINE_DRIVER(q4k_neon, q4k_tile_neon, NEON_FN)
 GT_DEFINE_DRIVER(q6k_neon, q6k_tile_neon, NEON_FN)

@@ -117,7 +117,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public var minimumParallelWork = 1 << 16
 
     private let lock = NSLock()
-    fileprivate var scratch: UnsafeMutableRawPointer
+    private var scratch: UnsafeMutableRawPointer
     private var scratchBytes: Int
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
@@ -206,14 +206,12 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
             }
         }
     }
-}
 
-extension SIMDKernels {
     /// The int8 (or f32) inputs of a product into `scratch`. A batch's tokens are split between
     /// the threads (one more dispatch of the pool, cheaper than one thread preparing 64 tokens
     /// while the others wait); every split writes the same bytes.
-    fileprivate func prepareInputs(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int,
-                                   parallel: Bool) {
+    private func prepareInputs(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int,
+                                parallel: Bool) {
         guard parallel else {
             gt_prepare_activations_isa(isa, type, x, cols, 0, count, xStride, scratch)
             return

@@ -75,6 +75,14 @@ DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 // q4k_pair_scales_x86: an in-lane broadcast.
 #define pair_lanes(t, j) kq_lane_broadcast((t)[(j) >> 2], (j))
 
+// A super-block's two tables of scales (sub-blocks 0..3 / 4..7 of each 128-bit half, as
+// q4k_pair_scales_x86 and q6k_split_scales_x86 lay them out) times the 8 input scales ad8 of its
+// blocks: the contract's products (d x sc) x ad, taken once per super-block.
+AVX2_INLINE void times_input_scales(const __m256 *t, const float *ad8, __m256 *out) {
+    out[0] = _mm256_mul_ps(t[0], _mm256_broadcast_ps((const __m128 *)ad8));
+    out[1] = _mm256_mul_ps(t[1], _mm256_broadcast_ps((const __m128 *)(ad8 + 4)));
+}
+
 #define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6START, Q6DOT)                                              \
 INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \
                               float *y, size_t ys, size_t r, const int R, const int T) {                   \
@@ -96,27 +104,11 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
         GT_UNROLL for (int p = 0; p < NP; p++)                                                             \
             q4k_pair_scales_x86(wr[2 * p] + off, wr[2 * p + 1] + off, dsc[p], mq[p]);                      \
         GT_UNROLL for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);          \
-        /* One token: the scales times the inputs' (the same products as per block), ahead. */             \
-        if (T == 1) {                                                                                      \
-            const float *ad8 = gt_act_d(act, nb) + 8 * s;                                                  \
-            const __m256 adlo = _mm256_broadcast_ps((const __m128 *)ad8);                                  \
-            const __m256 adhi = _mm256_broadcast_ps((const __m128 *)(ad8 + 4));                            \
-            GT_UNROLL for (int p = 0; p < NP; p++) {                                                       \
-                dsc[p][0] = _mm256_mul_ps(dsc[p][0], adlo);                                                \
-                dsc[p][1] = _mm256_mul_ps(dsc[p][1], adhi);                                                \
-            }                                                                                              \
-        }                                                                                                  \
-        /* Batches: each token's scale products for the super-block, ahead (the same products). */       \
+        /* Each token's scale products for the super-block, ahead (the same products as per block). */   \
         __m256 dt[4][4][2];                                                                                \
-        if (T > 1) GT_UNROLL for (int t = 0; t < T; t++) {                                                 \
-            const float *ad8 = gt_act_d(act + t * as, nb) + 8 * s;                                         \
-            const __m256 adlo = _mm256_broadcast_ps((const __m128 *)ad8);                                  \
-            const __m256 adhi = _mm256_broadcast_ps((const __m128 *)(ad8 + 4));                            \
-            GT_UNROLL for (int p = 0; p < NP; p++) {                                                       \
-                dt[p][t][0] = _mm256_mul_ps(dsc[p][0], adlo);                                              \
-                dt[p][t][1] = _mm256_mul_ps(dsc[p][1], adhi);                                              \
-            }                                                                                              \
-        }                                                                                                  \
+        GT_UNROLL for (int t = 0; t < T; t++)                                                              \
+            GT_UNROLL for (int p = 0; p < NP; p++)                                                         \
+                times_input_scales(dsc[p], gt_act_d(act + t * as, nb) + 8 * s, dt[p][t]);                  \
         GT_UNROLL for (int g = 0; g < 4; g++) {                                                            \
             __m256i v0[4], v1[4];                                                                          \
             GT_UNROLL for (int p = 0; p < NP; p++) {                                                       \
@@ -129,11 +121,9 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
                 const int j = 2 * g + h;                                                                   \
                 const size_t b = 8 * s + j;                                                                \
                 __m256i w0[4], w1[4];                                                                      \
-                __m256 ds[4];                                                                              \
                 GT_UNROLL for (int p = 0; p < NP; p++) {                                                   \
                     w0[p] = _mm256_and_si256(h ? _mm256_srli_epi16(v0[p], 4) : v0[p], m4);                  \
                     w1[p] = _mm256_and_si256(h ? _mm256_srli_epi16(v1[p], 4) : v1[p], m4);                  \
-                    ds[p] = pair_lanes(dsc[p], j);                                                         \
                 }                                                                                          \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
                     const uint8_t *a = act + t * as;                                                       \
@@ -142,8 +132,7 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
                     __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(aq + 16))); \
                     GT_UNROLL for (int p = 0; p < NP; p++) {                                               \
                         __m256i L = Q4DOT(w0[p], w1[p], a0, a1);                                           \
-                        __m256 D = T == 1 ? ds[p] : pair_lanes(dt[p][t], j);                               \
-                        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), D, acc[p][t]);                  \
+                        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), pair_lanes(dt[p][t], j), acc[p][t]); \
                     }                                                                                      \
                 }                                                                                          \
             }                                                                                              \
@@ -180,15 +169,8 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
         __m256 sc[4][2]; /* per half: even sub-blocks' d * sc in the low 128 bits, odd in the high */     \
         GT_UNROLL for (int i = 0; i < R; i++) q6k_split_scales_x86(wr[i] + off, sc[i]);                    \
         /* One token: the scales times the inputs' (the same products as per block), ahead. */             \
-        if (T == 1) {                                                                                      \
-            const float *ad8 = gt_act_d(act, nb) + 8 * s;                                                  \
-            const __m256 adlo = _mm256_broadcast_ps((const __m128 *)ad8);                                  \
-            const __m256 adhi = _mm256_broadcast_ps((const __m128 *)(ad8 + 4));                            \
-            GT_UNROLL for (int i = 0; i < R; i++) {                                                        \
-                sc[i][0] = _mm256_mul_ps(sc[i][0], adlo);                                                  \
-                sc[i][1] = _mm256_mul_ps(sc[i][1], adhi);                                                  \
-            }                                                                                              \
-        }                                                                                                  \
+        if (T == 1)                                                                                        \
+            GT_UNROLL for (int i = 0; i < R; i++) times_input_scales(sc[i], gt_act_d(act, nb) + 8 * s, sc[i]); \
         GT_UNROLL for (int h = 0; h < 2; h++) {                                                            \
             __m256i ql0[4], ql1[4], qh[4];                                                                 \
             GT_UNROLL for (int i = 0; i < R; i++) {                                                        \

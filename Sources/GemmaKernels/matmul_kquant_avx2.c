@@ -15,7 +15,8 @@
 // values stay unsigned (0..63) for maddubs / vpdpbusd and each lane starts from -32 x the sum of
 // its 4 inputs (computed once per token and block, shared by the rows), giving sum (q - 32) x.
 // The 16 scales are kept as even / odd halves (q6k_split_scales_x86), so a block's two scales are
-// an in-lane broadcast, and for a single token they are multiplied by the input scales ahead.
+// an in-lane broadcast, and they are multiplied by each token's input scales ahead (a table per
+// token, as for Q4_K).
 // Both kernels come in an AVX2 flavour (maddubs + madd: no int16 sum can saturate, at most
 // 2 x 63 x 127) and an AVX-VNNI one (vpdpbusd); the int32 lanes, and so the results, are the same.
 #if defined(__x86_64__) || defined(_M_X64)
@@ -168,9 +169,11 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
         KQ_PREFETCH(pf + s * pf_step, pf_step);                                                            \
         __m256 sc[4][2]; /* per half: even sub-blocks' d * sc in the low 128 bits, odd in the high */     \
         GT_UNROLL for (int i = 0; i < R; i++) q6k_split_scales_x86(wr[i] + off, sc[i]);                    \
-        /* One token: the scales times the inputs' (the same products as per block), ahead. */             \
-        if (T == 1)                                                                                        \
-            GT_UNROLL for (int i = 0; i < R; i++) times_input_scales(sc[i], gt_act_d(act, nb) + 8 * s, sc[i]); \
+        /* Each token's scale products for the super-block (the same products as per block), ahead. */   \
+        __m256 dt[4][4][2];                                                                                \
+        GT_UNROLL for (int t = 0; t < T; t++)                                                              \
+            GT_UNROLL for (int i = 0; i < R; i++)                                                          \
+                times_input_scales(sc[i], gt_act_d(act + t * as, nb) + 8 * s, dt[i][t]);                   \
         GT_UNROLL for (int h = 0; h < 2; h++) {                                                            \
             __m256i ql0[4], ql1[4], qh[4];                                                                 \
             GT_UNROLL for (int i = 0; i < R; i++) {                                                        \
@@ -182,20 +185,14 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
             GT_UNROLL for (int c = 0; c < 4; c++) {                                                        \
                 const size_t b = 8 * s + 4 * h + c;                                                        \
                 __m256i q[4];                                                                              \
-                __m256 ds[4];                                                                              \
-                GT_UNROLL for (int i = 0; i < R; i++) {                                                    \
-                    q[i] = q6k_values_x86(ql0[i], ql1[i], qh[i], c);                                       \
-                    ds[i] = kq_lane_broadcast(sc[i][h], c);                                                \
-                }                                                                                          \
+                GT_UNROLL for (int i = 0; i < R; i++) q[i] = q6k_values_x86(ql0[i], ql1[i], qh[i], c);     \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
                     const uint8_t *a = act + t * as;                                                       \
                     __m256i av = _mm256_loadu_si256((const __m256i *)(gt_act_q(a) + b * GT_BLOCK));        \
                     __m256i start = Q6START(av);                                                           \
-                    __m256 ad = _mm256_set1_ps(gt_act_d(a, nb)[b]);                                        \
                     GT_UNROLL for (int i = 0; i < R; i++) {                                                \
                         __m256i L = Q6DOT(start, q[i], av);                                                \
-                        __m256 D = T == 1 ? ds[i] : _mm256_mul_ps(ds[i], ad);                              \
-                        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), D, acc[i][t]);                  \
+                        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), kq_lane_broadcast(dt[i][t][h], c), acc[i][t]); \
                     }                                                                                      \
                 }                                                                                          \
             }                                                                                              \

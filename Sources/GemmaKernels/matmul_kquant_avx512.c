@@ -13,6 +13,13 @@
 #include "matmul_tiles.h"
 #include "simd_x86.h"
 
+// The tiles' token loops run up to 8 times: unrolled whole, so that every accumulator is a
+// register (matmul_tiles.h unrolls by 4, enough for the other tiles; a half-unrolled token loop
+// indexes the accumulators at run time and keeps them on the stack). Measured with
+// kernels-test/bench.c: Q4_K batches 1-5% faster (docs/BENCHMARKS.md, session 13).
+#undef GT_UNROLL
+#define GT_UNROLL _Pragma("GCC unroll 8")
+
 // AVX512_FN / AVX512_INLINE and hsum4 (the AVX2 tiles' order): simd_x86.h. (F, BW, VL, VNNI as
 // the CPU check requires: no DQ, so 256-bit halves move as f64x4.)
 

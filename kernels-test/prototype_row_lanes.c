@@ -1,0 +1,127 @@
+// Prototype of a possible next K-quant contract (not used by the runtime; docs/BENCHMARKS.md,
+// "Session 13"): Q4_K weights x today's inputs (int8, one f32 scale per 32) with ONE int32 lane
+// per row and block, the block's 32 products summed inside the lane by 8 vpdpbusd, 16 rows per
+// zmm and TOKENS tokens per tile, one f32 accumulator per row and token. Times the gate/up
+// product (16384 x 2048 x 64 tokens, one thread) and checks 200 results against a
+// double-precision reference. AVX-512 F/BW/VL/VNNI only; build with clang (gcc 12 neither unrolls
+// the inner loops nor folds the input broadcasts into vpdpbusd):
+//   clang -O2 -mavx2 -mfma -mf16c [-DTOKENS=16] kernels-test/prototype_row_lanes.c -lm -o proto
+// The weights are random bytes with small f16 scales; the scales are unpacked in scalar code.
+// The token loops unroll by 8 even with 16 tokens: unrolled whole they measured slower (196
+// against 225 GFLOP/s).
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <time.h>
+#define QK 256
+#define BB 144
+static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
+static float f16(uint16_t h){ return _cvtsh_ss(h); }
+static void scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) { *sc = s[j] & 63; *m = s[j + 4] & 63; }
+    else { *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4); *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
+}
+// inputs: per token: q[cols] int8, d[cols/32] f32, sum[cols/32] int32
+typedef struct { int8_t *q; float *d; int32_t *sum; } act_t;
+static double ref(const uint8_t *w, int cols, act_t a) {
+    double y = 0;
+    for (int s = 0; s < cols / QK; s++) {
+        const uint8_t *p = w + s * BB; float d = f16(*(uint16_t*)p), dmin = f16(*(uint16_t*)(p+2));
+        for (int j = 0; j < 8; j++) {
+            int sc, m; scale_min(j, p + 4, &sc, &m);
+            int b = s * 8 + j; long L = 0;
+            for (int v = 0; v < 32; v++) { int g = j / 2; int byte = p[16 + 32 * g + v]; int q = (j & 1) ? byte >> 4 : byte & 15; L += q * a.q[b * 32 + v]; }
+            y += (double)d * sc * a.d[b] * L - (double)dmin * m * a.d[b] * a.sum[b];
+        }
+    }
+    return y;
+}
+#define R 16
+#ifndef TOKENS
+#define TOKENS 16
+#endif
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+static void tile(const uint8_t *w, size_t rs, int cols, const act_t *a, int T_, float *y, size_t ys) {
+    enum { T = TOKENS }; (void)T_;
+    const int nsb = cols / QK;
+    __m512 acc[16];
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int s = 0; s < nsb; s++) {
+        float dsc[8][16] __attribute__((aligned(64))), mq[8][16] __attribute__((aligned(64)));
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + r * rs + s * BB; float d = f16(*(uint16_t*)p), dmin = f16(*(uint16_t*)(p+2));
+            for (int j = 0; j < 8; j++) { int sc, m; scale_min(j, p + 4, &sc, &m); dsc[j][r] = d * sc; mq[j][r] = dmin * m; }
+        }
+        for (int g = 0; g < 4; g++) {
+            // rows' 32-byte groups -> Wk[k] = dword k of the 16 rows (k = 0..7)
+            __m256i rowv[16];
+            for (int r = 0; r < R; r++) rowv[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + s * BB + 16 + 32 * g));
+            // transpose 16 x 8 dwords: pairs of rows in zmm (row r in low 256, r+8 in high 256)
+            __m512i z[8];
+            for (int r = 0; r < 8; r++) z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(rowv[r]), rowv[r + 8], 1);
+            // 8x8 transpose within each 256-bit half
+            __m512i t0[8], t1[8];
+            for (int i = 0; i < 4; i++) { t0[2*i] = _mm512_unpacklo_epi32(z[2*i], z[2*i+1]); t0[2*i+1] = _mm512_unpackhi_epi32(z[2*i], z[2*i+1]); }
+            for (int i = 0; i < 2; i++) for (int h = 0; h < 2; h++) {
+                t1[4*i+h] = _mm512_unpacklo_epi64(t0[4*i+h], t0[4*i+2+h]);
+                t1[4*i+2+h] = _mm512_unpackhi_epi64(t0[4*i+h], t0[4*i+2+h]);
+            }
+            // t1[0] = rows0..3 dword0 (lane) | dword4 ... within 128-bit lanes: combine quads of rows 0-3 and 4-7
+            __m512i W[8];
+            const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+            // t1[0]: 128-bit lanes: [r0-3 d0 | r0-3 d4 | r8-11 d0 | r8-11 d4]; t1[4]: same for rows 4-7 / 12-15
+            int order[4] = {0, 2, 1, 3}; // t1 index for dword k=0,1,2,3 (k and k+4 share)
+            for (int kk = 0; kk < 4; kk++) {
+                __m512i A = t1[order[kk]], B = t1[4 + order[kk]];
+                // want dword kk of rows 0..15: [r0-3 | r4-7 | r8-11 | r12-15] = A.l0, B.l0, A.l2, B.l2
+                W[kk] = _mm512_permutex2var_epi64(A, lo, B);
+                W[kk + 4] = _mm512_permutex2var_epi64(A, hi, B);
+            }
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * g + h, b = s * 8 + j;
+                __m512i Wn[8];
+                for (int k = 0; k < 8; k++) Wn[k] = _mm512_and_si512(h ? _mm512_srli_epi16(W[k], 4) : W[k], m4);
+                const __m512 dv = _mm512_load_ps(dsc[j]);
+                _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
+                    const int32_t *aq = (const int32_t *)(a[t].q + b * 32);
+                    __m512i L = _mm512_dpbusd_epi32(_mm512_setzero_si512(), Wn[0], _mm512_set1_epi32(aq[0]));
+                    _Pragma("GCC unroll 8") for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, Wn[k], _mm512_set1_epi32(aq[k]));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(dv, _mm512_set1_ps(a[t].d[b])), acc[t]);
+                }
+            }
+        }
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+            for (int j = 0; j < 8; j++) {
+                int b = s * 8 + j;
+                acc[t] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(-a[t].d[b] * a[t].sum[b]), acc[t]);
+            }
+    }
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
+}
+int main(int argc, char **argv) {
+    const int rows = 16384, cols = 2048, T = 64, nb = cols / 32;
+    const size_t rs = cols / QK * BB;
+    uint8_t *w = aligned_alloc(64, rows * rs);
+    srand(3); for (size_t i = 0; i < rows * rs; i++) w[i] = rand();
+    for (int r = 0; r < rows; r++) for (int s = 0; s < cols / QK; s++) { uint16_t *p = (uint16_t *)(w + r * rs + s * BB); p[0] = 0x2000 + (rand() & 0x3ff); p[1] = 0x1c00 + (rand() & 0x3ff); }
+    act_t a[64];
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) { a[t].q = malloc(cols); a[t].d = malloc(nb * 4); a[t].sum = malloc(nb * 4);
+        for (int i = 0; i < cols; i++) a[t].q[i] = (rand() % 255) - 127;
+        for (int b = 0; b < nb; b++) { a[t].d[b] = 0.01f * (1 + rand() % 100); int s = 0; for (int v = 0; v < 32; v++) s += a[t].q[b*32+v]; a[t].sum[b] = s; } }
+    float *y = aligned_alloc(64, sizeof(float) * rows * T);
+    (void)argc; (void)argv;
+    const int TT = TOKENS;
+    double best = 1e9;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        for (int r = 0; r < rows; r += R) for (int t = 0; t < T; t += TT) tile(w + r * rs, rs, cols, a + t, TT, y + (size_t)t * rows + r, rows);
+        double dt = now() - t0; if (dt < best) best = dt;
+    }
+    double maxrel = 0;
+    for (int k = 0; k < 200; k++) { int r = rand() % rows, t = rand() % T; double rf = ref(w + r * rs, cols, a[t]); double e = fabs(rf - y[(size_t)t * rows + r]) / (fabs(rf) + 1e-3); if (e > maxrel) maxrel = e; }
+    printf("T=%d: %.1f GFLOP/s, max rel err vs reference %.2e\n", TT, 2.0 * rows * cols * T / best * 1e-9, maxrel);
+}

@@ -6,6 +6,7 @@
 // double-precision reference. AVX-512 F/BW/VL/VNNI only; build with clang (gcc 12 neither unrolls
 // the inner loops nor folds the input broadcasts into vpdpbusd):
 //   clang -O2 -mavx2 -mfma -mf16c [-DTOKENS=16] kernels-test/prototype_row_lanes.c -lm -o proto
+//   ./proto [avx2]     (avx2: the AVX2 variant below, 8 rows x 4 tokens per tile)
 // The weights are random bytes with small f16 scales; the scales are unpacked in scalar code.
 // The token loops unroll by 8 even with 16 tokens: unrolled whole they measured slower (196
 // against 225 GFLOP/s).
@@ -102,6 +103,60 @@ static void tile(const uint8_t *w, size_t rs, int cols, const act_t *a, int T_, 
     }
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
 }
+
+// The same contract on AVX2 (no VNNI): 8 rows per ymm, 4 tokens per tile. vpmaddubsw sums two
+// products per int16 lane; the 8 dword steps of a block add up in int16 (at most
+// 8 x 2 x 15 x 127 = 30480, no saturation) and one vpmaddwd by 1 widens them to the row's int32.
+#define R2 8
+__attribute__((target("avx2,fma,f16c")))
+static void tile_avx2(const uint8_t *w, size_t rs, int cols, const act_t *a, float *y, size_t ys) {
+    enum { T = 4 };
+    const int nsb = cols / QK;
+    __m256 acc[T];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    for (int s = 0; s < nsb; s++) {
+        float dsc[8][8] __attribute__((aligned(32))), mq[8][8] __attribute__((aligned(32)));
+        for (int r = 0; r < R2; r++) {
+            const uint8_t *p = w + r * rs + s * BB; float d = f16(*(uint16_t*)p), dmin = f16(*(uint16_t*)(p+2));
+            for (int j = 0; j < 8; j++) { int sc, m; scale_min(j, p + 4, &sc, &m); dsc[j][r] = d * sc; mq[j][r] = dmin * m; }
+        }
+        for (int g = 0; g < 4; g++) {
+            __m256i r8[8], u[8], v[8], W[8];
+            for (int r = 0; r < R2; r++) r8[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + s * BB + 16 + 32 * g));
+            for (int i = 0; i < 4; i++) { u[2*i] = _mm256_unpacklo_epi32(r8[2*i], r8[2*i+1]); u[2*i+1] = _mm256_unpackhi_epi32(r8[2*i], r8[2*i+1]); }
+            for (int i = 0; i < 2; i++) for (int h = 0; h < 2; h++) {
+                v[4*i+h] = _mm256_unpacklo_epi64(u[4*i+h], u[4*i+2+h]);
+                v[4*i+2+h] = _mm256_unpackhi_epi64(u[4*i+h], u[4*i+2+h]);
+            }
+            // v[0..3]: rows 0-3, dwords (0,4) (1,5) (2,6) (3,7) per 128-bit half; v[4..7]: rows 4-7
+            const int order[4] = {0, 2, 1, 3};
+            for (int kk = 0; kk < 4; kk++) {
+                W[kk] = _mm256_permute2x128_si256(v[order[kk]], v[4 + order[kk]], 0x20);
+                W[kk + 4] = _mm256_permute2x128_si256(v[order[kk]], v[4 + order[kk]], 0x31);
+            }
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * g + h, b = s * 8 + j;
+                __m256i Wn[8];
+                for (int k = 0; k < 8; k++) Wn[k] = _mm256_and_si256(h ? _mm256_srli_epi16(W[k], 4) : W[k], m4);
+                const __m256 dv = _mm256_load_ps(dsc[j]);
+                _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+                    const int32_t *aq = (const int32_t *)(a[t].q + b * 32);
+                    __m256i s16 = _mm256_maddubs_epi16(Wn[0], _mm256_set1_epi32(aq[0]));
+                    _Pragma("GCC unroll 8") for (int k = 1; k < 8; k++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(Wn[k], _mm256_set1_epi32(aq[k])));
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)), _mm256_mul_ps(dv, _mm256_set1_ps(a[t].d[b])), acc[t]);
+                }
+            }
+        }
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+            for (int j = 0; j < 8; j++) {
+                int b = s * 8 + j;
+                acc[t] = _mm256_fmadd_ps(_mm256_load_ps(mq[j]), _mm256_set1_ps(-a[t].d[b] * a[t].sum[b]), acc[t]);
+            }
+    }
+    for (int t = 0; t < T; t++) _mm256_storeu_ps(y + t * ys, acc[t]);
+}
+
 int main(int argc, char **argv) {
     const int rows = 16384, cols = 2048, T = 64, nb = cols / 32;
     const size_t rs = cols / QK * BB;
@@ -113,15 +168,19 @@ int main(int argc, char **argv) {
         for (int i = 0; i < cols; i++) a[t].q[i] = (rand() % 255) - 127;
         for (int b = 0; b < nb; b++) { a[t].d[b] = 0.01f * (1 + rand() % 100); int s = 0; for (int v = 0; v < 32; v++) s += a[t].q[b*32+v]; a[t].sum[b] = s; } }
     float *y = aligned_alloc(64, sizeof(float) * rows * T);
-    (void)argc; (void)argv;
-    const int TT = TOKENS;
+    const int use_avx2 = argc > 1 && !strcmp(argv[1], "avx2");
+    const int TT = use_avx2 ? 4 : TOKENS, RR = use_avx2 ? R2 : R;
     double best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now();
-        for (int r = 0; r < rows; r += R) for (int t = 0; t < T; t += TT) tile(w + r * rs, rs, cols, a + t, TT, y + (size_t)t * rows + r, rows);
+        for (int r = 0; r < rows; r += RR)
+            for (int t = 0; t < T; t += TT) {
+                if (use_avx2) tile_avx2(w + r * rs, rs, cols, a + t, y + (size_t)t * rows + r, rows);
+                else tile(w + r * rs, rs, cols, a + t, TT, y + (size_t)t * rows + r, rows);
+            }
         double dt = now() - t0; if (dt < best) best = dt;
     }
     double maxrel = 0;
     for (int k = 0; k < 200; k++) { int r = rand() % rows, t = rand() % T; double rf = ref(w + r * rs, cols, a[t]); double e = fabs(rf - y[(size_t)t * rows + r]) / (fabs(rf) + 1e-3); if (e > maxrel) maxrel = e; }
-    printf("T=%d: %.1f GFLOP/s, max rel err vs reference %.2e\n", TT, 2.0 * rows * cols * T / best * 1e-9, maxrel);
+    printf("%s, %d rows x %d tokens per tile: %.1f GFLOP/s, max rel err vs reference %.2e\n", use_avx2 ? "avx2" : "avx512", RR, TT, 2.0 * rows * cols * T / best * 1e-9, maxrel);
 }

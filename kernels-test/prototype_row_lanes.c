@@ -45,44 +45,47 @@ static double ref(const uint8_t *w, int cols, act_t a) {
 #ifndef TOKENS
 #define TOKENS 16
 #endif
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-static void tile(const uint8_t *w, size_t rs, int cols, const act_t *a, int T_, float *y, size_t ys) {
-    enum { T = TOKENS }; (void)T_;
+// d * sc_j and dmin * m_j of super-block s of rows 0..n-1: dsc[j * n + r], mq[j * n + r].
+static inline __attribute__((always_inline)) void q4k_row_scales(const uint8_t *w, size_t rs, int s, int n, float *dsc, float *mq) {
+    for (int r = 0; r < n; r++) {
+        const uint8_t *p = w + r * rs + s * BB; float d = f16(*(uint16_t*)p), dmin = f16(*(uint16_t*)(p+2));
+        for (int j = 0; j < 8; j++) { int sc, m; scale_min(j, p + 4, &sc, &m); dsc[j * n + r] = d * sc; mq[j * n + r] = dmin * m; }
+    }
+}
+
+// W[k] = dword k (k = 0..7) of the 32 bytes at rowp[r] + off, for rows r = 0..15 (lane r).
+AVX512_TILE_ATTR static inline __attribute__((always_inline)) void transpose16x8(const uint8_t *const *rowp, size_t off, __m512i *W) {
+    __m512i z[8], t0[8], t1[8];
+    for (int r = 0; r < 8; r++)
+        z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rowp[r] + off))),
+                                  _mm256_loadu_si256((const __m256i *)(rowp[r + 8] + off)), 1);
+    for (int i = 0; i < 4; i++) { t0[2*i] = _mm512_unpacklo_epi32(z[2*i], z[2*i+1]); t0[2*i+1] = _mm512_unpackhi_epi32(z[2*i], z[2*i+1]); }
+    for (int i = 0; i < 2; i++) for (int h = 0; h < 2; h++) {
+        t1[4*i+h] = _mm512_unpacklo_epi64(t0[4*i+h], t0[4*i+2+h]);
+        t1[4*i+2+h] = _mm512_unpackhi_epi64(t0[4*i+h], t0[4*i+2+h]);
+    }
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    const int order[4] = {0, 2, 1, 3};
+    for (int kk = 0; kk < 4; kk++) {
+        W[kk] = _mm512_permutex2var_epi64(t1[order[kk]], lo, t1[4 + order[kk]]);
+        W[kk + 4] = _mm512_permutex2var_epi64(t1[order[kk]], hi, t1[4 + order[kk]]);
+    }
+}
+AVX512_TILE_ATTR
+static void tile(const uint8_t *w, size_t rs, int cols, const act_t *a, float *y, size_t ys) {
+    enum { T = TOKENS };
     const int nsb = cols / QK;
     __m512 acc[16];
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(15);
+    const uint8_t *rowp[16];
+    for (int r = 0; r < R; r++) rowp[r] = w + r * rs;
     for (int s = 0; s < nsb; s++) {
         float dsc[8][16] __attribute__((aligned(64))), mq[8][16] __attribute__((aligned(64)));
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + r * rs + s * BB; float d = f16(*(uint16_t*)p), dmin = f16(*(uint16_t*)(p+2));
-            for (int j = 0; j < 8; j++) { int sc, m; scale_min(j, p + 4, &sc, &m); dsc[j][r] = d * sc; mq[j][r] = dmin * m; }
-        }
+        q4k_row_scales(w, rs, s, R, dsc[0], mq[0]);
         for (int g = 0; g < 4; g++) {
-            // rows' 32-byte groups -> Wk[k] = dword k of the 16 rows (k = 0..7)
-            __m256i rowv[16];
-            for (int r = 0; r < R; r++) rowv[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + s * BB + 16 + 32 * g));
-            // transpose 16 x 8 dwords: pairs of rows in zmm (row r in low 256, r+8 in high 256)
-            __m512i z[8];
-            for (int r = 0; r < 8; r++) z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(rowv[r]), rowv[r + 8], 1);
-            // 8x8 transpose within each 256-bit half
-            __m512i t0[8], t1[8];
-            for (int i = 0; i < 4; i++) { t0[2*i] = _mm512_unpacklo_epi32(z[2*i], z[2*i+1]); t0[2*i+1] = _mm512_unpackhi_epi32(z[2*i], z[2*i+1]); }
-            for (int i = 0; i < 2; i++) for (int h = 0; h < 2; h++) {
-                t1[4*i+h] = _mm512_unpacklo_epi64(t0[4*i+h], t0[4*i+2+h]);
-                t1[4*i+2+h] = _mm512_unpackhi_epi64(t0[4*i+h], t0[4*i+2+h]);
-            }
-            // t1[0] = rows0..3 dword0 (lane) | dword4 ... within 128-bit lanes: combine quads of rows 0-3 and 4-7
-            __m512i W[8];
-            const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-            // t1[0]: 128-bit lanes: [r0-3 d0 | r0-3 d4 | r8-11 d0 | r8-11 d4]; t1[4]: same for rows 4-7 / 12-15
-            int order[4] = {0, 2, 1, 3}; // t1 index for dword k=0,1,2,3 (k and k+4 share)
-            for (int kk = 0; kk < 4; kk++) {
-                __m512i A = t1[order[kk]], B = t1[4 + order[kk]];
-                // want dword kk of rows 0..15: [r0-3 | r4-7 | r8-11 | r12-15] = A.l0, B.l0, A.l2, B.l2
-                W[kk] = _mm512_permutex2var_epi64(A, lo, B);
-                W[kk + 4] = _mm512_permutex2var_epi64(A, hi, B);
-            }
+            __m512i W[8];  // rows' 32-byte nibble groups as dword vectors
+            transpose16x8(rowp, s * BB + 16 + 32 * g, W);
             for (int h = 0; h < 2; h++) {
                 const int j = 2 * g + h, b = s * 8 + j;
                 __m512i Wn[8];
@@ -118,10 +121,7 @@ static void tile_avx2(const uint8_t *w, size_t rs, int cols, const act_t *a, flo
     const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
     for (int s = 0; s < nsb; s++) {
         float dsc[8][8] __attribute__((aligned(32))), mq[8][8] __attribute__((aligned(32)));
-        for (int r = 0; r < R2; r++) {
-            const uint8_t *p = w + r * rs + s * BB; float d = f16(*(uint16_t*)p), dmin = f16(*(uint16_t*)(p+2));
-            for (int j = 0; j < 8; j++) { int sc, m; scale_min(j, p + 4, &sc, &m); dsc[j][r] = d * sc; mq[j][r] = dmin * m; }
-        }
+        q4k_row_scales(w, rs, s, R2, dsc[0], mq[0]);
         for (int g = 0; g < 4; g++) {
             __m256i r8[8], u[8], v[8], W[8];
             for (int r = 0; r < R2; r++) r8[r] = _mm256_loadu_si256((const __m256i *)(w + r * rs + s * BB + 16 + 32 * g));
@@ -177,23 +177,6 @@ static double ref6(const uint8_t *w, int cols, act_t a) {
         }
     }
     return y;
-}
-AVX512_TILE_ATTR static void transpose16x8(const uint8_t *const *rowp, size_t off, __m512i *W) {
-    __m512i z[8], t0[8], t1[8];
-    for (int r = 0; r < 8; r++)
-        z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rowp[r] + off))),
-                                  _mm256_loadu_si256((const __m256i *)(rowp[r + 8] + off)), 1);
-    for (int i = 0; i < 4; i++) { t0[2*i] = _mm512_unpacklo_epi32(z[2*i], z[2*i+1]); t0[2*i+1] = _mm512_unpackhi_epi32(z[2*i], z[2*i+1]); }
-    for (int i = 0; i < 2; i++) for (int h = 0; h < 2; h++) {
-        t1[4*i+h] = _mm512_unpacklo_epi64(t0[4*i+h], t0[4*i+2+h]);
-        t1[4*i+2+h] = _mm512_unpackhi_epi64(t0[4*i+h], t0[4*i+2+h]);
-    }
-    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-    const int order[4] = {0, 2, 1, 3};
-    for (int kk = 0; kk < 4; kk++) {
-        W[kk] = _mm512_permutex2var_epi64(t1[order[kk]], lo, t1[4 + order[kk]]);
-        W[kk + 4] = _mm512_permutex2var_epi64(t1[order[kk]], hi, t1[4 + order[kk]]);
-    }
 }
 AVX512_TILE_ATTR static void tile6(const uint8_t *w, size_t rs, int cols, const act_t *a, float *y, size_t ys) {
     enum { T = TOKENS };
@@ -271,7 +254,7 @@ int main(int argc, char **argv) {
                 float *yt = y + (size_t)t * rows + r;
                 if (q6) tile6(w + r * rs, rs, cols, a + t, yt, rows);
                 else if (use_avx2) tile_avx2(w + r * rs, rs, cols, a + t, yt, rows);
-                else tile(w + r * rs, rs, cols, a + t, TT, yt, rows);
+                else tile(w + r * rs, rs, cols, a + t, yt, rows);
             }
         double dt = now() - t0; if (dt < best) best = dt;
     }

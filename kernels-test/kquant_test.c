@@ -2,12 +2,13 @@
 //
 // Weights are random bytes with random finite f16 scales (every byte pattern is a valid ggml
 // Q4_K / Q6_K block), dequantized by gguf_dequant.c (ggml's decoding). Checks:
-//   - every path equals the scalar path bit for bit (matmul_kquant.c defines one arithmetic for all);
+//   - every path equals its scalar reference bit for bit (gt_matmul_reference: matmul_kquant.c's
+//     arithmetic, or matmul_kquant_rowlanes.c's for avx512+vnni);
 //   - every path is within the input-rounding bound of a double-precision dot product of the
 //     dequantized weights and the f32 inputs: sum over blocks of (max|x| / 254) * sum |w|, plus
 //     1e-5 * sum (|w_scaled| + |w_min|) |x| for f32 rounding (Q4_K's two terms d*sc*q and
 //     dmin*m are summed separately and may cancel, so their magnitudes bound the rounding);
-//   - the scalar path is within 1e-5 * that magnitude sum of a double-precision dot product of
+//   - both scalar arithmetics are within 1e-5 * that magnitude sum of a double-precision dot product of
 //     the dequantized weights and the dequantized int8 inputs (ad * q): f32 rounding alone;
 //   - a batch of 1..17 tokens equals single-token calls bit for bit, row ranges equal the same
 //     rows of a full call bit for bit, with nothing written outside;
@@ -142,12 +143,13 @@ static int same_rows(const float *a, const float *b, size_t rows, size_t count, 
     return 1;
 }
 
-static void check_kproblem(const kproblem *p, size_t begin, size_t end) {
+// A scalar arithmetic (ref_isa: GT_ISA_SCALAR, or GT_ISA_AVX512_VNNI for the row lanes of
+// matmul_kquant_rowlanes.c, see gt_matmul_reference) against the double-precision references.
+static void check_reference_accuracy(const kproblem *p, int ref_isa, float *ys, size_t begin, size_t end) {
     size_t rows = p->rows, n = p->max_count * rows;
-    float *y = xmalloc(n * sizeof(float)), *ys = xmalloc(n * sizeof(float)), *tmp = xmalloc(n * sizeof(float));
+    const char *label = ref_isa == GT_ISA_SCALAR ? "scalar" : "row-lane scalar";
     for (size_t i = 0; i < n; i++) ys[i] = NAN;
-    gt_matmul_isa(GT_ISA_SCALAR, p->type, p->w, p->rb, p->cols, p->act, p->max_count, ys, rows, begin, end);
-    // The scalar path against the double-precision reference.
+    gt_matmul_reference(ref_isa, p->type, p->w, p->rb, p->cols, p->act, p->max_count, ys, rows, begin, end);
     double worst = 0, worstq = 0;
     int ok_ref = 1, ok_refq = 1;
     for (size_t t = 0; t < p->max_count; t++)
@@ -159,15 +161,26 @@ static void check_kproblem(const kproblem *p, size_t begin, size_t end) {
             if (err / p->tol[k] > worst) worst = err / p->tol[k];
             if (errq / p->tolq[k] > worstq) worstq = errq / p->tolq[k];
         }
-    check(ok_ref, "scalar %s %zux%zu rows [%zu,%zu): vs the f64 reference (worst err/tol %.3g)", kname(p->type), rows,
+    check(ok_ref, "%s %s %zux%zu rows [%zu,%zu): vs the f64 reference (worst err/tol %.3g)", label, kname(p->type), rows,
           p->cols, begin, end, worst);
-    check(ok_refq, "scalar %s %zux%zu rows [%zu,%zu): vs the f64 reference on the int8 inputs (worst err/tol %.3g)",
-          kname(p->type), rows, p->cols, begin, end, worstq);
+    check(ok_refq, "%s %s %zux%zu rows [%zu,%zu): vs the f64 reference on the int8 inputs (worst err/tol %.3g)",
+          label, kname(p->type), rows, p->cols, begin, end, worstq);
     if (getenv("KQUANT_VERBOSE"))
-        printf("%s %zux%zu: worst err/tol %.3g, on int8 inputs %.3g\n", kname(p->type), rows, p->cols, worst, worstq);
+        printf("%s %s %zux%zu: worst err/tol %.3g, on int8 inputs %.3g\n", label, kname(p->type), rows, p->cols, worst,
+               worstq);
+}
+
+static void check_kproblem(const kproblem *p, size_t begin, size_t end) {
+    size_t rows = p->rows, n = p->max_count * rows;
+    float *y = xmalloc(n * sizeof(float)), *ys = xmalloc(n * sizeof(float)), *tmp = xmalloc(n * sizeof(float));
+    // Both scalar arithmetics against the double-precision reference, on every machine.
+    check_reference_accuracy(p, GT_ISA_AVX512_VNNI, ys, begin, end);
+    check_reference_accuracy(p, GT_ISA_SCALAR, ys, begin, end);
     for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
         if (!gt_isa_supported(isa)) continue;
         const char *name = gt_isa_name(isa);
+        for (size_t i = 0; i < n; i++) ys[i] = NAN;
+        gt_matmul_reference(isa, p->type, p->w, p->rb, p->cols, p->act, p->max_count, ys, rows, begin, end);
         for (size_t count = 1; count <= p->max_count; count++) {
             for (size_t i = 0; i < n; i++) y[i] = NAN;
             gt_matmul_isa(isa, p->type, p->w, p->rb, p->cols, p->act, count, y, rows, begin, end);
@@ -177,7 +190,7 @@ static void check_kproblem(const kproblem *p, size_t begin, size_t end) {
                     if ((t >= count || r < begin || r >= end) && !isnan(y[t * rows + r])) outside = 0;
             check(outside, "%s %s %zux%zu rows [%zu,%zu) count %zu: wrote outside its rows/tokens", name,
                   kname(p->type), rows, p->cols, begin, end, count);
-            check(same_rows(y, ys, rows, count, begin, end), "%s %s %zux%zu rows [%zu,%zu) count %zu: differs from scalar",
+            check(same_rows(y, ys, rows, count, begin, end), "%s %s %zux%zu rows [%zu,%zu) count %zu: differs from its scalar reference",
                   name, kname(p->type), rows, p->cols, begin, end, count);
             int single = 1;
             for (size_t t = 0; t < count && single; t++) {
@@ -204,16 +217,16 @@ static void check_kproblem(const kproblem *p, size_t begin, size_t end) {
     free(tmp);
 }
 
-// Extreme scales (up to 65504) and NaN inputs: every path equals scalar, NaN reaches the output.
+// Extreme scales (up to 65504) and NaN inputs: every path equals its reference, NaN reaches the output.
 static void check_kquant_extremes(int type) {
     size_t rows = 9, cols = 512;
     kproblem p = make_kproblem(type, rows, cols, 3);
     for (size_t r = 0; r < rows; r++)
         for (size_t s = 0; s < cols / GT_KBLOCK; s++) fill_kblock(type, p.w + r * p.rb + s * kblock_bytes(type), 1);
     float y[27], ys[27];
-    gt_matmul_isa(GT_ISA_SCALAR, type, p.w, p.rb, cols, p.act, 3, ys, rows, 0, rows);
     for (int isa = 0; isa < GT_ISA_COUNT; isa++) {
         if (!gt_isa_supported(isa)) continue;
+        gt_matmul_reference(isa, type, p.w, p.rb, cols, p.act, 3, ys, rows, 0, rows);
         gt_matmul_isa(isa, type, p.w, p.rb, cols, p.act, 3, y, rows, 0, rows);
         check(memcmp(y, ys, sizeof(y)) == 0, "%s %s: extreme scales differ from scalar", gt_isa_name(isa), kname(type));
     }

@@ -90,6 +90,8 @@ typedef struct {
               size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end)
 GT_DECLARE_MATMUL(gt_q4k_scalar);
 GT_DECLARE_MATMUL(gt_q6k_scalar);
+GT_DECLARE_MATMUL(gt_q4k_rowlanes_scalar);  // matmul_kquant_rowlanes.c: avx512+vnni's arithmetic
+GT_DECLARE_MATMUL(gt_q6k_rowlanes_scalar);
 #if defined(__x86_64__) || defined(_M_X64)
 GT_DECLARE_MATMUL(gt_q4k_avx2);
 GT_DECLARE_MATMUL(gt_q6k_avx2);

@@ -30,8 +30,10 @@
 // and ARM sdot, all sum 4 consecutive byte products into an int32 lane (q4-style row halves for
 // Q4_K, whole 32-byte blocks for Q6_K), and the NEON path without sdot builds the same sums from
 // widening multiplies and pairwise adds. Integer lanes are exact, and every path performs the same
-// f32 operations in the same order with fused multiply-adds, so ALL paths (scalar, avx2,
-// avx2+vnni, avx512+vnni, neon, neon+dotprod) give bit-identical results.
+// f32 operations in the same order with fused multiply-adds, so these paths (scalar, avx2,
+// avx2+vnni, neon, neon+dotprod) give bit-identical results. avx512+vnni follows a second
+// arithmetic, one lane per row and block (matmul_kquant_rowlanes.c), which its 16-row tiles
+// need; it differs from this one by rounding only.
 #include "matmul_internal.h"
 #include <math.h>
 

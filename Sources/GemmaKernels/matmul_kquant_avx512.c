@@ -1,11 +1,15 @@
-// x86-64 AVX-512 + VNNI kernels for K-quant weights: 512-bit batch tiles for prompts (8 rows x
-// 8 tokens of Q4_K, 4 x 8 of Q6_K in 16 zmm accumulators); single tokens take the AVX2 kernels.
+// x86-64 AVX-512 + VNNI kernels for K-quant weights, row-lane arithmetic
+// (matmul_kquant_rowlanes.c): 16 rows in the 16 int32 lanes of a zmm, one lane per row and block.
 //
-// Each row keeps exactly the int32 and f32 lanes of the AVX2 tile (matmul_kquant_avx2.c) and
-// the arithmetic of matmul_kquant.c: a Q4_K row in one 128-bit quarter (bytes 0..15 and 16..31
-// of a nibble group in two registers, inputs broadcast to every quarter), a Q6_K row in one
-// 256-bit half. Same block products, same scale products, same fused multiply-adds in the same
-// order, same final sums: bit-identical results.
+// A tile reads 16 rows' 32-byte groups of a super-block and transposes them in registers to 8
+// dword vectors (lane r = row r), so that `vpdpbusd` with one input dword broadcast (embedded
+// {1to16}) adds 4 products to every row's block sum; 8 of them cover a block of 32. Per block,
+// row and token there is then one conversion, one scale product and one fused multiply-add, for
+// 16 rows at once, and each of the tile's tokens keeps one zmm accumulator. Batches run it (16, 8, 4,
+// 2 or 1 tokens per tile); single tokens run 8-row tiles of 256-bit registers (below) with the
+// same arithmetic, so a token alone equals the same token in a batch.
+// Build with clang (the Swift toolchain's): gcc 12 neither unrolls the inner loops nor folds the
+// broadcasts into `vpdpbusd`, and runs these tiles at about half the speed.
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "matmul_internal.h"
@@ -13,202 +17,408 @@
 #include "matmul_tiles.h"
 #include "simd_x86.h"
 
-// The tiles' token loops run up to 8 times: unrolled whole, so that every accumulator is a
-// register (matmul_tiles.h unrolls by 4, enough for the other tiles; a half-unrolled token loop
-// indexes the accumulators at run time and keeps them on the stack). Measured with
-// kernels-test/bench.c: Q4_K batches 1-5% faster (docs/BENCHMARKS.md, session 13).
 #undef GT_UNROLL
-#define GT_UNROLL _Pragma("GCC unroll 8")
+#define UNROLL8 _Pragma("GCC unroll 8")
+#define UNROLL16 _Pragma("GCC unroll 16")
+enum { TILE_ROWS = 16, MAX_TOKENS = 16 };
 
-// AVX512_FN / AVX512_INLINE and hsum4 (the AVX2 tiles' order): simd_x86.h. (F, BW, VL, VNNI as
-// the CPU check requires: no DQ, so 256-bit halves move as f64x4.)
-
-static const gt_kernel_table *single_token_table(void) {
-    return gt_cpu_has_avxvnni() ? &gt_kernels_avxvnni : &gt_kernels_avx512_single;
+// W[k] lane r = dword k (k = 0..7) of the 32 bytes at rowp[r] + off, r = 0..15.
+AVX512_INLINE void transpose16x8(const uint8_t *const *rowp, size_t off, __m512i *W) {
+    __m512i z[8], t0[8], t1[8];
+    UNROLL8 for (int r = 0; r < 8; r++)
+        z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rowp[r] + off))),
+                                  _mm256_loadu_si256((const __m256i *)(rowp[r + 8] + off)), 1);
+    UNROLL8 for (int i = 0; i < 4; i++) {
+        t0[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+        t0[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+    }
+    UNROLL8 for (int i = 0; i < 2; i++)
+        UNROLL8 for (int h = 0; h < 2; h++) {
+            t1[4 * i + h] = _mm512_unpacklo_epi64(t0[4 * i + h], t0[4 * i + 2 + h]);
+            t1[4 * i + 2 + h] = _mm512_unpackhi_epi64(t0[4 * i + h], t0[4 * i + 2 + h]);
+        }
+    // t1[0..3]: rows 0-3 (+8), dwords (0,4) (2,6) (1,5) (3,7) per 128-bit quarter; t1[4..7]: rows 4-7.
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    static const int order[4] = { 0, 2, 1, 3 };
+    UNROLL8 for (int k = 0; k < 4; k++) {
+        W[k] = _mm512_permutex2var_epi64(t1[order[k]], lo, t1[4 + order[k]]);
+        W[k + 4] = _mm512_permutex2var_epi64(t1[order[k]], hi, t1[4 + order[k]]);
+    }
 }
 
-// 16 bytes at p[i] + offset in quarter i.
-AVX512_INLINE __m512i load_quarters(const uint8_t *const *p, size_t offset) {
-    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p[0] + offset)));
-    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[1] + offset)), 1);
-    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[2] + offset)), 2);
-    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[3] + offset)), 3);
+// H[k] lane r = dword k (k = 0..3) of the 16 bytes at rowp[r] + off.
+AVX512_INLINE void transpose16x4(const uint8_t *const *rowp, size_t off, __m512i *H) {
+    __m512i z[4];
+    UNROLL8 for (int q = 0; q < 4; q++) {  // quarter c of z[q]: row q + 4c
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rowp[q] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rowp[q + 4] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rowp[q + 8] + off)), 2);
+        z[q] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rowp[q + 12] + off)), 3);
+    }
+    const __m512i lo01 = _mm512_unpacklo_epi32(z[0], z[1]), hi01 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i lo23 = _mm512_unpacklo_epi32(z[2], z[3]), hi23 = _mm512_unpackhi_epi32(z[2], z[3]);
+    H[0] = _mm512_unpacklo_epi64(lo01, lo23);
+    H[1] = _mm512_unpackhi_epi64(lo01, lo23);
+    H[2] = _mm512_unpacklo_epi64(hi01, hi23);
+    H[3] = _mm512_unpackhi_epi64(hi01, hi23);
 }
 
-AVX512_INLINE __m512 load_quarters_ps(const float *a, const float *b, const float *c, const float *d) {
-    __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(a));
-    v = _mm512_insertf32x4(v, _mm_loadu_ps(b), 1);
-    v = _mm512_insertf32x4(v, _mm_loadu_ps(c), 2);
-    return _mm512_insertf32x4(v, _mm_loadu_ps(d), 3);
+// Q4_K super-block scales of 16 rows: dsc[j] = d * sc_j, mq[j] = dmin * m_j / 2 (exact), lane r
+// = row r. Bytes 0..15 of a super-block: d, dmin (f16), then the 12 packed bytes s0..s11 whose
+// dwords are H[1] = s0..3, H[2] = s4..7, H[3] = s8..11 (see q4k_scales_x86).
+AVX512_INLINE void q4k_scales16(const uint8_t *const *rowp, size_t off, float (*dsc)[16], float (*mq)[16]) {
+    __m512i H[4];
+    transpose16x4(rowp, off, H);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(H[0]));
+    const __m512 dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(H[0], 16))),
+                                      _mm512_set1_ps(0.5f));
+    const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
+    UNROLL8 for (int j = 0; j < 4; j++) {
+        const __m512i sc = _mm512_and_si512(_mm512_srli_epi32(H[1], 8 * j), m63);
+        const __m512i m = _mm512_and_si512(_mm512_srli_epi32(H[2], 8 * j), m63);
+        const __m512i sc4 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(H[3], 8 * j), m15),
+                                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(H[1], 8 * j + 6), m3), 4));
+        const __m512i m4 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(H[3], 8 * j + 4), m15),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(H[2], 8 * j + 6), m3), 4));
+        _mm512_store_ps(dsc[j], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+        _mm512_store_ps(mq[j], _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m)));
+        _mm512_store_ps(dsc[j + 4], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc4)));
+        _mm512_store_ps(mq[j + 4], _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m4)));
+    }
 }
 
-// Q4_K: Q row quads (R rows, the last quad padded by repeating the last row) x T tokens.
+// Row pointers of a tile: rows r..r+R-1, the rest repeating the last (computed, never stored).
+AVX512_INLINE void tile_rows(const uint8_t *w, size_t rs, size_t r, int R, const uint8_t **rowp) {
+    UNROLL16 for (int i = 0; i < TILE_ROWS; i++) rowp[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+}
+
+// Each row's bytes PREFETCH_STEPS super-blocks ahead, into L2 (past the end of the row: the
+// same bytes of the next tile's row). The hardware prefetchers do not follow 16 rows read side
+// by side in steps of 144 or 210 bytes; fetched one tile ahead in order, or into L1, the tiles
+// measured slower (docs/BENCHMARKS.md, session 14).
+enum { PREFETCH_STEPS = 4 };
+AVX512_INLINE void prefetch_rows(const uint8_t *const *rowp, size_t rs, size_t off, size_t block_bytes) {
+    const size_t ahead = off + PREFETCH_STEPS * block_bytes;
+    const size_t skip = ahead >= rs ? (TILE_ROWS - 1) * rs : 0;
+    UNROLL16 for (int i = 0; i < TILE_ROWS; i++) {
+        const char *p = (const char *)rowp[i] + ahead + skip;
+        for (size_t l = 0; l < block_bytes + 63; l += 64) __builtin_prefetch(p + l, 0, 2);
+    }
+}
+
+AVX512_INLINE void store_rows(float *y, size_t ys, size_t r, int R, const __m512 *acc, const int T) {
+    const __mmask16 keep = (__mmask16)((1u << R) - 1);
+    UNROLL16 for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + r, keep, acc[t]);
+}
+
+// Q4_K: rows r..r+R-1 (R <= 16) x T tokens.
 AVX512_INLINE void q4k_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,
-                            float *y, size_t ys, size_t r, const int R, const int T) {
-    const int Q = (R + 3) / 4;
+                            float *y, size_t ys, size_t r, int R, const int T) {
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
     const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
-    __m512 acc[2][8];
-    GT_UNROLL for (int q = 0; q < Q; q++)
-        GT_UNROLL for (int t = 0; t < T; t++) acc[q][t] = _mm512_setzero_ps();
-    const uint8_t *wr[8];
-    GT_UNROLL for (int i = 0; i < 4 * Q; i++) wr[i] = w + (r + (i < R ? i : R - 1)) * rs;
+    const uint8_t *rowp[TILE_ROWS];
+    tile_rows(w, rs, r, R, rowp);
+    __m512 acc[MAX_TOKENS];
+    UNROLL16 for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const size_t off = s * GT_Q4K_BLOCK_BYTES;
-        float dsc[8][8], mq[8][8], am[8][8];
-        GT_UNROLL for (int i = 0; i < 4 * Q; i++) q4k_scales_x86(wr[i] + off, dsc[i], mq[i]);
-        GT_UNROLL for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);
-        // Rows 4q..4q+1 and 4q+2..4q+3 of the d * sc tables, for one permute per quad and block.
-        __m512 tlo[2], thi[2];
-        GT_UNROLL for (int q = 0; q < Q; q++) {
-            tlo[q] = _mm512_loadu_ps(dsc[4 * q]);  // dsc rows are contiguous: [4q], [4q + 1]
-            thi[q] = _mm512_loadu_ps(dsc[4 * q + 2]);
-        }
-        GT_UNROLL for (int g = 0; g < 4; g++) {
-            __m512i v0[2], v1[2];
-            GT_UNROLL for (int q = 0; q < Q; q++) {
-                v0[q] = load_quarters(wr + 4 * q, off + 16 + 32 * g);
-                v1[q] = load_quarters(wr + 4 * q, off + 32 + 32 * g);
-            }
-            GT_UNROLL for (int h = 0; h < 2; h++) {
+        float dsc[8][16] __attribute__((aligned(64))), mq[8][16] __attribute__((aligned(64)));
+        float am[MAX_TOKENS][8];
+        prefetch_rows(rowp, rs, off, GT_Q4K_BLOCK_BYTES);
+        q4k_scales16(rowp, off, dsc, mq);
+        UNROLL16 for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);
+        UNROLL8 for (int g = 0; g < 4; g++) {
+            __m512i W[8];  // the rows' nibble group g: blocks 2g (low nibbles) and 2g + 1 (high)
+            transpose16x8(rowp, off + 16 + 32 * (size_t)g, W);
+            UNROLL8 for (int h = 0; h < 2; h++) {
                 const int j = 2 * g + h;
-                const size_t b = 8 * s + j;
-                const __m512i idx = _mm512_setr_epi32(j, j, j, j, 8 + j, 8 + j, 8 + j, 8 + j, 16 + j, 16 + j, 16 + j,
-                                                      16 + j, 24 + j, 24 + j, 24 + j, 24 + j);
-                __m512i w0[2], w1[2];
-                __m512 ds[2];
-                GT_UNROLL for (int q = 0; q < Q; q++) {
-                    w0[q] = _mm512_and_si512(h ? _mm512_srli_epi16(v0[q], 4) : v0[q], m4);
-                    w1[q] = _mm512_and_si512(h ? _mm512_srli_epi16(v1[q], 4) : v1[q], m4);
-                    ds[q] = _mm512_permutex2var_ps(tlo[q], idx, thi[q]);
-                }
-                GT_UNROLL for (int t = 0; t < T; t++) {
+                const size_t b = 8 * s + (size_t)j;
+                __m512i q[8];
+                UNROLL8 for (int k = 0; k < 8; k++) q[k] = _mm512_and_si512(h ? _mm512_srli_epi16(W[k], 4) : W[k], m4);
+                const __m512 dv = _mm512_load_ps(dsc[j]);
+                UNROLL8 for (int t = 0; t < T; t++) {
                     const uint8_t *a = act + t * as;
-                    const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;
-                    __m512i a0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)aq));
-                    __m512i a1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(aq + 16)));
-                    __m512 ad = _mm512_set1_ps(gt_act_d(a, nb)[b]);
-                    GT_UNROLL for (int q = 0; q < Q; q++) {
-                        __m512i L = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, w0[q], a0), w1[q], a1);
-                        acc[q][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(ds[q], ad), acc[q][t]);
-                    }
+                    const int32_t *x = (const int32_t *)(gt_act_q(a) + b * GT_BLOCK);
+                    __m512i L = _mm512_dpbusd_epi32(zero, q[0], _mm512_set1_epi32(x[0]));
+                    UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(x[k]));
+                    const __m512 D = _mm512_mul_ps(dv, _mm512_set1_ps(gt_act_d(a, nb)[b]));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), D, acc[t]);
                 }
             }
         }
-        // The mins: sub-blocks k and k + 4 into lane k of each row.
-        GT_UNROLL for (int q = 0; q < Q; q++) {
-            const int i = 4 * q;
-            __m512 m0 = load_quarters_ps(mq[i], mq[i + 1], mq[i + 2], mq[i + 3]);
-            __m512 m1 = load_quarters_ps(mq[i] + 4, mq[i + 1] + 4, mq[i + 2] + 4, mq[i + 3] + 4);
-            GT_UNROLL for (int t = 0; t < T; t++) {
-                acc[q][t] = _mm512_fmadd_ps(m0, _mm512_broadcast_f32x4(_mm_loadu_ps(am[t])), acc[q][t]);
-                acc[q][t] = _mm512_fmadd_ps(m1, _mm512_broadcast_f32x4(_mm_loadu_ps(am[t] + 4)), acc[q][t]);
-            }
-        }
+        UNROLL8 for (int t = 0; t < T; t++)
+            UNROLL8 for (int j = 0; j < 8; j++)
+                acc[t] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(am[t][j]), acc[t]);
     }
-    GT_UNROLL for (int q = 0; q < Q; q++)
-        GT_UNROLL for (int t = 0; t < T; t++) {
-            GT_UNROLL for (int i = 0; i < 4; i++) {
-                if (4 * q + i >= R) break;
-                __m128 quarter = _mm512_extractf32x4_ps(acc[q][t], 0);
-                if (i == 1) quarter = _mm512_extractf32x4_ps(acc[q][t], 1);
-                if (i == 2) quarter = _mm512_extractf32x4_ps(acc[q][t], 2);
-                if (i == 3) quarter = _mm512_extractf32x4_ps(acc[q][t], 3);
-                y[t * ys + r + 4 * q + i] = hsum4(quarter);
-            }
-        }
+    store_rows(y, ys, r, R, acc, T);
 }
 
-// Two rows' 32-byte vectors at p[0] + offset and p[1] + offset, one per 256-bit half.
-AVX512_INLINE __m512i load_halves(const uint8_t *a, const uint8_t *b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
-                              _mm256_loadu_si256((const __m256i *)b), 1);
+// -32 x the sum of each 16 inputs of super-block s (st[k], sub-block k = 0..15): sums of
+// x + 128 by `vpsadbw` over 8 bytes, two per sub-block, less 16 x 128.
+AVX512_INLINE void q6k_input_offsets(const uint8_t *a, size_t s, int32_t *st) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    UNROLL8 for (int v = 0; v < 4; v++) {
+        const __m512i x = _mm512_loadu_si512((const void *)(gt_act_q(a) + s * GT_KBLOCK + 64 * (size_t)v));
+        uint64_t e[8];
+        _mm512_storeu_si512((void *)e, _mm512_sad_epu8(_mm512_xor_si512(x, bias), zero));
+        UNROLL8 for (int i = 0; i < 4; i++) st[4 * v + i] = -32 * ((int32_t)(e[2 * i] + e[2 * i + 1]) - 16 * 128);
+    }
 }
 
-// q6k_values_x86 on two rows at once.
-AVX512_INLINE __m512i q6k_values512(__m512i ql0, __m512i ql1, __m512i qh, const int c) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
-    __m512i lo = c & 1 ? ql1 : ql0;
-    lo = _mm512_and_si512(c >= 2 ? _mm512_srli_epi16(lo, 4) : lo, m4);
-    __m512i hi = c == 0 ? _mm512_slli_epi16(qh, 4) : c == 1 ? _mm512_slli_epi16(qh, 2) : c == 2 ? qh : _mm512_srli_epi16(qh, 2);
-    return _mm512_or_si512(lo, _mm512_and_si512(hi, m2));
-}
-
-// Q6_K: P row pairs (R rows, the last pair padded by repeating the last row) x T tokens.
+// Q6_K: rows r..r+R-1 (R <= 16) x T tokens. Per block two lanes per row (sub-blocks of 16, each
+// with its own scale), each started from -32 x its inputs' sum so that the values stay unsigned
+// 0..63 for `vpdpbusd`. ql, ql + 32 and qh of a half are transposed once for its four blocks.
 AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,
-                            float *y, size_t ys, size_t r, const int R, const int T) {
-    const int P = (R + 1) / 2;
+                            float *y, size_t ys, size_t r, int R, const int T) {
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
-    const __m512i zero = _mm512_setzero_si512(), k32 = _mm512_set1_epi8(32);
-    __m512 acc[2][8];
-    GT_UNROLL for (int p = 0; p < P; p++)
-        GT_UNROLL for (int t = 0; t < T; t++) acc[p][t] = _mm512_setzero_ps();
-    const uint8_t *wr[4];
-    GT_UNROLL for (int i = 0; i < 2 * P; i++) wr[i] = w + (r + (i < R ? i : R - 1)) * rs;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    const uint8_t *rowp[TILE_ROWS];
+    tile_rows(w, rs, r, R, rowp);
+    __m512 acc[MAX_TOKENS];
+    UNROLL16 for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const size_t off = s * GT_Q6K_BLOCK_BYTES;
-        __m512 sc[4];  // d * sc[0..15] of each row
-        GT_UNROLL for (int i = 0; i < 2 * P; i++) {
-            __m256 h[2];
-            q6k_scales_x86(wr[i] + off, h);
-            sc[i] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(h[0])), _mm256_castps_pd(h[1]), 1));
-        }
-        GT_UNROLL for (int hf = 0; hf < 2; hf++) {
-            __m512i ql0[2], ql1[2], qh[2];
-            GT_UNROLL for (int p = 0; p < P; p++) {
-                const uint8_t *pa = wr[2 * p] + off, *pb = wr[2 * p + 1] + off;
-                ql0[p] = load_halves(pa + 64 * hf, pb + 64 * hf);
-                ql1[p] = load_halves(pa + 64 * hf + 32, pb + 64 * hf + 32);
-                qh[p] = load_halves(pa + 128 + 32 * hf, pb + 128 + 32 * hf);
+        float dsc[16][16] __attribute__((aligned(64)));  // [sub-block][row]: d * sc
+        int32_t st[MAX_TOKENS][16];                       // [token][sub-block]: -32 x its inputs' sum
+        prefetch_rows(rowp, rs, off, GT_Q6K_BLOCK_BYTES);
+        {
+            __m512i H[4];
+            transpose16x4(rowp, off + 192, H);  // the 16 int8 scales
+            uint16_t dh[16];
+            UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
+            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
+            UNROLL16 for (int k = 0; k < 16; k++) {
+                const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
+                _mm512_store_ps(dsc[k], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
             }
-            GT_UNROLL for (int c = 0; c < 4; c++) {
+        }
+        UNROLL16 for (int t = 0; t < T; t++) q6k_input_offsets(act + t * as, s, st[t]);
+        for (int hf = 0; hf < 2; hf++) {
+            __m512i L0[8], L1[8], QH[8];
+            transpose16x8(rowp, off + 64 * (size_t)hf, L0);
+            transpose16x8(rowp, off + 64 * (size_t)hf + 32, L1);
+            transpose16x8(rowp, off + 128 + 32 * (size_t)hf, QH);
+            UNROLL8 for (int c = 0; c < 4; c++) {
                 const int bi = 4 * hf + c;
-                const size_t b = 8 * s + bi;
-                const int e = 2 * bi, o = 2 * bi + 1;
-                const __m512i idx = _mm512_setr_epi32(e, e, e, e, o, o, o, o, 16 + e, 16 + e, 16 + e, 16 + e, 16 + o,
-                                                      16 + o, 16 + o, 16 + o);
-                __m512i q[2];
-                __m512 ds[2];
-                GT_UNROLL for (int p = 0; p < P; p++) {
-                    q[p] = q6k_values512(ql0[p], ql1[p], qh[p], c);
-                    ds[p] = _mm512_permutex2var_ps(sc[2 * p], idx, sc[2 * p + 1]);
+                const size_t b = 8 * s + (size_t)bi;
+                __m512i V[8];
+                UNROLL8 for (int k = 0; k < 8; k++) {
+                    __m512i lo = (c & 1) ? L1[k] : L0[k];
+                    lo = _mm512_and_si512(c >= 2 ? _mm512_srli_epi16(lo, 4) : lo, m4);
+                    const __m512i hb = _mm512_and_si512(c ? _mm512_srli_epi16(QH[k], 2 * c) : QH[k], m3);
+                    V[k] = _mm512_or_si512(lo, _mm512_slli_epi16(hb, 4));
                 }
-                GT_UNROLL for (int t = 0; t < T; t++) {
+                const __m512 d0 = _mm512_load_ps(dsc[2 * bi]), d1 = _mm512_load_ps(dsc[2 * bi + 1]);
+                UNROLL8 for (int t = 0; t < T; t++) {
                     const uint8_t *a = act + t * as;
-                    __m512i av = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(gt_act_q(a) + b * GT_BLOCK)));
-                    __m512i start = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k32, av));
-                    __m512 ad = _mm512_set1_ps(gt_act_d(a, nb)[b]);
-                    GT_UNROLL for (int p = 0; p < P; p++) {
-                        __m512i L = _mm512_dpbusd_epi32(start, q[p], av);
-                        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(ds[p], ad), acc[p][t]);
+                    const int32_t *x = (const int32_t *)(gt_act_q(a) + b * GT_BLOCK);
+                    __m512i s0 = _mm512_set1_epi32(st[t][2 * bi]), s1 = _mm512_set1_epi32(st[t][2 * bi + 1]);
+                    UNROLL8 for (int k = 0; k < 4; k++) {
+                        s0 = _mm512_dpbusd_epi32(s0, V[k], _mm512_set1_epi32(x[k]));
+                        s1 = _mm512_dpbusd_epi32(s1, V[k + 4], _mm512_set1_epi32(x[k + 4]));
                     }
+                    const __m512 ad = _mm512_set1_ps(gt_act_d(a, nb)[b]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, ad), acc[t]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, ad), acc[t]);
                 }
             }
         }
     }
-    GT_UNROLL for (int p = 0; p < P; p++)
-        GT_UNROLL for (int t = 0; t < T; t++) {
-            __m256 lo = _mm512_castps512_ps256(acc[p][t]), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][t]), 1));
-            y[t * ys + r + 2 * p] = hsum4(_mm_add_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps(lo, 1)));
-            if (2 * p + 1 < R)
-                y[t * ys + r + 2 * p + 1] = hsum4(_mm_add_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps(hi, 1)));
+    store_rows(y, ys, r, R, acc, T);
+}
+
+// ---- single tokens: 8 rows per tile, 256-bit, each row read front to back ----
+// 16 rows read side by side, a few bytes of each per step, defeat the hardware prefetchers:
+// the 16-row tile ran a lone token's Q6_K product at half the previous speed from memory. These
+// tiles read rows as the AVX2 kernels do, keep their int32 lanes (4 products each), and then
+// add a block's lanes exactly across 4 rows at a time (sum_quads), which leaves the rows' block
+// sums in one register's lanes: the row-lane arithmetic of matmul_kquant_rowlanes.c, bit for bit.
+enum { q4k_single_ROWS = 8, q6k_single_ROWS = 8 };
+
+// 4 rows' 8 values each (v[i], i = row) to t[k] = [value k of rows 0..3 | value k + 4 of rows 0..3].
+AVX512_INLINE void transpose4x8_ps(const __m256 *v, __m256 *t) {
+    const __m256 ab_lo = _mm256_unpacklo_ps(v[0], v[1]), ab_hi = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 cd_lo = _mm256_unpacklo_ps(v[2], v[3]), cd_hi = _mm256_unpackhi_ps(v[2], v[3]);
+    t[0] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo)));
+    t[1] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo)));
+    t[2] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)));
+    t[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)));
+}
+
+// The 4 int32 lanes of each 128-bit half of a, b, c, d summed into one lane each: [a b c d] per
+// half (what two levels of `vphaddd` give, by unpacks and adds: 7% faster on Zen 4).
+AVX512_INLINE __m256i sum_quads(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+}
+
+// Q4_K, one token, rows r..r+R-1 (R <= 8; the rest repeat the last row). Rows in pairs, one per
+// 128-bit half (bytes 0..15 and 16..31 of a nibble group in two registers), as
+// matmul_kquant_avx2.c; sum_quads turns the 4 pairs' lanes into the 8 rows' block sums in the
+// order [r0 r2 r4 r6 | r1 r3 r5 r7], the order in which q4k_pair_scales_x86's tables transpose,
+// so rows are put back in order only at the store.
+AVX512_INLINE void q4k_single(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, float *y, size_t r, int R) {
+    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    const uint8_t *wr[8];
+    for (int i = 0; i < 8; i++) wr[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+    const uint8_t *pf = w + (r + 8) * rs;  // the next tile's rows, one super-block's share per step
+    const size_t pf_step = 8 * GT_Q4K_BLOCK_BYTES;
+    __m256 acc = _mm256_setzero_ps();
+    const int8_t *aq = gt_act_q(act);
+    const float *ad = gt_act_d(act, nb);
+    for (size_t s = 0; s < nsb; s++) {
+        const size_t off = s * GT_Q4K_BLOCK_BYTES;
+        for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 2);  // into L2
+        // ds[j] = d * sc_j and ms[j] = dmin * m_j / 2 of the 8 rows, in the block sums' row order.
+        __m256 ds[8], ms[8];
+        {
+            __m256 dsc[4][2], mq[4][2], lo[4], hi[4], mlo[4], mhi[4];
+            UNROLL8 for (int p = 0; p < 4; p++) {
+                q4k_pair_scales_x86(wr[2 * p] + off, wr[2 * p + 1] + off, dsc[p], mq[p]);
+                lo[p] = dsc[p][0];
+                hi[p] = dsc[p][1];
+                mlo[p] = mq[p][0];
+                mhi[p] = mq[p][1];
+            }
+            transpose4x8_ps(lo, ds);  // [j = k of r0 r2 r4 r6 | of r1 r3 r5 r7], k = 0..3
+            transpose4x8_ps(hi, ds + 4);
+            transpose4x8_ps(mlo, ms);
+            transpose4x8_ps(mhi, ms + 4);
         }
+        UNROLL8 for (int g = 0; g < 4; g++) {
+            __m256i v0[4], v1[4];
+            UNROLL8 for (int p = 0; p < 4; p++) {
+                const uint8_t *qa = wr[2 * p] + off + 16 + 32 * g, *qb = wr[2 * p + 1] + off + 16 + 32 * g;
+                v0[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)qa), _mm_loadu_si128((const __m128i *)qb));
+                v1[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)(qa + 16)),
+                                          _mm_loadu_si128((const __m128i *)(qb + 16)));
+            }
+            UNROLL8 for (int h = 0; h < 2; h++) {
+                const int j = 2 * g + h;
+                const size_t b = 8 * s + (size_t)j;
+                const int8_t *x = aq + b * GT_BLOCK;
+                const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x));
+                const __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x + 16)));
+                __m256i L[4];
+                UNROLL8 for (int p = 0; p < 4; p++) {
+                    const __m256i w0 = _mm256_and_si256(h ? _mm256_srli_epi16(v0[p], 4) : v0[p], m4);
+                    const __m256i w1 = _mm256_and_si256(h ? _mm256_srli_epi16(v1[p], 4) : v1[p], m4);
+                    L[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, w0, a0), w1, a1);
+                }
+                // Whole block sums, rows [r0 r2 r4 r6 | r1 r3 r5 r7].
+                const __m256i S = sum_quads(L[0], L[1], L[2], L[3]);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(ds[j], _mm256_set1_ps(ad[b])), acc);
+            }
+        }
+        float am[8];
+        q4k_min_inputs_x86(act, nb, 8 * s, am);
+        UNROLL8 for (int j = 0; j < 8; j++) acc = _mm256_fmadd_ps(ms[j], _mm256_set1_ps(am[j]), acc);
+    }
+    acc = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_mask_storeu_ps(y + r, (__mmask8)((1u << R) - 1), acc);
 }
 
-#define Q4K_CALL(R, T) q4k_tile(w, rs, cols, a, as, yt, ys, r, R, T)
-#define Q6K_CALL(R, T) q6k_tile(w, rs, cols, a, as, yt, ys, r, R, T)
-
-DEFINE_BATCH_DRIVER(avx512_q4k, GT_Q4K, Q4K_CALL, 8)
-DEFINE_BATCH_DRIVER(avx512_q6k, GT_Q6K, Q6K_CALL, 4)
-
-void gt_q4k_avx512vnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count,
-                       float *y, size_t ys, size_t r0, size_t r1) {
-    avx512_q4k(w, rs, cols, act, as, count, y, ys, r0, r1);
+// Q6_K, one token, rows r..r+R-1 (R <= 8): one row per register, lanes 0..3 the block's first
+// sub-block (4 products each, started from -32 x their inputs' sum), lanes 4..7 the second;
+// sum_quads gives [rows 0..3 of sub-block 2i | of 2i + 1] from 4 rows, and two such registers
+// make the 8 rows' sums of each sub-block.
+AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, float *y, size_t r, int R) {
+    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
+    const __m256i zero = _mm256_setzero_si256(), k32 = _mm256_set1_epi8(32);
+    const uint8_t *wr[8];
+    for (int i = 0; i < 8; i++) wr[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+    const uint8_t *pf = w + (r + 8) * rs;  // the next tile's rows, one super-block's share per step
+    const size_t pf_step = 8 * GT_Q6K_BLOCK_BYTES;
+    __m256 acc = _mm256_setzero_ps();
+    const int8_t *aq = gt_act_q(act);
+    const float *ad = gt_act_d(act, nb);
+    for (size_t s = 0; s < nsb; s++) {
+        const size_t off = s * GT_Q6K_BLOCK_BYTES;
+        for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 2);  // into L2
+        // ds[k] = d * sc[k] of the 8 rows, k = 0..15.
+        __m256 ds[16];
+        {
+            __m256 sc[2][8], t[2][4], u[2][4];
+            for (int i = 0; i < 8; i++) {
+                __m256 h[2];
+                q6k_scales_x86(wr[i] + off, h);
+                sc[0][i] = h[0];
+                sc[1][i] = h[1];
+            }
+            UNROLL8 for (int q = 0; q < 2; q++) {
+                transpose4x8_ps(sc[q], t[q]);      // [sc 8q + k | 8q + k + 4] of rows 0..3
+                transpose4x8_ps(sc[q] + 4, u[q]);  // the same of rows 4..7
+                UNROLL8 for (int k = 0; k < 4; k++) {
+                    ds[8 * q + k] = _mm256_permute2f128_ps(t[q][k], u[q][k], 0x20);
+                    ds[8 * q + k + 4] = _mm256_permute2f128_ps(t[q][k], u[q][k], 0x31);
+                }
+            }
+        }
+        UNROLL8 for (int h = 0; h < 2; h++) {
+            UNROLL8 for (int c = 0; c < 4; c++) {
+                const int bi = 4 * h + c;
+                const size_t b = 8 * s + (size_t)bi;
+                const __m256i av = _mm256_loadu_si256((const __m256i *)(aq + b * GT_BLOCK));
+                const __m256i start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k32, av));
+                __m256i L[8];
+                UNROLL8 for (int i = 0; i < 8; i++) {
+                    const uint8_t *p = wr[i] + off;
+                    const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
+                    const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+                    const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+                    L[i] = _mm256_dpbusd_epi32(start, q6k_values_x86(ql0, ql1, qh, c), av);
+                }
+                // [rows 0..3, first 16 | second 16] and the same of rows 4..7.
+                const __m256i S03 = sum_quads(L[0], L[1], L[2], L[3]);
+                const __m256i S47 = sum_quads(L[4], L[5], L[6], L[7]);
+                const __m256 f0 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S03, S47, 0x20));
+                const __m256 f1 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S03, S47, 0x31));
+                const __m256 adb = _mm256_set1_ps(ad[b]);
+                acc = _mm256_fmadd_ps(f0, _mm256_mul_ps(ds[2 * bi], adb), acc);
+                acc = _mm256_fmadd_ps(f1, _mm256_mul_ps(ds[2 * bi + 1], adb), acc);
+            }
+        }
+    }
+    _mm256_mask_storeu_ps(y + r, (__mmask8)((1u << R) - 1), acc);
 }
 
-void gt_q6k_avx512vnni(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count,
-                       float *y, size_t ys, size_t r0, size_t r1) {
-    avx512_q6k(w, rs, cols, act, as, count, y, ys, r0, r1);
-}
+// Rows in chunks of about 64 KiB of weights (a multiple of 16 rows, kept in L2 while the
+// batch's tokens pass over them), tokens in groups of 16, 8, 4, 2, 1 over each chunk's tiles.
+#define DEFINE_ROWLANE_DRIVER(NAME, TILE, SINGLE)                                                          \
+    AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,         \
+                        size_t count, float *y, size_t ys, size_t r0, size_t r1) {                       \
+        if (count == 1) {                                                                                \
+            for (size_t r = r0; r < r1; r += SINGLE##_ROWS)                                              \
+                SINGLE(w, rs, cols, act, y, r, r1 - r < SINGLE##_ROWS ? (int)(r1 - r) : SINGLE##_ROWS);  \
+            return;                                                                                      \
+        }                                                                                                \
+        size_t chunk = (65536 / (rs ? rs : 1)) & ~(size_t)(TILE_ROWS - 1);                               \
+        if (chunk < TILE_ROWS) chunk = TILE_ROWS;                                                        \
+        for (size_t c0 = r0; c0 < r1; c0 += chunk) {                                                     \
+            const size_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;                                         \
+            for (size_t t = 0; t < count;) {                                                             \
+                const size_t n = count - t;                                                              \
+                const int T = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;                   \
+                const uint8_t *a = act + t * as;                                                         \
+                float *yt = y + t * ys;                                                                  \
+                for (size_t r = c0; r < c1; r += TILE_ROWS) {                                            \
+                    const int R = c1 - r < TILE_ROWS ? (int)(c1 - r) : TILE_ROWS;                        \
+                    switch (T) {                                                                         \
+                    case 16: TILE(w, rs, cols, a, as, yt, ys, r, R, 16); break;                          \
+                    case 8: TILE(w, rs, cols, a, as, yt, ys, r, R, 8); break;                            \
+                    case 4: TILE(w, rs, cols, a, as, yt, ys, r, R, 4); break;                            \
+                    case 2: TILE(w, rs, cols, a, as, yt, ys, r, R, 2); break;                            \
+                    default: TILE(w, rs, cols, a, as, yt, ys, r, R, 1); break;                           \
+                    }                                                                                    \
+                }                                                                                        \
+                t += (size_t)T;                                                                          \
+            }                                                                                            \
+        }                                                                                                \
+    }
+
+DEFINE_ROWLANE_DRIVER(gt_q4k_avx512vnni, q4k_tile, q4k_single)
+DEFINE_ROWLANE_DRIVER(gt_q6k_avx512vnni, q6k_tile, q6k_single)
 
 #endif

@@ -338,8 +338,9 @@ final class KernelSIMDTests: XCTestCase {
 }
 
 /// The K-quant kernels (GT_Q4K, GT_Q6K, by raw type id: ggml's Q4_K / Q6_K blocks) on every
-/// ISA path this CPU supports. matmul_kquant.c defines one arithmetic for all paths, so every path
-/// must equal the scalar one bit for bit; and every result must be within the input-rounding
+/// ISA path this CPU supports. Every path must equal its scalar reference bit for bit
+/// (`gt_matmul_reference`: matmul_kquant.c's arithmetic, or the row lanes of
+/// matmul_kquant_rowlanes.c for avx512+vnni); and every result must be within the input-rounding
 /// bound (as for q4 / q8) of a double-precision dot product of the weights as gguf_dequant.c
 /// decodes them, plus 1e-5 of the magnitude sum (Q4_K: |d sc q| and |dmin m| counted apart, as
 /// the kernels sum those terms separately and they may cancel). Weights are random bytes with
@@ -425,13 +426,18 @@ final class KernelKQuantTests: XCTestCase {
             self.tolerance = tolerance
         }
 
-        /// Rows [begin, end) of `count` tokens (starting at token `first`) on `isa`; the rest NaN.
-        func run(isa: Int32, count: Int, first: Int = 0, begin: Int, end: Int) -> [Float] {
+        /// Rows [begin, end) of `count` tokens (starting at token `first`) on `isa`, or on the scalar
+        /// arithmetic that `isa` reproduces (`reference`); the rest NaN.
+        func run(isa: Int32, count: Int, first: Int = 0, begin: Int, end: Int, reference: Bool = false) -> [Float] {
             var y = [Float](repeating: .nan, count: count * rows)
             w.withUnsafeBytes { wb in
                 act.withUnsafeBytes { ab in
-                    gt_matmul_isa(isa, type.id, wb.baseAddress!, rowBytes, cols, ab.baseAddress! + first * actBytes, count,
-                                  &y, rows, begin, end)
+                    let a = ab.baseAddress! + first * actBytes
+                    if reference {
+                        gt_matmul_reference(isa, type.id, wb.baseAddress!, rowBytes, cols, a, count, &y, rows, begin, end)
+                    } else {
+                        gt_matmul_isa(isa, type.id, wb.baseAddress!, rowBytes, cols, a, count, &y, rows, begin, end)
+                    }
                 }
             }
             return y
@@ -439,17 +445,21 @@ final class KernelKQuantTests: XCTestCase {
     }
 
     func check(_ p: Problem, begin: Int, end: Int) {
-        let scalar = p.run(isa: Int32(GT_ISA_SCALAR), count: p.maxCount, begin: begin, end: end)
-        var worst = 0.0
-        for t in 0..<p.maxCount {
-            for r in begin..<end {
-                let k = t * p.rows + r
-                worst = max(worst, abs(Double(scalar[k]) - p.reference[k]) / p.tolerance[k])
+        // Both scalar arithmetics against the double-precision reference, whatever this CPU runs.
+        for (arithmetic, name) in [(Int32(GT_ISA_SCALAR), "scalar"), (Int32(GT_ISA_AVX512_VNNI), "row-lane scalar")] {
+            let y = p.run(isa: arithmetic, count: p.maxCount, begin: begin, end: end, reference: true)
+            var worst = 0.0
+            for t in 0..<p.maxCount {
+                for r in begin..<end {
+                    let k = t * p.rows + r
+                    worst = max(worst, abs(Double(y[k]) - p.reference[k]) / p.tolerance[k])
+                }
             }
+            XCTAssertLessThanOrEqual(worst, 1, "\(p.type.name) \(p.rows)x\(p.cols): \(name) vs the f64 reference (worst error / tolerance)")
         }
-        XCTAssertLessThanOrEqual(worst, 1, "\(p.type.name) \(p.rows)x\(p.cols): scalar vs the f64 reference (worst error / tolerance)")
         for isa in KernelSIMDTests.isas {
             let name = "\(KernelSIMDTests.isaName(isa)) \(p.type.name) \(p.rows)x\(p.cols) rows [\(begin), \(end))"
+            let scalar = p.run(isa: isa, count: p.maxCount, begin: begin, end: end, reference: true)
             for count in 1...p.maxCount {
                 let y = p.run(isa: isa, count: count, begin: begin, end: end)
                 var differ = 0, outside = 0
@@ -463,7 +473,7 @@ final class KernelKQuantTests: XCTestCase {
                         }
                     }
                 }
-                XCTAssertEqual(differ, 0, "\(name) count \(count): differs from the scalar path")
+                XCTAssertEqual(differ, 0, "\(name) count \(count): differs from its scalar reference")
                 XCTAssertEqual(outside, 0, "\(name) count \(count): wrote outside its rows")
             }
             // Token t alone equals token t of the batch.

@@ -96,7 +96,9 @@ void gt_matvec_scalar(int type, const void *w, size_t row_stride, size_t cols,
 // ISA paths: "avx512+vnni" (x86-64 AVX-512 F/BW/VL + VNNI: 512-bit batch tiles for prompts,
 // otherwise the AVX2 kernels; Ice Lake, Sapphire Rapids, Zen 4/5), "avx2+vnni" (x86-64 AVX2 with
 // AVX-VNNI's vpdpbusd: Alder Lake and later, N100, Zen 5), "avx2" (x86-64 with AVX2, FMA and F16C), "neon+dotprod" (AArch64 with SDOT),
-// "neon" (any AArch64), "scalar" (portable C). avx512+vnni, avx2+vnni and avx2 give bit-identical results. The best one the CPU supports is chosen on first
+// "neon" (any AArch64), "scalar" (portable C). Every path gives the scalar path's results bit for bit, except
+// avx512+vnni on K-quant weights (Q4_K, Q6_K), which follows its own scalar arithmetic
+// (gt_matmul_reference) and differs from the others by rounding only. The best one the CPU supports is chosen on first
 // use with cpuid / getauxval(AT_HWCAP); the environment variable GEMMA_TINY_KERNELS=<name>
 // (e.g. "scalar") forces a path if the CPU supports it.
 enum {
@@ -142,6 +144,12 @@ void gt_matmul(int type, const void *w, size_t row_stride, size_t cols, const vo
 /// The same with an explicit path; an unsupported `isa` runs the scalar path.
 void gt_matmul_isa(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
                    size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end);
+
+/// The portable scalar arithmetic that path `isa` reproduces bit for bit: the scalar path, except
+/// for K-quant weights (GT_Q4K, GT_Q6K) on avx512+vnni, whose "row lane" arithmetic
+/// (matmul_kquant_rowlanes.c) differs from the other paths' by rounding only.
+void gt_matmul_reference(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
+                         size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
 /// Memory read bandwidth in GB/s (1e9 bytes/s): the best of `repetitions` passes of `threads`
 /// threads summing a fresh `bytes`-byte buffer (make it much larger than the caches). 0 on error.

@@ -357,25 +357,32 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
             }
         }
         UNROLL8 for (int h = 0; h < 2; h++) {
+            // The half's 4 blocks, 4 rows at a time: each row's ql, ql + 32 and qh loaded once.
+            __m256i av[4], start[4], S[2][4];  // S[quad][c]: [rows of the quad, first 16 | second 16]
+            UNROLL8 for (int c = 0; c < 4; c++) {
+                av[c] = _mm256_loadu_si256((const __m256i *)(aq + (8 * s + 4 * (size_t)h + (size_t)c) * GT_BLOCK));
+                start[c] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k32, av[c]));
+            }
+            UNROLL8 for (int quad = 0; quad < 2; quad++) {
+                __m256i ql0[4], ql1[4], qh[4];
+                UNROLL8 for (int i = 0; i < 4; i++) {
+                    const uint8_t *p = wr[4 * quad + i] + off;
+                    ql0[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
+                    ql1[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+                    qh[i] = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+                }
+                UNROLL8 for (int c = 0; c < 4; c++) {
+                    __m256i L[4];
+                    UNROLL8 for (int i = 0; i < 4; i++)
+                        L[i] = _mm256_dpbusd_epi32(start[c], q6k_values_x86(ql0[i], ql1[i], qh[i], c), av[c]);
+                    S[quad][c] = sum_quads(L[0], L[1], L[2], L[3]);
+                }
+            }
             UNROLL8 for (int c = 0; c < 4; c++) {
                 const int bi = 4 * h + c;
-                const size_t b = 8 * s + (size_t)bi;
-                const __m256i av = _mm256_loadu_si256((const __m256i *)(aq + b * GT_BLOCK));
-                const __m256i start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k32, av));
-                __m256i L[8];
-                UNROLL8 for (int i = 0; i < 8; i++) {
-                    const uint8_t *p = wr[i] + off;
-                    const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
-                    const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-                    const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-                    L[i] = _mm256_dpbusd_epi32(start, q6k_values_x86(ql0, ql1, qh, c), av);
-                }
-                // [rows 0..3, first 16 | second 16] and the same of rows 4..7.
-                const __m256i S03 = sum_quads(L[0], L[1], L[2], L[3]);
-                const __m256i S47 = sum_quads(L[4], L[5], L[6], L[7]);
-                const __m256 f0 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S03, S47, 0x20));
-                const __m256 f1 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S03, S47, 0x31));
-                const __m256 adb = _mm256_set1_ps(ad[b]);
+                const __m256 f0 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S[0][c], S[1][c], 0x20));
+                const __m256 f1 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S[0][c], S[1][c], 0x31));
+                const __m256 adb = _mm256_set1_ps(ad[8 * s + (size_t)bi]);
                 acc = _mm256_fmadd_ps(f0, _mm256_mul_ps(ds[2 * bi], adb), acc);
                 acc = _mm256_fmadd_ps(f1, _mm256_mul_ps(ds[2 * bi + 1], adb), acc);
             }

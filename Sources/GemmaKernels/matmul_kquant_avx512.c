@@ -358,11 +358,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
         }
         UNROLL8 for (int h = 0; h < 2; h++) {
             // The half's 4 blocks, 4 rows at a time: each row's ql, ql + 32 and qh loaded once.
-            __m256i av[4], start[4], S[2][4];  // S[quad][c]: [rows of the quad, first 16 | second 16]
-            UNROLL8 for (int c = 0; c < 4; c++) {
-                av[c] = _mm256_loadu_si256((const __m256i *)(aq + (8 * s + 4 * (size_t)h + (size_t)c) * GT_BLOCK));
-                start[c] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k32, av[c]));
-            }
+            __m256i S[2][4];  // S[quad][c]: [rows of the quad, first 16 | second 16]
             UNROLL8 for (int quad = 0; quad < 2; quad++) {
                 __m256i ql0[4], ql1[4], qh[4];
                 UNROLL8 for (int i = 0; i < 4; i++) {
@@ -372,9 +368,11 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
                     qh[i] = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
                 }
                 UNROLL8 for (int c = 0; c < 4; c++) {
+                    const __m256i av = _mm256_loadu_si256((const __m256i *)(aq + (8 * s + 4 * (size_t)h + (size_t)c) * GT_BLOCK));
+                    const __m256i start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k32, av));
                     __m256i L[4];
                     UNROLL8 for (int i = 0; i < 4; i++)
-                        L[i] = _mm256_dpbusd_epi32(start[c], q6k_values_x86(ql0[i], ql1[i], qh[i], c), av[c]);
+                        L[i] = _mm256_dpbusd_epi32(start, q6k_values_x86(ql0[i], ql1[i], qh[i], c), av);
                     S[quad][c] = sum_quads(L[0], L[1], L[2], L[3]);
                 }
             }

@@ -34,7 +34,7 @@
 // avx2+vnni, neon, neon+dotprod) give bit-identical results. avx512+vnni follows a second
 // arithmetic, one lane per row and block (matmul_kquant_rowlanes.c), which its 16-row tiles
 // need; it differs from this one by rounding only.
-#include "matmul_internal.h"
+#include "kquant_internal.h"
 #include <math.h>
 
 // No product here feeds an addition (sums of products are explicit fmaf calls), so contraction
@@ -42,17 +42,6 @@
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #endif
-
-// Scale and min of Q4_K sub-block j (0..7) from the 12 packed bytes (ggml's get_scale_min_k4).
-static inline void q4k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
 
 static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) {
     const int8_t *aq = gt_act_q(a);
@@ -68,7 +57,7 @@ static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
             const int shift = 4 * (j & 1);
             const int8_t *x = aq + b * GT_BLOCK;
             int sc, m;
-            q4k_scale_min(j, p + 4, &sc, &m);
+            gt_q4k_scale_min(j, p + 4, &sc, &m);
             const float D = d * (float)sc * ad[b];
             M[j] = dmin * (float)m * 0.5f;
             A[j] = ad[b] * (float)ac[b];

@@ -14,10 +14,8 @@
 
 #include "matmul_internal.h"
 #include "matmul_kquant_x86.h"
-#include "matmul_tiles.h"
 #include "simd_x86.h"
 
-#undef GT_UNROLL
 #define UNROLL8 _Pragma("GCC unroll 8")
 #define UNROLL16 _Pragma("GCC unroll 16")
 enum { TILE_ROWS = 16, MAX_TOKENS = 16 };
@@ -242,6 +240,11 @@ AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 // sums in one register's lanes: the row-lane arithmetic of matmul_kquant_rowlanes.c, bit for bit.
 enum { q4k_single_ROWS = 8, q6k_single_ROWS = 8 };
 
+// Rows r..r+R-1 of a single-token tile (R <= 8), the rest repeating the last.
+AVX512_INLINE void single_rows(const uint8_t *w, size_t rs, size_t r, int R, const uint8_t **wr) {
+    for (int i = 0; i < 8; i++) wr[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+}
+
 // 4 rows' 8 values each (v[i], i = row) to t[k] = [value k of rows 0..3 | value k + 4 of rows 0..3].
 AVX512_INLINE void transpose4x8_ps(const __m256 *v, __m256 *t) {
     const __m256 ab_lo = _mm256_unpacklo_ps(v[0], v[1]), ab_hi = _mm256_unpackhi_ps(v[0], v[1]);
@@ -269,7 +272,7 @@ AVX512_INLINE void q4k_single(const uint8_t *w, size_t rs, size_t cols, const ui
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
     const __m256i m4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
     const uint8_t *wr[8];
-    for (int i = 0; i < 8; i++) wr[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+    single_rows(w, rs, r, R, wr);
     const uint8_t *pf = w + (r + 8) * rs;  // the next tile's rows, one super-block's share per step
     const size_t pf_step = 8 * GT_Q4K_BLOCK_BYTES;
     __m256 acc = _mm256_setzero_ps();
@@ -335,7 +338,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
     const __m256i zero = _mm256_setzero_si256(), k32 = _mm256_set1_epi8(32);
     const uint8_t *wr[8];
-    for (int i = 0; i < 8; i++) wr[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+    single_rows(w, rs, r, R, wr);
     const uint8_t *pf = w + (r + 8) * rs;  // the next tile's rows, one super-block's share per step
     const size_t pf_step = 8 * GT_Q6K_BLOCK_BYTES;
     __m256 acc = _mm256_setzero_ps();

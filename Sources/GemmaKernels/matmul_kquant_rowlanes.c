@@ -24,22 +24,12 @@
 // same order on the scalar and the AVX-512 paths, so they agree bit for bit. The results differ
 // from matmul_kquant.c's by rounding only (the same exact block sums, added in another order):
 // kernels-test bounds both against a double-precision reference.
-#include "matmul_internal.h"
+#include "kquant_internal.h"
 #include <math.h>
 
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #endif
-
-static inline void q4k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
 
 static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) {
     const int8_t *aq = gt_act_q(a);
@@ -54,7 +44,7 @@ static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
             const int shift = 4 * (j & 1);
             const int8_t *x = aq + b * GT_BLOCK;
             int sc, m;
-            q4k_scale_min(j, p + 4, &sc, &m);
+            gt_q4k_scale_min(j, p + 4, &sc, &m);
             int32_t L = 0;
             for (int i = 0; i < 32; i++) L += ((q[i] >> shift) & 15) * x[i];
             acc = fmaf((float)L, d * (float)sc * ad[b], acc);
@@ -62,7 +52,7 @@ static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
         for (int j = 0; j < 8; j++) {
             const size_t b = 8 * s + (size_t)j;
             int sc, m;
-            q4k_scale_min(j, p + 4, &sc, &m);
+            gt_q4k_scale_min(j, p + 4, &sc, &m);
             acc = fmaf(dmin * (float)m * 0.5f, ad[b] * (float)ac[b], acc);
         }
     }

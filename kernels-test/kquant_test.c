@@ -248,6 +248,9 @@ void check_kquant_matmul(int quick) {
         { 1, 256, 0, 1, 17 },   { 3, 256, 1, 3, 17 },   { 5, 512, 0, 5, 10 },     { 8, 768, 0, 8, 17 },
         { 9, 1024, 2, 9, 12 },  { 17, 256, 3, 16, 17 }, { 33, 2048, 1, 32, 9 },   { 12, 4096, 0, 12, 9 },
         { 7, 4096, 1, 6, 17 },  { 40, 512, 5, 37, 17 }, { 6, 16384, 0, 6, 3 },
+        // Several row chunks (16 rows of 4096 columns each on the AVX-512 path), each passed over
+        // by several token groups (16 + 16 + 8 + 2 + 1).
+        { 50, 4096, 3, 45, 43 },
     };
     size_t ns = sizeof(shapes) / sizeof(shapes[0]);
     for (int type = GT_Q4K; type <= GT_Q6K; type++) {

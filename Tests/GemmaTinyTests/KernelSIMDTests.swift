@@ -274,6 +274,61 @@ final class KernelSIMDTests: XCTestCase {
         }
     }
 
+    /// Products that share an input (`SharedInputProducts`: one input preparation, one dispatch)
+    /// equal separate `matmul` / `matvec` calls bit for bit: quantized types together (one
+    /// prepared input), a float type with itself, and mixes that cannot share (run one by one).
+    func testKernelSIMDSharedInputProductsEqualSeparateProducts() {
+        var rng = SplitMix(seed: 9)
+        let cols = 2080
+        let mixes: [[StorageType]] = [[.q8, .q4, .q5], [.q4, .q4], [.f32, .f32], [.q8, .f32, .q4], [.bf16, .f32]]
+        let rows = [133, 40, 67]
+        for isaName in SIMDKernels.supportedISAs {
+            for threads in [1, 3] {
+                let kernels = SIMDKernels(threads: threads, isa: isaName)
+                kernels.minimumParallelWork = 0
+                for mix in mixes {
+                    let problems = mix.enumerated().map { i, type in
+                        Problem(type, rows: rows[i], cols: cols, maxCount: 9, rng: &rng)
+                    }
+                    let x = problems[0].x
+                    for count in [1, 2, 9] {
+                        var separate: [[Float]] = []
+                        let outputs = problems.map { p in
+                            let y = UnsafeMutablePointer<Float>.allocate(capacity: count * p.rows)
+                            y.initialize(repeating: .nan, count: count * p.rows)
+                            return y
+                        }
+                        defer { outputs.forEach { $0.deallocate() } }
+                        for p in problems {
+                            var y = [Float](repeating: .nan, count: count * p.rows)
+                            p.stored.withUnsafeBytes { kernels.matmul(p.matrix($0), x, xStride: cols, &y, yStride: p.rows, count: count) }
+                            separate.append(y)
+                        }
+                        withMatrices(problems) { m in
+                            let products = m.count == 2
+                                ? SharedInputProducts((m[0], outputs[0]), (m[1], outputs[1]))
+                                : SharedInputProducts((m[0], outputs[0]), (m[1], outputs[1]), (m[2], outputs[2]))
+                            kernels.matmul(products, x, count: count)
+                        }
+                        let shared = problems.indices.map { Array(UnsafeBufferPointer(start: outputs[$0], count: count * problems[$0].rows)) }
+                        for i in problems.indices {
+                            XCTAssertEqual(shared[i], separate[i], "\(isaName) x\(threads) \(mix) count \(count): product \(i) differs")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The problems' weight matrices, valid inside `body`.
+    private func withMatrices(_ problems: [Problem], _ body: ([WeightMatrix]) -> Void) {
+        func nest(_ i: Int, _ acc: [WeightMatrix]) {
+            if i == problems.count { return body(acc) }
+            problems[i].stored.withUnsafeBytes { nest(i + 1, acc + [problems[i].matrix($0)]) }
+        }
+        nest(0, [])
+    }
+
     /// Strided inputs and outputs (yStride > rows, xStride > cols), as the session's buffers are.
     func testKernelSIMDKernelsStrides() {
         var rng = SplitMix(seed: 6)

@@ -20,6 +20,12 @@ public protocol MatmulKernels: Sendable {
     func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int,
                 _ y: UnsafeMutablePointer<Float>, yStride: Int, count: Int)
 
+    /// Products of several matrices with the same input, `count` rows of `x` (stride = the
+    /// matrices' columns), each output with a stride of its matrix's rows. The results are those
+    /// of separate `matvec` (count 1) / `matmul` calls; an implementation may prepare the input
+    /// once and run all the products' rows in one dispatch of its threads.
+    func matmul(_ products: SharedInputProducts, _ x: UnsafePointer<Float>, count: Int)
+
     /// How many parts `parallel` runs (its threads).
     var parallelism: Int { get }
 
@@ -121,6 +127,9 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     private var scratchBytes: Int
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
+    /// The row chunks of a `SharedInputProducts` dispatch (at most 8 per thread and product, + 1).
+    private struct SharedItem { var product, begin, end: Int }
+    private let sharedItems: UnsafeMutablePointer<SharedItem>
 
     /// - Parameters:
     ///   - threads: threads per product including the caller (0 = one per core).
@@ -140,11 +149,15 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         nextRow = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
         nextRow.initializeMemory(as: Int.self, repeating: 0, count: 1)
+        let itemCapacity = SharedInputProducts.capacity * (8 * pool.threadCount + 1)
+        sharedItems = .allocate(capacity: itemCapacity)
+        sharedItems.initialize(repeating: SharedItem(product: 0, begin: 0, end: 0), count: itemCapacity)
     }
 
     deinit {
         scratch.deallocate()
         nextRow.deallocate()
+        sharedItems.deallocate()
     }
 
     /// The ISA paths this CPU supports, best first ("scalar" last).
@@ -176,11 +189,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         precondition(actBytes > 0, "\(w.name): no kernel for \(w.type) rows of \(cols) values")
         lock.lock()
         defer { lock.unlock() }
-        if actBytes * count > scratchBytes {
-            scratch.deallocate()
-            scratchBytes = max(actBytes * count, scratchBytes * 2)
-            scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
-        }
+        growScratch(actBytes * count)
         let parts = pool.threadCount
         prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count,
                       parallel: parts > 1 && count >= 2 * parts && rows * cols * count >= minimumParallelWork)
@@ -204,6 +213,79 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
                 if begin >= rows { break }
                 gt_matmul_isa(isa, type, base, rowBytes, cols, act, count, yp, yStride, begin, min(rows, begin + chunk))
             }
+        }
+    }
+
+    /// Products with one input: prepared once when they all take the same prepared bytes (int8
+    /// blocks for any quantized type, the same f32 copy for one float type), then all their rows
+    /// handed out from one counter in a single dispatch of the threads (one wake-up instead of
+    /// two or three). Each row is computed as `matmul` computes it, so the results are the same.
+    public func matmul(_ products: SharedInputProducts, _ x: UnsafePointer<Float>, count: Int) {
+        guard count > 0 else { return }
+        let n = products.count, cols = products.cols
+        let type = Int32(products[0].weights.type.rawValue)
+        let actBytes = gt_activation_bytes(type, cols)
+        var shareable = actBytes > 0
+        for i in 1..<n {
+            let other = products[i].weights.type
+            shareable = shareable && gt_activation_bytes(Int32(other.rawValue), cols) == actBytes
+                && (other == products[0].weights.type || (other.isQuantized && products[0].weights.type.isQuantized))
+        }
+        guard shareable else {
+            for i in 0..<n {
+                let (w, y) = products[i]
+                matmul(w, x, xStride: cols, y, yStride: w.rows, count: count)
+            }
+            return
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        growScratch(actBytes * count)
+        let parts = pool.threadCount, isa = self.isa
+        var work = 0
+        for i in 0..<n { work += products[i].weights.rows * cols * count }
+        prepareInputs(type: type, x, cols: cols, xStride: cols, count: count,
+                      parallel: parts > 1 && count >= 2 * parts && work >= minimumParallelWork)
+        nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
+        if parts == 1 || work < minimumParallelWork {
+            for i in 0..<n {
+                let (w, y) = products[i]
+                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, w.rows, 0, w.rows)
+            }
+            return
+        }
+        // The same chunks as `matmul` makes for each product, product after product.
+        var itemCount = 0
+        for i in 0..<n {
+            let rows = products[i].weights.rows
+            let chunk = max(16, ((rows + 8 * parts - 1) / (8 * parts) + 15) & ~15)
+            for begin in stride(from: 0, to: rows, by: chunk) {
+                sharedItems[itemCount] = SharedItem(product: i, begin: begin, end: min(rows, begin + chunk))
+                itemCount += 1
+            }
+        }
+        let counter = nextRow.assumingMemoryBound(to: Int.self)
+        gt_atomic_store(counter, 0)
+        nonisolated(unsafe) let next = counter
+        nonisolated(unsafe) let items = sharedItems
+        nonisolated(unsafe) let all = products
+        let total = itemCount
+        pool.run { _ in
+            while true {
+                let k = gt_atomic_fetch_add(next, 1)
+                if k >= total { break }
+                let item = items[k]
+                let (w, y) = all[item.product]
+                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, w.rows, item.begin, item.end)
+            }
+        }
+    }
+
+    private func growScratch(_ bytes: Int) {
+        if bytes > scratchBytes {
+            scratch.deallocate()
+            scratchBytes = max(bytes, scratchBytes * 2)
+            scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         }
     }
 

@@ -342,9 +342,7 @@ public final class InferenceSession {
     private func runLayer(_ w: LayerWeights, count n: Int) {
         // Attention block.
         forEachRow(n) { i in rmsNorm(x + i * hidden, w.inputNorm, into: xn + i * hidden) }
-        matmul(w.qProj, xn, q, count: n)
-        matmul(w.kProj, xn, kBatch, count: n)
-        matmul(w.vProj, xn, vBatch, count: n)
+        kernels.matmul(SharedInputProducts((w.qProj, q), (w.kProj, kBatch), (w.vProj, vBatch)), xn, count: n)
         let rope = variant.layers[w.index].ropeIndex
         forEachRow(n) { i in
             for h in 0..<heads {
@@ -375,8 +373,7 @@ public final class InferenceSession {
             add(p, into: xi, count: hidden)
             rmsNorm(xi, w.preFeedforwardNorm, into: xn + i * hidden)
         }
-        matmul(w.gateProj, xn, gate, count: n)
-        matmul(w.upProj, xn, up, count: n)
+        kernels.matmul(SharedInputProducts((w.gateProj, gate), (w.upProj, up)), xn, count: n)
         forEachRow(n) { i in gt_gelu_tanh_mul(gate + i * intermediate, up + i * intermediate, intermediate) }
         matmul(w.downProj, gate, proj, count: n)
         forEachRow(n) { i in

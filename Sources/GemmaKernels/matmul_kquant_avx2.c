@@ -206,9 +206,11 @@ DEFINE_KQ_TILES(avx2, AVX2_INLINE, q4k_dot_avx2, q6k_start_avx2, q6k_dot_avx2)
 DEFINE_KQ_TILES(vnni, VNNI_INLINE, q4k_dot_vnni, q6k_start_vnni, q6k_dot_vnni)
 DEFINE_KQ_TILES(evex, EVEX_INLINE, q4k_dot_evex, q6k_start_evex, q6k_dot_evex)
 
-// As GT_DEFINE_DRIVER, with DEC_ROWS rows per single-token tile; NAME is the exported kernel.
+// As GT_DEFINE_DRIVER, with DEC_ROWS rows per single-token tile; NAME is the exported kernel,
+// on a 64-byte boundary (as matmul_kquant_avx512.c's drivers: a speed that does not move with
+// unrelated code).
 #define KQ_DRIVER(NAME, TILE, ATTR, DEC_ROWS)                                                                 \
-    ATTR void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,                   \
+    __attribute__((aligned(64))) ATTR void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,                   \
                    size_t count, float *y, size_t ys, size_t r0, size_t r1) {                          \
         if (count == 1) {                                                                                     \
             size_t r = r0;                                                                                    \

@@ -401,8 +401,11 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
 
 // Rows in chunks of about 64 KiB of weights (a multiple of 16 rows, kept in L2 while the
 // batch's tokens pass over them), tokens in groups of 16, 8, 4, 2, 1 over each chunk's tiles.
+// Each driver starts on a 64-byte boundary: where its hot loops fall relative to the cache lines
+// and the op cache otherwise moves with unrelated code, and so did its speed (the same Q6_K
+// code measured 10% apart at two offsets in one process; docs/BENCHMARKS.md, session 15).
 #define DEFINE_ROWLANE_DRIVER(NAME, TILE, SINGLE)                                                          \
-    AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,         \
+    __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,         \
                         size_t count, float *y, size_t ys, size_t r0, size_t r1) {                       \
         if (count == 1) {                                                                                \
             for (size_t r = r0; r < r1; r += SINGLE##_ROWS)                                              \

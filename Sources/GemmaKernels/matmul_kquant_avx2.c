@@ -210,8 +210,8 @@ DEFINE_KQ_TILES(evex, EVEX_INLINE, q4k_dot_evex, q6k_start_evex, q6k_dot_evex)
 // on a 64-byte boundary (as matmul_kquant_avx512.c's drivers: a speed that does not move with
 // unrelated code).
 #define KQ_DRIVER(NAME, TILE, ATTR, DEC_ROWS)                                                                 \
-    __attribute__((aligned(64))) ATTR void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,                   \
-                   size_t count, float *y, size_t ys, size_t r0, size_t r1) {                          \
+    __attribute__((aligned(64))) ATTR void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act,  \
+                                                size_t as, size_t count, float *y, size_t ys, size_t r0, size_t r1) { \
         if (count == 1) {                                                                                     \
             size_t r = r0;                                                                                    \
             for (; r + DEC_ROWS <= r1; r += DEC_ROWS) TILE(w, rs, cols, act, as, y, ys, r, DEC_ROWS, 1);      \

@@ -405,8 +405,9 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
 // and the op cache otherwise moves with unrelated code, and so did its speed (the same Q6_K
 // code measured 10% apart at two offsets in one process; docs/BENCHMARKS.md, session 15).
 #define DEFINE_ROWLANE_DRIVER(NAME, TILE, SINGLE)                                                          \
-    __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,         \
-                        size_t count, float *y, size_t ys, size_t r0, size_t r1) {                       \
+    __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols,               \
+                                                     const uint8_t *act, size_t as, size_t count, float *y,  \
+                                                     size_t ys, size_t r0, size_t r1) {                      \
         if (count == 1) {                                                                                \
             for (size_t r = r0; r < r1; r += SINGLE##_ROWS)                                              \
                 SINGLE(w, rs, cols, act, y, r, r1 - r < SINGLE##_ROWS ? (int)(r1 - r) : SINGLE##_ROWS);  \

@@ -127,7 +127,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     private var scratchBytes: Int
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
-    /// The row chunks of a `SharedInputProducts` dispatch (at most 8 per thread and product, + 1).
+    /// The row chunks of a dispatch (at most 8 per thread and product, + 1).
     private struct SharedItem { var product, begin, end: Int }
     private let sharedItems: UnsafeMutablePointer<SharedItem>
 
@@ -183,37 +183,9 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, xStride: Int,
                        _ y: UnsafeMutablePointer<Float>, yStride: Int, count: Int) {
         guard count > 0, w.rows > 0 else { return }
-        let type = Int32(w.type.rawValue)
-        let cols = w.cols, rows = w.rows, rowBytes = w.rowBytes, isa = self.isa
-        let actBytes = gt_activation_bytes(type, cols)
-        precondition(actBytes > 0, "\(w.name): no kernel for \(w.type) rows of \(cols) values")
-        lock.lock()
-        defer { lock.unlock() }
-        growScratch(actBytes * count)
-        let parts = pool.threadCount
-        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count,
-                      parallel: parts > 1 && count >= 2 * parts && rows * cols * count >= minimumParallelWork)
-        if parts == 1 || rows < 32 || rows * cols * count < minimumParallelWork {
-            gt_matmul_isa(isa, type, w.base, rowBytes, cols, scratch, count, y, yStride, 0, rows)
-            return
-        }
-        // Rows are handed out in chunks from a shared counter, about 8 per thread, so a thread
-        // that gets less CPU (a busy machine) takes fewer. Chunks are multiples of 16 rows,
-        // keeping each thread's outputs on separate cache lines.
-        let chunk = max(16, ((rows + 8 * parts - 1) / (8 * parts) + 15) & ~15)
-        let counter = nextRow.assumingMemoryBound(to: Int.self)
-        gt_atomic_store(counter, 0)
-        nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
-        nonisolated(unsafe) let yp = y
-        nonisolated(unsafe) let base = w.base
-        nonisolated(unsafe) let next = counter
-        pool.run { _ in
-            while true {
-                let begin = gt_atomic_fetch_add(next, chunk)
-                if begin >= rows { break }
-                gt_matmul_isa(isa, type, base, rowBytes, cols, act, count, yp, yStride, begin, min(rows, begin + chunk))
-            }
-        }
+        precondition(gt_activation_bytes(Int32(w.type.rawValue), w.cols) > 0,
+                     "\(w.name): no kernel for \(w.type) rows of \(w.cols) values")
+        run(SharedInputProducts((w, y)), x, xStride: xStride, yStride: yStride, count: count)
     }
 
     /// Products with one input: prepared once when they all take the same prepared bytes (int8
@@ -222,39 +194,52 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     /// two or three). Each row is computed as `matmul` computes it, so the results are the same.
     public func matmul(_ products: SharedInputProducts, _ x: UnsafePointer<Float>, count: Int) {
         guard count > 0 else { return }
-        let n = products.count, cols = products.cols
-        let type = Int32(products[0].weights.type.rawValue)
-        let actBytes = gt_activation_bytes(type, cols)
+        let first = products[0].weights.type, cols = products.cols
+        let actBytes = gt_activation_bytes(Int32(first.rawValue), cols)
         var shareable = actBytes > 0
-        for i in 1..<n {
+        for i in 1..<products.count {
             let other = products[i].weights.type
             shareable = shareable && gt_activation_bytes(Int32(other.rawValue), cols) == actBytes
-                && (other == products[0].weights.type || (other.isQuantized && products[0].weights.type.isQuantized))
+                && (other == first || (other.isQuantized && first.isQuantized))
         }
         guard shareable else {
-            for i in 0..<n {
+            for i in 0..<products.count {
                 let (w, y) = products[i]
                 matmul(w, x, xStride: cols, y, yStride: w.rows, count: count)
             }
             return
         }
+        run(products, x, xStride: cols, yStride: nil, count: count)
+    }
+
+    /// Prepares the input once (as the first product's type wants it; the caller checked that
+    /// the others take the same bytes), then runs every product's rows: on this thread for small
+    /// work, otherwise in chunks handed out from one counter to the pool's threads. Output i's
+    /// row stride is `yStride`, or its matrix's rows when nil.
+    private func run(_ products: SharedInputProducts, _ x: UnsafePointer<Float>, xStride: Int, yStride: Int?,
+                     count: Int) {
+        let n = products.count, cols = products.cols
+        let type = Int32(products[0].weights.type.rawValue)
         lock.lock()
         defer { lock.unlock() }
-        growScratch(actBytes * count)
+        growScratch(gt_activation_bytes(type, cols) * count)
         let parts = pool.threadCount, isa = self.isa
-        var work = 0
-        for i in 0..<n { work += products[i].weights.rows * cols * count }
-        prepareInputs(type: type, x, cols: cols, xStride: cols, count: count,
+        var rows = 0
+        for i in 0..<n { rows += products[i].weights.rows }
+        let work = rows * cols * count
+        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count,
                       parallel: parts > 1 && count >= 2 * parts && work >= minimumParallelWork)
         nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
-        if parts == 1 || work < minimumParallelWork {
+        if parts == 1 || rows < 32 || work < minimumParallelWork {
             for i in 0..<n {
                 let (w, y) = products[i]
-                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, w.rows, 0, w.rows)
+                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, yStride ?? w.rows, 0, w.rows)
             }
             return
         }
-        // The same chunks as `matmul` makes for each product, product after product.
+        // Rows are handed out in chunks from a shared counter, about 8 per thread and product, so
+        // a thread that gets less CPU (a busy machine) takes fewer. Chunks are multiples of 16
+        // rows, keeping each thread's outputs on separate cache lines.
         var itemCount = 0
         for i in 0..<n {
             let rows = products[i].weights.rows
@@ -276,7 +261,8 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
                 if k >= total { break }
                 let item = items[k]
                 let (w, y) = all[item.product]
-                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, w.rows, item.begin, item.end)
+                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, yStride ?? w.rows,
+                              item.begin, item.end)
             }
         }
     }

@@ -19,17 +19,22 @@
 //   (c = -2 sum). Adding the mins once per super-block rather than per block saves SIMD work.
 //
 // Q6_K (input block b = 8s + i covers sub-blocks 2i and 2i+1 of 16; q the 6-bit values 0..63):
-//   8 f32 lanes acc[k], k = 0..7, lanes 0..3 for the first 16 values, 4..7 for the second 16.
+//   4 f32 lanes acc[k], k = 2u + v: lane v (0, 1) of sub-block u (0, 1) of each block.
 //   For each block b in order:
-//     L[k] = sum of (q[i] - 32) * x[i] over i in {4k..4k+3}                     (exact int32)
+//     L[k] = sum of (q[e] - 32) * x[e] over e in {16u+4v..16u+4v+3} and {16u+8+4v..16u+8+4v+3}
+//                                                                              (exact int32)
 //     D0   = (d * sc[2i]) * ad[b], D1 = (d * sc[2i+1]) * ad[b]   (d * sc exact: 11-bit x 8-bit)
-//     acc[k] = fma((float)L[k], k < 4 ? D0 : D1, acc[k])
-//   y = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+//     acc[k] = fma((float)L[k], k < 2 ? D0 : D1, acc[k])
+//   y = (acc[0] + acc[2]) + (acc[1] + acc[3])
+//   Each lane sums 8 products, the most a lane can before a scale applies on x86 (two int16 sums
+//   of 4 added, then widened) and the grouping that SDOT on bytes regrouped by 8 gives directly,
+//   so there is one conversion and one FMA per 8 products (session 16: 1 per 4 before).
 //
 // The lanes are those the SIMD instructions produce naturally: x86 maddubs + madd and vpdpbusd,
-// and ARM sdot, all sum 4 consecutive byte products into an int32 lane (q4-style row halves for
-// Q4_K, whole 32-byte blocks for Q6_K), and the NEON path without sdot builds the same sums from
-// widening multiplies and pairwise adds. Integer lanes are exact, and every path performs the same
+// and ARM sdot, all sum 4 consecutive byte products into an int32 lane, two of which meet in
+// one lane (q4-style row halves for Q4_K; for Q6_K bytes regrouped by 8, see
+// matmul_kquant_avx2.c), and the NEON path without sdot builds the same sums from widening
+// multiplies and pairwise adds. Integer lanes are exact, and every path performs the same
 // f32 operations in the same order with fused multiply-adds, so these paths (scalar, avx2,
 // avx2+vnni, neon, neon+dotprod) give bit-identical results. avx512+vnni follows a second
 // arithmetic, one lane per row and block (matmul_kquant_rowlanes.c), which its 16-row tiles
@@ -79,7 +84,7 @@ static float q4k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
 static float q6k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) {
     const int8_t *aq = gt_act_q(a);
     const float *ad = gt_act_d(a, nb);
-    float acc[8] = { 0 };
+    float acc[4] = { 0 };
     for (size_t s = 0; s < nsb; s++, p += GT_Q6K_BLOCK_BYTES) {
         const int8_t *sc = (const int8_t *)(p + 192);
         const float d = gt_load_f16(p + 208);
@@ -90,17 +95,20 @@ static float q6k_row(const uint8_t *p, size_t nsb, const uint8_t *a, size_t nb) 
             const uint8_t *ql = p + 64 * h + 32 * (c & 1), *qh = p + 128 + 32 * h;
             const int8_t *x = aq + b * GT_BLOCK;
             const float D0 = d * (float)sc[2 * bi] * ad[b], D1 = d * (float)sc[2 * bi + 1] * ad[b];
-            for (int k = 0; k < 8; k++) {
+            for (int k = 0; k < 4; k++) {
+                // Lane k: sub-block k / 2, elements 4v..4v+3 and 8+4v..8+4v+3 of it (v = k & 1).
+                const int base = 16 * (k >> 1) + 4 * (k & 1);
                 int32_t L = 0;
-                for (int i = 4 * k; i < 4 * k + 4; i++) {
-                    int q = (c >= 2 ? ql[i] >> 4 : ql[i] & 15) | ((qh[i] >> (2 * c)) & 3) << 4;
-                    L += (q - 32) * x[i];
-                }
-                acc[k] = fmaf((float)L, k < 4 ? D0 : D1, acc[k]);
+                for (int i = base; i < base + 4; i++)
+                    for (int e = i; e <= i + 8; e += 8) {
+                        int q = (c >= 2 ? ql[e] >> 4 : ql[e] & 15) | ((qh[e] >> (2 * c)) & 3) << 4;
+                        L += (q - 32) * x[e];
+                    }
+                acc[k] = fmaf((float)L, k < 2 ? D0 : D1, acc[k]);
             }
         }
     }
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    return (acc[0] + acc[2]) + (acc[1] + acc[3]);
 }
 
 void gt_q4k_scalar(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as, size_t count,

@@ -11,14 +11,18 @@
 // batch, a table per token): the same products, hoisted, and a block's product is then a shuffle
 // rather than a multiplication on the FMA ports. A single token takes 4 rows (two pairs) per tile, so each input
 // load feeds both pairs; that and the register unpacking made the kernel 1.26x-1.47x faster.
-// Q6_K: one row per register (32 six-bit values of a block, lanes k = elements 4k..4k+3); the
-// values stay unsigned (0..63) for maddubs / vpdpbusd and each lane starts from -32 x the sum of
-// its 4 inputs (computed once per token and block, shared by the rows), giving sum (q - 32) x.
-// The 16 scales are kept as even / odd halves (q6k_split_scales_x86), so a block's two scales are
-// an in-lane broadcast, and they are multiplied by each token's input scales ahead (a table per
-// token, as for Q4_K).
+// Q6_K: rows in pairs too. Each row's 32 six-bit values of a block are unpacked in a register
+// (elements 0..15 | 16..31), then two rows are interleaved by 8 bytes: x0 = [a 0..7, b 0..7 |
+// a 16..23, b 16..23], x1 = the bytes 8..15 and 24..31; the inputs likewise ([0..7, 0..7 | 16..23,
+// 16..23] and the rest, one in-lane shuffle each). Then x0 . a0 + x1 . a1 puts in each int32
+// lane one lane of the contract (elements 4v..4v+3 and 8+4v..8+4v+3 of a sub-block): two rows x
+// two sub-blocks x 2 lanes per register, one conversion and one FMA per 64 products instead of
+// per 32. The values stay unsigned (0..63) for maddubs / vpdpbusd and each lane starts from
+// -32 x the sum of its 8 inputs (computed once per token and block, shared by the pairs), giving
+// sum (q - 32) x. The scales, in the same lane order (q6k_pair_scales_x86), are multiplied by
+// each token's input scales once per super-block; a block's lanes are then one in-lane shuffle.
 // Both kernels come in an AVX2 flavour (maddubs + madd: no int16 sum can saturate, at most
-// 2 x 63 x 127) and an AVX-VNNI one (vpdpbusd); the int32 lanes, and so the results, are the same.
+// 4 x 15 x 127 (Q4_K) or 4 x 63 x 128 (Q6_K)) and an AVX-VNNI one (vpdpbusd); the int32 lanes, and so the results, are the same.
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "matmul_internal.h"
@@ -50,13 +54,18 @@ AVX2_INLINE __m256i q4k_dot_avx2(__m256i w0, __m256i w1, __m256i a0, __m256i a1)
     __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, a0), _mm256_maddubs_epi16(w1, a1));
     return _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
 }
-// q6k: `start` = -32 x the sum of each lane's 4 inputs (q6k_start_*), w the unsigned values.
-AVX2_INLINE __m256i q6k_start_avx2(__m256i a) {
-    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(32), a), _mm256_set1_epi16(1));
-    return _mm256_sub_epi32(_mm256_setzero_si256(), s);
+// q6k, two rows per register (the low / high 128 bits): x0 / x1 = values of elements 0..7, 16..23 /
+// 8..15, 24..31 of each row, a0 / a1 the inputs in the same order; lane k of a half sums elements
+// 4k..4k+3 of x0 . a0 and of x1 . a1. `start` = -32 x the sum of each lane's 8 inputs.
+AVX2_INLINE __m256i q6k_start_avx2(__m256i a0, __m256i a1) {
+    const __m256i k32 = _mm256_set1_epi8(32);
+    __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(k32, a0), _mm256_maddubs_epi16(k32, a1));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
 }
-AVX2_INLINE __m256i q6k_dot_avx2(__m256i start, __m256i w, __m256i a) {
-    return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)), start);
+// No int16 sum saturates: each is 4 products of a value 0..63 and an input -128..127 (|sum| <= 32256).
+AVX2_INLINE __m256i q6k_dot_avx2(__m256i start, __m256i x0, __m256i x1, __m256i a0, __m256i a1) {
+    __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(x0, a0), _mm256_maddubs_epi16(x1, a1));
+    return _mm256_add_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), start);
 }
 // The same with vpdpbusd: DPBUSD is the VEX (AVX-VNNI) or the EVEX (AVX-512 VNNI + VL, 256-bit)
 // intrinsic; the EVEX one serves the single tokens of the AVX-512 path.
@@ -64,11 +73,13 @@ AVX2_INLINE __m256i q6k_dot_avx2(__m256i start, __m256i w, __m256i a) {
 INLINE __m256i q4k_dot_##SUFFIX(__m256i w0, __m256i w1, __m256i a0, __m256i a1) {                        \
     return DPBUSD(DPBUSD(_mm256_setzero_si256(), w0, a0), w1, a1);                                       \
 }                                                                                                        \
-INLINE __m256i q6k_start_##SUFFIX(__m256i a) {                                                           \
-    const __m256i z = _mm256_setzero_si256();                                                            \
-    return _mm256_sub_epi32(z, DPBUSD(z, _mm256_set1_epi8(32), a));                                      \
+INLINE __m256i q6k_start_##SUFFIX(__m256i a0, __m256i a1) {                                              \
+    const __m256i z = _mm256_setzero_si256(), k32 = _mm256_set1_epi8(32);                                \
+    return _mm256_sub_epi32(z, DPBUSD(DPBUSD(z, k32, a0), k32, a1));                                     \
 }                                                                                                        \
-INLINE __m256i q6k_dot_##SUFFIX(__m256i start, __m256i w, __m256i a) { return DPBUSD(start, w, a); }
+INLINE __m256i q6k_dot_##SUFFIX(__m256i start, __m256i x0, __m256i x1, __m256i a0, __m256i a1) {         \
+    return DPBUSD(DPBUSD(start, x0, a0), x1, a1);                                                        \
+}
 DEFINE_DPBUSD_DOTS(vnni, VNNI_INLINE, _mm256_dpbusd_avx_epi32)
 DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 
@@ -77,7 +88,7 @@ DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 #define pair_lanes(t, j) kq_lane_broadcast((t)[(j) >> 2], (j))
 
 // A super-block's two tables of scales (sub-blocks 0..3 / 4..7 of each 128-bit half, as
-// q4k_pair_scales_x86 and q6k_split_scales_x86 lay them out) times the 8 input scales ad8 of its
+// q4k_pair_scales_x86 lays them out) times the 8 input scales ad8 of its
 // blocks: the contract's products (d x sc) x ad, taken once per super-block.
 AVX2_INLINE void times_input_scales(const __m256 *t, const float *ad8, __m256 *out) {
     out[0] = _mm256_mul_ps(t[0], _mm256_broadcast_ps((const __m128 *)ad8));
@@ -156,50 +167,74 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
                                                                                                            \
 INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,     \
                               float *y, size_t ys, size_t r, const int R, const int T) {                   \
+    const int NP = (R + 1) / 2;                                                                            \
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                             \
-    __m256 acc[4][4];                                                                                      \
-    GT_UNROLL for (int i = 0; i < R; i++)                                                                  \
-        GT_UNROLL for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();                             \
+    __m256 acc[2][4];                                                                                      \
+    GT_UNROLL for (int p = 0; p < NP; p++)                                                                 \
+        GT_UNROLL for (int t = 0; t < T; t++) acc[p][t] = _mm256_setzero_ps();                             \
     const uint8_t *wr[4];                                                                                  \
-    GT_UNROLL for (int i = 0; i < R; i++) wr[i] = w + (r + i) * rs;                                        \
+    GT_UNROLL for (int i = 0; i < 2 * NP; i++) wr[i] = w + (r + (i < R ? i : R - 1)) * rs;                 \
     const uint8_t *pf = w + (r + R) * rs;                                                                  \
     const size_t pf_step = R * rs / nsb;                                                                   \
     for (size_t s = 0; s < nsb; s++) {                                                                     \
         const size_t off = s * GT_Q6K_BLOCK_BYTES;                                                         \
         KQ_PREFETCH(pf + s * pf_step, pf_step);                                                            \
-        __m256 sc[4][2]; /* per half: even sub-blocks' d * sc in the low 128 bits, odd in the high */     \
-        GT_UNROLL for (int i = 0; i < R; i++) q6k_split_scales_x86(wr[i] + off, sc[i]);                    \
-        /* Each token's scale products for the super-block (the same products as per block), ahead. */   \
-        __m256 dt[4][4][2];                                                                                \
-        GT_UNROLL for (int t = 0; t < T; t++)                                                              \
-            GT_UNROLL for (int i = 0; i < R; i++)                                                          \
-                times_input_scales(sc[i], gt_act_d(act + t * as, nb) + 8 * s, dt[i][t]);                   \
+        /* Each token's scale products for the super-block, ahead: dt[p][t][m] serves blocks 2m and */    \
+        /* 2m + 1 of pair p (q6k_pair_scales_x86's tables times their input scales). */                   \
+        __m256 dt[2][4][4];                                                                                \
+        {                                                                                                  \
+            __m256 g[2][4];                                                                                \
+            GT_UNROLL for (int p = 0; p < NP; p++) q6k_pair_scales_x86(wr[2 * p] + off, wr[2 * p + 1] + off, g[p]); \
+            GT_UNROLL for (int t = 0; t < T; t++) {                                                        \
+                const float *ad8 = gt_act_d(act + t * as, nb) + 8 * s;                                     \
+                GT_UNROLL for (int m = 0; m < 4; m++) {                                                    \
+                    const __m256 adm = _mm256_castpd_ps(_mm256_broadcast_sd((const double *)(ad8 + 2 * m))); \
+                    GT_UNROLL for (int p = 0; p < NP; p++) dt[p][t][m] = _mm256_mul_ps(g[p][m], adm);      \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
         GT_UNROLL for (int h = 0; h < 2; h++) {                                                            \
             __m256i ql0[4], ql1[4], qh[4];                                                                 \
-            GT_UNROLL for (int i = 0; i < R; i++) {                                                        \
+            GT_UNROLL for (int i = 0; i < 2 * NP; i++) {                                                   \
                 const uint8_t *p = wr[i] + off;                                                            \
                 ql0[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h));                                \
                 ql1[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));                           \
                 qh[i] = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));                           \
             }                                                                                              \
             GT_UNROLL for (int c = 0; c < 4; c++) {                                                        \
-                const size_t b = 8 * s + 4 * h + c;                                                        \
-                __m256i q[4];                                                                              \
-                GT_UNROLL for (int i = 0; i < R; i++) q[i] = q6k_values_x86(ql0[i], ql1[i], qh[i], c);     \
+                const int bi = 4 * h + c;                                                                  \
+                const size_t b = 8 * s + bi;                                                               \
+                /* x0 / x1: elements 0..7 / 8..15 of rows a, b in the low half, 16..23 / 24..31 in the */ \
+                /* high half, so lane k of x0 . a0 + x1 . a1 is a row's lane of the contract. */          \
+                __m256i x0[2], x1[2];                                                                      \
+                GT_UNROLL for (int p = 0; p < NP; p++) {                                                   \
+                    const __m256i va = q6k_values_x86(ql0[2 * p], ql1[2 * p], qh[2 * p], c);               \
+                    const __m256i vb = q6k_values_x86(ql0[2 * p + 1], ql1[2 * p + 1], qh[2 * p + 1], c);   \
+                    x0[p] = _mm256_unpacklo_epi64(va, vb);                                                 \
+                    x1[p] = _mm256_unpackhi_epi64(va, vb);                                                 \
+                }                                                                                          \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                    \
-                    const uint8_t *a = act + t * as;                                                       \
-                    __m256i av = _mm256_loadu_si256((const __m256i *)(gt_act_q(a) + b * GT_BLOCK));        \
-                    __m256i start = Q6START(av);                                                           \
-                    GT_UNROLL for (int i = 0; i < R; i++) {                                                \
-                        __m256i L = Q6DOT(start, q[i], av);                                                \
-                        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), kq_lane_broadcast(dt[i][t][h], c), acc[i][t]); \
+                    const __m256i av = _mm256_loadu_si256((const __m256i *)(gt_act_q(act + t * as) + b * GT_BLOCK)); \
+                    const __m256i a0 = _mm256_unpacklo_epi64(av, av), a1 = _mm256_unpackhi_epi64(av, av);  \
+                    const __m256i start = Q6START(a0, a1);                                                 \
+                    GT_UNROLL for (int p = 0; p < NP; p++) {                                               \
+                        __m256i L = Q6DOT(start, x0[p], x1[p], a0, a1);                                    \
+                        acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), q6k_block_lanes(dt[p][t][bi >> 1], bi), acc[p][t]); \
                     }                                                                                      \
                 }                                                                                          \
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
-    GT_UNROLL for (int i = 0; i < R; i++)                                                                  \
-        GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum8(acc[i][t]);                        \
+    /* Row a: (lane 0 + lane 4) + (lane 1 + lane 5); row b: lanes 2, 6, 3, 7 (the contract's order). */   \
+    GT_UNROLL for (int p = 0; p < NP; p++)                                                                 \
+        GT_UNROLL for (int t = 0; t < T; t++) {                                                            \
+            const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[p][t]), _mm256_extractf128_ps(acc[p][t], 1)); \
+            y[t * ys + r + 2 * p] = _mm_cvtss_f32(_mm_add_ss(sum, _mm_movehdup_ps(sum)));                  \
+            if (2 * p + 1 < R) {                                                                           \
+                const __m128 hi = _mm_movehl_ps(sum, sum);                                                 \
+                y[t * ys + r + 2 * p + 1] = _mm_cvtss_f32(_mm_add_ss(hi, _mm_movehdup_ps(hi)));            \
+            }                                                                                              \
+        }                                                                                                  \
 }
 
 DEFINE_KQ_TILES(avx2, AVX2_INLINE, q4k_dot_avx2, q6k_start_avx2, q6k_dot_avx2)

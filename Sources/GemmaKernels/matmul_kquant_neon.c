@@ -2,12 +2,12 @@
 // dotprod), chosen at run time like matmul_neon.c. The arithmetic of matmul_kquant.c, so both are
 // bit-identical to each other, to the scalar path and to the x86-64 paths.
 //
-// Integer lanes: SDOT sums 4 consecutive byte products into each int32 lane, which is the
-// contract's lane. Without SDOT the same sums come from widening multiplies (vmull_s8 /
-// vmull_high_s8: int16 products), one pairwise add (vpaddq_s16: elements 2m, 2m+1) and a pairwise
-// widening add (vpaddlq_s16: 4m..4m+3). No int16 can overflow: a Q4_K lane's two halves are
-// added in int16 first, at most 4 x 15 x 127; Q6_K's values are taken as q - 32 (-32..31),
-// at most 2 x 32 x 127 per int16.
+// Integer lanes: SDOT sums 4 consecutive byte products into each int32 lane; two SDOTs into one
+// accumulator give the contract's lane (Q4_K: a row's two 16-byte halves; Q6_K: bytes regrouped
+// by 8, q6k_prep_sdot). Without SDOT the same sums come from widening multiplies (vmull_s8 /
+// vmull_high_s8: int16 products) and pairwise adds. No int16 can overflow: a Q4_K lane's two
+// halves are added in int16 first, at most 4 x 15 x 127; Q6_K's values are taken as q - 32
+// (-32..31), at most 2 x 32 x 127 per int16.
 // f32: vfmaq_n_f32 / vfmaq_f32 are the contract's fused multiply-adds, and the final sums are
 // spelled out in its order ((v0 + v2) + (v1 + v3), not faddp's (v0 + v1) + (v2 + v3)).
 #if defined(__aarch64__)
@@ -33,22 +33,41 @@ NEON_INLINE int32x4_t q4k_dot_neon(int8x16_t w0, int8x16_t w1, int8x16_t a0, int
 DOT_INLINE int32x4_t q4k_dot_sdot(int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
     return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, a0), w1, a1);
 }
-// Q6_K: lane k = elements 4k..4k+3 of (q - 32) . a, the values w taken as q - 32 and each lane
-// started from `start` = 0. SDOT on a single token keeps the values as q (0..63, a valid int8)
-// and starts each lane from -32 x the sum of its 4 inputs instead (q6k_start_sdot, computed once
+// Q6_K: a block's 4 lanes [sub-block 0 lane 0, lane 1, sub-block 1 lane 0, lane 1], lane v of a
+// sub-block of 16 summing its elements 4v..4v+3 and 8+4v..8+4v+3. The tiles hand each kernel the
+// block's values as q_lo / q_hi (elements 0..15 / 16..31) after its Q6PREP, and the inputs likewise.
+// NEON: values q - 32, inputs as they are; the int16 sums of elements i and i + 8 of a sub-block
+// (vmull_s8 + vmull_high_s8, at most 2 x 32 x 127), then pairwise (4 elements), then pairwise
+// across the two sub-blocks' vectors: [0+1 of sub-block 0, 2+3 of it, 0+1 of sub-block 1, 2+3].
+NEON_INLINE void q6k_prep_neon(int8x16_t lo, int8x16_t hi, int8x16_t *p0, int8x16_t *p1) { *p0 = lo, *p1 = hi; }
+NEON_INLINE int32x4_t q6k_half_neon(int8x16_t w, int8x16_t a) {
+    return vpaddlq_s16(vaddq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(a)), vmull_high_s8(w, a)));
+}
+NEON_INLINE int32x4_t q6k_dot_neon(int32x4_t start, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+    (void)start;  // always 0 here
+    return vpaddq_s32(q6k_half_neon(w0, a0), q6k_half_neon(w1, a1));
+}
+NEON_INLINE int32x4_t q6k_start_zero(int8x16_t a0, int8x16_t a1) {  // the NEON tiles' (never called: Q6START1 = 0)
+    (void)a0, (void)a1;
+    return vdupq_n_s32(0);
+}
+// SDOT: both operands regrouped by 8 bytes, [elements 0..7, 16..23] and [8..15, 24..31], so that
+// two SDOTs into one accumulator give the lanes directly. On a single token the values stay q
+// (0..63) and each lane starts from -32 x the sum of its 8 inputs (q6k_start_sdot, computed once
 // per block and shared by the rows, as the x86 kernels do): the same exact sums, with no
 // subtraction and no zeroed accumulator per row. (In batches the values are shared by the tokens
 // and the starts are not, so there the subtraction is cheaper.)
-NEON_INLINE int32x4_t q6k_dot_neon(int32x4_t start, int8x16_t w, int8x16_t a) {
-    (void)start;  // always 0 here
-    return vpaddlq_s16(pair_products(w, a));
+DOT_INLINE void q6k_prep_sdot(int8x16_t lo, int8x16_t hi, int8x16_t *p0, int8x16_t *p1) {
+    *p0 = vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(lo), vreinterpretq_s64_s8(hi)));
+    *p1 = vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(lo), vreinterpretq_s64_s8(hi)));
 }
-NEON_INLINE int32x4_t q6k_start_zero(int8x16_t a) {  // the NEON tiles' (never called: Q6START1 = 0)
-    (void)a;
-    return vdupq_n_s32(0);
+DOT_INLINE int32x4_t q6k_start_sdot(int8x16_t a0, int8x16_t a1) {
+    const int8x16_t k32 = vdupq_n_s8(32);
+    return vnegq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), k32, a0), k32, a1));
 }
-DOT_INLINE int32x4_t q6k_start_sdot(int8x16_t a) { return vnegq_s32(vdotq_s32(vdupq_n_s32(0), vdupq_n_s8(32), a)); }
-DOT_INLINE int32x4_t q6k_dot_sdot(int32x4_t start, int8x16_t w, int8x16_t a) { return vdotq_s32(start, w, a); }
+DOT_INLINE int32x4_t q6k_dot_sdot(int32x4_t start, int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+    return vdotq_s32(vdotq_s32(start, w0, a0), w1, a1);
+}
 
 // ---- scales ----
 // Q4_K super-block at p: dsc[j] = d * sc_j, mq[j] = dmin * m_j / 2 (exact products; see
@@ -88,7 +107,7 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c,
     return offset ? vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8((int8_t)offset)) : vreinterpretq_s8_u8(q);
 }
 
-#define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6DOT, Q6START1, Q6START)                                      \
+#define DEFINE_KQ_TILES(SUFFIX, INLINE, Q4DOT, Q6DOT, Q6START1, Q6START, Q6PREP)                                      \
     INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,   \
                                   float *y, size_t ys, size_t r, const int R, const int T) {                 \
         const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                           \
@@ -161,9 +180,9 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c,
     INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,   \
                                   float *y, size_t ys, size_t r, const int R, const int T) {                 \
         const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;                                           \
-        float32x4_t acc0[4][4], acc1[4][4];                                                                  \
+        float32x4_t acc[4][4];                                                                               \
         GT_UNROLL for (int i = 0; i < R; i++)                                                                \
-            GT_UNROLL for (int t = 0; t < T; t++) acc0[i][t] = acc1[i][t] = vdupq_n_f32(0.0f);               \
+            GT_UNROLL for (int t = 0; t < T; t++) acc[i][t] = vdupq_n_f32(0.0f);                             \
         const uint8_t *wr[4];                                                                                \
         GT_UNROLL for (int i = 0; i < R; i++) wr[i] = w + (r + i) * rs;                                      \
         const uint8_t *pf = w + (r + R) * rs;                                                                \
@@ -192,35 +211,38 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c,
                     const uint8_t *ql = wr[i] + off + 64 * h + 32 * (bi & 1), *qh = wr[i] + off + 128 + 32 * h; \
                     uint8x16_t l0 = vld1q_u8(ql), l1 = vld1q_u8(ql + 16);                                    \
                     uint8x16_t h0 = vld1q_u8(qh), h1 = vld1q_u8(qh + 16);                                    \
+                    int8x16_t v0, v1;                                                                        \
                     switch (bi & 3) {                                                                        \
-                    case 0: q0[i] = q6k_values_neon(l0, h0, 0, off6); q1[i] = q6k_values_neon(l1, h1, 0, off6); break;   \
-                    case 1: q0[i] = q6k_values_neon(l0, h0, 1, off6); q1[i] = q6k_values_neon(l1, h1, 1, off6); break;   \
-                    case 2: q0[i] = q6k_values_neon(l0, h0, 2, off6); q1[i] = q6k_values_neon(l1, h1, 2, off6); break;   \
-                    default: q0[i] = q6k_values_neon(l0, h0, 3, off6); q1[i] = q6k_values_neon(l1, h1, 3, off6); break;  \
+                    case 0: v0 = q6k_values_neon(l0, h0, 0, off6); v1 = q6k_values_neon(l1, h1, 0, off6); break;   \
+                    case 1: v0 = q6k_values_neon(l0, h0, 1, off6); v1 = q6k_values_neon(l1, h1, 1, off6); break;   \
+                    case 2: v0 = q6k_values_neon(l0, h0, 2, off6); v1 = q6k_values_neon(l1, h1, 2, off6); break;   \
+                    default: v0 = q6k_values_neon(l0, h0, 3, off6); v1 = q6k_values_neon(l1, h1, 3, off6); break;  \
                     }                                                                                        \
+                    Q6PREP(v0, v1, &q0[i], &q1[i]);                                                          \
                 }                                                                                            \
                 GT_UNROLL for (int t = 0; t < T; t++) {                                                      \
                     const uint8_t *a = act + t * as;                                                         \
                     const int8_t *aq = gt_act_q(a) + b * GT_BLOCK;                                           \
-                    int8x16_t a0 = vld1q_s8(aq), a1 = vld1q_s8(aq + 16);                                     \
+                    int8x16_t a0, a1;                                                                        \
+                    Q6PREP(vld1q_s8(aq), vld1q_s8(aq + 16), &a0, &a1);                                       \
                     float ad = gt_act_d(a, nb)[b];                                                           \
-                    const int32x4_t st0 = off6 ? vdupq_n_s32(0) : Q6START(a0);                               \
-                    const int32x4_t st1 = off6 ? vdupq_n_s32(0) : Q6START(a1);                               \
+                    const int32x4_t st = off6 ? vdupq_n_s32(0) : Q6START(a0, a1);                            \
                     GT_UNROLL for (int i = 0; i < R; i++) {                                                  \
-                        const float D0 = T == 1 ? ds[i][2 * bi] : ds[i][2 * bi] * ad;                \
-                        const float D1 = T == 1 ? ds[i][2 * bi + 1] : ds[i][2 * bi + 1] * ad;        \
-                        acc0[i][t] = vfmaq_n_f32(acc0[i][t], vcvtq_f32_s32(Q6DOT(st0, q0[i], a0)), D0); \
-                        acc1[i][t] = vfmaq_n_f32(acc1[i][t], vcvtq_f32_s32(Q6DOT(st1, q1[i], a1)), D1); \
+                        /* [D0, D0, D1, D1]: sub-block 2bi's scale for lanes 0, 1, 2bi + 1's for 2, 3. */    \
+                        const float32x2_t d2 = vld1_f32(ds[i] + 2 * bi);                                     \
+                        const float32x4_t D = T == 1 ? vcombine_f32(vzip1_f32(d2, d2), vzip2_f32(d2, d2))    \
+                                                     : vmulq_n_f32(vcombine_f32(vzip1_f32(d2, d2), vzip2_f32(d2, d2)), ad); \
+                        acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(Q6DOT(st, q0[i], q1[i], a0, a1)), D); \
                     }                                                                                        \
                 }                                                                                            \
             }                                                                                                \
         }                                                                                                    \
         GT_UNROLL for (int i = 0; i < R; i++)                                                                \
-            GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum4(vaddq_f32(acc0[i][t], acc1[i][t])); \
+            GT_UNROLL for (int t = 0; t < T; t++) y[t * ys + r + i] = hsum4(acc[i][t]);                      \
     }
 
-DEFINE_KQ_TILES(neon, NEON_INLINE, q4k_dot_neon, q6k_dot_neon, 0, q6k_start_zero)
-DEFINE_KQ_TILES(sdot, DOT_INLINE, q4k_dot_sdot, q6k_dot_sdot, 1, q6k_start_sdot)
+DEFINE_KQ_TILES(neon, NEON_INLINE, q4k_dot_neon, q6k_dot_neon, 0, q6k_start_zero, q6k_prep_neon)
+DEFINE_KQ_TILES(sdot, DOT_INLINE, q4k_dot_sdot, q6k_dot_sdot, 1, q6k_start_sdot, q6k_prep_sdot)
 
 GT_DEFINE_DRIVER(q4k_neon, q4k_tile_neon, NEON_FN)
 GT_DEFINE_DRIVER(q6k_neon, q6k_tile_neon, NEON_FN)

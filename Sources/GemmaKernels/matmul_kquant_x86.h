@@ -86,16 +86,32 @@ AVX2_INLINE void q6k_scales_x86(const uint8_t *p, __m256 *out) {
     out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
 }
 
-// The same scales with each half's even sub-blocks in the low 128 bits and its odd ones in the
-// high 128: out[h] = d * [sc[8h], sc[8h+2], sc[8h+4], sc[8h+6] | sc[8h+1], sc[8h+3], sc[8h+5],
-// sc[8h+7]], so that block c's [sc[2c] x 4 | sc[2c+1] x 4] is an in-lane broadcast of element c.
-AVX2_INLINE void q6k_split_scales_x86(const uint8_t *p, __m256 *out) {
-    const __m128i v = _mm_loadu_si128((const __m128i *)(p + 192));
-    const __m256 d = _mm256_set1_ps(kq_f16(p + 208));
-    const __m128i i0 = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
-    const __m128i s = _mm_shuffle_epi8(v, i0);
-    out[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s)), d);
-    out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s, 8))), d);
+// 16 bytes of row a at pa and 16 of row b at pb: [a | b].
+AVX2_INLINE __m256i kq_pair_load(const uint8_t *pa, const uint8_t *pb) {
+    return _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)pa), _mm_loadu_si128((const __m128i *)pb));
+}
+
+// A Q6_K row pair's scales in the pair tiles' lane order: rows a, b of block i's sub-blocks 2i
+// (low 128 bits) and 2i + 1 (high). g[m] serves blocks 2m and 2m + 1:
+//   g[m] = d * [a.sc[4m], a.sc[4m+2], b.sc[4m], b.sc[4m+2] | a.sc[4m+1], a.sc[4m+3], b.sc[4m+1], b.sc[4m+3]]
+// (d of each row), so block 2m takes elements 0, 0, 2, 2 of each half and block 2m + 1 elements
+// 1, 1, 3, 3 (q6k_block_lanes). The products are exact (11-bit x 8-bit).
+AVX2_INLINE void q6k_pair_scales_x86(const uint8_t *pa, const uint8_t *pb, __m256 *g) {
+    const __m128i sa = _mm_loadu_si128((const __m128i *)(pa + 192)), sb = _mm_loadu_si128((const __m128i *)(pb + 192));
+    const __m128i idx = _mm_setr_epi8(0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15);
+    const __m128i lo = _mm_shuffle_epi8(_mm_unpacklo_epi64(sa, sb), idx);  // g[0], g[1] bytes
+    const __m128i hi = _mm_shuffle_epi8(_mm_unpackhi_epi64(sa, sb), idx);  // g[2], g[3] bytes
+    const __m256 d = _mm256_setr_ps(kq_f16(pa + 208), kq_f16(pa + 208), kq_f16(pb + 208), kq_f16(pb + 208),
+                                    kq_f16(pa + 208), kq_f16(pa + 208), kq_f16(pb + 208), kq_f16(pb + 208));
+    g[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d);
+    g[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d);
+    g[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d);
+    g[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d);
+}
+
+// Block i's lane scales from the table g[i / 2] (q6k_pair_scales_x86 times the input scales).
+AVX2_INLINE __m256 q6k_block_lanes(__m256 t, const int i) {
+    return (i & 1) ? _mm256_permute_ps(t, 0xf5) : _mm256_permute_ps(t, 0xa0);
 }
 
 // Element c of each 128-bit half of t, in all four lanes of that half (immediates spelled out:

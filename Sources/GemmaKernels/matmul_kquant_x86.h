@@ -101,8 +101,8 @@ AVX2_INLINE void q6k_pair_scales_x86(const uint8_t *pa, const uint8_t *pb, __m25
     const __m128i idx = _mm_setr_epi8(0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15);
     const __m128i lo = _mm_shuffle_epi8(_mm_unpacklo_epi64(sa, sb), idx);  // g[0], g[1] bytes
     const __m128i hi = _mm_shuffle_epi8(_mm_unpackhi_epi64(sa, sb), idx);  // g[2], g[3] bytes
-    const __m256 d = _mm256_setr_ps(kq_f16(pa + 208), kq_f16(pa + 208), kq_f16(pb + 208), kq_f16(pb + 208),
-                                    kq_f16(pa + 208), kq_f16(pa + 208), kq_f16(pb + 208), kq_f16(pb + 208));
+    const float da = kq_f16(pa + 208), db = kq_f16(pb + 208);
+    const __m256 d = _mm256_setr_ps(da, da, db, db, da, da, db, db);
     g[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d);
     g[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d);
     g[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d);

@@ -230,8 +230,8 @@ NEON_INLINE int8x16_t q6k_values_neon(uint8x16_t ql, uint8x16_t qh, const int c,
                     GT_UNROLL for (int i = 0; i < R; i++) {                                                  \
                         /* [D0, D0, D1, D1]: sub-block 2bi's scale for lanes 0, 1, 2bi + 1's for 2, 3. */    \
                         const float32x2_t d2 = vld1_f32(ds[i] + 2 * bi);                                     \
-                        const float32x4_t D = T == 1 ? vcombine_f32(vzip1_f32(d2, d2), vzip2_f32(d2, d2))    \
-                                                     : vmulq_n_f32(vcombine_f32(vzip1_f32(d2, d2), vzip2_f32(d2, d2)), ad); \
+                        const float32x4_t dd = vcombine_f32(vzip1_f32(d2, d2), vzip2_f32(d2, d2));           \
+                        const float32x4_t D = T == 1 ? dd : vmulq_n_f32(dd, ad);                             \
                         acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(Q6DOT(st, q0[i], q1[i], a0, a1)), D); \
                     }                                                                                        \
                 }                                                                                            \

@@ -86,11 +86,6 @@ AVX2_INLINE void q6k_scales_x86(const uint8_t *p, __m256 *out) {
     out[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8))), d);
 }
 
-// 16 bytes of row a at pa and 16 of row b at pb: [a | b].
-AVX2_INLINE __m256i kq_pair_load(const uint8_t *pa, const uint8_t *pb) {
-    return _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)pa), _mm_loadu_si128((const __m128i *)pb));
-}
-
 // A Q6_K row pair's scales in the pair tiles' lane order: rows a, b of block i's sub-blocks 2i
 // (low 128 bits) and 2i + 1 (high). g[m] serves blocks 2m and 2m + 1:
 //   g[m] = d * [a.sc[4m], a.sc[4m+2], b.sc[4m], b.sc[4m+2] | a.sc[4m+1], a.sc[4m+3], b.sc[4m+1], b.sc[4m+3]]

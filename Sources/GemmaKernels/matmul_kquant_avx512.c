@@ -6,8 +6,9 @@
 // {1to16}) adds 4 products to every row's block sum; 8 of them cover a block of 32. Per block,
 // row and token there is then one conversion, one scale product and one fused multiply-add, for
 // 16 rows at once, and each of the tile's tokens keeps one zmm accumulator. Batches run it (16, 8, 4,
-// 2 or 1 tokens per tile); single tokens run 8-row tiles of 256-bit registers (below) with the
-// same arithmetic, so a token alone equals the same token in a batch.
+// 2 or 1 tokens per tile; full groups of 16 read inputs rearranged once per call, see "groups"
+// below); single tokens run 8-row tiles of 256-bit registers with the same arithmetic, so a
+// token alone equals the same token in a batch.
 // Build with clang (the Swift toolchain's): gcc 12 neither unrolls the inner loops nor folds the
 // broadcasts into `vpdpbusd`, and runs these tiles at about half the speed.
 #if defined(__x86_64__) || defined(_M_X64)
@@ -15,6 +16,8 @@
 #include "matmul_internal.h"
 #include "matmul_kquant_x86.h"
 #include "simd_x86.h"
+#include <pthread.h>
+#include <stdlib.h>
 
 #define UNROLL8 _Pragma("GCC unroll 8")
 #define UNROLL16 _Pragma("GCC unroll 16")
@@ -232,6 +235,173 @@ AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
     store_rows(y, ys, r, R, acc, T);
 }
 
+// ---- batches: groups of 16 tokens, their inputs interleaved once per call ----
+// The tiles above read a token's inputs at its own prepared vector (act + t * as): 16 addresses,
+// which the compiler keeps on the stack and reloads, and the per-block work of each token
+// (its scale, Q6_K starts, Q4_K minimum terms) is read or recomputed in every 16-row tile. A
+// full group of 16 tokens is therefore rearranged once per call into a per-thread buffer, in
+// the order the tiles read it, so that a tile addresses every token from one pointer with
+// constant offsets (the `vpdpbusd` broadcasts fold into 7-byte instructions) and keeps its 16
+// accumulators in registers. The values and the order of every operation are those of the
+// tiles above (the same row-lane arithmetic, bit for bit); only where the inputs are read from
+// changes. A group of `cols` inputs (nb = cols / 32 blocks):
+//   int32 q[nb][8][16]   dword k of block b of token t at (8b + k) * 16 + t
+//   float d[nb][16]      the block scales
+//   Q4_K: float am[nb][16]      d * c, the minimum terms' input factor (q4k_min_inputs_x86)
+//   Q6_K: int32 st[2nb][16]     -32 x the sum of each 16 inputs (q6k_input_offsets)
+AVX512_INLINE size_t group_bytes(size_t cols) { return 16 * cols + 192 * (cols / GT_BLOCK); }
+
+AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int type, uint8_t *g) {
+    const size_t nb = cols / GT_BLOCK;
+    const uint8_t *tok[16];
+    UNROLL16 for (int t = 0; t < 16; t++) tok[t] = act + (size_t)t * as;
+    int32_t *gq = (int32_t *)g;
+    float *gd = (float *)(g + 16 * cols);
+    uint8_t *gx = g + 16 * cols + 64 * nb;
+    const __m512i zero = _mm512_setzero_si512(), w32 = _mm512_set1_epi8(32);
+    for (size_t b = 0; b < nb; b++) {
+        __m512i W[8];
+        transpose16x8(tok, b * GT_BLOCK, W);
+        UNROLL8 for (int k = 0; k < 8; k++) _mm512_store_si512((void *)(gq + (8 * b + (size_t)k) * 16), W[k]);
+        if (type == GT_Q6K)
+            UNROLL8 for (int h = 0; h < 2; h++) {
+                __m512i sum = zero;
+                UNROLL8 for (int k = 0; k < 4; k++) sum = _mm512_dpbusd_epi32(sum, w32, W[4 * h + k]);
+                _mm512_store_si512((void *)(gx + ((2 * b + (size_t)h) * 16) * 4), _mm512_sub_epi32(zero, sum));
+            }
+    }
+    for (size_t s = 0; s < nb / 8; s++) {
+        __m512i D[8], C[8];
+        transpose16x8(tok, nb * GT_BLOCK + 32 * s, D);
+        if (type == GT_Q4K) transpose16x8(tok, nb * (GT_BLOCK + 4) + 32 * s, C);
+        UNROLL8 for (int k = 0; k < 8; k++) {
+            const size_t b = 8 * s + (size_t)k;
+            _mm512_store_si512((void *)(gd + b * 16), D[k]);
+            if (type == GT_Q4K)
+                _mm512_store_ps((float *)gx + b * 16, _mm512_mul_ps(_mm512_castsi512_ps(D[k]), _mm512_cvtepi32_ps(C[k])));
+        }
+    }
+}
+
+// Q4_K: rows r..r+R-1 (R <= 16) x one group of 16 tokens (q4k_tile, inputs from the group).
+AVX512_INLINE void q4k_group_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *g, float *y, size_t ys,
+                                  size_t r, int R) {
+    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
+    const int32_t *gq = (const int32_t *)g;
+    const float *gd = (const float *)(g + 16 * cols), *gam = (const float *)(g + 16 * cols + 64 * nb);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    const uint8_t *rowp[TILE_ROWS];
+    tile_rows(w, rs, r, R, rowp);
+    __m512 acc[16];
+    UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t s = 0; s < nsb; s++) {
+        const size_t off = s * GT_Q4K_BLOCK_BYTES;
+        float dsc[8][16] __attribute__((aligned(64))), mq[8][16] __attribute__((aligned(64)));
+        prefetch_rows(rowp, rs, off, GT_Q4K_BLOCK_BYTES);
+        q4k_scales16(rowp, off, dsc, mq);
+        UNROLL8 for (int gi = 0; gi < 4; gi++) {
+            __m512i W[8];
+            transpose16x8(rowp, off + 16 + 32 * (size_t)gi, W);
+            UNROLL8 for (int h = 0; h < 2; h++) {
+                const int j = 2 * gi + h;
+                const size_t b = 8 * s + (size_t)j;
+                __m512i q[8];
+                UNROLL8 for (int k = 0; k < 8; k++) q[k] = _mm512_and_si512(h ? _mm512_srli_epi16(W[k], 4) : W[k], m4);
+                const __m512 dv = _mm512_load_ps(dsc[j]);
+                const int32_t *xb = gq + b * 128;
+                const float *db = gd + b * 16;
+                UNROLL16 for (int t = 0; t < 16; t++) {
+                    __m512i L = _mm512_dpbusd_epi32(zero, q[0], _mm512_set1_epi32(xb[t]));
+                    UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(xb[16 * k + t]));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(dv, _mm512_set1_ps(db[t])), acc[t]);
+                }
+            }
+        }
+        const float *amb = gam + 8 * s * 16;
+        UNROLL16 for (int t = 0; t < 16; t++)
+            UNROLL8 for (int j = 0; j < 8; j++)
+                acc[t] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(amb[16 * j + t]), acc[t]);
+    }
+    store_rows(y, ys, r, R, acc, 16);
+}
+
+// Q6_K: rows r..r+R-1 (R <= 16) x one group of 16 tokens (q6k_tile, inputs from the group).
+AVX512_INLINE void q6k_group_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *g, float *y, size_t ys,
+                                  size_t r, int R) {
+    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
+    const int32_t *gq = (const int32_t *)g, *gst = (const int32_t *)(g + 16 * cols + 64 * nb);
+    const float *gd = (const float *)(g + 16 * cols);
+    const uint8_t *rowp[TILE_ROWS];
+    tile_rows(w, rs, r, R, rowp);
+    __m512 acc[16];
+    UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t s = 0; s < nsb; s++) {
+        const size_t off = s * GT_Q6K_BLOCK_BYTES;
+        float dsc[16][16] __attribute__((aligned(64)));  // [sub-block][row]: d * sc
+        prefetch_rows(rowp, rs, off, GT_Q6K_BLOCK_BYTES);
+        {
+            __m512i H[4];
+            transpose16x4(rowp, off + 192, H);
+            uint16_t dh[16];
+            UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
+            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
+            UNROLL16 for (int k = 0; k < 16; k++) {
+                const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
+                _mm512_store_ps(dsc[k], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+            }
+        }
+        for (int hf = 0; hf < 2; hf++) {
+            __m512i L0[8], L1[8], QH[8];
+            transpose16x8(rowp, off + 64 * (size_t)hf, L0);
+            transpose16x8(rowp, off + 64 * (size_t)hf + 32, L1);
+            transpose16x8(rowp, off + 128 + 32 * (size_t)hf, QH);
+            UNROLL8 for (int c = 0; c < 4; c++) {
+                const int bi = 4 * hf + c;
+                const size_t b = 8 * s + (size_t)bi;
+                __m512i V[8];
+                UNROLL8 for (int k = 0; k < 8; k++) V[k] = q6k_values16(L0[k], L1[k], QH[k], c);
+                const __m512 d0 = _mm512_load_ps(dsc[2 * bi]), d1 = _mm512_load_ps(dsc[2 * bi + 1]);
+                const int32_t *xb = gq + b * 128, *stb = gst + b * 32;
+                const float *db = gd + b * 16;
+                UNROLL16 for (int t = 0; t < 16; t++) {
+                    __m512i s0 = _mm512_set1_epi32(stb[t]), s1 = _mm512_set1_epi32(stb[16 + t]);
+                    UNROLL8 for (int k = 0; k < 4; k++) {
+                        s0 = _mm512_dpbusd_epi32(s0, V[k], _mm512_set1_epi32(xb[16 * k + t]));
+                        s1 = _mm512_dpbusd_epi32(s1, V[k + 4], _mm512_set1_epi32(xb[16 * (k + 4) + t]));
+                    }
+                    const __m512 ad = _mm512_set1_ps(db[t]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, ad), acc[t]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, ad), acc[t]);
+                }
+            }
+        }
+    }
+    store_rows(y, ys, r, R, acc, 16);
+}
+
+// A thread's group buffer: grown on first use to the largest batch seen, freed when the thread
+// ends. NULL when the allocation fails (the driver then reads the tokens where they are).
+static pthread_key_t group_key;
+static pthread_once_t group_key_once = PTHREAD_ONCE_INIT;
+static _Thread_local uint8_t *group_buf;
+static _Thread_local size_t group_cap;
+static void make_group_key(void) { (void)pthread_key_create(&group_key, free); }
+
+static uint8_t *group_buffer(size_t bytes) {
+    if (bytes <= group_cap) return group_buf;
+    pthread_once(&group_key_once, make_group_key);
+    free(group_buf);
+    group_buf = NULL;
+    group_cap = 0;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0) p = NULL;
+    (void)pthread_setspecific(group_key, p);
+    if (!p) return NULL;
+    group_buf = p;
+    group_cap = bytes;
+    return group_buf;
+}
+
 // ---- single tokens: 8 rows per tile, 256-bit, each row read front to back ----
 // 16 rows read side by side, a few bytes of each per step, defeat the hardware prefetchers:
 // the 16-row tile ran a lone token's Q6_K product at half the previous speed from memory. These
@@ -401,10 +571,11 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
 
 // Rows in chunks of about 64 KiB of weights (a multiple of 16 rows, kept in L2 while the
 // batch's tokens pass over them), tokens in groups of 16, 8, 4, 2, 1 over each chunk's tiles.
+// The full groups of 16 are first rearranged once (group_inputs) and run by the group tiles.
 // Each driver starts on a 64-byte boundary: where its hot loops fall relative to the cache lines
 // and the op cache otherwise moves with unrelated code, and so did its speed (the same Q6_K
 // code measured 10% apart at two offsets in one process; docs/BENCHMARKS.md, session 15).
-#define DEFINE_ROWLANE_DRIVER(NAME, TILE, SINGLE)                                                          \
+#define DEFINE_ROWLANE_DRIVER(NAME, TYPE, TILE, GROUP_TILE, SINGLE)                                                          \
     __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols,               \
                                                      const uint8_t *act, size_t as, size_t count, float *y,  \
                                                      size_t ys, size_t r0, size_t r1) {                      \
@@ -413,6 +584,10 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
                 SINGLE(w, rs, cols, act, y, r, r1 - r < SINGLE##_ROWS ? (int)(r1 - r) : SINGLE##_ROWS);  \
             return;                                                                                      \
         }                                                                                                \
+        const size_t gbytes = group_bytes(cols), groups = count / 16;                                   \
+        uint8_t *gb = groups ? group_buffer(groups * gbytes) : NULL;                                     \
+        if (gb)                                                                                          \
+            for (size_t g = 0; g < groups; g++) group_inputs(act + 16 * g * as, as, cols, TYPE, gb + g * gbytes); \
         size_t chunk = (65536 / (rs ? rs : 1)) & ~(size_t)(TILE_ROWS - 1);                               \
         if (chunk < TILE_ROWS) chunk = TILE_ROWS;                                                        \
         for (size_t c0 = r0; c0 < r1; c0 += chunk) {                                                     \
@@ -425,7 +600,10 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
                 for (size_t r = c0; r < c1; r += TILE_ROWS) {                                            \
                     const int R = c1 - r < TILE_ROWS ? (int)(c1 - r) : TILE_ROWS;                        \
                     switch (T) {                                                                         \
-                    case 16: TILE(w, rs, cols, a, as, yt, ys, r, R, 16); break;                          \
+                    case 16:                                                                             \
+                        if (gb) GROUP_TILE(w, rs, cols, gb + t / 16 * gbytes, yt, ys, r, R);             \
+                        else TILE(w, rs, cols, a, as, yt, ys, r, R, 16);                                 \
+                        break;                                                                           \
                     case 8: TILE(w, rs, cols, a, as, yt, ys, r, R, 8); break;                            \
                     case 4: TILE(w, rs, cols, a, as, yt, ys, r, R, 4); break;                            \
                     case 2: TILE(w, rs, cols, a, as, yt, ys, r, R, 2); break;                            \
@@ -437,7 +615,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
         }                                                                                                \
     }
 
-DEFINE_ROWLANE_DRIVER(gt_q4k_avx512vnni, q4k_tile, q4k_single)
-DEFINE_ROWLANE_DRIVER(gt_q6k_avx512vnni, q6k_tile, q6k_single)
+DEFINE_ROWLANE_DRIVER(gt_q4k_avx512vnni, GT_Q4K, q4k_tile, q4k_group_tile, q4k_single)
+DEFINE_ROWLANE_DRIVER(gt_q6k_avx512vnni, GT_Q6K, q6k_tile, q6k_group_tile, q6k_single)
 
 #endif

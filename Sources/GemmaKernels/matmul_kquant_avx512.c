@@ -21,6 +21,7 @@
 
 #define UNROLL8 _Pragma("GCC unroll 8")
 #define UNROLL16 _Pragma("GCC unroll 16")
+#define NO_UNROLL _Pragma("GCC unroll 1")
 enum { TILE_ROWS = 16, MAX_TOKENS = 16 };
 
 // W[k] lane r = dword k (k = 0..7) of the 32 bytes at rowp[r] + off, r = 0..15.
@@ -283,61 +284,79 @@ AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int 
     }
 }
 
-// Q4_K: rows r..r+R-1 (R <= 16) x one group of 16 tokens (q4k_tile, inputs from the group).
-AVX512_INLINE void q4k_group_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *g, float *y, size_t ys,
-                                  size_t r, int R) {
+// The group tiles take rows r..r+R-1 (R <= 16) and every full group of the call (G groups of
+// 16 tokens, gbytes apart from gb): a super-block's weights are transposed, unpacked and their
+// scales decoded once and stored (4-5 KiB, in L1), then each group runs its 16 tokens over them,
+// its accumulators loaded from and stored back to `accs` (G x 16 vectors, exact copies) between
+// super-blocks. The per-(row, token) sequence of operations is q4k_tile's / q6k_tile's.
+
+// Q4_K.
+AVX512_INLINE void q4k_groups_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *gb, size_t gbytes,
+                                   size_t G, __m512 *accs, float *y, size_t ys, size_t r, int R) {
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
-    const int32_t *gq = (const int32_t *)g;
-    const float *gd = (const float *)(g + 16 * cols), *gam = (const float *)(g + 16 * cols + 64 * nb);
     const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
     const uint8_t *rowp[TILE_ROWS];
     tile_rows(w, rs, r, R, rowp);
-    __m512 acc[16];
-    UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < 16 * G; i++) accs[i] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const size_t off = s * GT_Q4K_BLOCK_BYTES;
         float dsc[8][16] __attribute__((aligned(64))), mq[8][16] __attribute__((aligned(64)));
+        __m512i qv[8][8];  // [block j][dword k]: the rows' 4-bit values, lane = row
         prefetch_rows(rowp, rs, off, GT_Q4K_BLOCK_BYTES);
         q4k_scales16(rowp, off, dsc, mq);
         UNROLL8 for (int gi = 0; gi < 4; gi++) {
             __m512i W[8];
             transpose16x8(rowp, off + 16 + 32 * (size_t)gi, W);
-            UNROLL8 for (int h = 0; h < 2; h++) {
-                const int j = 2 * gi + h;
-                const size_t b = 8 * s + (size_t)j;
-                __m512i q[8];
-                UNROLL8 for (int k = 0; k < 8; k++) q[k] = _mm512_and_si512(h ? _mm512_srli_epi16(W[k], 4) : W[k], m4);
-                const __m512 dv = _mm512_load_ps(dsc[j]);
-                const int32_t *xb = gq + b * 128;
-                const float *db = gd + b * 16;
-                UNROLL16 for (int t = 0; t < 16; t++) {
-                    __m512i L = _mm512_dpbusd_epi32(zero, q[0], _mm512_set1_epi32(xb[t]));
-                    UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(xb[16 * k + t]));
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(dv, _mm512_set1_ps(db[t])), acc[t]);
-                }
+            UNROLL8 for (int k = 0; k < 8; k++) {
+                qv[2 * gi][k] = _mm512_and_si512(W[k], m4);
+                qv[2 * gi + 1][k] = _mm512_and_si512(_mm512_srli_epi16(W[k], 4), m4);
             }
         }
-        const float *amb = gam + 8 * s * 16;
-        UNROLL16 for (int t = 0; t < 16; t++)
-            UNROLL8 for (int j = 0; j < 8; j++)
-                acc[t] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(amb[16 * j + t]), acc[t]);
+        // Each group in two halves of 8 tokens: 8 accumulators and a block's 8 value vectors
+        // stay in registers (16 accumulators and the values spilled).
+        for (size_t g = 0; g < G; g++)
+            for (int hv = 0; hv < 2; hv++) {
+                const uint8_t *grp = gb + g * gbytes;
+                const int32_t *gq = (const int32_t *)grp + 8 * hv;
+                const float *gd = (const float *)(grp + 16 * cols) + 8 * hv;
+                const float *gam = (const float *)(grp + 16 * cols + 64 * nb) + 8 * hv;
+                __m512 *acc = accs + 16 * g + 8 * hv;
+                __m512 a[8];
+                UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
+                NO_UNROLL for (int j = 0; j < 8; j++) {
+                    const size_t b = 8 * s + (size_t)j;
+                    __m512i q[8];
+                    UNROLL8 for (int k = 0; k < 8; k++) q[k] = qv[j][k];
+                    const __m512 dv = _mm512_load_ps(dsc[j]);
+                    const int32_t *xb = gq + b * 128;
+                    const float *db = gd + b * 16;
+                    UNROLL8 for (int u = 0; u < 8; u++) {
+                        __m512i L = _mm512_dpbusd_epi32(zero, q[0], _mm512_set1_epi32(xb[u]));
+                        UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(xb[16 * k + u]));
+                        a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(dv, _mm512_set1_ps(db[u])), a[u]);
+                    }
+                }
+                const float *amb = gam + 8 * s * 16;
+                UNROLL8 for (int u = 0; u < 8; u++)
+                    UNROLL8 for (int j = 0; j < 8; j++)
+                        a[u] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(amb[16 * j + u]), a[u]);
+                UNROLL8 for (int u = 0; u < 8; u++) acc[u] = a[u];
+            }
     }
-    store_rows(y, ys, r, R, acc, 16);
+    for (size_t g = 0; g < G; g++) store_rows(y + 16 * g * ys, ys, r, R, accs + 16 * g, 16);
 }
 
-// Q6_K: rows r..r+R-1 (R <= 16) x one group of 16 tokens (q6k_tile, inputs from the group).
-AVX512_INLINE void q6k_group_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *g, float *y, size_t ys,
-                                  size_t r, int R) {
+// Q6_K.
+AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *gb, size_t gbytes,
+                                   size_t G, __m512 *accs, float *y, size_t ys, size_t r, int R) {
     const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
-    const int32_t *gq = (const int32_t *)g, *gst = (const int32_t *)(g + 16 * cols + 64 * nb);
-    const float *gd = (const float *)(g + 16 * cols);
     const uint8_t *rowp[TILE_ROWS];
     tile_rows(w, rs, r, R, rowp);
-    __m512 acc[16];
-    UNROLL16 for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < 16 * G; i++) accs[i] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const size_t off = s * GT_Q6K_BLOCK_BYTES;
         float dsc[16][16] __attribute__((aligned(64)));  // [sub-block][row]: d * sc
+        __m512i vv[8][8];                                 // [block][dword]: the rows' 6-bit values
         prefetch_rows(rowp, rs, off, GT_Q6K_BLOCK_BYTES);
         {
             __m512i H[4];
@@ -355,28 +374,40 @@ AVX512_INLINE void q6k_group_tile(const uint8_t *w, size_t rs, size_t cols, cons
             transpose16x8(rowp, off + 64 * (size_t)hf, L0);
             transpose16x8(rowp, off + 64 * (size_t)hf + 32, L1);
             transpose16x8(rowp, off + 128 + 32 * (size_t)hf, QH);
-            UNROLL8 for (int c = 0; c < 4; c++) {
-                const int bi = 4 * hf + c;
-                const size_t b = 8 * s + (size_t)bi;
-                __m512i V[8];
-                UNROLL8 for (int k = 0; k < 8; k++) V[k] = q6k_values16(L0[k], L1[k], QH[k], c);
-                const __m512 d0 = _mm512_load_ps(dsc[2 * bi]), d1 = _mm512_load_ps(dsc[2 * bi + 1]);
-                const int32_t *xb = gq + b * 128, *stb = gst + b * 32;
-                const float *db = gd + b * 16;
-                UNROLL16 for (int t = 0; t < 16; t++) {
-                    __m512i s0 = _mm512_set1_epi32(stb[t]), s1 = _mm512_set1_epi32(stb[16 + t]);
-                    UNROLL8 for (int k = 0; k < 4; k++) {
-                        s0 = _mm512_dpbusd_epi32(s0, V[k], _mm512_set1_epi32(xb[16 * k + t]));
-                        s1 = _mm512_dpbusd_epi32(s1, V[k + 4], _mm512_set1_epi32(xb[16 * (k + 4) + t]));
-                    }
-                    const __m512 ad = _mm512_set1_ps(db[t]);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, ad), acc[t]);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, ad), acc[t]);
-                }
-            }
+            UNROLL8 for (int c = 0; c < 4; c++)
+                UNROLL8 for (int k = 0; k < 8; k++) vv[4 * hf + c][k] = q6k_values16(L0[k], L1[k], QH[k], c);
         }
+        for (size_t g = 0; g < G; g++)
+            for (int hv = 0; hv < 2; hv++) {  // halves of 8 tokens, as the Q4_K tile
+                const uint8_t *grp = gb + g * gbytes;
+                const int32_t *gq = (const int32_t *)grp + 8 * hv;
+                const int32_t *gst = (const int32_t *)(grp + 16 * cols + 64 * nb) + 8 * hv;
+                const float *gd = (const float *)(grp + 16 * cols) + 8 * hv;
+                __m512 *acc = accs + 16 * g + 8 * hv;
+                __m512 a[8];
+                UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
+                NO_UNROLL for (int bi = 0; bi < 8; bi++) {
+                    const size_t b = 8 * s + (size_t)bi;
+                    __m512i V[8];
+                    UNROLL8 for (int k = 0; k < 8; k++) V[k] = vv[bi][k];
+                    const __m512 d0 = _mm512_load_ps(dsc[2 * bi]), d1 = _mm512_load_ps(dsc[2 * bi + 1]);
+                    const int32_t *xb = gq + b * 128, *stb = gst + b * 32;
+                    const float *db = gd + b * 16;
+                    UNROLL8 for (int u = 0; u < 8; u++) {
+                        __m512i s0 = _mm512_set1_epi32(stb[u]), s1 = _mm512_set1_epi32(stb[16 + u]);
+                        UNROLL8 for (int k = 0; k < 4; k++) {
+                            s0 = _mm512_dpbusd_epi32(s0, V[k], _mm512_set1_epi32(xb[16 * k + u]));
+                            s1 = _mm512_dpbusd_epi32(s1, V[k + 4], _mm512_set1_epi32(xb[16 * (k + 4) + u]));
+                        }
+                        const __m512 ad = _mm512_set1_ps(db[u]);
+                        a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(d0, ad), a[u]);
+                        a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, ad), a[u]);
+                    }
+                }
+                UNROLL8 for (int u = 0; u < 8; u++) acc[u] = a[u];
+            }
     }
-    store_rows(y, ys, r, R, acc, 16);
+    for (size_t g = 0; g < G; g++) store_rows(y + 16 * g * ys, ys, r, R, accs + 16 * g, 16);
 }
 
 // A thread's group buffer: grown on first use to the largest batch seen, freed when the thread
@@ -575,7 +606,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
 // Each driver starts on a 64-byte boundary: where its hot loops fall relative to the cache lines
 // and the op cache otherwise moves with unrelated code, and so did its speed (the same Q6_K
 // code measured 10% apart at two offsets in one process; docs/BENCHMARKS.md, session 15).
-#define DEFINE_ROWLANE_DRIVER(NAME, TYPE, TILE, GROUP_TILE, SINGLE)                                                          \
+#define DEFINE_ROWLANE_DRIVER(NAME, TYPE, TILE, GROUPS_TILE, SINGLE)                                                          \
     __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols,               \
                                                      const uint8_t *act, size_t as, size_t count, float *y,  \
                                                      size_t ys, size_t r0, size_t r1) {                      \
@@ -585,14 +616,21 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
             return;                                                                                      \
         }                                                                                                \
         const size_t gbytes = group_bytes(cols), groups = count / 16;                                   \
-        uint8_t *gb = groups ? group_buffer(groups * gbytes) : NULL;                                     \
-        if (gb)                                                                                          \
+        uint8_t *gb = groups ? group_buffer(groups * (gbytes + 16 * sizeof(__m512))) : NULL;            \
+        size_t t0 = 0; /* the first token of the tiles below */                                          \
+        if (gb) {                                                                                        \
+            __m512 *accs = (__m512 *)(void *)(gb + groups * gbytes);                                     \
             for (size_t g = 0; g < groups; g++) group_inputs(act + 16 * g * as, as, cols, TYPE, gb + g * gbytes); \
+            for (size_t r = r0; r < r1; r += TILE_ROWS)                                                  \
+                GROUPS_TILE(w, rs, cols, gb, gbytes, groups, accs, y, ys, r,                             \
+                            r1 - r < TILE_ROWS ? (int)(r1 - r) : TILE_ROWS);                             \
+            t0 = 16 * groups;                                                                            \
+        }                                                                                                \
         size_t chunk = (65536 / (rs ? rs : 1)) & ~(size_t)(TILE_ROWS - 1);                               \
         if (chunk < TILE_ROWS) chunk = TILE_ROWS;                                                        \
-        for (size_t c0 = r0; c0 < r1; c0 += chunk) {                                                     \
+        for (size_t c0 = r0; c0 < r1 && t0 < count; c0 += chunk) {                                       \
             const size_t c1 = c0 + chunk < r1 ? c0 + chunk : r1;                                         \
-            for (size_t t = 0; t < count;) {                                                             \
+            for (size_t t = t0; t < count;) {                                                            \
                 const size_t n = count - t;                                                              \
                 const int T = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;                   \
                 const uint8_t *a = act + t * as;                                                         \
@@ -600,10 +638,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
                 for (size_t r = c0; r < c1; r += TILE_ROWS) {                                            \
                     const int R = c1 - r < TILE_ROWS ? (int)(c1 - r) : TILE_ROWS;                        \
                     switch (T) {                                                                         \
-                    case 16:                                                                             \
-                        if (gb) GROUP_TILE(w, rs, cols, gb + t / 16 * gbytes, yt, ys, r, R);             \
-                        else TILE(w, rs, cols, a, as, yt, ys, r, R, 16);                                 \
-                        break;                                                                           \
+                    case 16: TILE(w, rs, cols, a, as, yt, ys, r, R, 16); break;                          \
                     case 8: TILE(w, rs, cols, a, as, yt, ys, r, R, 8); break;                            \
                     case 4: TILE(w, rs, cols, a, as, yt, ys, r, R, 4); break;                            \
                     case 2: TILE(w, rs, cols, a, as, yt, ys, r, R, 2); break;                            \
@@ -615,7 +650,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
         }                                                                                                \
     }
 
-DEFINE_ROWLANE_DRIVER(gt_q4k_avx512vnni, GT_Q4K, q4k_tile, q4k_group_tile, q4k_single)
-DEFINE_ROWLANE_DRIVER(gt_q6k_avx512vnni, GT_Q6K, q6k_tile, q6k_group_tile, q6k_single)
+DEFINE_ROWLANE_DRIVER(gt_q4k_avx512vnni, GT_Q4K, q4k_tile, q4k_groups_tile, q4k_single)
+DEFINE_ROWLANE_DRIVER(gt_q6k_avx512vnni, GT_Q6K, q6k_tile, q6k_groups_tile, q6k_single)
 
 #endif

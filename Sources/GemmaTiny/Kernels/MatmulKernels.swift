@@ -111,7 +111,10 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
 /// inputs do.
 ///
 /// The scratch buffer grows to the largest product seen (it is allocated on the first products,
-/// not on every one); a lock serialises products made from several threads.
+/// not on every one); a lock serialises products made from several threads. On the avx512+vnni
+/// path the K-quant kernels also keep, per thread, a copy of a batch's inputs rearranged in groups
+/// of 16 tokens (grown the same way, freed when the thread ends; 1.4 MiB per thread for the 2B's
+/// widest product at the default batch of 64).
 public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public let pool: WorkerPool
     /// The C kernels' ISA path (`GT_ISA_*`).

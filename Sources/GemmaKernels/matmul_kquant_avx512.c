@@ -242,10 +242,11 @@ AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 // (its scale, Q6_K starts, Q4_K minimum terms) is read or recomputed in every 16-row tile. A
 // full group of 16 tokens is therefore rearranged once per call into a per-thread buffer, in
 // the order the tiles read it, so that a tile addresses every token from one pointer with
-// constant offsets (the `vpdpbusd` broadcasts fold into 7-byte instructions) and keeps its 16
-// accumulators in registers. The values and the order of every operation are those of the
-// tiles above (the same row-lane arithmetic, bit for bit); only where the inputs are read from
-// changes. A group of `cols` inputs (nb = cols / 32 blocks):
+// constant offsets (the `vpdpbusd` broadcasts fold into 7-byte instructions), and the group
+// tiles below unpack a super-block's weights once for all the groups. The values and the order
+// of every operation per row and token are those of the tiles above (the same row-lane
+// arithmetic, bit for bit); only where the inputs are read from changes (docs/BENCHMARKS.md,
+// session 17). A group of `cols` inputs (nb = cols / 32 blocks):
 //   int32 q[nb][8][16]   dword k of block b of token t at (8b + k) * 16 + t
 //   float d[nb][16]      the block scales
 //   Q4_K: float am[nb][16]      d * c, the minimum terms' input factor (q4k_min_inputs_x86)

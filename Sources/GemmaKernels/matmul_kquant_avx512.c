@@ -89,6 +89,20 @@ AVX512_INLINE void q4k_scales16(const uint8_t *const *rowp, size_t off, float (*
     }
 }
 
+// Q6_K super-block scales of 16 rows: dsc[k] = d * sc_k (exact), lane r = row r; the 16 int8
+// scales are bytes 192..207 of a super-block, d (f16) bytes 208..209.
+AVX512_INLINE void q6k_scales16(const uint8_t *const *rowp, size_t off, float (*dsc)[16]) {
+    __m512i H[4];
+    transpose16x4(rowp, off + 192, H);
+    uint16_t dh[16];
+    UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
+    UNROLL16 for (int k = 0; k < 16; k++) {
+        const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
+        _mm512_store_ps(dsc[k], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+    }
+}
+
 // Row pointers of a tile: rows r..r+R-1, the rest repeating the last (computed, never stored).
 AVX512_INLINE void tile_rows(const uint8_t *w, size_t rs, size_t r, int R, const uint8_t **rowp) {
     UNROLL16 for (int i = 0; i < TILE_ROWS; i++) rowp[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
@@ -195,17 +209,7 @@ AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
         float dsc[16][16] __attribute__((aligned(64)));  // [sub-block][row]: d * sc
         int32_t st[MAX_TOKENS][16];                       // [token][sub-block]: -32 x its inputs' sum
         prefetch_rows(rowp, rs, off, GT_Q6K_BLOCK_BYTES);
-        {
-            __m512i H[4];
-            transpose16x4(rowp, off + 192, H);  // the 16 int8 scales
-            uint16_t dh[16];
-            UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
-            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
-            UNROLL16 for (int k = 0; k < 16; k++) {
-                const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
-                _mm512_store_ps(dsc[k], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
-            }
-        }
+        q6k_scales16(rowp, off, dsc);
         UNROLL16 for (int t = 0; t < T; t++) q6k_input_offsets(act + t * as, s, st[t]);
         for (int hf = 0; hf < 2; hf++) {
             __m512i L0[8], L1[8], QH[8];
@@ -252,14 +256,16 @@ AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 //   Q4_K: float am[nb][16]      d * c, the minimum terms' input factor (q4k_min_inputs_x86)
 //   Q6_K: int32 st[2nb][16]     -32 x the sum of each 16 inputs (q6k_input_offsets)
 AVX512_INLINE size_t group_bytes(size_t cols) { return 16 * cols + 192 * (cols / GT_BLOCK); }
+AVX512_INLINE size_t group_d_offset(size_t cols) { return 16 * cols; }   // after q
+AVX512_INLINE size_t group_am_st_offset(size_t cols) { return 18 * cols; }  // after d (64 bytes per block)
 
 AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int type, uint8_t *g) {
     const size_t nb = cols / GT_BLOCK;
     const uint8_t *tok[16];
     UNROLL16 for (int t = 0; t < 16; t++) tok[t] = act + (size_t)t * as;
     int32_t *gq = (int32_t *)g;
-    float *gd = (float *)(g + 16 * cols);
-    uint8_t *gx = g + 16 * cols + 64 * nb;
+    float *gd = (float *)(g + group_d_offset(cols));
+    uint8_t *gx = g + group_am_st_offset(cols);
     const __m512i zero = _mm512_setzero_si512(), w32 = _mm512_set1_epi8(32);
     for (size_t b = 0; b < nb; b++) {
         __m512i W[8];
@@ -294,7 +300,7 @@ AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int 
 // Q4_K.
 AVX512_INLINE void q4k_groups_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *gb, size_t gbytes,
                                    size_t G, __m512 *accs, float *y, size_t ys, size_t r, int R) {
-    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
+    const size_t nsb = cols / GT_KBLOCK;
     const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
     const uint8_t *rowp[TILE_ROWS];
     tile_rows(w, rs, r, R, rowp);
@@ -319,8 +325,8 @@ AVX512_INLINE void q4k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
             for (int hv = 0; hv < 2; hv++) {
                 const uint8_t *grp = gb + g * gbytes;
                 const int32_t *gq = (const int32_t *)grp + 8 * hv;
-                const float *gd = (const float *)(grp + 16 * cols) + 8 * hv;
-                const float *gam = (const float *)(grp + 16 * cols + 64 * nb) + 8 * hv;
+                const float *gd = (const float *)(grp + group_d_offset(cols)) + 8 * hv;
+                const float *gam = (const float *)(grp + group_am_st_offset(cols)) + 8 * hv;
                 __m512 *acc = accs + 16 * g + 8 * hv;
                 __m512 a[8];
                 UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
@@ -350,7 +356,7 @@ AVX512_INLINE void q4k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
 // Q6_K.
 AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, const uint8_t *gb, size_t gbytes,
                                    size_t G, __m512 *accs, float *y, size_t ys, size_t r, int R) {
-    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
+    const size_t nsb = cols / GT_KBLOCK;
     const uint8_t *rowp[TILE_ROWS];
     tile_rows(w, rs, r, R, rowp);
     for (size_t i = 0; i < 16 * G; i++) accs[i] = _mm512_setzero_ps();
@@ -359,17 +365,7 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
         float dsc[16][16] __attribute__((aligned(64)));  // [sub-block][row]: d * sc
         __m512i vv[8][8];                                 // [block][dword]: the rows' 6-bit values
         prefetch_rows(rowp, rs, off, GT_Q6K_BLOCK_BYTES);
-        {
-            __m512i H[4];
-            transpose16x4(rowp, off + 192, H);
-            uint16_t dh[16];
-            UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
-            const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
-            UNROLL16 for (int k = 0; k < 16; k++) {
-                const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
-                _mm512_store_ps(dsc[k], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
-            }
-        }
+        q6k_scales16(rowp, off, dsc);
         for (int hf = 0; hf < 2; hf++) {
             __m512i L0[8], L1[8], QH[8];
             transpose16x8(rowp, off + 64 * (size_t)hf, L0);
@@ -382,8 +378,8 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
             for (int hv = 0; hv < 2; hv++) {  // halves of 8 tokens, as the Q4_K tile
                 const uint8_t *grp = gb + g * gbytes;
                 const int32_t *gq = (const int32_t *)grp + 8 * hv;
-                const int32_t *gst = (const int32_t *)(grp + 16 * cols + 64 * nb) + 8 * hv;
-                const float *gd = (const float *)(grp + 16 * cols) + 8 * hv;
+                const int32_t *gst = (const int32_t *)(grp + group_am_st_offset(cols)) + 8 * hv;
+                const float *gd = (const float *)(grp + group_d_offset(cols)) + 8 * hv;
                 __m512 *acc = accs + 16 * g + 8 * hv;
                 __m512 a[8];
                 UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
@@ -603,7 +599,10 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
 
 // Rows in chunks of about 64 KiB of weights (a multiple of 16 rows, kept in L2 while the
 // batch's tokens pass over them), tokens in groups of 16, 8, 4, 2, 1 over each chunk's tiles.
-// The full groups of 16 are first rearranged once (group_inputs) and run by the group tiles.
+// The full groups of 16 are first rearranged (group_inputs) and run by the group tiles. The
+// rearrangement is per call, and a product's rows reach a thread as several calls (about 8), so
+// it is repeated that often: by instruction counts about 2% of a 128-row call of the 2B's down
+// product. Doing it once per product would need the inputs' preparation (Swift side) to know it.
 // Each driver starts on a 64-byte boundary: where its hot loops fall relative to the cache lines
 // and the op cache otherwise moves with unrelated code, and so did its speed (the same Q6_K
 // code measured 10% apart at two offsets in one process; docs/BENCHMARKS.md, session 15).

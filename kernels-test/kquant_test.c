@@ -3,7 +3,7 @@
 // Weights are random bytes with random finite f16 scales (every byte pattern is a valid ggml
 // Q4_K / Q6_K block), dequantized by gguf_dequant.c (ggml's decoding). Checks:
 //   - every path equals its scalar reference bit for bit (gt_matmul_reference: matmul_kquant.c's
-//     arithmetic, or matmul_kquant_rowlanes.c's for avx512+vnni);
+//     arithmetic, or matmul_kquant_rowlanes.c's for the x86 paths);
 //   - every path is within the input-rounding bound of a double-precision dot product of the
 //     dequantized weights and the f32 inputs: sum over blocks of (max|x| / 254) * sum |w|, plus
 //     1e-5 * sum (|w_scaled| + |w_min|) |x| for f32 rounding (Q4_K's two terms d*sc*q and
@@ -251,6 +251,9 @@ void check_kquant_matmul(int quick) {
         // Several row chunks (16 rows of 4096 columns each on the AVX-512 path), each passed over
         // by several token groups (16 + 16 + 8 + 2 + 1).
         { 50, 4096, 3, 45, 43 },
+        // More tokens than a pass of the AVX2 tiles (64) and columns in a whole and a partial
+        // slice (8 + 1 super-blocks); on the AVX-512 path 4 token groups and a tail.
+        { 11, 2304, 2, 11, 70 },
     };
     size_t ns = sizeof(shapes) / sizeof(shapes[0]);
     for (int type = GT_Q4K; type <= GT_Q6K; type++) {

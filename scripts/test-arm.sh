@@ -17,7 +17,7 @@ mkdir -p "$out"
 # (not the rest of the C targets).
 srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c kernels-test/attention_test.c kernels-test/f16_test.c
       Sources/GemmaKernels/{cpu_features,activations,matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,dequantize,dequant_k}.c
-      Sources/GemmaKernels/matmul_kquant{,_rowlanes,_avx2,_avx512,_neon}.c
+      Sources/GemmaKernels/matmul_kquant{,_rowlanes,_avx2,_avx512,_neon}.c Sources/GemmaKernels/kquant_scratch.c
       Sources/GemmaKernels/{ops,attention_tiled,attention_avx2,attention_avx512,attention_neon,f16_store}.c
       converter/QuantizeKernels/{quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,widen,gguf_dequant}.c)
 # The converter's C reads the runtime's private layout headers (Sources/GemmaKernels/*.h).

@@ -121,11 +121,17 @@ void gt_matmul_isa(int isa, int type, const void *w, size_t row_stride, size_t c
                row_begin, row_end);
 }
 
+// The x86 paths compute K-quant products in row lanes (matmul_kquant_rowlanes.c); the scalar
+// and ARM paths in matmul_kquant.c's lanes.
+static int gt_kquant_rowlanes(int isa) {
+    return isa == GT_ISA_AVX2 || isa == GT_ISA_AVX2_VNNI || isa == GT_ISA_AVX512_VNNI;
+}
+
 void gt_matmul_reference(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
                          size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end) {
     if (!valid_call(type, cols, count, y, y_stride, row_begin, row_end)) return;
     gt_matmul_fn fn = kernel_for(GT_ISA_SCALAR, type);
-    if (isa == GT_ISA_AVX512_VNNI && gt_is_kquant(type))
+    if (gt_kquant_rowlanes(isa) && gt_is_kquant(type))
         fn = type == GT_Q4K ? gt_q4k_rowlanes_scalar : gt_q6k_rowlanes_scalar;
     if (fn) fn((const uint8_t *)w, row_stride, cols, (const uint8_t *)act, gt_act_stride(type, cols), count, y, y_stride,
                row_begin, row_end);

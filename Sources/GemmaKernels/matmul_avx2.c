@@ -282,6 +282,6 @@ const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16,
                                                                gt_q4k_avxvnni, gt_q6k_avxvnni } };
 // The single-token kernels of the AVX-512 path on CPUs without AVX-VNNI (matmul_avx512.c).
 const gt_kernel_table gt_kernels_avx512_single = { "avx512vl+vnni", { avx2_f32, avx2_bf16, evex_q8, evex_q4, evex_q5,
-                                                                        gt_q4k_evex, gt_q6k_evex } };
+                                                                        gt_q4k_avx2, gt_q6k_avx2 } };
 
 #endif

@@ -90,15 +90,13 @@ typedef struct {
               size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end)
 GT_DECLARE_MATMUL(gt_q4k_scalar);
 GT_DECLARE_MATMUL(gt_q6k_scalar);
-GT_DECLARE_MATMUL(gt_q4k_rowlanes_scalar);  // matmul_kquant_rowlanes.c: avx512+vnni's arithmetic
+GT_DECLARE_MATMUL(gt_q4k_rowlanes_scalar);  // matmul_kquant_rowlanes.c: the x86 paths' arithmetic
 GT_DECLARE_MATMUL(gt_q6k_rowlanes_scalar);
 #if defined(__x86_64__) || defined(_M_X64)
 GT_DECLARE_MATMUL(gt_q4k_avx2);
 GT_DECLARE_MATMUL(gt_q6k_avx2);
 GT_DECLARE_MATMUL(gt_q4k_avxvnni);
 GT_DECLARE_MATMUL(gt_q6k_avxvnni);
-GT_DECLARE_MATMUL(gt_q4k_evex);
-GT_DECLARE_MATMUL(gt_q6k_evex);
 GT_DECLARE_MATMUL(gt_q4k_avx512vnni);
 GT_DECLARE_MATMUL(gt_q6k_avx512vnni);
 #endif
@@ -108,6 +106,10 @@ GT_DECLARE_MATMUL(gt_q6k_neon);
 GT_DECLARE_MATMUL(gt_q4k_dot);
 GT_DECLARE_MATMUL(gt_q6k_dot);
 #endif
+
+// A per-thread buffer of at least `bytes` bytes, 64-byte aligned, kept for the thread's next
+// calls (kquant_scratch.c); NULL if it cannot be allocated.
+uint8_t *gt_kquant_scratch(size_t bytes);
 
 extern const gt_kernel_table gt_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)

@@ -33,12 +33,12 @@
 // The lanes are those the SIMD instructions produce naturally: x86 maddubs + madd and vpdpbusd,
 // and ARM sdot, all sum 4 consecutive byte products into an int32 lane, two of which meet in
 // one lane (q4-style row halves for Q4_K; for Q6_K bytes regrouped by 8, see
-// matmul_kquant_avx2.c), and the NEON path without sdot builds the same sums from widening
+// matmul_kquant_neon.c), and the NEON path without sdot builds the same sums from widening
 // multiplies and pairwise adds. Integer lanes are exact, and every path performs the same
-// f32 operations in the same order with fused multiply-adds, so these paths (scalar, avx2,
-// avx2+vnni, neon, neon+dotprod) give bit-identical results. avx512+vnni follows a second
-// arithmetic, one lane per row and block (matmul_kquant_rowlanes.c), which its 16-row tiles
-// need; it differs from this one by rounding only.
+// f32 operations in the same order with fused multiply-adds, so these paths (scalar, neon,
+// neon+dotprod) give bit-identical results. The x86 paths (avx2, avx2+vnni, avx512+vnni) follow
+// a second arithmetic, one lane per row and block (matmul_kquant_rowlanes.c), which their 8- and
+// 16-row tiles need; it differs from this one by rounding only.
 #include "kquant_internal.h"
 #include <math.h>
 

@@ -16,8 +16,6 @@
 #include "matmul_internal.h"
 #include "matmul_kquant_x86.h"
 #include "simd_x86.h"
-#include <pthread.h>
-#include <stdlib.h>
 
 #define UNROLL8 _Pragma("GCC unroll 8")
 #define UNROLL16 _Pragma("GCC unroll 16")
@@ -67,7 +65,7 @@ AVX512_INLINE void transpose16x4(const uint8_t *const *rowp, size_t off, __m512i
 
 // Q4_K super-block scales of 16 rows: dsc[j] = d * sc_j, mq[j] = dmin * m_j / 2 (exact), lane r
 // = row r. Bytes 0..15 of a super-block: d, dmin (f16), then the 12 packed bytes s0..s11 whose
-// dwords are H[1] = s0..3, H[2] = s4..7, H[3] = s8..11 (see q4k_scales_x86).
+// dwords are H[1] = s0..3, H[2] = s4..7, H[3] = s8..11 (see q4k_scales8).
 AVX512_INLINE void q4k_scales16(const uint8_t *const *rowp, size_t off, float (*dsc)[16], float (*mq)[16]) {
     __m512i H[4];
     transpose16x4(rowp, off, H);
@@ -407,195 +405,13 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
     for (size_t g = 0; g < G; g++) store_rows(y + 16 * g * ys, ys, r, R, accs + 16 * g, 16);
 }
 
-// A thread's group buffer: grown on first use to the largest batch seen, freed when the thread
-// ends. NULL when the allocation fails (the driver then reads the tokens where they are).
-static pthread_key_t group_key;
-static pthread_once_t group_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local uint8_t *group_buf;
-static _Thread_local size_t group_cap;
-static void make_group_key(void) { (void)pthread_key_create(&group_key, free); }
-
-static uint8_t *group_buffer(size_t bytes) {
-    if (bytes <= group_cap) return group_buf;
-    pthread_once(&group_key_once, make_group_key);
-    free(group_buf);
-    group_buf = NULL;
-    group_cap = 0;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes) != 0) p = NULL;
-    (void)pthread_setspecific(group_key, p);
-    if (!p) return NULL;
-    group_buf = p;
-    group_cap = bytes;
-    return group_buf;
-}
-
-// ---- single tokens: 8 rows per tile, 256-bit, each row read front to back ----
-// 16 rows read side by side, a few bytes of each per step, defeat the hardware prefetchers:
-// the 16-row tile ran a lone token's Q6_K product at half the previous speed from memory. These
-// tiles read rows as the AVX2 kernels do, keep their int32 lanes (4 products each), and then
-// add a block's lanes exactly across 4 rows at a time (sum_quads), which leaves the rows' block
-// sums in one register's lanes: the row-lane arithmetic of matmul_kquant_rowlanes.c, bit for bit.
-enum { q4k_single_ROWS = 8, q6k_single_ROWS = 8 };
-
-// Rows r..r+R-1 of a single-token tile (R <= 8), the rest repeating the last.
-AVX512_INLINE void single_rows(const uint8_t *w, size_t rs, size_t r, int R, const uint8_t **wr) {
-    for (int i = 0; i < 8; i++) wr[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
-}
-
-// 4 rows' 8 values each (v[i], i = row) to t[k] = [value k of rows 0..3 | value k + 4 of rows 0..3].
-AVX512_INLINE void transpose4x8_ps(const __m256 *v, __m256 *t) {
-    const __m256 ab_lo = _mm256_unpacklo_ps(v[0], v[1]), ab_hi = _mm256_unpackhi_ps(v[0], v[1]);
-    const __m256 cd_lo = _mm256_unpacklo_ps(v[2], v[3]), cd_hi = _mm256_unpackhi_ps(v[2], v[3]);
-    t[0] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo)));
-    t[1] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo)));
-    t[2] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)));
-    t[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)));
-}
-
-// The 4 int32 lanes of each 128-bit half of a, b, c, d summed into one lane each: [a b c d] per
-// half (what two levels of `vphaddd` give, by unpacks and adds: 7% faster on Zen 4).
-AVX512_INLINE __m256i sum_quads(__m256i a, __m256i b, __m256i c, __m256i d) {
-    const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-    const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
-}
-
-// Q4_K, one token, rows r..r+R-1 (R <= 8; the rest repeat the last row). Rows in pairs, one per
-// 128-bit half (bytes 0..15 and 16..31 of a nibble group in two registers), as
-// matmul_kquant_avx2.c; sum_quads turns the 4 pairs' lanes into the 8 rows' block sums in the
-// order [r0 r2 r4 r6 | r1 r3 r5 r7], the order in which q4k_pair_scales_x86's tables transpose,
-// so rows are put back in order only at the store.
-AVX512_INLINE void q4k_single(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, float *y, size_t r, int R) {
-    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
-    const uint8_t *wr[8];
-    single_rows(w, rs, r, R, wr);
-    const uint8_t *pf = w + (r + 8) * rs;  // the next tile's rows, one super-block's share per step
-    const size_t pf_step = 8 * GT_Q4K_BLOCK_BYTES;
-    __m256 acc = _mm256_setzero_ps();
-    const int8_t *aq = gt_act_q(act);
-    const float *ad = gt_act_d(act, nb);
-    for (size_t s = 0; s < nsb; s++) {
-        const size_t off = s * GT_Q4K_BLOCK_BYTES;
-        for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 2);  // into L2
-        // ds[j] = d * sc_j and ms[j] = dmin * m_j / 2 of the 8 rows, in the block sums' row order.
-        __m256 ds[8], ms[8];
-        {
-            __m256 dsc[4][2], mq[4][2], lo[4], hi[4], mlo[4], mhi[4];
-            UNROLL8 for (int p = 0; p < 4; p++) {
-                q4k_pair_scales_x86(wr[2 * p] + off, wr[2 * p + 1] + off, dsc[p], mq[p]);
-                lo[p] = dsc[p][0];
-                hi[p] = dsc[p][1];
-                mlo[p] = mq[p][0];
-                mhi[p] = mq[p][1];
-            }
-            transpose4x8_ps(lo, ds);  // [j = k of r0 r2 r4 r6 | of r1 r3 r5 r7], k = 0..3
-            transpose4x8_ps(hi, ds + 4);
-            transpose4x8_ps(mlo, ms);
-            transpose4x8_ps(mhi, ms + 4);
-        }
-        UNROLL8 for (int g = 0; g < 4; g++) {
-            __m256i v0[4], v1[4];
-            UNROLL8 for (int p = 0; p < 4; p++) {
-                const uint8_t *qa = wr[2 * p] + off + 16 + 32 * g, *qb = wr[2 * p + 1] + off + 16 + 32 * g;
-                v0[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)qa), _mm_loadu_si128((const __m128i *)qb));
-                v1[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)(qa + 16)),
-                                          _mm_loadu_si128((const __m128i *)(qb + 16)));
-            }
-            UNROLL8 for (int h = 0; h < 2; h++) {
-                const int j = 2 * g + h;
-                const size_t b = 8 * s + (size_t)j;
-                const int8_t *x = aq + b * GT_BLOCK;
-                const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x));
-                const __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x + 16)));
-                __m256i L[4];
-                UNROLL8 for (int p = 0; p < 4; p++) {
-                    const __m256i w0 = _mm256_and_si256(h ? _mm256_srli_epi16(v0[p], 4) : v0[p], m4);
-                    const __m256i w1 = _mm256_and_si256(h ? _mm256_srli_epi16(v1[p], 4) : v1[p], m4);
-                    L[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, w0, a0), w1, a1);
-                }
-                // Whole block sums, rows [r0 r2 r4 r6 | r1 r3 r5 r7].
-                const __m256i S = sum_quads(L[0], L[1], L[2], L[3]);
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(ds[j], _mm256_set1_ps(ad[b])), acc);
-            }
-        }
-        float am[8];
-        q4k_min_inputs_x86(act, nb, 8 * s, am);
-        UNROLL8 for (int j = 0; j < 8; j++) acc = _mm256_fmadd_ps(ms[j], _mm256_set1_ps(am[j]), acc);
-    }
-    acc = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_mask_storeu_ps(y + r, (__mmask8)((1u << R) - 1), acc);
-}
-
-// Q6_K, one token, rows r..r+R-1 (R <= 8): one row per register, lanes 0..3 the block's first
-// sub-block (4 products each, started from -32 x their inputs' sum), lanes 4..7 the second;
-// sum_quads gives [rows 0..3 of sub-block 2i | of 2i + 1] from 4 rows, and two such registers
-// make the 8 rows' sums of each sub-block.
-AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, float *y, size_t r, int R) {
-    const size_t nb = cols / GT_BLOCK, nsb = cols / GT_KBLOCK;
-    const __m256i zero = _mm256_setzero_si256(), k32 = _mm256_set1_epi8(32);
-    const uint8_t *wr[8];
-    single_rows(w, rs, r, R, wr);
-    const uint8_t *pf = w + (r + 8) * rs;  // the next tile's rows, one super-block's share per step
-    const size_t pf_step = 8 * GT_Q6K_BLOCK_BYTES;
-    __m256 acc = _mm256_setzero_ps();
-    const int8_t *aq = gt_act_q(act);
-    const float *ad = gt_act_d(act, nb);
-    for (size_t s = 0; s < nsb; s++) {
-        const size_t off = s * GT_Q6K_BLOCK_BYTES;
-        for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 2);  // into L2
-        // ds[k] = d * sc[k] of the 8 rows, k = 0..15.
-        __m256 ds[16];
-        {
-            __m256 sc[2][8], t[2][4], u[2][4];
-            for (int i = 0; i < 8; i++) {
-                __m256 h[2];
-                q6k_scales_x86(wr[i] + off, h);
-                sc[0][i] = h[0];
-                sc[1][i] = h[1];
-            }
-            UNROLL8 for (int q = 0; q < 2; q++) {
-                transpose4x8_ps(sc[q], t[q]);      // [sc 8q + k | 8q + k + 4] of rows 0..3
-                transpose4x8_ps(sc[q] + 4, u[q]);  // the same of rows 4..7
-                UNROLL8 for (int k = 0; k < 4; k++) {
-                    ds[8 * q + k] = _mm256_permute2f128_ps(t[q][k], u[q][k], 0x20);
-                    ds[8 * q + k + 4] = _mm256_permute2f128_ps(t[q][k], u[q][k], 0x31);
-                }
-            }
-        }
-        UNROLL8 for (int h = 0; h < 2; h++) {
-            // The half's 4 blocks, 4 rows at a time: each row's ql, ql + 32 and qh loaded once.
-            __m256i S[2][4];  // S[quad][c]: [rows of the quad, first 16 | second 16]
-            UNROLL8 for (int quad = 0; quad < 2; quad++) {
-                __m256i ql0[4], ql1[4], qh[4];
-                UNROLL8 for (int i = 0; i < 4; i++) {
-                    const uint8_t *p = wr[4 * quad + i] + off;
-                    ql0[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
-                    ql1[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-                    qh[i] = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-                }
-                UNROLL8 for (int c = 0; c < 4; c++) {
-                    const __m256i av = _mm256_loadu_si256((const __m256i *)(aq + (8 * s + 4 * (size_t)h + (size_t)c) * GT_BLOCK));
-                    const __m256i start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, k32, av));
-                    __m256i L[4];
-                    UNROLL8 for (int i = 0; i < 4; i++)
-                        L[i] = _mm256_dpbusd_epi32(start, q6k_values8(ql0[i], ql1[i], qh[i], c), av);
-                    S[quad][c] = sum_quads(L[0], L[1], L[2], L[3]);
-                }
-            }
-            UNROLL8 for (int c = 0; c < 4; c++) {
-                const int bi = 4 * h + c;
-                const __m256 f0 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S[0][c], S[1][c], 0x20));
-                const __m256 f1 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S[0][c], S[1][c], 0x31));
-                const __m256 adb = _mm256_set1_ps(ad[8 * s + (size_t)bi]);
-                acc = _mm256_fmadd_ps(f0, _mm256_mul_ps(ds[2 * bi], adb), acc);
-                acc = _mm256_fmadd_ps(f1, _mm256_mul_ps(ds[2 * bi + 1], adb), acc);
-            }
-        }
-    }
-    _mm256_mask_storeu_ps(y + r, (__mmask8)((1u << R) - 1), acc);
-}
+// ---- single tokens: matmul_kquant_single_x86.h with `vpdpbusd` (EVEX, 256-bit) ----
+#define KS_NAME(x) x
+#define KS_INLINE AVX512_INLINE
+#define KS_DOT2(u0, s0, u1, s1) _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, s0), u1, s1)
+#define KS_DOT1(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#define KS_Q6K_VALUES(ql0, ql1, qh, c) q6k_values8(ql0, ql1, qh, c)
+#include "matmul_kquant_single_x86.h"
 
 // Rows in chunks of about 64 KiB of weights (a multiple of 16 rows, kept in L2 while the
 // batch's tokens pass over them), tokens in groups of 16, 8, 4, 2, 1 over each chunk's tiles.
@@ -616,7 +432,7 @@ AVX512_INLINE void q6k_single(const uint8_t *w, size_t rs, size_t cols, const ui
             return;                                                                                      \
         }                                                                                                \
         const size_t gbytes = group_bytes(cols), groups = count / 16;                                   \
-        uint8_t *gb = groups ? group_buffer(groups * (gbytes + 16 * sizeof(__m512))) : NULL;            \
+        uint8_t *gb = groups ? gt_kquant_scratch(groups * (gbytes + 16 * sizeof(__m512))) : NULL;            \
         size_t t0 = 0; /* the first token of the tiles below */                                          \
         if (gb) {                                                                                        \
             __m512 *accs = (__m512 *)(void *)(gb + groups * gbytes);                                     \

@@ -1,10 +1,10 @@
-// K-quant matrix products, second arithmetic: "row lanes", the contract of the avx512+vnni path
-// (matmul_kquant_avx512.c), and the scalar reference that spells it out.
+// K-quant matrix products, second arithmetic: "row lanes", the contract of the x86 paths
+// (matmul_kquant_avx2.c, matmul_kquant_avx512.c), and the scalar reference that spells it out.
 //
 // matmul_kquant.c's arithmetic spreads each block of 32 over 4 (Q4_K) or 8 (Q6_K) f32 lanes per
 // row, so a SIMD tile pays a conversion and a fused multiply-add per lane and block. Here a
 // block's products are summed in ONE exact int32 per row (and per sub-block of 16 for Q6_K), so
-// a 512-bit tile holds 16 rows in its 16 lanes and converts once per row, block and token: the
+// a 512-bit tile holds 16 rows in its 16 lanes (a 256-bit one 8) and converts once per row, block and token: the
 // shape of llama.cpp's tiled products, with today's inputs (int8, one f32 scale per 32) and so
 // today's accuracy. Per row and token, one f32 accumulator, zero at the start:
 //
@@ -21,7 +21,7 @@
 //     acc = fma((float)S1, (d * sc[2i+1]) * ad[b], acc)
 //
 // y = acc. Integer sums are exact in any order, and the f32 operations are the same and in the
-// same order on the scalar and the AVX-512 paths, so they agree bit for bit. The results differ
+// same order on the scalar and the x86 SIMD paths, so they agree bit for bit. The results differ
 // from matmul_kquant.c's by rounding only (the same exact block sums, added in another order):
 // kernels-test bounds both against a double-precision reference.
 #include "kquant_internal.h"

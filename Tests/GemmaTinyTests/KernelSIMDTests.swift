@@ -395,7 +395,7 @@ final class KernelSIMDTests: XCTestCase {
 /// The K-quant kernels (GT_Q4K, GT_Q6K, by raw type id: ggml's Q4_K / Q6_K blocks) on every
 /// ISA path this CPU supports. Every path must equal its scalar reference bit for bit
 /// (`gt_matmul_reference`: matmul_kquant.c's arithmetic, or the row lanes of
-/// matmul_kquant_rowlanes.c for avx512+vnni); and every result must be within the input-rounding
+/// matmul_kquant_rowlanes.c for the x86 paths); and every result must be within the input-rounding
 /// bound (as for q4 / q8) of a double-precision dot product of the weights as gguf_dequant.c
 /// decodes them, plus 1e-5 of the magnitude sum (Q4_K: |d sc q| and |dmin m| counted apart, as
 /// the kernels sum those terms separately and they may cancel). Weights are random bytes with

@@ -97,8 +97,8 @@ void gt_matvec_scalar(int type, const void *w, size_t row_stride, size_t cols,
 // otherwise the AVX2 kernels; Ice Lake, Sapphire Rapids, Zen 4/5), "avx2+vnni" (x86-64 AVX2 with
 // AVX-VNNI's vpdpbusd: Alder Lake and later, N100, Zen 5), "avx2" (x86-64 with AVX2, FMA and F16C), "neon+dotprod" (AArch64 with SDOT),
 // "neon" (any AArch64), "scalar" (portable C). Every path gives the scalar path's results bit for bit, except
-// avx512+vnni on K-quant weights (Q4_K, Q6_K), which follows its own scalar arithmetic
-// (gt_matmul_reference) and differs from the others by rounding only. The best one the CPU supports is chosen on first
+// the x86 paths on K-quant weights (Q4_K, Q6_K), which follow their own scalar arithmetic
+// (gt_matmul_reference) and differ from the others by rounding only. The best one the CPU supports is chosen on first
 // use with cpuid / getauxval(AT_HWCAP); the environment variable GEMMA_TINY_KERNELS=<name>
 // (e.g. "scalar") forces a path if the CPU supports it.
 enum {
@@ -146,8 +146,8 @@ void gt_matmul_isa(int isa, int type, const void *w, size_t row_stride, size_t c
                    size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end);
 
 /// The portable scalar arithmetic that path `isa` reproduces bit for bit: the scalar path, except
-/// for K-quant weights (GT_Q4K, GT_Q6K) on avx512+vnni, whose "row lane" arithmetic
-/// (matmul_kquant_rowlanes.c) differs from the other paths' by rounding only.
+/// for K-quant weights (GT_Q4K, GT_Q6K) on the x86 paths (avx2, avx2+vnni, avx512+vnni), whose
+/// "row lane" arithmetic (matmul_kquant_rowlanes.c) differs from the other paths' by rounding only.
 void gt_matmul_reference(int isa, int type, const void *w, size_t row_stride, size_t cols, const void *act,
                          size_t count, float *y, size_t y_stride, size_t row_begin, size_t row_end);
 

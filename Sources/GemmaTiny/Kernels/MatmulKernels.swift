@@ -111,10 +111,11 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
 /// inputs do.
 ///
 /// The scratch buffer grows to the largest product seen (it is allocated on the first products,
-/// not on every one); a lock serialises products made from several threads. On the avx512+vnni
-/// path the K-quant kernels also keep, per thread, a copy of a batch's inputs rearranged in groups
-/// of 16 tokens (grown the same way, freed when the thread ends; 1.4 MiB per thread for the 2B's
-/// widest product at the default batch of 64).
+/// not on every one); a lock serialises products made from several threads. On the x86 paths
+/// the K-quant kernels also keep, per thread, a copy of a batch's inputs (grown the same way,
+/// freed when the thread ends): on avx512+vnni rearranged in groups of 16 tokens (1.4 MiB per
+/// thread for the 2B's widest product at the default batch of 64), on avx2 and avx2+vnni a
+/// column slice's inputs for up to 64 tokens and Q6_K's per-sub-block starts (about 190 KiB).
 public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public let pool: WorkerPool
     /// The C kernels' ISA path (`GT_ISA_*`).

@@ -2,7 +2,7 @@
 // (matmul_kquant_rowlanes.c): the avx512+vnni path's results, bit for bit, with 8 rows in the 8
 // int32 lanes of a ymm instead of 16 in a zmm.
 //
-// A tile takes 8 rows and every token of the call. Per super-block it first unpacks the rows'
+// A tile takes 8 rows and up to 64 tokens. Per super-block it first unpacks the rows'
 // weights once into a small table on the stack, transposed so that vector k of a block holds
 // dword k (4 values) of each row, lane i = row i (2 KiB: the Q4_K nibbles or the Q6_K six-bit
 // values as bytes), and decodes the rows' scales into vectors in the same lane order. Then each
@@ -16,7 +16,7 @@
 // order of the row-lane scalar reference. Accumulators stay on the stack between blocks (one
 // load and store per block and token: cheap next to its 8 products per lane).
 // Q6_K's values stay unsigned (0..63); each sub-block sum starts from -32 x its 16 inputs' sum,
-// taken once per call for all the tokens (q6k_call_starts).
+// taken once per column slice for all the tokens (q6k_call_starts), not per tile.
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "matmul_internal.h"
@@ -26,13 +26,12 @@
 #define UNROLL8 _Pragma("GCC unroll 8")
 #define NO_UNROLL _Pragma("GCC unroll 1")
 // ROWS per tile; CHUNK tokens per pass (their accumulators, 2 KiB); SLICE super-blocks of
-// columns per pass over a call's tiles, so that the tokens' inputs of a slice (about 2.3 KiB per
+// columns per pass over a call's tiles, so that the tokens' inputs of a slice (2.5 KiB per
 // token) stay in L2 while every tile reads them.
 #ifndef KQ_SLICE
 #define KQ_SLICE 8
 #endif
 enum { ROWS = 8, CHUNK = 64, SLICE = KQ_SLICE };
-
 
 // W[k] lane i = dword k (k = 0..7) of the 32 bytes at rowp[i] + off.
 AVX2_INLINE void transpose8x8(const uint8_t *const *rowp, size_t off, __m256i *W) {
@@ -228,8 +227,9 @@ DEFINE_Q6K_TILE(vnni, VNNI_INLINE, q6k_half_vnni)
 #define KS_DOT1(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
 #include "matmul_kquant_single_x86.h"
 
-// Copies tokens t0..t0+T-1's inputs of super-blocks s0..s0+n-1 into `out`, one prepared input
-// row of n x 256 columns per token, `os` bytes apart: int8 values, block scales, block sums.
+// Copies T tokens' inputs (from act, `as` bytes apart) of super-blocks s0..s0+n-1 into `out`, one
+// prepared input row of n x 256 columns per token, `os` bytes apart: int8 values, block scales,
+// block sums.
 AVX2_INLINE void copy_slice(const uint8_t *act, size_t as, size_t nb, size_t T, size_t s0, size_t n,
                             uint8_t *out, size_t os) {
     const size_t nbs = 8 * n;

@@ -1,6 +1,7 @@
 // A per-thread scratch buffer for the x86 K-quant drivers (the AVX-512 path's token groups, the
-// AVX2 path's Q6_K starts): grown on first use to the largest request, kept for the thread's
-// next calls, freed when the thread ends. One driver runs at a time on a thread, so they share it.
+// AVX2 path's column slices and per-token terms): grown on first use to the largest request,
+// kept for the thread's next calls, freed when the thread ends. One driver runs at a time on a
+// thread, so they share it.
 #include "matmul_internal.h"
 #include <pthread.h>
 #include <stdlib.h>

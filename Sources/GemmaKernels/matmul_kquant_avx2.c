@@ -15,16 +15,15 @@
 // one scale product and one fused multiply-add for 8 rows at once, the operations, operands and
 // order of the row-lane scalar reference. Accumulators stay on the stack between blocks (one
 // load and store per block and token: cheap next to its 8 products per lane).
-// Q6_K's values stay unsigned (0..63); each sub-block sum starts from -32 x its 16 inputs' sum,
-// taken once per column slice for all the tokens (q6k_call_starts), not per tile.
+// Q6_K's values stay unsigned (0..63); each sub-block sum starts from -32 x its 16 inputs' sum.
+// That start, and Q4_K's minimum-term factor d x c of each block, depend on the tokens only: they
+// are taken once per column slice for all the tokens (q6k_call_starts, q4k_call_mins), not per tile.
 #if defined(__x86_64__) || defined(_M_X64)
 
 #include "matmul_internal.h"
 #include "matmul_kquant_x86.h"
 #include "simd_x86.h"
 
-#define UNROLL8 _Pragma("GCC unroll 8")
-#define NO_UNROLL _Pragma("GCC unroll 1")
 // ROWS per tile; CHUNK tokens per pass (their accumulators, 2 KiB); SLICE super-blocks of
 // columns per pass over a call's tiles, so that the tokens' inputs of a slice (2.5 KiB per
 // token) stay in L2 while every tile reads them.
@@ -37,6 +36,13 @@ enum { ROWS = 8, CHUNK = 64, SLICE = KQ_SLICE };
 AVX2_INLINE void transpose8x8(const uint8_t *const *rowp, size_t off, __m256i *W) {
     transpose8x4(rowp, off, W);
     transpose8x4(rowp, off + 16, W + 4);
+}
+
+// d x c of each block of every token (mn[t * nb + b]): Q4_K's minimum-term factor, the products
+// q4k_min_inputs_x86 makes.
+AVX2_INLINE void q4k_call_mins(const uint8_t *act, size_t as, size_t count, size_t nb, float *mn) {
+    for (size_t t = 0; t < count; t++)
+        for (size_t b = 0; b < nb; b += 8) q4k_min_inputs_x86(act + t * as, nb, b, mn + t * nb + b);
 }
 
 // -32 x the sum of each 16 inputs of every token (st[t * 2nb + 2b + i], sub-block i of block b):
@@ -83,12 +89,12 @@ VNNI_INLINE __m256i q6k_half_vnni(const __m256i *q, const int32_t *x, int32_t st
 
 // Rows r..r+R-1 of a tile (R <= 8), the rest repeating the last.
 AVX2_INLINE void tile_rows(const uint8_t *w, size_t rs, size_t r, int R, const uint8_t **rowp) {
-    UNROLL8 for (int i = 0; i < ROWS; i++) rowp[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+    KQ_UNROLL8 for (int i = 0; i < ROWS; i++) rowp[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
 }
 
 // The next tile's bytes of this super-block (a prefetch past the matrix is harmless).
 AVX2_INLINE void prefetch_next_tile(const uint8_t *const *rowp, size_t rs, size_t off, size_t block_bytes) {
-    UNROLL8 for (int i = 0; i < ROWS; i++) {
+    KQ_UNROLL8 for (int i = 0; i < ROWS; i++) {
         const char *p = (const char *)rowp[i] + ROWS * rs + off;
         for (size_t l = 0; l < block_bytes + 63; l += 64) _mm_prefetch(p + l, _MM_HINT_T0);
     }
@@ -110,12 +116,13 @@ AVX2_INLINE void store_rows(float *y, size_t ys, int R, const __m256 *acc, size_
     }
 }
 
-// Q4_K: rows r..r+R-1 x tokens 0..T-1 (T <= CHUNK) of act; y points at row 0 of token 0.
+// Q4_K: rows r..r+R-1 x tokens 0..T-1 (T <= CHUNK) of act; y points at row 0 of token 0; pre = the
+// tokens' minimum-term factors (q4k_call_mins), nb per token.
 #define DEFINE_Q4K_TILE(SUFFIX, INLINE, BLOCK)                                                              \
 INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,    \
-                              const int32_t *st, size_t T, float *y, size_t ys, size_t r, int R, int first) {                \
+                              const void *pre, size_t T, float *y, size_t ys, size_t r, int R, int first) { \
     const size_t nb = cols / GT_BLOCK;                                                                    \
-    (void)st;                                                                                             \
+    const float *mn = (const float *)pre;                                                                 \
     const __m256i m4 = _mm256_set1_epi8(0x0f);                                                            \
     const uint8_t *rowp[ROWS];                                                                            \
     tile_rows(w, rs, r, R, rowp);                                                                         \
@@ -127,44 +134,43 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
         __m256i Q[8][8]; /* [block][dword]: the rows' nibbles */                                          \
         __m256 dsc[8], mq[8];                                                                             \
         q4k_scales8(rowp, off, dsc, mq);                                                                  \
-        UNROLL8 for (int g = 0; g < 4; g++) {                                                             \
+        KQ_UNROLL8 for (int g = 0; g < 4; g++) {                                                             \
             __m256i W[8];                                                                                 \
             transpose8x8(rowp, off + 16 + 32 * (size_t)g, W);                                             \
-            UNROLL8 for (int k = 0; k < 8; k++) {                                                         \
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) {                                                         \
                 Q[2 * g][k] = _mm256_and_si256(W[k], m4);                                                 \
                 Q[2 * g + 1][k] = _mm256_and_si256(_mm256_srli_epi16(W[k], 4), m4);                      \
             }                                                                                             \
         }                                                                                                 \
-        NO_UNROLL for (int j = 0; j < 8; j++) {                                                           \
+        KQ_NO_UNROLL for (int j = 0; j < 8; j++) {                                                           \
             const size_t b = 8 * s + (size_t)j;                                                           \
             __m256i q[8];                                                                                 \
-            UNROLL8 for (int k = 0; k < 8; k++) q[k] = Q[j][k];                                           \
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = Q[j][k];                                           \
             const __m256 dv = dsc[j];                                                                     \
             const uint8_t *a = act;                                                                       \
-            NO_UNROLL for (size_t t = 0; t < T; t++, a += as) {                                           \
+            KQ_NO_UNROLL for (size_t t = 0; t < T; t++, a += as) {                                           \
                 const __m256i L = BLOCK(q, (const int32_t *)(gt_act_q(a) + b * GT_BLOCK));                \
                 const __m256 D = _mm256_mul_ps(dv, _mm256_broadcast_ss(gt_act_d(a, nb) + b));             \
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), D, acc[t]);                               \
             }                                                                                             \
         }                                                                                                 \
-        const uint8_t *a = act;                                                                           \
-        NO_UNROLL for (size_t t = 0; t < T; t++, a += as) {                                               \
-            float am[8];                                                                                  \
-            q4k_min_inputs_x86(a, nb, 8 * s, am);                                                         \
+        KQ_NO_UNROLL for (size_t t = 0; t < T; t++) {                                                     \
+            const float *am = mn + t * nb + 8 * s;                                                        \
             __m256 v = acc[t];                                                                            \
-            UNROLL8 for (int j = 0; j < 8; j++) v = _mm256_fmadd_ps(mq[j], _mm256_broadcast_ss(am + j), v); \
+            KQ_UNROLL8 for (int j = 0; j < 8; j++) v = _mm256_fmadd_ps(mq[j], _mm256_broadcast_ss(am + j), v); \
             acc[t] = v;                                                                                   \
         }                                                                                                 \
     }                                                                                                     \
     store_rows(y + r, ys, R, acc, T);                                                                     \
 }
 
-// Q6_K: as Q4_K; st = the tokens' starts (q6k_call_starts), 2nb per token.
+// Q6_K: as Q4_K; pre = the tokens' starts (q6k_call_starts), 2nb per token.
 #define DEFINE_Q6K_TILE(SUFFIX, INLINE, HALF)                                                               \
 INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,    \
-                              const int32_t *st, size_t T, float *y, size_t ys, size_t r, int R,            \
+                              const void *pre, size_t T, float *y, size_t ys, size_t r, int R,             \
                               int first) {                                                                 \
-    const size_t nb = cols / GT_BLOCK;                                            \
+    const size_t nb = cols / GT_BLOCK;                                                                    \
+    const int32_t *st = (const int32_t *)pre;                                                             \
     const uint8_t *rowp[ROWS];                                                                            \
     tile_rows(w, rs, r, R, rowp);                                                                         \
     __m256 acc[CHUNK];                                                                                    \
@@ -180,17 +186,17 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
             transpose8x8(rowp, off + 64 * (size_t)hf, L0);                                                \
             transpose8x8(rowp, off + 64 * (size_t)hf + 32, L1);                                           \
             transpose8x8(rowp, off + 128 + 32 * (size_t)hf, QH);                                          \
-            UNROLL8 for (int c = 0; c < 4; c++)                                                           \
-                UNROLL8 for (int k = 0; k < 8; k++) V[4 * hf + c][k] = q6k_values_x86(L0[k], L1[k], QH[k], c); \
+            KQ_UNROLL8 for (int c = 0; c < 4; c++)                                                           \
+                KQ_UNROLL8 for (int k = 0; k < 8; k++) V[4 * hf + c][k] = q6k_values_x86(L0[k], L1[k], QH[k], c); \
         }                                                                                                 \
-        NO_UNROLL for (int bi = 0; bi < 8; bi++) {                                                        \
+        KQ_NO_UNROLL for (int bi = 0; bi < 8; bi++) {                                                        \
             const size_t b = 8 * s + (size_t)bi;                                                          \
             __m256i q[8];                                                                                 \
-            UNROLL8 for (int k = 0; k < 8; k++) q[k] = V[bi][k];                                          \
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = V[bi][k];                                          \
             const __m256 d0 = dsc[2 * bi], d1 = dsc[2 * bi + 1];                                          \
             const uint8_t *a = act;                                                                       \
             const int32_t *sb = st + 2 * b;                                                               \
-            NO_UNROLL for (size_t t = 0; t < T; t++, a += as, sb += 2 * nb) {                             \
+            KQ_NO_UNROLL for (size_t t = 0; t < T; t++, a += as, sb += 2 * nb) {                             \
                 const int32_t *x = (const int32_t *)(gt_act_q(a) + b * GT_BLOCK);                         \
                 const __m256i S0 = HALF(q, x, sb[0]), S1 = HALF(q + 4, x + 4, sb[1]);                     \
                 const __m256 ad = _mm256_broadcast_ss(gt_act_d(a, nb) + b);                               \
@@ -243,10 +249,10 @@ AVX2_INLINE void copy_slice(const uint8_t *act, size_t as, size_t nb, size_t T, 
 // Tokens in chunks of CHUNK; columns in slices of SLICE super-blocks, each slice's inputs first
 // copied together (copy_slice): read in place, 64 tokens' rows of the 2B's down product lie 18 KiB
 // apart and the tile ran 20% slower than on 2048 columns. Every tile takes a slice for all the
-// chunk's tokens, its accumulators carried over in y. Q6_K's starts (8 bytes per token and block)
-// are taken per slice. The buffers are per thread (gt_kquant_scratch); if one cannot be
-// allocated, Q4_K reads the inputs in place and Q6_K runs the row-lane scalar reference (the
-// same results). Each driver starts on a 64-byte boundary (as matmul_kquant_avx512.c's).
+// chunk's tokens, its accumulators carried over in y. The tokens' per-block terms (Q4_K's minimum
+// factors, Q6_K's starts: 4 or 8 bytes per token and block) are taken per slice. The buffers are
+// per thread (gt_kquant_scratch); if they cannot be allocated, the row-lane scalar reference runs
+// instead (the same results). Each driver starts on a 64-byte boundary (as matmul_kquant_avx512.c's).
 #define DEFINE_DRIVER(NAME, TYPE, TILE, SINGLE, FN)                                                        \
 __attribute__((aligned(64))) FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act,    \
                                           size_t as, size_t count, float *y, size_t ys, size_t r0, size_t r1) { \
@@ -259,29 +265,29 @@ __attribute__((aligned(64))) FN void NAME(const uint8_t *w, size_t rs, size_t co
     const int sliced = nsb > SLICE;                                                                       \
     const size_t slice_nb = sliced ? 8 * SLICE : nb, sas = gt_act_stride(TYPE, GT_BLOCK * slice_nb);      \
     const size_t copy_bytes = sliced ? CHUNK * sas : 0;                                                   \
-    const size_t st_bytes = TYPE == GT_Q6K ? CHUNK * 2 * slice_nb * sizeof(int32_t) : 0;                  \
-    uint8_t *buf = copy_bytes + st_bytes ? gt_kquant_scratch(copy_bytes + st_bytes) : NULL;               \
-    if (!buf && TYPE == GT_Q6K) {                                                                         \
-        gt_q6k_rowlanes_scalar(w, rs, cols, act, as, count, y, ys, r0, r1);                               \
+    const size_t pre_bytes = CHUNK * slice_nb * (TYPE == GT_Q6K ? 2 * sizeof(int32_t) : sizeof(float));  \
+    uint8_t *buf = gt_kquant_scratch(copy_bytes + pre_bytes);                                             \
+    if (!buf) {                                                                                           \
+        (TYPE == GT_Q4K ? gt_q4k_rowlanes_scalar : gt_q6k_rowlanes_scalar)(w, rs, cols, act, as, count, y, ys, r0, r1); \
         return;                                                                                           \
     }                                                                                                     \
-    int32_t *st = buf ? (int32_t *)(void *)(buf + copy_bytes) : NULL;                                     \
-    const int copy = sliced && buf;                                                                       \
-    const size_t step = copy ? SLICE : nsb ? nsb : 1;                                                     \
+    void *pre = buf + copy_bytes;                                                                         \
+    const size_t step = sliced ? SLICE : nsb ? nsb : 1;                                                   \
     for (size_t t0 = 0; t0 < count; t0 += CHUNK) {                                                        \
         const size_t T = count - t0 < CHUNK ? count - t0 : CHUNK;                                         \
         for (size_t s0 = 0; s0 == 0 || s0 < nsb; s0 += step) {                                            \
             const size_t n = nsb - s0 < step ? nsb - s0 : step;                                           \
             const uint8_t *a = act + t0 * as;                                                             \
             size_t a_stride = as;                                                                         \
-            if (copy) {                                                                                   \
+            if (sliced) {                                                                                 \
                 copy_slice(a, as, nb, T, s0, n, buf, sas);                                                \
                 a = buf;                                                                                  \
                 a_stride = sas;                                                                           \
             }                                                                                             \
-            if (TYPE == GT_Q6K) q6k_call_starts(a, a_stride, T, 8 * n, st);                               \
+            if (TYPE == GT_Q6K) q6k_call_starts(a, a_stride, T, 8 * n, (int32_t *)pre);                   \
+            else q4k_call_mins(a, a_stride, T, 8 * n, (float *)pre);                                      \
             for (size_t r = r0; r < r1; r += ROWS)                                                        \
-                TILE(w + s0 * block_bytes, rs, GT_KBLOCK * n, a, a_stride, st, T, y + t0 * ys, ys, r,     \
+                TILE(w + s0 * block_bytes, rs, GT_KBLOCK * n, a, a_stride, pre, T, y + t0 * ys, ys, r,    \
                      r1 - r < ROWS ? (int)(r1 - r) : ROWS, s0 == 0);                                      \
         }                                                                                                 \
     }                                                                                                     \

@@ -17,30 +17,27 @@
 #include "matmul_kquant_x86.h"
 #include "simd_x86.h"
 
-#define UNROLL8 _Pragma("GCC unroll 8")
-#define UNROLL16 _Pragma("GCC unroll 16")
-#define NO_UNROLL _Pragma("GCC unroll 1")
 enum { TILE_ROWS = 16, MAX_TOKENS = 16 };
 
 // W[k] lane r = dword k (k = 0..7) of the 32 bytes at rowp[r] + off, r = 0..15.
 AVX512_INLINE void transpose16x8(const uint8_t *const *rowp, size_t off, __m512i *W) {
     __m512i z[8], t0[8], t1[8];
-    UNROLL8 for (int r = 0; r < 8; r++)
+    KQ_UNROLL8 for (int r = 0; r < 8; r++)
         z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(rowp[r] + off))),
                                   _mm256_loadu_si256((const __m256i *)(rowp[r + 8] + off)), 1);
-    UNROLL8 for (int i = 0; i < 4; i++) {
+    KQ_UNROLL8 for (int i = 0; i < 4; i++) {
         t0[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
         t0[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
     }
-    UNROLL8 for (int i = 0; i < 2; i++)
-        UNROLL8 for (int h = 0; h < 2; h++) {
+    KQ_UNROLL8 for (int i = 0; i < 2; i++)
+        KQ_UNROLL8 for (int h = 0; h < 2; h++) {
             t1[4 * i + h] = _mm512_unpacklo_epi64(t0[4 * i + h], t0[4 * i + 2 + h]);
             t1[4 * i + 2 + h] = _mm512_unpackhi_epi64(t0[4 * i + h], t0[4 * i + 2 + h]);
         }
     // t1[0..3]: rows 0-3 (+8), dwords (0,4) (2,6) (1,5) (3,7) per 128-bit quarter; t1[4..7]: rows 4-7.
     const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     static const int order[4] = { 0, 2, 1, 3 };
-    UNROLL8 for (int k = 0; k < 4; k++) {
+    KQ_UNROLL8 for (int k = 0; k < 4; k++) {
         W[k] = _mm512_permutex2var_epi64(t1[order[k]], lo, t1[4 + order[k]]);
         W[k + 4] = _mm512_permutex2var_epi64(t1[order[k]], hi, t1[4 + order[k]]);
     }
@@ -49,7 +46,7 @@ AVX512_INLINE void transpose16x8(const uint8_t *const *rowp, size_t off, __m512i
 // H[k] lane r = dword k (k = 0..3) of the 16 bytes at rowp[r] + off.
 AVX512_INLINE void transpose16x4(const uint8_t *const *rowp, size_t off, __m512i *H) {
     __m512i z[4];
-    UNROLL8 for (int q = 0; q < 4; q++) {  // quarter c of z[q]: row q + 4c
+    KQ_UNROLL8 for (int q = 0; q < 4; q++) {  // quarter c of z[q]: row q + 4c
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rowp[q] + off)));
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rowp[q + 4] + off)), 1);
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rowp[q + 8] + off)), 2);
@@ -73,7 +70,7 @@ AVX512_INLINE void q4k_scales16(const uint8_t *const *rowp, size_t off, float (*
     const __m512 dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(H[0], 16))),
                                       _mm512_set1_ps(0.5f));
     const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15), m3 = _mm512_set1_epi32(3);
-    UNROLL8 for (int j = 0; j < 4; j++) {
+    KQ_UNROLL8 for (int j = 0; j < 4; j++) {
         const __m512i sc = _mm512_and_si512(_mm512_srli_epi32(H[1], 8 * j), m63);
         const __m512i m = _mm512_and_si512(_mm512_srli_epi32(H[2], 8 * j), m63);
         const __m512i sc4 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(H[3], 8 * j), m15),
@@ -93,9 +90,9 @@ AVX512_INLINE void q6k_scales16(const uint8_t *const *rowp, size_t off, float (*
     __m512i H[4];
     transpose16x4(rowp, off + 192, H);
     uint16_t dh[16];
-    UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
+    KQ_UNROLL16 for (int i = 0; i < TILE_ROWS; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
-    UNROLL16 for (int k = 0; k < 16; k++) {
+    KQ_UNROLL16 for (int k = 0; k < 16; k++) {
         const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
         _mm512_store_ps(dsc[k], _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
     }
@@ -103,7 +100,7 @@ AVX512_INLINE void q6k_scales16(const uint8_t *const *rowp, size_t off, float (*
 
 // Row pointers of a tile: rows r..r+R-1, the rest repeating the last (computed, never stored).
 AVX512_INLINE void tile_rows(const uint8_t *w, size_t rs, size_t r, int R, const uint8_t **rowp) {
-    UNROLL16 for (int i = 0; i < TILE_ROWS; i++) rowp[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
+    KQ_UNROLL16 for (int i = 0; i < TILE_ROWS; i++) rowp[i] = w + (r + (size_t)(i < R ? i : R - 1)) * rs;
 }
 
 // Each row's bytes PREFETCH_STEPS super-blocks ahead, into L2 (past the end of the row: the
@@ -114,7 +111,7 @@ enum { PREFETCH_STEPS = 4 };
 AVX512_INLINE void prefetch_rows(const uint8_t *const *rowp, size_t rs, size_t off, size_t block_bytes) {
     const size_t ahead = off + PREFETCH_STEPS * block_bytes;
     const size_t skip = ahead >= rs ? (TILE_ROWS - 1) * rs : 0;
-    UNROLL16 for (int i = 0; i < TILE_ROWS; i++) {
+    KQ_UNROLL16 for (int i = 0; i < TILE_ROWS; i++) {
         const char *p = (const char *)rowp[i] + ahead + skip;
         for (size_t l = 0; l < block_bytes + 63; l += 64) __builtin_prefetch(p + l, 0, 2);
     }
@@ -122,7 +119,7 @@ AVX512_INLINE void prefetch_rows(const uint8_t *const *rowp, size_t rs, size_t o
 
 AVX512_INLINE void store_rows(float *y, size_t ys, size_t r, int R, const __m512 *acc, const int T) {
     const __mmask16 keep = (__mmask16)((1u << R) - 1);
-    UNROLL16 for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + r, keep, acc[t]);
+    KQ_UNROLL16 for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys + r, keep, acc[t]);
 }
 
 // Q4_K: rows r..r+R-1 (R <= 16) x T tokens.
@@ -133,35 +130,35 @@ AVX512_INLINE void q4k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
     const uint8_t *rowp[TILE_ROWS];
     tile_rows(w, rs, r, R, rowp);
     __m512 acc[MAX_TOKENS];
-    UNROLL16 for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    KQ_UNROLL16 for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const size_t off = s * GT_Q4K_BLOCK_BYTES;
         float dsc[8][16] __attribute__((aligned(64))), mq[8][16] __attribute__((aligned(64)));
         float am[MAX_TOKENS][8];
         prefetch_rows(rowp, rs, off, GT_Q4K_BLOCK_BYTES);
         q4k_scales16(rowp, off, dsc, mq);
-        UNROLL16 for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);
-        UNROLL8 for (int g = 0; g < 4; g++) {
+        KQ_UNROLL16 for (int t = 0; t < T; t++) q4k_min_inputs_x86(act + t * as, nb, 8 * s, am[t]);
+        KQ_UNROLL8 for (int g = 0; g < 4; g++) {
             __m512i W[8];  // the rows' nibble group g: blocks 2g (low nibbles) and 2g + 1 (high)
             transpose16x8(rowp, off + 16 + 32 * (size_t)g, W);
-            UNROLL8 for (int h = 0; h < 2; h++) {
+            KQ_UNROLL8 for (int h = 0; h < 2; h++) {
                 const int j = 2 * g + h;
                 const size_t b = 8 * s + (size_t)j;
                 __m512i q[8];
-                UNROLL8 for (int k = 0; k < 8; k++) q[k] = _mm512_and_si512(h ? _mm512_srli_epi16(W[k], 4) : W[k], m4);
+                KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = _mm512_and_si512(h ? _mm512_srli_epi16(W[k], 4) : W[k], m4);
                 const __m512 dv = _mm512_load_ps(dsc[j]);
-                UNROLL8 for (int t = 0; t < T; t++) {
+                KQ_UNROLL8 for (int t = 0; t < T; t++) {
                     const uint8_t *a = act + t * as;
                     const int32_t *x = (const int32_t *)(gt_act_q(a) + b * GT_BLOCK);
                     __m512i L = _mm512_dpbusd_epi32(zero, q[0], _mm512_set1_epi32(x[0]));
-                    UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(x[k]));
+                    KQ_UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(x[k]));
                     const __m512 D = _mm512_mul_ps(dv, _mm512_set1_ps(gt_act_d(a, nb)[b]));
                     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), D, acc[t]);
                 }
             }
         }
-        UNROLL8 for (int t = 0; t < T; t++)
-            UNROLL8 for (int j = 0; j < 8; j++)
+        KQ_UNROLL8 for (int t = 0; t < T; t++)
+            KQ_UNROLL8 for (int j = 0; j < 8; j++)
                 acc[t] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(am[t][j]), acc[t]);
     }
     store_rows(y, ys, r, R, acc, T);
@@ -184,11 +181,11 @@ AVX512_INLINE __m256i q6k_values8(__m256i ql0, __m256i ql1, __m256i qh, const in
 // x + 128 by `vpsadbw` over 8 bytes, two per sub-block, less 16 x 128.
 AVX512_INLINE void q6k_input_offsets(const uint8_t *a, size_t s, int32_t *st) {
     const __m512i bias = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    UNROLL8 for (int v = 0; v < 4; v++) {
+    KQ_UNROLL8 for (int v = 0; v < 4; v++) {
         const __m512i x = _mm512_loadu_si512((const void *)(gt_act_q(a) + s * GT_KBLOCK + 64 * (size_t)v));
         uint64_t e[8];
         _mm512_storeu_si512((void *)e, _mm512_sad_epu8(_mm512_xor_si512(x, bias), zero));
-        UNROLL8 for (int i = 0; i < 4; i++) st[4 * v + i] = -32 * ((int32_t)(e[2 * i] + e[2 * i + 1]) - 16 * 128);
+        KQ_UNROLL8 for (int i = 0; i < 4; i++) st[4 * v + i] = -32 * ((int32_t)(e[2 * i] + e[2 * i + 1]) - 16 * 128);
     }
 }
 
@@ -201,30 +198,30 @@ AVX512_INLINE void q6k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
     const uint8_t *rowp[TILE_ROWS];
     tile_rows(w, rs, r, R, rowp);
     __m512 acc[MAX_TOKENS];
-    UNROLL16 for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    KQ_UNROLL16 for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (size_t s = 0; s < nsb; s++) {
         const size_t off = s * GT_Q6K_BLOCK_BYTES;
         float dsc[16][16] __attribute__((aligned(64)));  // [sub-block][row]: d * sc
         int32_t st[MAX_TOKENS][16];                       // [token][sub-block]: -32 x its inputs' sum
         prefetch_rows(rowp, rs, off, GT_Q6K_BLOCK_BYTES);
         q6k_scales16(rowp, off, dsc);
-        UNROLL16 for (int t = 0; t < T; t++) q6k_input_offsets(act + t * as, s, st[t]);
+        KQ_UNROLL16 for (int t = 0; t < T; t++) q6k_input_offsets(act + t * as, s, st[t]);
         for (int hf = 0; hf < 2; hf++) {
             __m512i L0[8], L1[8], QH[8];
             transpose16x8(rowp, off + 64 * (size_t)hf, L0);
             transpose16x8(rowp, off + 64 * (size_t)hf + 32, L1);
             transpose16x8(rowp, off + 128 + 32 * (size_t)hf, QH);
-            UNROLL8 for (int c = 0; c < 4; c++) {
+            KQ_UNROLL8 for (int c = 0; c < 4; c++) {
                 const int bi = 4 * hf + c;
                 const size_t b = 8 * s + (size_t)bi;
                 __m512i V[8];
-                UNROLL8 for (int k = 0; k < 8; k++) V[k] = q6k_values16(L0[k], L1[k], QH[k], c);
+                KQ_UNROLL8 for (int k = 0; k < 8; k++) V[k] = q6k_values16(L0[k], L1[k], QH[k], c);
                 const __m512 d0 = _mm512_load_ps(dsc[2 * bi]), d1 = _mm512_load_ps(dsc[2 * bi + 1]);
-                UNROLL8 for (int t = 0; t < T; t++) {
+                KQ_UNROLL8 for (int t = 0; t < T; t++) {
                     const uint8_t *a = act + t * as;
                     const int32_t *x = (const int32_t *)(gt_act_q(a) + b * GT_BLOCK);
                     __m512i s0 = _mm512_set1_epi32(st[t][2 * bi]), s1 = _mm512_set1_epi32(st[t][2 * bi + 1]);
-                    UNROLL8 for (int k = 0; k < 4; k++) {
+                    KQ_UNROLL8 for (int k = 0; k < 4; k++) {
                         s0 = _mm512_dpbusd_epi32(s0, V[k], _mm512_set1_epi32(x[k]));
                         s1 = _mm512_dpbusd_epi32(s1, V[k + 4], _mm512_set1_epi32(x[k + 4]));
                     }
@@ -260,7 +257,7 @@ AVX512_INLINE size_t group_am_st_offset(size_t cols) { return 18 * cols; }  // a
 AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int type, uint8_t *g) {
     const size_t nb = cols / GT_BLOCK;
     const uint8_t *tok[16];
-    UNROLL16 for (int t = 0; t < 16; t++) tok[t] = act + (size_t)t * as;
+    KQ_UNROLL16 for (int t = 0; t < 16; t++) tok[t] = act + (size_t)t * as;
     int32_t *gq = (int32_t *)g;
     float *gd = (float *)(g + group_d_offset(cols));
     uint8_t *gx = g + group_am_st_offset(cols);
@@ -268,11 +265,11 @@ AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int 
     for (size_t b = 0; b < nb; b++) {
         __m512i W[8];
         transpose16x8(tok, b * GT_BLOCK, W);
-        UNROLL8 for (int k = 0; k < 8; k++) _mm512_store_si512((void *)(gq + (8 * b + (size_t)k) * 16), W[k]);
+        KQ_UNROLL8 for (int k = 0; k < 8; k++) _mm512_store_si512((void *)(gq + (8 * b + (size_t)k) * 16), W[k]);
         if (type == GT_Q6K)
-            UNROLL8 for (int h = 0; h < 2; h++) {
+            KQ_UNROLL8 for (int h = 0; h < 2; h++) {
                 __m512i sum = zero;
-                UNROLL8 for (int k = 0; k < 4; k++) sum = _mm512_dpbusd_epi32(sum, w32, W[4 * h + k]);
+                KQ_UNROLL8 for (int k = 0; k < 4; k++) sum = _mm512_dpbusd_epi32(sum, w32, W[4 * h + k]);
                 _mm512_store_si512((void *)(gx + ((2 * b + (size_t)h) * 16) * 4), _mm512_sub_epi32(zero, sum));
             }
     }
@@ -280,7 +277,7 @@ AVX512_INLINE void group_inputs(const uint8_t *act, size_t as, size_t cols, int 
         __m512i D[8], C[8];
         transpose16x8(tok, nb * GT_BLOCK + 32 * s, D);
         if (type == GT_Q4K) transpose16x8(tok, nb * (GT_BLOCK + 4) + 32 * s, C);
-        UNROLL8 for (int k = 0; k < 8; k++) {
+        KQ_UNROLL8 for (int k = 0; k < 8; k++) {
             const size_t b = 8 * s + (size_t)k;
             _mm512_store_si512((void *)(gd + b * 16), D[k]);
             if (type == GT_Q4K)
@@ -309,10 +306,10 @@ AVX512_INLINE void q4k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
         __m512i qv[8][8];  // [block j][dword k]: the rows' 4-bit values, lane = row
         prefetch_rows(rowp, rs, off, GT_Q4K_BLOCK_BYTES);
         q4k_scales16(rowp, off, dsc, mq);
-        UNROLL8 for (int gi = 0; gi < 4; gi++) {
+        KQ_UNROLL8 for (int gi = 0; gi < 4; gi++) {
             __m512i W[8];
             transpose16x8(rowp, off + 16 + 32 * (size_t)gi, W);
-            UNROLL8 for (int k = 0; k < 8; k++) {
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) {
                 qv[2 * gi][k] = _mm512_and_si512(W[k], m4);
                 qv[2 * gi + 1][k] = _mm512_and_si512(_mm512_srli_epi16(W[k], 4), m4);
             }
@@ -327,25 +324,25 @@ AVX512_INLINE void q4k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
                 const float *gam = (const float *)(grp + group_am_st_offset(cols)) + 8 * hv;
                 __m512 *acc = accs + 16 * g + 8 * hv;
                 __m512 a[8];
-                UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
-                NO_UNROLL for (int j = 0; j < 8; j++) {
+                KQ_UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
+                KQ_NO_UNROLL for (int j = 0; j < 8; j++) {
                     const size_t b = 8 * s + (size_t)j;
                     __m512i q[8];
-                    UNROLL8 for (int k = 0; k < 8; k++) q[k] = qv[j][k];
+                    KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = qv[j][k];
                     const __m512 dv = _mm512_load_ps(dsc[j]);
                     const int32_t *xb = gq + b * 128;
                     const float *db = gd + b * 16;
-                    UNROLL8 for (int u = 0; u < 8; u++) {
+                    KQ_UNROLL8 for (int u = 0; u < 8; u++) {
                         __m512i L = _mm512_dpbusd_epi32(zero, q[0], _mm512_set1_epi32(xb[u]));
-                        UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(xb[16 * k + u]));
+                        KQ_UNROLL8 for (int k = 1; k < 8; k++) L = _mm512_dpbusd_epi32(L, q[k], _mm512_set1_epi32(xb[16 * k + u]));
                         a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(dv, _mm512_set1_ps(db[u])), a[u]);
                     }
                 }
                 const float *amb = gam + 8 * s * 16;
-                UNROLL8 for (int u = 0; u < 8; u++)
-                    UNROLL8 for (int j = 0; j < 8; j++)
+                KQ_UNROLL8 for (int u = 0; u < 8; u++)
+                    KQ_UNROLL8 for (int j = 0; j < 8; j++)
                         a[u] = _mm512_fmadd_ps(_mm512_load_ps(mq[j]), _mm512_set1_ps(amb[16 * j + u]), a[u]);
-                UNROLL8 for (int u = 0; u < 8; u++) acc[u] = a[u];
+                KQ_UNROLL8 for (int u = 0; u < 8; u++) acc[u] = a[u];
             }
     }
     for (size_t g = 0; g < G; g++) store_rows(y + 16 * g * ys, ys, r, R, accs + 16 * g, 16);
@@ -369,8 +366,8 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
             transpose16x8(rowp, off + 64 * (size_t)hf, L0);
             transpose16x8(rowp, off + 64 * (size_t)hf + 32, L1);
             transpose16x8(rowp, off + 128 + 32 * (size_t)hf, QH);
-            UNROLL8 for (int c = 0; c < 4; c++)
-                UNROLL8 for (int k = 0; k < 8; k++) vv[4 * hf + c][k] = q6k_values16(L0[k], L1[k], QH[k], c);
+            KQ_UNROLL8 for (int c = 0; c < 4; c++)
+                KQ_UNROLL8 for (int k = 0; k < 8; k++) vv[4 * hf + c][k] = q6k_values16(L0[k], L1[k], QH[k], c);
         }
         for (size_t g = 0; g < G; g++)
             for (int hv = 0; hv < 2; hv++) {  // halves of 8 tokens, as the Q4_K tile
@@ -380,17 +377,17 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
                 const float *gd = (const float *)(grp + group_d_offset(cols)) + 8 * hv;
                 __m512 *acc = accs + 16 * g + 8 * hv;
                 __m512 a[8];
-                UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
-                NO_UNROLL for (int bi = 0; bi < 8; bi++) {
+                KQ_UNROLL8 for (int u = 0; u < 8; u++) a[u] = acc[u];
+                KQ_NO_UNROLL for (int bi = 0; bi < 8; bi++) {
                     const size_t b = 8 * s + (size_t)bi;
                     __m512i V[8];
-                    UNROLL8 for (int k = 0; k < 8; k++) V[k] = vv[bi][k];
+                    KQ_UNROLL8 for (int k = 0; k < 8; k++) V[k] = vv[bi][k];
                     const __m512 d0 = _mm512_load_ps(dsc[2 * bi]), d1 = _mm512_load_ps(dsc[2 * bi + 1]);
                     const int32_t *xb = gq + b * 128, *stb = gst + b * 32;
                     const float *db = gd + b * 16;
-                    UNROLL8 for (int u = 0; u < 8; u++) {
+                    KQ_UNROLL8 for (int u = 0; u < 8; u++) {
                         __m512i s0 = _mm512_set1_epi32(stb[u]), s1 = _mm512_set1_epi32(stb[16 + u]);
-                        UNROLL8 for (int k = 0; k < 4; k++) {
+                        KQ_UNROLL8 for (int k = 0; k < 4; k++) {
                             s0 = _mm512_dpbusd_epi32(s0, V[k], _mm512_set1_epi32(xb[16 * k + u]));
                             s1 = _mm512_dpbusd_epi32(s1, V[k + 4], _mm512_set1_epi32(xb[16 * (k + 4) + u]));
                         }
@@ -399,7 +396,7 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
                         a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(d1, ad), a[u]);
                     }
                 }
-                UNROLL8 for (int u = 0; u < 8; u++) acc[u] = a[u];
+                KQ_UNROLL8 for (int u = 0; u < 8; u++) acc[u] = a[u];
             }
     }
     for (size_t g = 0; g < G; g++) store_rows(y + 16 * g * ys, ys, r, R, accs + 16 * g, 16);

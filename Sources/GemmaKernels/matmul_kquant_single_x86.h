@@ -11,8 +11,6 @@
 
 #include "matmul_kquant_x86.h"
 
-#define KS_UNROLL8 _Pragma("GCC unroll 8")
-
 // ---- single tokens: 8 rows per tile, 256-bit, each row read front to back ----
 // 16 rows read side by side, a few bytes of each per step, defeat the hardware prefetchers:
 // the 16-row tile ran a lone token's Q6_K product at half the previous speed from memory. These
@@ -63,22 +61,22 @@ KS_INLINE void KS_NAME(q4k_single)(const uint8_t *w, size_t rs, size_t cols, con
         // ds[j] = d * sc_j and ms[j] = dmin * m_j / 2 of the 8 rows, in the block sums' row order.
         __m256 ds[8], ms[8];
         q4k_scales8(wp, off, ds, ms);
-        KS_UNROLL8 for (int g = 0; g < 4; g++) {
+        KQ_UNROLL8 for (int g = 0; g < 4; g++) {
             __m256i v0[4], v1[4];
-            KS_UNROLL8 for (int p = 0; p < 4; p++) {
+            KQ_UNROLL8 for (int p = 0; p < 4; p++) {
                 const uint8_t *qa = wr[2 * p] + off + 16 + 32 * g, *qb = wr[2 * p + 1] + off + 16 + 32 * g;
                 v0[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)qa), _mm_loadu_si128((const __m128i *)qb));
                 v1[p] = _mm256_setr_m128i(_mm_loadu_si128((const __m128i *)(qa + 16)),
                                           _mm_loadu_si128((const __m128i *)(qb + 16)));
             }
-            KS_UNROLL8 for (int h = 0; h < 2; h++) {
+            KQ_UNROLL8 for (int h = 0; h < 2; h++) {
                 const int j = 2 * g + h;
                 const size_t b = 8 * s + (size_t)j;
                 const int8_t *x = aq + b * GT_BLOCK;
                 const __m256i a0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x));
                 const __m256i a1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x + 16)));
                 __m256i L[4];
-                KS_UNROLL8 for (int p = 0; p < 4; p++) {
+                KQ_UNROLL8 for (int p = 0; p < 4; p++) {
                     const __m256i w0 = _mm256_and_si256(h ? _mm256_srli_epi16(v0[p], 4) : v0[p], m4);
                     const __m256i w1 = _mm256_and_si256(h ? _mm256_srli_epi16(v1[p], 4) : v1[p], m4);
                     L[p] = KS_DOT2(w0, a0, w1, a1);
@@ -90,7 +88,7 @@ KS_INLINE void KS_NAME(q4k_single)(const uint8_t *w, size_t rs, size_t cols, con
         }
         float am[8];
         q4k_min_inputs_x86(act, nb, 8 * s, am);
-        KS_UNROLL8 for (int j = 0; j < 8; j++) acc = _mm256_fmadd_ps(ms[j], _mm256_set1_ps(am[j]), acc);
+        KQ_UNROLL8 for (int j = 0; j < 8; j++) acc = _mm256_fmadd_ps(ms[j], _mm256_set1_ps(am[j]), acc);
     }
     acc = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     ks_store_rows(y + r, R, acc);
@@ -115,27 +113,27 @@ KS_INLINE void KS_NAME(q6k_single)(const uint8_t *w, size_t rs, size_t cols, con
         for (size_t l = 0; l < pf_step; l += 64) __builtin_prefetch(pf + s * pf_step + l, 0, 2);  // into L2
         __m256 ds[16];  // d * sc[k] of the 8 rows, k = 0..15
         q6k_scales8(wr, off, ds);
-        KS_UNROLL8 for (int h = 0; h < 2; h++) {
+        KQ_UNROLL8 for (int h = 0; h < 2; h++) {
             // The half's 4 blocks, 4 rows at a time: each row's ql, ql + 32 and qh loaded once.
             __m256i S[2][4];  // S[quad][c]: [rows of the quad, first 16 | second 16]
-            KS_UNROLL8 for (int quad = 0; quad < 2; quad++) {
+            KQ_UNROLL8 for (int quad = 0; quad < 2; quad++) {
                 __m256i ql0[4], ql1[4], qh[4];
-                KS_UNROLL8 for (int i = 0; i < 4; i++) {
+                KQ_UNROLL8 for (int i = 0; i < 4; i++) {
                     const uint8_t *p = wr[4 * quad + i] + off;
                     ql0[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
                     ql1[i] = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
                     qh[i] = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
                 }
-                KS_UNROLL8 for (int c = 0; c < 4; c++) {
+                KQ_UNROLL8 for (int c = 0; c < 4; c++) {
                     const __m256i av = _mm256_loadu_si256((const __m256i *)(aq + (8 * s + 4 * (size_t)h + (size_t)c) * GT_BLOCK));
                     const __m256i start = _mm256_sub_epi32(zero, KS_DOT1(zero, k32, av));
                     __m256i L[4];
-                    KS_UNROLL8 for (int i = 0; i < 4; i++)
+                    KQ_UNROLL8 for (int i = 0; i < 4; i++)
                         L[i] = KS_DOT1(start, KS_Q6K_VALUES(ql0[i], ql1[i], qh[i], c), av);
                     S[quad][c] = sum_quads(L[0], L[1], L[2], L[3]);
                 }
             }
-            KS_UNROLL8 for (int c = 0; c < 4; c++) {
+            KQ_UNROLL8 for (int c = 0; c < 4; c++) {
                 const int bi = 4 * h + c;
                 const __m256 f0 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S[0][c], S[1][c], 0x20));
                 const __m256 f1 = _mm256_cvtepi32_ps(_mm256_permute2x128_si256(S[0][c], S[1][c], 0x31));

@@ -9,6 +9,11 @@
 #include "matmul_internal.h"
 #include "simd_x86.h"
 
+// The unroll hints of the x86 K-quant kernels (small fixed loops over rows, blocks, dwords).
+#define KQ_UNROLL8 _Pragma("GCC unroll 8")
+#define KQ_UNROLL16 _Pragma("GCC unroll 16")
+#define KQ_NO_UNROLL _Pragma("GCC unroll 1")
+
 AVX2_INLINE float kq_f16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -33,12 +38,11 @@ AVX2_INLINE __m256i q6k_values_x86(__m256i ql0, __m256i ql1, __m256i qh, const i
     return _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
 }
 
-#define KX_UNROLL8 _Pragma("GCC unroll 8")
 
 // H[k] lane i = dword k (k = 0..3) of the 16 bytes at rowp[i] + off, i = 0..7.
 AVX2_INLINE void transpose8x4(const uint8_t *const *rowp, size_t off, __m256i *H) {
     __m256i z[4];  // [row q | row q + 4]
-    KX_UNROLL8 for (int q = 0; q < 4; q++)
+    KQ_UNROLL8 for (int q = 0; q < 4; q++)
         z[q] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rowp[q] + off))),
                                        _mm_loadu_si128((const __m128i *)(rowp[q + 4] + off)), 1);
     const __m256i lo01 = _mm256_unpacklo_epi32(z[0], z[1]), hi01 = _mm256_unpackhi_epi32(z[0], z[1]);
@@ -62,7 +66,7 @@ AVX2_INLINE void q4k_scales8(const uint8_t *const *rowp, size_t off, __m256 *dsc
     const __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(halves));
     const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(halves, 1)), _mm256_set1_ps(0.5f));
     const __m256i m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
-    KX_UNROLL8 for (int j = 0; j < 4; j++) {
+    KQ_UNROLL8 for (int j = 0; j < 4; j++) {
         const __m256i sc = _mm256_and_si256(_mm256_srli_epi32(H[1], 8 * j), m63);
         const __m256i m = _mm256_and_si256(_mm256_srli_epi32(H[2], 8 * j), m63);
         const __m256i sc4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(H[3], 8 * j), m15),
@@ -81,7 +85,7 @@ AVX2_INLINE void q6k_scales8(const uint8_t *const *rowp, size_t off, __m256 *dsc
     __m256i H[4];
     transpose8x4(rowp, off + 192, H);
     uint16_t dh[8];
-    KX_UNROLL8 for (int i = 0; i < 8; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
+    KQ_UNROLL8 for (int i = 0; i < 8; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
     _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) {
         const __m256i sc = _mm256_srai_epi32(_mm256_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);

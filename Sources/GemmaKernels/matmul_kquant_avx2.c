@@ -65,7 +65,7 @@ AVX2_INLINE void q6k_call_starts(const uint8_t *act, size_t as, size_t count, si
 // ---- a block's integer sums for 8 rows (q[k] = the rows' dword k of values, x = a token's inputs) ----
 // Q4_K: the 32 products of each row.
 AVX2_INLINE __m256i q4k_block_avx2(const __m256i *q, const int32_t *x) {
-#define PAIR(k) _mm256_add_epi16(_mm256_maddubs_epi16(q[k], _mm256_set1_epi32(x[k])), \
+#define PAIR(k) _mm256_add_epi16(_mm256_maddubs_epi16(q[k], _mm256_set1_epi32(x[k])),                     \
                                  _mm256_maddubs_epi16(q[k + 1], _mm256_set1_epi32(x[k + 1])))
     const __m256i s = _mm256_add_epi16(_mm256_add_epi16(PAIR(0), PAIR(2)), _mm256_add_epi16(PAIR(4), PAIR(6)));
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
@@ -118,7 +118,7 @@ AVX2_INLINE void store_rows(float *y, size_t ys, int R, const __m256 *acc, size_
 
 // Q4_K: rows r..r+R-1 x tokens 0..T-1 (T <= CHUNK) of act; y points at row 0 of token 0; pre = the
 // tokens' minimum-term factors (q4k_call_mins), nb per token.
-#define DEFINE_Q4K_TILE(SUFFIX, INLINE, BLOCK)                                                              \
+#define DEFINE_Q4K_TILE(SUFFIX, INLINE, BLOCK)                                                            \
 INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,    \
                               const void *pre, size_t T, float *y, size_t ys, size_t r, int R, int first) { \
     const size_t nb = cols / GT_BLOCK;                                                                    \
@@ -130,25 +130,25 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
     load_rows(y + r, ys, R, acc, T, first);                                                               \
     for (size_t s = 0; s < nb / 8; s++) {                                                                 \
         const size_t off = s * GT_Q4K_BLOCK_BYTES;                                                        \
-        prefetch_next_tile(rowp, rs, off, GT_Q4K_BLOCK_BYTES);                                                           \
+        prefetch_next_tile(rowp, rs, off, GT_Q4K_BLOCK_BYTES);                                            \
         __m256i Q[8][8]; /* [block][dword]: the rows' nibbles */                                          \
         __m256 dsc[8], mq[8];                                                                             \
         q4k_scales8(rowp, off, dsc, mq);                                                                  \
-        KQ_UNROLL8 for (int g = 0; g < 4; g++) {                                                             \
+        KQ_UNROLL8 for (int g = 0; g < 4; g++) {                                                          \
             __m256i W[8];                                                                                 \
             transpose8x8(rowp, off + 16 + 32 * (size_t)g, W);                                             \
-            KQ_UNROLL8 for (int k = 0; k < 8; k++) {                                                         \
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) {                                                      \
                 Q[2 * g][k] = _mm256_and_si256(W[k], m4);                                                 \
-                Q[2 * g + 1][k] = _mm256_and_si256(_mm256_srli_epi16(W[k], 4), m4);                      \
+                Q[2 * g + 1][k] = _mm256_and_si256(_mm256_srli_epi16(W[k], 4), m4);                       \
             }                                                                                             \
         }                                                                                                 \
-        KQ_NO_UNROLL for (int j = 0; j < 8; j++) {                                                           \
+        KQ_NO_UNROLL for (int j = 0; j < 8; j++) {                                                        \
             const size_t b = 8 * s + (size_t)j;                                                           \
             __m256i q[8];                                                                                 \
-            KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = Q[j][k];                                           \
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = Q[j][k];                                        \
             const __m256 dv = dsc[j];                                                                     \
             const uint8_t *a = act;                                                                       \
-            KQ_NO_UNROLL for (size_t t = 0; t < T; t++, a += as) {                                           \
+            KQ_NO_UNROLL for (size_t t = 0; t < T; t++, a += as) {                                        \
                 const __m256i L = BLOCK(q, (const int32_t *)(gt_act_q(a) + b * GT_BLOCK));                \
                 const __m256 D = _mm256_mul_ps(dv, _mm256_broadcast_ss(gt_act_d(a, nb) + b));             \
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), D, acc[t]);                               \
@@ -165,10 +165,10 @@ INLINE void q4k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
 }
 
 // Q6_K: as Q4_K; pre = the tokens' starts (q6k_call_starts), 2nb per token.
-#define DEFINE_Q6K_TILE(SUFFIX, INLINE, HALF)                                                               \
+#define DEFINE_Q6K_TILE(SUFFIX, INLINE, HALF)                                                             \
 INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act, size_t as,    \
-                              const void *pre, size_t T, float *y, size_t ys, size_t r, int R,             \
-                              int first) {                                                                 \
+                              const void *pre, size_t T, float *y, size_t ys, size_t r, int R,            \
+                              int first) {                                                                \
     const size_t nb = cols / GT_BLOCK;                                                                    \
     const int32_t *st = (const int32_t *)pre;                                                             \
     const uint8_t *rowp[ROWS];                                                                            \
@@ -177,7 +177,7 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
     load_rows(y + r, ys, R, acc, T, first);                                                               \
     for (size_t s = 0; s < nb / 8; s++) {                                                                 \
         const size_t off = s * GT_Q6K_BLOCK_BYTES;                                                        \
-        prefetch_next_tile(rowp, rs, off, GT_Q6K_BLOCK_BYTES);                                                           \
+        prefetch_next_tile(rowp, rs, off, GT_Q6K_BLOCK_BYTES);                                            \
         __m256i V[8][8]; /* [block][dword]: the rows' six-bit values */                                   \
         __m256 dsc[16];                                                                                   \
         q6k_scales8(rowp, off, dsc);                                                                      \
@@ -186,17 +186,17 @@ INLINE void q6k_tile_##SUFFIX(const uint8_t *w, size_t rs, size_t cols, const ui
             transpose8x8(rowp, off + 64 * (size_t)hf, L0);                                                \
             transpose8x8(rowp, off + 64 * (size_t)hf + 32, L1);                                           \
             transpose8x8(rowp, off + 128 + 32 * (size_t)hf, QH);                                          \
-            KQ_UNROLL8 for (int c = 0; c < 4; c++)                                                           \
+            KQ_UNROLL8 for (int c = 0; c < 4; c++)                                                        \
                 KQ_UNROLL8 for (int k = 0; k < 8; k++) V[4 * hf + c][k] = q6k_values_x86(L0[k], L1[k], QH[k], c); \
         }                                                                                                 \
-        KQ_NO_UNROLL for (int bi = 0; bi < 8; bi++) {                                                        \
+        KQ_NO_UNROLL for (int bi = 0; bi < 8; bi++) {                                                     \
             const size_t b = 8 * s + (size_t)bi;                                                          \
             __m256i q[8];                                                                                 \
-            KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = V[bi][k];                                          \
+            KQ_UNROLL8 for (int k = 0; k < 8; k++) q[k] = V[bi][k];                                       \
             const __m256 d0 = dsc[2 * bi], d1 = dsc[2 * bi + 1];                                          \
             const uint8_t *a = act;                                                                       \
             const int32_t *sb = st + 2 * b;                                                               \
-            KQ_NO_UNROLL for (size_t t = 0; t < T; t++, a += as, sb += 2 * nb) {                             \
+            KQ_NO_UNROLL for (size_t t = 0; t < T; t++, a += as, sb += 2 * nb) {                          \
                 const int32_t *x = (const int32_t *)(gt_act_q(a) + b * GT_BLOCK);                         \
                 const __m256i S0 = HALF(q, x, sb[0]), S1 = HALF(q + 4, x + 4, sb[1]);                     \
                 const __m256 ad = _mm256_broadcast_ss(gt_act_d(a, nb) + b);                               \
@@ -218,7 +218,7 @@ DEFINE_Q6K_TILE(vnni, VNNI_INLINE, q6k_half_vnni)
 // products of 15 x 128 or 2 of 63 x 128) or with AVX-VNNI ----
 #define KS_NAME(x) x##_avx2
 #define KS_INLINE AVX2_INLINE
-#define KS_DOT2(u0, s0, u1, s1) \
+#define KS_DOT2(u0, s0, u1, s1)                                                                           \
     _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u0, s0), _mm256_maddubs_epi16(u1, s1)), _mm256_set1_epi16(1))
 #define KS_DOT1(acc, u, s) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
 #define KS_Q6K_VALUES(ql0, ql1, qh, c) q6k_values_x86(ql0, ql1, qh, c)
@@ -253,8 +253,8 @@ AVX2_INLINE void copy_slice(const uint8_t *act, size_t as, size_t nb, size_t T, 
 // factors, Q6_K's starts: 4 or 8 bytes per token and block) are taken per slice. The buffers are
 // per thread (gt_kquant_scratch); if they cannot be allocated, the row-lane scalar reference runs
 // instead (the same results). Each driver starts on a 64-byte boundary (as matmul_kquant_avx512.c's).
-#define DEFINE_DRIVER(NAME, TYPE, TILE, SINGLE, FN)                                                        \
-__attribute__((aligned(64))) FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act,    \
+#define DEFINE_DRIVER(NAME, TYPE, TILE, SINGLE, FN)                                                       \
+__attribute__((aligned(64))) FN void NAME(const uint8_t *w, size_t rs, size_t cols, const uint8_t *act,   \
                                           size_t as, size_t count, float *y, size_t ys, size_t r0, size_t r1) { \
     if (count == 1) {                                                                                     \
         for (size_t r = r0; r < r1; r += ROWS) SINGLE(w, rs, cols, act, y, r, r1 - r < ROWS ? (int)(r1 - r) : ROWS); \
@@ -265,7 +265,7 @@ __attribute__((aligned(64))) FN void NAME(const uint8_t *w, size_t rs, size_t co
     const int sliced = nsb > SLICE;                                                                       \
     const size_t slice_nb = sliced ? 8 * SLICE : nb, sas = gt_act_stride(TYPE, GT_BLOCK * slice_nb);      \
     const size_t copy_bytes = sliced ? CHUNK * sas : 0;                                                   \
-    const size_t pre_bytes = CHUNK * slice_nb * (TYPE == GT_Q6K ? 2 * sizeof(int32_t) : sizeof(float));  \
+    const size_t pre_bytes = CHUNK * slice_nb * (TYPE == GT_Q6K ? 2 * sizeof(int32_t) : sizeof(float));   \
     uint8_t *buf = gt_kquant_scratch(copy_bytes + pre_bytes);                                             \
     if (!buf) {                                                                                           \
         (TYPE == GT_Q4K ? gt_q4k_rowlanes_scalar : gt_q6k_rowlanes_scalar)(w, rs, cols, act, as, count, y, ys, r0, r1); \

@@ -169,8 +169,8 @@ AVX512_INLINE void q4k_tile(const uint8_t *w, size_t rs, size_t cols, const uint
 // 4..5, merged by one bit select (`vpternlogd`) and the top two bits cleared. (16-bit shifts are
 // fine: the select and the mask keep only bits that came from the same byte.) q6k_values_x86's
 // values in 3-4 operations instead of 4-6.
-#define Q6K_VALUES(W, ql0, ql1, qh, c)                                                                        \
-    _mm##W##_and_si##W(_mm##W##_ternarylogic_epi32(                                                          \
+#define Q6K_VALUES(W, ql0, ql1, qh, c)                                                                   \
+    _mm##W##_and_si##W(_mm##W##_ternarylogic_epi32(                                                      \
         _mm##W##_set1_epi8(0x0f), (c) >= 2 ? _mm##W##_srli_epi16((c) & 1 ? (ql1) : (ql0), 4) : ((c) & 1 ? (ql1) : (ql0)), \
         (c) == 0 ? _mm##W##_slli_epi16(qh, 4) : (c) == 1 ? _mm##W##_slli_epi16(qh, 2) : (c) == 2 ? (qh) : _mm##W##_srli_epi16(qh, 2), \
         0xca), _mm##W##_set1_epi8(0x3f))
@@ -419,17 +419,17 @@ AVX512_INLINE void q6k_groups_tile(const uint8_t *w, size_t rs, size_t cols, con
 // Each driver starts on a 64-byte boundary: where its hot loops fall relative to the cache lines
 // and the op cache otherwise moves with unrelated code, and so did its speed (the same Q6_K
 // code measured 10% apart at two offsets in one process; docs/BENCHMARKS.md, session 15).
-#define DEFINE_ROWLANE_DRIVER(NAME, TYPE, TILE, GROUPS_TILE, SINGLE)                                                          \
-    __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols,               \
-                                                     const uint8_t *act, size_t as, size_t count, float *y,  \
-                                                     size_t ys, size_t r0, size_t r1) {                      \
+#define DEFINE_ROWLANE_DRIVER(NAME, TYPE, TILE, GROUPS_TILE, SINGLE)                                     \
+    __attribute__((aligned(64))) AVX512_FN void NAME(const uint8_t *w, size_t rs, size_t cols,           \
+                                                     const uint8_t *act, size_t as, size_t count, float *y, \
+                                                     size_t ys, size_t r0, size_t r1) {                  \
         if (count == 1) {                                                                                \
             for (size_t r = r0; r < r1; r += SINGLE##_ROWS)                                              \
                 SINGLE(w, rs, cols, act, y, r, r1 - r < SINGLE##_ROWS ? (int)(r1 - r) : SINGLE##_ROWS);  \
             return;                                                                                      \
         }                                                                                                \
-        const size_t gbytes = group_bytes(cols), groups = count / 16;                                   \
-        uint8_t *gb = groups ? gt_kquant_scratch(groups * (gbytes + 16 * sizeof(__m512))) : NULL;            \
+        const size_t gbytes = group_bytes(cols), groups = count / 16;                                    \
+        uint8_t *gb = groups ? gt_kquant_scratch(groups * (gbytes + 16 * sizeof(__m512))) : NULL;        \
         size_t t0 = 0; /* the first token of the tiles below */                                          \
         if (gb) {                                                                                        \
             __m512 *accs = (__m512 *)(void *)(gb + groups * gbytes);                                     \

@@ -172,14 +172,29 @@ static void chunk_pointers(const void *runs, size_t run_count, int f16, size_t r
     }
 }
 
-// Asks for every cache line of chunk a's rows (positions within [lo, hi)) ahead of their use.
-static void prefetch_rows(const void *const *p, size_t a, size_t lo, size_t hi, size_t row_bytes) {
-    const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
-    for (size_t pos = c0; pos < c1; pos++) {
-        const char *row = (const char *)p[pos - a];
-        for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b, 0, 2);
+// Keys per prefetch step. A chunk's rows are asked for a step at a time, each step just before
+// the work of the one before it: asked for all at once (64 rows, about 600 cache lines), the
+// requests filled the core's miss queues and stalled it until memory had answered most of them,
+// and the 2B's decode attention at depth 2048 ran 20-40% slower (docs/BENCHMARKS.md, session 19).
+#define GT_ATT_STEP 8
+_Static_assert(GT_ATT_CHUNK % GT_ATT_STEP == 0, "steps are whole parts of a chunk");
+
+// Asks for every cache line of a chunk's rows p[b..e-1] ahead of their use.
+static void prefetch_rows(const void *const *p, size_t b, size_t e, size_t row_bytes) {
+    for (size_t j = b; j < e; j++) {
+        const char *row = (const char *)p[j];
+        for (size_t x = 0; x < row_bytes; x += 64) __builtin_prefetch(row + x, 0, 2);
         __builtin_prefetch(row + row_bytes - 1, 0, 2);  // a row that does not start on a line
     }
+}
+
+// Step q's keys of a chunk whose positions are entries j0..j1-1: [*b, *e), empty when the step
+// lies outside. Steps sit at fixed entries (absolute positions), however j0 and j1 fall.
+static inline void step_keys(size_t q, size_t j0, size_t j1, size_t *b, size_t *e) {
+    const size_t s0 = q * GT_ATT_STEP, s1 = s0 + GT_ATT_STEP;
+    *b = s0 > j0 ? s0 : j0;
+    *e = s1 < j1 ? s1 : j1;
+    if (*e < *b) *e = *b;
 }
 
 // Up to GT_ATT_ROWS rows: one pass over the chunks their ranges cover within [from, to). The
@@ -209,18 +224,24 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
     size_t a = lo / GT_ATT_CHUNK * GT_ATT_CHUNK;
     if (a < hi) {
         chunk_pointers(runs, run_count, f16, stride * es, a, lo, hi, &run, &cur, kp, vp);
-        prefetch_rows(kp, a, lo, hi, row_bytes);
+        const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
+        prefetch_rows(kp, c0 - a, c1 - a, row_bytes);
     }
     for (; a < hi; a += GT_ATT_CHUNK) {
         const size_t c0 = a > lo ? a : lo, c1 = a + GT_ATT_CHUNK < hi ? a + GT_ATT_CHUNK : hi;
-        const size_t j0 = c0 - a, nk = c1 - c0;
+        const size_t j0 = c0 - a, j1 = c1 - a;
         // Memory is the cost of a long context: the values are fetched while the scores are
-        // computed, the next chunk's keys while these values are summed.
-        prefetch_rows(vp, a, lo, hi, row_bytes);
-        if (f16)
-            f->scores_f16(qp, nr, (const uint16_t *const *)(kp + j0), nk, d, S + j0, GT_ATT_CHUNK);
-        else
-            f->scores(qp, nr, (const float *const *)(kp + j0), nk, d, S + j0, GT_ATT_CHUNK);
+        // computed, the next chunk's keys while these values are summed, a step at a time.
+        for (size_t q = 0; q < GT_ATT_CHUNK / GT_ATT_STEP; q++) {
+            size_t b, e;
+            step_keys(q, j0, j1, &b, &e);
+            if (b == e) continue;
+            prefetch_rows(vp, b, e, row_bytes);
+            if (f16)
+                f->scores_f16(qp, nr, (const uint16_t *const *)(kp + b), e - b, d, S + b, GT_ATT_CHUNK);
+            else
+                f->scores(qp, nr, (const float *const *)(kp + b), e - b, d, S + b, GT_ATT_CHUNK);
+        }
         for (size_t r = 0; r < nr; r++) {
             float *s = S + r * GT_ATT_CHUNK;
             const size_t b = rows[r].lo > a ? rows[r].lo - a : 0;
@@ -239,15 +260,20 @@ static void attend_block(const gt_attention_isa *f, const gt_attention_row *rows
                 for (size_t i = 0; i < d; i++) o[i] *= corr;
             }
         }
-        const size_t next = a + GT_ATT_CHUNK;
-        if (next < hi) {
-            chunk_pointers(runs, run_count, f16, stride * es, next, lo, hi, &run, &cur, kn, vn);
-            prefetch_rows(kn, next, lo, hi, row_bytes);
+        const size_t next = a + GT_ATT_CHUNK;  // >= lo: its entries start at 0
+        const size_t next_keys = next < hi ? (next + GT_ATT_CHUNK < hi ? GT_ATT_CHUNK : hi - next) : 0;
+        if (next_keys) chunk_pointers(runs, run_count, f16, stride * es, next, lo, hi, &run, &cur, kn, vn);
+        for (size_t q = 0; q < GT_ATT_CHUNK / GT_ATT_STEP; q++) {
+            size_t b, e, nb, ne;
+            step_keys(q, 0, next_keys, &nb, &ne);
+            prefetch_rows(kn, nb, ne, row_bytes);
+            step_keys(q, j0, j1, &b, &e);
+            if (b == e) continue;
+            if (f16)
+                f->accumulate_f16(S + b, GT_ATT_CHUNK, nr, (const uint16_t *const *)(vp + b), e - b, d, O, d);
+            else
+                f->accumulate(S + b, GT_ATT_CHUNK, nr, (const float *const *)(vp + b), e - b, d, O, d);
         }
-        if (f16)
-            f->accumulate_f16(S + j0, GT_ATT_CHUNK, nr, (const uint16_t *const *)(vp + j0), nk, d, O, d);
-        else
-            f->accumulate(S + j0, GT_ATT_CHUNK, nr, (const float *const *)(vp + j0), nk, d, O, d);
         if (next < hi) {
             memcpy(kp, kn, sizeof kp);
             memcpy(vp, vn, sizeof vp);

@@ -115,7 +115,8 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
 /// the K-quant kernels also keep, per thread, a copy of a batch's inputs (grown the same way,
 /// freed when the thread ends): on avx512+vnni rearranged in groups of 16 tokens (1.4 MiB per
 /// thread for the 2B's widest product at the default batch of 64), on avx2 and avx2+vnni a
-/// column slice's inputs for up to 64 tokens and Q6_K's per-sub-block starts (about 190 KiB).
+/// column slice's inputs for up to 64 tokens and their per-block terms (Q4_K's minimum factors
+/// or Q6_K's per-sub-block starts; about 190 KiB).
 public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public let pool: WorkerPool
     /// The C kernels' ISA path (`GT_ISA_*`).

@@ -117,6 +117,9 @@ convert_part() {  # convert_part NAME CPU-ARRAY-NAME QUANT-ARGS...
     else
         fail "gemma-quantize $name: aarch64 output differs from x86-64 ($(cmp "$work/x86-$name.gtm" "$work/arm-$name.gtm" 2>&1 | head -n 1))"
     fi
+    # The CI disk can be nearly full by now (its free space varies): every file goes once no
+    # later part reads it.
+    rm -f "$work/x86-$name.gtm"
 }
 convert_part q8 max --type q8
 # --pure requantizes every matrix: q4k through the K scale search (portable C on aarch64, AVX2 /
@@ -261,6 +264,7 @@ for q in default q8; do
         done
         unset -n runner
     done
+    if [ $q = q8 ]; then rm -f "$model" "$model.unpacked"; fi
 done
 echo "      greedy agreement: $same of $((same + ties + diffs)) runs identical to x86-64 for all $ntok tokens, $ties parted at a near-tie (margin <= $near_tie), $diffs differ"
 
@@ -312,6 +316,7 @@ damaged() {  # damaged NAME: runs the aarch64 gemma-tiny on $work/bad/NAME.gtm
     else
         fail "damaged model ($1): exit $status, stderr: $(tail -n 3 "$work/bad/$1.err" | tr '\n' ' ')"
     fi
+    rm -f "$f" "$f.unpacked"
 }
 mkdir -p "$work/bad"
 size=$(stat -c %s "$work/default.gtm")

@@ -38,7 +38,6 @@ AVX2_INLINE __m256i q6k_values_x86(__m256i ql0, __m256i ql1, __m256i qh, const i
     return _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
 }
 
-
 // H[k] lane i = dword k (k = 0..3) of the 16 bytes at rowp[i] + off, i = 0..7.
 AVX2_INLINE void transpose8x4(const uint8_t *const *rowp, size_t off, __m256i *H) {
     __m256i z[4];  // [row q | row q + 4]
@@ -87,7 +86,7 @@ AVX2_INLINE void q6k_scales8(const uint8_t *const *rowp, size_t off, __m256 *dsc
     uint16_t dh[8];
     KQ_UNROLL8 for (int i = 0; i < 8; i++) memcpy(&dh[i], rowp[i] + off + 208, 2);
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
-    _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) {
+    KQ_UNROLL16 for (int k = 0; k < 16; k++) {
         const __m256i sc = _mm256_srai_epi32(_mm256_slli_epi32(H[k / 4], 24 - 8 * (k % 4)), 24);
         dsc[k] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
     }

@@ -14,12 +14,13 @@
 // ---- single tokens: 8 rows per tile, 256-bit, rows read one (pair) after another ----
 // A lone token's product reads every weight once, from memory, and its reads must look linear to
 // the hardware prefetchers. 16 rows read side by side, a few bytes of each per step, ran Q6_K at
-// half speed; 8 rows side by side still read 2048-column rows (1152 or 1680 bytes) 15-40% slower
-// than rows read one after another. So a tile reads a window of up to 8 super-blocks of one row
-// (Q6_K) or one row pair (Q4_K: a row per 128-bit half) front to back, keeps its int32 sums of 4
-// blocks (sum_quads), and then turns 4 rows' registers into per-block registers of 4 rows
-// (transpose_quads): the row-lane arithmetic of matmul_kquant_rowlanes.c, bit for bit, since
-// integer sums are exact in any order and the float steps come in the reference's order.
+// half speed; 8 rows side by side still read Q6_K 20-40% slower from memory than rows read one
+// after another, and Q4_K's 2048 x 2048 product 13% (docs/BENCHMARKS.md, "Session 20"). So a
+// tile reads a window of up to 8 super-blocks of one row (Q6_K) or one row pair (Q4_K: a row per
+// 128-bit half) front to back, keeps its int32 sums of 4 blocks (sum_quads), and then turns 4
+// rows' registers into per-block registers of 4 rows (transpose_quads): the row-lane arithmetic
+// of matmul_kquant_rowlanes.c, bit for bit, since integer sums are exact in any order and the
+// float steps come in the reference's order.
 enum { q4k_single_ROWS = 8, q6k_single_ROWS = 8 };
 enum { SINGLE_WINDOW = 8 };  // super-blocks per window (its sums on the stack: 2 KiB for Q4_K, 6 for Q6_K)
 

@@ -190,6 +190,25 @@ void gt_prepare_activations_isa(int isa, int type, const float *x, size_t cols, 
     }
 }
 
+// What the int8 rounding of prepared inputs left over: r = x - d * q per block. Preparing r as
+// well and adding its product to the first gives inputs of about 15 bits (SIMDKernels'
+// preciseInputs). In double, d * q is exact, so whether a compiler fuses it with the subtraction
+// changes nothing: every build and path gives the same r.
+void gt_activation_residuals(int type, const float *x, size_t cols, size_t t0, size_t t1, size_t x_stride,
+                             const void *act, float *r, size_t r_stride) {
+    const size_t stride = gt_activation_bytes(type, cols);
+    if (stride == 0 || !gt_is_quantized(type)) return;
+    const size_t nb = cols / GT_BLOCK;
+    for (size_t t = t0; t < t1; t++) {
+        const void *a = (const uint8_t *)act + t * stride;
+        const int8_t *q = gt_act_q(a);
+        const float *d = gt_act_d(a, nb);
+        const float *xt = x + t * x_stride;
+        float *rt = r + t * r_stride;
+        for (size_t i = 0; i < nb * GT_BLOCK; i++) rt[i] = (float)((double)xt[i] - (double)d[i / GT_BLOCK] * q[i]);
+    }
+}
+
 void gt_prepare_activations(int type, const float *x, size_t cols, size_t count, size_t x_stride, void *out) {
     gt_prepare_activations_isa(gt_kernel_isa_id(), type, x, cols, 0, count, x_stride, out);
 }

@@ -95,6 +95,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seed of the random token ids.", valueName: "n"))
     var seed: UInt64 = 1234
 
+    @Flag(name: .long, help: "Quantized products also run on their inputs' int8 rounding error (inputs of about 15 bits; see gemma-tiny run --help).")
+    var preciseInputs = false
+
     @Flag(name: .customLong("no-bandwidth"), help: "Skip the memory read bandwidth measurement (done when there are tg tests).")
     var noBandwidth = false
 
@@ -145,7 +148,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         for t in threads?.values ?? [WorkerPool.defaultThreadCount] {
-            let kernels = makeDefaultKernels(threads: t)
+            let kernels = makeDefaultKernels(threads: t, preciseInputs: preciseInputs)
             for b in batchSize.values {
                 let session: InferenceSession
                 do {

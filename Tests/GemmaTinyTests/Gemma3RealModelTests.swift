@@ -188,6 +188,50 @@ final class Gemma3RealModelTests: XCTestCase {
                            cacheType: .f16)
     }
 
+    /// The default import computed with precise inputs (`gemma-tiny --precise-inputs`) runs the
+    /// GGUF's weights as if they met f32 inputs: over the first 96 positions of the long text,
+    /// its next-token distributions are at least 100 times closer (mean KL divergence) to those
+    /// of the same weights dequantized to f32 than the default int8 inputs' are (measured: about
+    /// 60000 times over 300 positions: what is left is f32 rounding), and its argmax is the f32
+    /// file's everywhere.
+    func testGemma3DefaultImportPreciseInputsMatchF32Weights() throws {
+        let output = ModelFixtures.tempDir + "/gemma3-270m-default-precise.gtm"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        _ = try Converter.convert(checkpoint: try gguf(), output: output, options: ConversionOptions(compress: false, overwrite: true))
+        let imported = try GemmaModel.load(path: output), exact = try model(.f32)
+        let ids = Array(try references().longText.ids.prefix(96))
+        func logSoftmax(_ logits: UnsafeBufferPointer<Float>) -> [Float] {
+            let top = logits.max()!
+            var sum: Float = 0
+            for v in logits { sum += exp(v - top) }
+            let shift = top + log(sum)
+            return logits.map { $0 - shift }
+        }
+        func run(_ model: GemmaModel, _ kernels: any MatmulKernels, _ each: @escaping (Int, [Float]) -> Void) throws {
+            let session = try InferenceSession(model: model, contextLength: ids.count, kernels: kernels, cacheType: .f32)
+            try session.prefill(ids, logits: .all(from: 0) { index, logits in each(index, logSoftmax(logits)) })
+        }
+        var reference: [[Float]] = []
+        try run(exact, Self.kernels) { _, l in reference.append(l) }
+        /// Mean KL(reference || model) and how many argmaxes are the reference's.
+        func compare(_ kernels: any MatmulKernels) throws -> (kl: Double, agree: Int) {
+            var kl = 0.0, agree = 0
+            try run(imported, kernels) { index, l in
+                let r = reference[index]
+                var sum = 0.0
+                for i in r.indices { sum += exp(Double(r[i])) * Double(r[i] - l[i]) }
+                kl += sum
+                if r.indices.max(by: { r[$0] < r[$1] }) == l.indices.max(by: { l[$0] < l[$1] }) { agree += 1 }
+            }
+            return (kl / Double(ids.count), agree)
+        }
+        let plain = try compare(Self.kernels), precise = try compare(SIMDKernels(threads: 2, preciseInputs: true))
+        print(String(format: "GEMMA3-270M default import vs its f32 weights, %d positions: mean KL int8 inputs %.3e, precise inputs %.3e (%.0fx); argmax agreement %d (int8 inputs %d)",
+                     ids.count, plain.kl, precise.kl, plain.kl / precise.kl, precise.agree, plain.agree))
+        XCTAssertLessThan(abs(precise.kl), plain.kl / 100, "f32 rounding can make a tiny KL negative")
+        XCTAssertEqual(precise.agree, ids.count)
+    }
+
     func checkAgreement(_ type: StorageType, minimum: Double) throws {
         try checkAgreement(try model(type), label: "\(type)", minimum: minimum)
     }

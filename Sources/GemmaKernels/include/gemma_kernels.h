@@ -137,6 +137,11 @@ void gt_prepare_activations(int type, const float *x, size_t cols, size_t count,
 /// Every path writes the same bytes, so disjoint ranges can be prepared on different threads.
 void gt_prepare_activations_isa(int isa, int type, const float *x, size_t cols, size_t t0, size_t t1,
                                 size_t x_stride, void *out);
+/// For a quantized type, the rounding error of vectors t0..t1-1 prepared in `act` (as above, from
+/// the same x): r[t * r_stride + i] = x[t * x_stride + i] - (the prepared value). Nothing for
+/// f32/bf16. Preparing r too and adding the two products gives inputs of about 15 bits.
+void gt_activation_residuals(int type, const float *x, size_t cols, size_t t0, size_t t1, size_t x_stride,
+                             const void *act, float *r, size_t r_stride);
 /// The product with the selected path (see above). `w` holds rows `row_stride` bytes apart.
 /// Does nothing for an unknown type or quantized rows that are not whole blocks; cols = 0 gives 0.
 void gt_matmul(int type, const void *w, size_t row_stride, size_t cols, const void *act, size_t count,

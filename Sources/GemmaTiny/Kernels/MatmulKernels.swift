@@ -108,7 +108,9 @@ public final class ThreadedScalarKernels: MatmulKernels, @unchecked Sendable {
 /// Accuracy: exact f32 inputs for f32/bf16 weights (only the summation order differs from
 /// `ScalarKernels`); for quantized weights, the int8 rounding of the inputs adds an error of at
 /// most (max |x| in a block / 254) * (sum |w| in the block) per block, as llama.cpp's Q8_0
-/// inputs do.
+/// inputs do. With `preciseInputs`, quantized products also prepare that rounding error as a
+/// second int8 vector and add its product: inputs of about 15 bits (the error shrinks about 250
+/// times), for twice the multiply-adds and no more weight reads (see `init`).
 ///
 /// The scratch buffer grows to the largest product seen (it is allocated on the first products,
 /// not on every one); a lock serialises products made from several threads. On the x86 paths
@@ -126,10 +128,16 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     /// Below this many multiply-adds a product runs on the calling thread only: waking the
     /// workers costs more than it saves.
     public var minimumParallelWork = 1 << 16
+    /// Whether quantized products take their inputs in two int8 parts (see `init`).
+    public let preciseInputs: Bool
 
     private let lock = NSLock()
     private var scratch: UnsafeMutableRawPointer
     private var scratchBytes: Int
+    /// With `preciseInputs`: the inputs' rounding errors (f32), and both parts' outputs before
+    /// they are added.
+    private var residuals = GrowableFloats()
+    private var partOutputs = GrowableFloats()
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
     /// The row chunks of a dispatch (at most 8 per thread and product, + 1).
@@ -141,7 +149,14 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     ///   - isa: a path name to use instead of the detected one ("scalar" forces the portable C
     ///     path); nil or an unsupported name = the C library's choice (`gt_kernel_isa`, which
     ///     honours `GEMMA_TINY_KERNELS`).
-    public init(threads: Int = 0, isa: String? = nil) {
+    ///   - preciseInputs: quantized products run on the int8 inputs and again on their rounding
+    ///     error (x - d q, also int8 with a scale per 32), and add the two outputs. The products'
+    ///     input error falls from about max|x| / 254 per block to about max|x| / 64500, as if the
+    ///     weights met f32 inputs; each product does twice the multiply-adds (a prompt runs at
+    ///     about half speed) and reads its weights once, as a batch of two. For quality
+    ///     measurements (`gemma-tiny perplexity --precise-inputs`); off by default, as llama.cpp.
+    public init(threads: Int = 0, isa: String? = nil, preciseInputs: Bool = false) {
+        self.preciseInputs = preciseInputs
         pool = WorkerPool(threads: threads > 0 ? threads : WorkerPool.defaultThreadCount)
         var id = gt_kernel_isa_id()
         if let isa {
@@ -160,6 +175,8 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     }
 
     deinit {
+        residuals.free()
+        partOutputs.free()
         scratch.deallocate()
         nextRow.deallocate()
         sharedItems.deallocate()
@@ -172,7 +189,9 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
             .map { String(cString: gt_isa_name(Int32($0))) }
     }
 
-    public var name: String { pool.threadCount == 1 ? isaName : "\(isaName) x\(pool.threadCount) threads" }
+    public var name: String {
+        (pool.threadCount == 1 ? isaName : "\(isaName) x\(pool.threadCount) threads") + (preciseInputs ? ", precise inputs" : "")
+    }
     public var parallelism: Int { pool.threadCount }
 
     public func parallel(_ body: (Int) -> Void) {
@@ -227,18 +246,49 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         let type = Int32(products[0].weights.type.rawValue)
         lock.lock()
         defer { lock.unlock() }
-        growScratch(gt_activation_bytes(type, cols) * count)
+        let precise = preciseInputs && products[0].weights.type.isQuantized
+        // With precise inputs, tokens count..<2 count are the rounding errors of tokens 0..<count.
+        let tokens = precise ? 2 * count : count
+        let actBytes = gt_activation_bytes(type, cols)
+        growScratch(actBytes * tokens)
         let parts = pool.threadCount, isa = self.isa
         var rows = 0
         for i in 0..<n { rows += products[i].weights.rows }
-        let work = rows * cols * count
-        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count,
-                      parallel: parts > 1 && count >= 2 * parts && work >= minimumParallelWork)
+        let work = rows * cols * tokens
+        let parallelPrepare = parts > 1 && count >= 2 * parts && work >= minimumParallelWork
+        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count, into: scratch, parallel: parallelPrepare)
+        if precise {
+            let r = residuals.reserve(count * cols)
+            gt_activation_residuals(type, x, cols, 0, count, xStride, scratch, r, cols)
+            prepareInputs(type: type, r, cols: cols, xStride: cols, count: count, into: scratch + count * actBytes,
+                          parallel: parallelPrepare)
+            _ = partOutputs.reserve(rows * tokens)
+        }
+        // Where product i's kernels write: its output, or (precise) its part of partOutputs,
+        // `tokens` rows of its matrix's rows, after the products before it.
+        nonisolated(unsafe) let parted = precise ? partOutputs.base : nil
+        let offset1 = products[0].weights.rows * tokens
+        let offset2 = n > 2 ? offset1 + products[1].weights.rows * tokens : 0
+        func target(_ i: Int) -> (UnsafeMutablePointer<Float>, Int) {
+            let (w, y) = products[i]
+            guard let parted else { return (y, yStride ?? w.rows) }
+            return (parted + (i == 0 ? 0 : i == 1 ? offset1 : offset2), w.rows)
+        }
+        defer {
+            if parted != nil {
+                for i in 0..<n {
+                    let (w, y) = products[i]
+                    let (part, _) = target(i)
+                    addParts(part, rows: w.rows, count: count, into: y, yStride: yStride ?? w.rows)
+                }
+            }
+        }
         nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
         if parts == 1 || rows < 32 || work < minimumParallelWork {
             for i in 0..<n {
-                let (w, y) = products[i]
-                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, yStride ?? w.rows, 0, w.rows)
+                let w = products[i].weights
+                let (y, ys) = target(i)
+                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, tokens, y, ys, 0, w.rows)
             }
             return
         }
@@ -259,16 +309,27 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         nonisolated(unsafe) let next = counter
         nonisolated(unsafe) let items = sharedItems
         nonisolated(unsafe) let all = products
+        nonisolated(unsafe) let targets = (target(0), n > 1 ? target(1) : target(0), n > 2 ? target(2) : target(0))
         let total = itemCount
         pool.run { _ in
             while true {
                 let k = gt_atomic_fetch_add(next, 1)
                 if k >= total { break }
                 let item = items[k]
-                let (w, y) = all[item.product]
-                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, count, y, yStride ?? w.rows,
+                let w = all[item.product].weights
+                let (y, ys) = item.product == 0 ? targets.0 : item.product == 1 ? targets.1 : targets.2
+                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, tokens, y, ys,
                               item.begin, item.end)
             }
+        }
+    }
+
+    /// y[t] = (output of token t) + (output of its rounding error, token count + t), row by row.
+    private func addParts(_ part: UnsafeMutablePointer<Float>, rows: Int, count: Int,
+                          into y: UnsafeMutablePointer<Float>, yStride: Int) {
+        for t in 0..<count {
+            let main = part + t * rows, error = part + (count + t) * rows, out = y + t * yStride
+            for r in 0..<rows { out[r] = main[r] + error[r] }
         }
     }
 
@@ -284,14 +345,14 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     /// the threads (one more dispatch of the pool, cheaper than one thread preparing 64 tokens
     /// while the others wait); every split writes the same bytes.
     private func prepareInputs(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int,
-                                parallel: Bool) {
+                                into out: UnsafeMutableRawPointer, parallel: Bool) {
         guard parallel else {
-            gt_prepare_activations_isa(isa, type, x, cols, 0, count, xStride, scratch)
+            gt_prepare_activations_isa(isa, type, x, cols, 0, count, xStride, out)
             return
         }
         let parts = pool.threadCount, isa = self.isa
         nonisolated(unsafe) let xp = x
-        nonisolated(unsafe) let out = scratch
+        nonisolated(unsafe) let out = out
         pool.run { part in
             gt_prepare_activations_isa(isa, type, xp, cols, count * part / parts, count * (part + 1) / parts, xStride, out)
         }
@@ -303,10 +364,32 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
 /// ("scalar", "avx2", "avx2+vnni", "avx512+vnni", "neon", "neon+dotprod") forces that path of
 /// `SIMDKernels` (where the CPU has it), and
 /// "reference" selects the f32-input reference kernels (`ScalarKernels` / `ThreadedScalarKernels`).
-public func makeDefaultKernels(threads: Int = 0) -> any MatmulKernels {
+/// `preciseInputs` is `SIMDKernels`' (the reference kernels' inputs are f32 anyway).
+public func makeDefaultKernels(threads: Int = 0, preciseInputs: Bool = false) -> any MatmulKernels {
     let n = threads > 0 ? threads : WorkerPool.defaultThreadCount
     if ProcessInfo.processInfo.environment["GEMMA_TINY_KERNELS"] == "reference" {
         return n == 1 ? ScalarKernels() : ThreadedScalarKernels(threads: n)
     }
-    return SIMDKernels(threads: n)
+    return SIMDKernels(threads: n, preciseInputs: preciseInputs)
+}
+
+/// A 64-byte aligned float buffer that only grows (scratch space reused from call to call).
+struct GrowableFloats {
+    private var raw: UnsafeMutableRawPointer? = nil
+    private var capacity = 0
+
+    var base: UnsafeMutablePointer<Float>? { raw?.assumingMemoryBound(to: Float.self) }
+
+    /// At least `count` floats, contents undefined.
+    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity || raw == nil {
+            raw?.deallocate()
+            capacity = max(count, 2 * capacity, 1024)
+            raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Float>.stride, alignment: 64)
+            raw!.bindMemory(to: Float.self, capacity: capacity)
+        }
+        return base!
+    }
+
+    func free() { raw?.deallocate() }
 }

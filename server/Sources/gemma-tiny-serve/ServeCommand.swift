@@ -121,7 +121,7 @@ struct ServeCommand: ParsableCommand {
         let engine: GemmaEngine
         do {
             engine = try GemmaEngine(model: gemma, options: GemmaEngine.Options(
-                threads: model.threads ?? 0, contextLength: model.context(for: gemma),
+                threads: model.threads ?? 0, kernels: model.makeKernels(), contextLength: model.context(for: gemma),
                 maxConcurrentGenerations: parallel, prefillChunkSize: prefillChunk,
                 name: modelId ?? GemmaEngine.modelName(forPath: model.model), cacheType: model.cacheType))
         } catch {

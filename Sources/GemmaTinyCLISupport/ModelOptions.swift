@@ -30,7 +30,7 @@ public struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))
     public var unpack: ModelLoader.UnpackMode = .sibling
 
-    @Flag(name: .long, help: "Quantized products also run on their inputs' int8 rounding error: inputs of about 15 bits instead of 8, as if the weights met f32 inputs, for twice the multiply-adds (prompts at about half speed). For quality measurements.")
+    @Flag(name: .long, help: "Quantized products also run on their inputs' int8 rounding error: inputs of about 15 bits instead of 8, as if the weights met f32 inputs, for twice the multiply-adds (prompts at about half speed, generation at about 0.6x). For quality measurements.")
     public var preciseInputs = false
 
     @Flag(name: [.short, .long], help: "Print load time, speeds and peak memory on stderr.")

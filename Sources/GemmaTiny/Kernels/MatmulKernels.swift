@@ -153,8 +153,9 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     ///     error (x - d q, also int8 with a scale per 32), and add the two outputs. The products'
     ///     input error falls from about max|x| / 254 per block to about max|x| / 64500, as if the
     ///     weights met f32 inputs; each product does twice the multiply-adds (a prompt runs at
-    ///     about half speed) and reads its weights once, as a batch of two. For quality
-    ///     measurements (`gemma-tiny perplexity --precise-inputs`); off by default, as llama.cpp.
+    ///     about half speed, generation at about 0.6x) and reads its weights from memory once.
+    ///     For quality measurements (`gemma-tiny perplexity --precise-inputs`); off by default:
+    ///     llama.cpp's inputs are int8 as well.
     public init(threads: Int = 0, isa: String? = nil, preciseInputs: Bool = false) {
         self.preciseInputs = preciseInputs
         pool = WorkerPool(threads: threads > 0 ? threads : WorkerPool.defaultThreadCount)
@@ -283,12 +284,13 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
                 }
             }
         }
+        let splitPair = precise && count == 1
         nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
         if parts == 1 || rows < 32 || work < minimumParallelWork {
             for i in 0..<n {
                 let w = products[i].weights
                 let (y, ys) = target(i)
-                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, tokens, y, ys, 0, w.rows)
+                Self.product(isa, w, act, actBytes, tokens, splitPair, y, ys, 0, w.rows)
             }
             return
         }
@@ -318,9 +320,22 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
                 let item = items[k]
                 let w = all[item.product].weights
                 let (y, ys) = item.product == 0 ? targets.0 : item.product == 1 ? targets.1 : targets.2
-                gt_matmul_isa(isa, Int32(w.type.rawValue), w.base, w.rowBytes, cols, act, tokens, y, ys,
-                              item.begin, item.end)
+                Self.product(isa, w, act, actBytes, tokens, splitPair, y, ys, item.begin, item.end)
             }
+        }
+    }
+
+    /// Rows [begin, end) of one product for all `tokens`. With `splitPair` (one token and its
+    /// rounding error) the two run as single tokens, the second on rows the first just read
+    /// (from cache): the single-token kernels stream weights faster than a batch of two does.
+    private static func product(_ isa: Int32, _ w: WeightMatrix, _ act: UnsafeRawPointer, _ actBytes: Int, _ tokens: Int,
+                                _ splitPair: Bool, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ begin: Int, _ end: Int) {
+        let type = Int32(w.type.rawValue)
+        if splitPair {
+            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act, 1, y, ys, begin, end)
+            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act + actBytes, 1, y + ys, ys, begin, end)
+        } else {
+            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act, tokens, y, ys, begin, end)
         }
     }
 

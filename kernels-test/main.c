@@ -340,6 +340,39 @@ static void fill_quantize_block(float *x, int kind) {
     }
 }
 
+// The rounding error of prepared inputs (gt_activation_residuals, the precise-inputs mode) on
+// the special blocks above: at most half a step in a finite block, x itself in a block below the
+// cut-off (scale 0), NaN in a NaN / infinity block; and the error prepared in turn (unless it is
+// below the cut-off itself) brings
+// d q + d2 q2 to within a step / 254 of x, about 127 times closer than d q alone.
+static void check_residuals(const float *x, size_t cols, size_t count, const uint8_t *act) {
+    const size_t nb = cols / GT_BLOCK, bytes = gt_activation_bytes(GT_Q8, cols);
+    float *r = xmalloc(cols * count * sizeof(float));
+    uint8_t *act2 = xmalloc(bytes * count);
+    gt_activation_residuals(GT_Q8, x, cols, 0, count, cols, act, r, cols);
+    gt_prepare_activations_isa(GT_ISA_SCALAR, GT_Q8, r, cols, 0, count, cols, act2);
+    size_t bad = 0, bad_sum = 0;
+    for (size_t t = 0; t < count; t++)
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *o = act + t * bytes, *o2 = act2 + t * bytes;
+            const float dv = ((const float *)(o + nb * GT_BLOCK))[b], d2 = ((const float *)(o2 + nb * GT_BLOCK))[b];
+            for (size_t i = b * GT_BLOCK; i < (b + 1) * GT_BLOCK; i++) {
+                const float xv = x[t * cols + i], rv = r[t * cols + i];
+                const int8_t q = ((const int8_t *)o)[i], q2 = ((const int8_t *)o2)[i];
+                if (isnan(dv)) { bad += !isnan(rv); continue; }
+                if (dv == 0.0f) { bad += rv != xv; continue; }
+                if (!(fabsf(rv) <= dv / 2 * 1.00001f)) bad++;
+                if (d2 == 0.0f) continue;  // an error below the 1e-30 cut-off is dropped, as any such block
+                const double rebuilt = (double)dv * q + (double)d2 * q2;
+                if (!(fabs(rebuilt - xv) <= dv / 254.0 * 1.0001 + 1e-37)) bad_sum++;
+            }
+        }
+    check(bad == 0, "input residuals: %zu values beyond half a step (or not x / NaN where defined)", bad);
+    check(bad_sum == 0, "input residuals: %zu values not rebuilt to a step / 254", bad_sum);
+    free(r);
+    free(act2);
+}
+
 // Every path's input preparation against the scalar one, byte for byte: blocks of every kind
 // above, plus ties (x * 127 / amax exactly k + 0.5), NaN, +-infinity, magnitudes around the
 // 1e-30 cut-off, and denormals; prepared whole and as two token ranges (as threads split them).
@@ -400,6 +433,7 @@ static void check_prepare_paths(int quick) {
             }
     }
     check(special_ok, "prepared inputs: zero, non-finite and tie blocks as defined");
+    check_residuals(x, cols, count, ref);
     free(x);
     free(ref);
     free(got);

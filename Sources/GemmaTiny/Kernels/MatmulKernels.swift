@@ -134,10 +134,9 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     private let lock = NSLock()
     private var scratch: UnsafeMutableRawPointer
     private var scratchBytes: Int
-    /// With `preciseInputs`: the inputs' rounding errors (f32), and both parts' outputs before
-    /// they are added.
+    /// With `preciseInputs`: the inputs' rounding errors (f32), and their products' outputs.
     private var residuals = GrowableFloats()
-    private var partOutputs = GrowableFloats()
+    private var errorOutputs = GrowableFloats()
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
     /// The row chunks of a dispatch (at most 8 per thread and product, + 1).
@@ -177,7 +176,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
 
     deinit {
         residuals.free()
-        partOutputs.free()
+        errorOutputs.free()
         scratch.deallocate()
         nextRow.deallocate()
         sharedItems.deallocate()
@@ -248,49 +247,36 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let precise = preciseInputs && products[0].weights.type.isQuantized
-        // With precise inputs, tokens count..<2 count are the rounding errors of tokens 0..<count.
-        let tokens = precise ? 2 * count : count
         let actBytes = gt_activation_bytes(type, cols)
-        growScratch(actBytes * tokens)
+        // With precise inputs, vectors count..<2 count of the scratch are the inputs' rounding errors.
+        growScratch(actBytes * (precise ? 2 * count : count))
         let parts = pool.threadCount, isa = self.isa
         var rows = 0
         for i in 0..<n { rows += products[i].weights.rows }
-        let work = rows * cols * tokens
+        let work = rows * cols * count * (precise ? 2 : 1)
         let parallelPrepare = parts > 1 && count >= 2 * parts && work >= minimumParallelWork
         prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count, into: scratch, parallel: parallelPrepare)
-        if precise {
-            let r = residuals.reserve(count * cols)
-            gt_activation_residuals(type, x, cols, 0, count, xStride, scratch, r, cols)
-            prepareInputs(type: type, r, cols: cols, xStride: cols, count: count, into: scratch + count * actBytes,
-                          parallel: parallelPrepare)
-            _ = partOutputs.reserve(rows * tokens)
-        }
-        // Where product i's kernels write: its output, or (precise) its part of partOutputs,
-        // `tokens` rows of its matrix's rows, after the products before it.
-        nonisolated(unsafe) let parted = precise ? partOutputs.base : nil
-        let offset1 = products[0].weights.rows * tokens
-        let offset2 = n > 2 ? offset1 + products[1].weights.rows * tokens : 0
-        func target(_ i: Int) -> (UnsafeMutablePointer<Float>, Int) {
-            let (w, y) = products[i]
-            guard let parted else { return (y, yStride ?? w.rows) }
-            return (parted + (i == 0 ? 0 : i == 1 ? offset1 : offset2), w.rows)
+        nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
+        // Precise inputs: product i's outputs for the rounding errors, `count` rows of its
+        // matrix's rows after those of the products before it, added to its outputs at the end.
+        let errors = precise ? prepareErrors(type: type, x, cols: cols, xStride: xStride, count: count, outputs: rows * count,
+                                             parallel: parallelPrepare) : nil
+        let offset1 = products[0].weights.rows * count
+        let offset2 = n > 2 ? offset1 + products[1].weights.rows * count : 0
+        func errorTarget(_ i: Int) -> (UnsafeRawPointer, UnsafeMutablePointer<Float>)? {
+            errors.map { (act + count * actBytes, $0 + (i == 0 ? 0 : i == 1 ? offset1 : offset2)) }
         }
         defer {
-            if parted != nil {
-                for i in 0..<n {
-                    let (w, y) = products[i]
-                    let (part, _) = target(i)
-                    addParts(part, rows: w.rows, count: count, into: y, yStride: yStride ?? w.rows)
-                }
+            for i in 0..<n {
+                guard let (_, e) = errorTarget(i) else { break }
+                let (w, y) = products[i]
+                addErrors(e, rows: w.rows, count: count, into: y, yStride: yStride ?? w.rows)
             }
         }
-        let splitPair = precise && count == 1
-        nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
         if parts == 1 || rows < 32 || work < minimumParallelWork {
             for i in 0..<n {
-                let w = products[i].weights
-                let (y, ys) = target(i)
-                Self.product(isa, w, act, actBytes, tokens, splitPair, y, ys, 0, w.rows)
+                let (w, y) = products[i]
+                Self.product(isa, w, act, count, y, yStride ?? w.rows, errorTarget(i), 0, w.rows)
             }
             return
         }
@@ -311,40 +297,39 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         nonisolated(unsafe) let next = counter
         nonisolated(unsafe) let items = sharedItems
         nonisolated(unsafe) let all = products
-        nonisolated(unsafe) let targets = (target(0), n > 1 ? target(1) : target(0), n > 2 ? target(2) : target(0))
+        nonisolated(unsafe) let errorTargets = (errorTarget(0), n > 1 ? errorTarget(1) : nil, n > 2 ? errorTarget(2) : nil)
         let total = itemCount
         pool.run { _ in
             while true {
                 let k = gt_atomic_fetch_add(next, 1)
                 if k >= total { break }
                 let item = items[k]
-                let w = all[item.product].weights
-                let (y, ys) = item.product == 0 ? targets.0 : item.product == 1 ? targets.1 : targets.2
-                Self.product(isa, w, act, actBytes, tokens, splitPair, y, ys, item.begin, item.end)
+                let (w, y) = all[item.product]
+                let error = item.product == 0 ? errorTargets.0 : item.product == 1 ? errorTargets.1 : errorTargets.2
+                Self.product(isa, w, act, count, y, yStride ?? w.rows, error, item.begin, item.end)
             }
         }
     }
 
-    /// Rows [begin, end) of one product for all `tokens`. With `splitPair` (one token and its
-    /// rounding error) the two run as single tokens, the second on rows the first just read
-    /// (from cache): the single-token kernels stream weights faster than a batch of two does.
-    private static func product(_ isa: Int32, _ w: WeightMatrix, _ act: UnsafeRawPointer, _ actBytes: Int, _ tokens: Int,
-                                _ splitPair: Bool, _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ begin: Int, _ end: Int) {
+    /// Rows [begin, end) of one product for `count` tokens, and with precise inputs (`error`: the
+    /// prepared rounding errors and where their outputs go, a stride of the matrix's rows) the
+    /// same rows again for the errors, while they are in cache.
+    private static func product(_ isa: Int32, _ w: WeightMatrix, _ act: UnsafeRawPointer, _ count: Int,
+                                _ y: UnsafeMutablePointer<Float>, _ ys: Int,
+                                _ error: (act: UnsafeRawPointer, y: UnsafeMutablePointer<Float>)?, _ begin: Int, _ end: Int) {
         let type = Int32(w.type.rawValue)
-        if splitPair {
-            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act, 1, y, ys, begin, end)
-            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act + actBytes, 1, y + ys, ys, begin, end)
-        } else {
-            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act, tokens, y, ys, begin, end)
+        gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act, count, y, ys, begin, end)
+        if let error {
+            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, error.act, count, error.y, w.rows, begin, end)
         }
     }
 
-    /// y[t] = (output of token t) + (output of its rounding error, token count + t), row by row.
-    private func addParts(_ part: UnsafeMutablePointer<Float>, rows: Int, count: Int,
-                          into y: UnsafeMutablePointer<Float>, yStride: Int) {
+    /// y[t] += the output of token t's rounding error, row by row.
+    private func addErrors(_ errors: UnsafeMutablePointer<Float>, rows: Int, count: Int,
+                           into y: UnsafeMutablePointer<Float>, yStride: Int) {
         for t in 0..<count {
-            let main = part + t * rows, error = part + (count + t) * rows, out = y + t * yStride
-            for r in 0..<rows { out[r] = main[r] + error[r] }
+            let e = errors + t * rows, out = y + t * yStride
+            for r in 0..<rows { out[r] += e[r] }
         }
     }
 
@@ -354,6 +339,17 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
             scratchBytes = max(bytes, scratchBytes * 2)
             scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         }
+    }
+
+    /// Precise inputs: the rounding errors of the `count` inputs just prepared in `scratch`,
+    /// prepared after them, and room for `outputs` floats of their products' outputs (returned).
+    private func prepareErrors(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int, outputs: Int,
+                               parallel: Bool) -> UnsafeMutablePointer<Float> {
+        let r = residuals.reserve(count * cols)
+        gt_activation_residuals(type, x, cols, 0, count, xStride, scratch, r, cols)
+        prepareInputs(type: type, r, cols: cols, xStride: cols, count: count,
+                      into: scratch + count * gt_activation_bytes(type, cols), parallel: parallel)
+        return errorOutputs.reserve(outputs)
     }
 
     /// The int8 (or f32) inputs of a product into `scratch`. A batch's tokens are split between

@@ -343,8 +343,8 @@ static void fill_quantize_block(float *x, int kind) {
 // The rounding error of prepared inputs (gt_activation_residuals, the precise-inputs mode) on
 // the special blocks above: at most half a step in a finite block, x itself in a block below the
 // cut-off (scale 0), NaN in a NaN / infinity block; and the error prepared in turn (unless it is
-// below the cut-off itself) brings
-// d q + d2 q2 to within a step / 254 of x, about 127 times closer than d q alone.
+// below the cut-off itself) brings d q + d2 q2 to within a step / 254 of x (in theory half that),
+// where d q alone is within half a step.
 static void check_residuals(const float *x, size_t cols, size_t count, const uint8_t *act) {
     const size_t nb = cols / GT_BLOCK, bytes = gt_activation_bytes(GT_Q8, cols);
     float *r = xmalloc(cols * count * sizeof(float));

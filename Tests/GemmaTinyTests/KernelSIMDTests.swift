@@ -411,6 +411,8 @@ final class KernelKQuantTests: XCTestCase {
     struct Problem {
         let type: KType, rows: Int, cols: Int, maxCount: Int, rowBytes: Int, actBytes: Int
         var w: [UInt8], x: [Float], act: [UInt8], reference: [Double], tolerance: [Double]
+        /// The int8 inputs' rounding bound alone (tolerance = it * 1.0001 + f32 summation).
+        var int8Bound: [Double]
 
         init(_ type: KType, rows: Int, cols: Int, maxCount: Int, rng: inout SplitMix) {
             let nsb = cols / 256
@@ -449,7 +451,7 @@ final class KernelKQuantTests: XCTestCase {
             }
             var act = [UInt8](repeating: 0, count: maxCount * actBytes)
             act.withUnsafeMutableBytes { gt_prepare_activations(type.id, x, cols, maxCount, cols, $0.baseAddress!) }
-            var reference: [Double] = [], tolerance: [Double] = []
+            var reference: [Double] = [], tolerance: [Double] = [], int8Bound: [Double] = []
             for t in 0..<maxCount {
                 for r in 0..<rows {
                     var dot = 0.0, mag = 0.0, bound = 0.0
@@ -465,6 +467,7 @@ final class KernelKQuantTests: XCTestCase {
                         bound += amax / 254 * wsum
                     }
                     reference.append(dot)
+                    int8Bound.append(bound)
                     tolerance.append(bound * 1.0001 + 1e-5 * mag * 1.01 + 1e-30)
                 }
             }
@@ -479,6 +482,7 @@ final class KernelKQuantTests: XCTestCase {
             self.act = act
             self.reference = reference
             self.tolerance = tolerance
+            self.int8Bound = int8Bound
         }
 
         /// Rows [begin, end) of `count` tokens (starting at token `first`) on `isa`, or on the scalar

@@ -132,11 +132,11 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     public let preciseInputs: Bool
 
     private let lock = NSLock()
-    private var scratch: UnsafeMutableRawPointer
-    private var scratchBytes: Int
+    /// The prepared inputs (with `preciseInputs`, their rounding errors' after them).
+    private var scratch = GrowableBuffer()
     /// With `preciseInputs`: the inputs' rounding errors (f32), and their products' outputs.
-    private var residuals = GrowableFloats()
-    private var errorOutputs = GrowableFloats()
+    private var residuals = GrowableBuffer()
+    private var errorOutputs = GrowableBuffer()
     /// Next row to hand out, on its own cache line.
     private let nextRow: UnsafeMutableRawPointer
     /// The row chunks of a dispatch (at most 8 per thread and product, + 1).
@@ -165,8 +165,6 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         }
         self.isa = id
         isaName = String(cString: gt_isa_name(id))
-        scratchBytes = 1 << 16
-        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
         nextRow = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
         nextRow.initializeMemory(as: Int.self, repeating: 0, count: 1)
         let itemCapacity = SharedInputProducts.capacity * (8 * pool.threadCount + 1)
@@ -177,7 +175,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
     deinit {
         residuals.free()
         errorOutputs.free()
-        scratch.deallocate()
+        scratch.free()
         nextRow.deallocate()
         sharedItems.deallocate()
     }
@@ -249,26 +247,28 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         let precise = preciseInputs && products[0].weights.type.isQuantized
         let actBytes = gt_activation_bytes(type, cols)
         // With precise inputs, vectors count..<2 count of the scratch are the inputs' rounding errors.
-        growScratch(actBytes * (precise ? 2 * count : count))
+        let prepared = scratch.reserve(bytes: actBytes * (precise ? 2 * count : count))
         let parts = pool.threadCount, isa = self.isa
         var rows = 0
         for i in 0..<n { rows += products[i].weights.rows }
         let work = rows * cols * count * (precise ? 2 : 1)
         let parallelPrepare = parts > 1 && count >= 2 * parts && work >= minimumParallelWork
-        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count, into: scratch, parallel: parallelPrepare)
-        nonisolated(unsafe) let act = UnsafeRawPointer(scratch)
+        prepareInputs(type: type, x, cols: cols, xStride: xStride, count: count, into: prepared, parallel: parallelPrepare)
+        nonisolated(unsafe) let act = UnsafeRawPointer(prepared)
+        let errors = precise ? prepareErrors(type: type, x, cols: cols, xStride: xStride, count: count, prepared: prepared,
+                                             outputs: rows * count, parallel: parallelPrepare) : nil
+        nonisolated(unsafe) let errorAct = act + count * actBytes
         // Precise inputs: product i's outputs for the rounding errors, `count` rows of its
         // matrix's rows after those of the products before it, added to its outputs at the end.
-        let errors = precise ? prepareErrors(type: type, x, cols: cols, xStride: xStride, count: count, outputs: rows * count,
-                                             parallel: parallelPrepare) : nil
-        let offset1 = products[0].weights.rows * count
-        let offset2 = n > 2 ? offset1 + products[1].weights.rows * count : 0
-        func errorTarget(_ i: Int) -> (UnsafeRawPointer, UnsafeMutablePointer<Float>)? {
-            errors.map { (act + count * actBytes, $0 + (i == 0 ? 0 : i == 1 ? offset1 : offset2)) }
+        func errorOutput(_ i: Int) -> UnsafeMutablePointer<Float>? {
+            guard let errors else { return nil }
+            var before = 0
+            for j in 0..<i { before += products[j].weights.rows }
+            return errors + before * count
         }
         defer {
             for i in 0..<n {
-                guard let (_, e) = errorTarget(i) else { break }
+                guard let e = errorOutput(i) else { break }
                 let (w, y) = products[i]
                 addErrors(e, rows: w.rows, count: count, into: y, yStride: yStride ?? w.rows)
             }
@@ -276,7 +276,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         if parts == 1 || rows < 32 || work < minimumParallelWork {
             for i in 0..<n {
                 let (w, y) = products[i]
-                Self.product(isa, w, act, count, y, yStride ?? w.rows, errorTarget(i), 0, w.rows)
+                Self.product(isa, w, act, count, y, yStride ?? w.rows, errorAct, errorOutput(i), 0, w.rows)
             }
             return
         }
@@ -297,7 +297,7 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         nonisolated(unsafe) let next = counter
         nonisolated(unsafe) let items = sharedItems
         nonisolated(unsafe) let all = products
-        nonisolated(unsafe) let errorTargets = (errorTarget(0), n > 1 ? errorTarget(1) : nil, n > 2 ? errorTarget(2) : nil)
+        nonisolated(unsafe) let errorYs = (errorOutput(0), n > 1 ? errorOutput(1) : nil, n > 2 ? errorOutput(2) : nil)
         let total = itemCount
         pool.run { _ in
             while true {
@@ -305,22 +305,22 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
                 if k >= total { break }
                 let item = items[k]
                 let (w, y) = all[item.product]
-                let error = item.product == 0 ? errorTargets.0 : item.product == 1 ? errorTargets.1 : errorTargets.2
-                Self.product(isa, w, act, count, y, yStride ?? w.rows, error, item.begin, item.end)
+                let errorY = item.product == 0 ? errorYs.0 : item.product == 1 ? errorYs.1 : errorYs.2
+                Self.product(isa, w, act, count, y, yStride ?? w.rows, errorAct, errorY, item.begin, item.end)
             }
         }
     }
 
-    /// Rows [begin, end) of one product for `count` tokens, and with precise inputs (`error`: the
-    /// prepared rounding errors and where their outputs go, a stride of the matrix's rows) the
-    /// same rows again for the errors, while they are in cache.
+    /// Rows [begin, end) of one product for `count` tokens; with precise inputs (`errorY`: where
+    /// the outputs of the rounding errors prepared at `errorAct` go, a stride of the matrix's
+    /// rows) the same rows again for the errors, while they are in cache.
     private static func product(_ isa: Int32, _ w: WeightMatrix, _ act: UnsafeRawPointer, _ count: Int,
-                                _ y: UnsafeMutablePointer<Float>, _ ys: Int,
-                                _ error: (act: UnsafeRawPointer, y: UnsafeMutablePointer<Float>)?, _ begin: Int, _ end: Int) {
+                                _ y: UnsafeMutablePointer<Float>, _ ys: Int, _ errorAct: UnsafeRawPointer,
+                                _ errorY: UnsafeMutablePointer<Float>?, _ begin: Int, _ end: Int) {
         let type = Int32(w.type.rawValue)
         gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, act, count, y, ys, begin, end)
-        if let error {
-            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, error.act, count, error.y, w.rows, begin, end)
+        if let errorY {
+            gt_matmul_isa(isa, type, w.base, w.rowBytes, w.cols, errorAct, count, errorY, w.rows, begin, end)
         }
     }
 
@@ -333,26 +333,18 @@ public final class SIMDKernels: MatmulKernels, @unchecked Sendable {
         }
     }
 
-    private func growScratch(_ bytes: Int) {
-        if bytes > scratchBytes {
-            scratch.deallocate()
-            scratchBytes = max(bytes, scratchBytes * 2)
-            scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
-        }
-    }
-
-    /// Precise inputs: the rounding errors of the `count` inputs just prepared in `scratch`,
+    /// Precise inputs: the rounding errors of the `count` inputs just prepared at `prepared`,
     /// prepared after them, and room for `outputs` floats of their products' outputs (returned).
-    private func prepareErrors(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int, outputs: Int,
-                               parallel: Bool) -> UnsafeMutablePointer<Float> {
-        let r = residuals.reserve(count * cols)
-        gt_activation_residuals(type, x, cols, 0, count, xStride, scratch, r, cols)
+    private func prepareErrors(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int,
+                               prepared: UnsafeMutableRawPointer, outputs: Int, parallel: Bool) -> UnsafeMutablePointer<Float> {
+        let r = residuals.reserve(floats: count * cols)
+        gt_activation_residuals(type, x, cols, 0, count, xStride, prepared, r, cols)
         prepareInputs(type: type, r, cols: cols, xStride: cols, count: count,
-                      into: scratch + count * gt_activation_bytes(type, cols), parallel: parallel)
-        return errorOutputs.reserve(outputs)
+                      into: prepared + count * gt_activation_bytes(type, cols), parallel: parallel)
+        return errorOutputs.reserve(floats: outputs)
     }
 
-    /// The int8 (or f32) inputs of a product into `scratch`. A batch's tokens are split between
+    /// The int8 (or f32) inputs of a product into `out`. A batch's tokens are split between
     /// the threads (one more dispatch of the pool, cheaper than one thread preparing 64 tokens
     /// while the others wait); every split writes the same bytes.
     private func prepareInputs(type: Int32, _ x: UnsafePointer<Float>, cols: Int, xStride: Int, count: Int,
@@ -384,23 +376,28 @@ public func makeDefaultKernels(threads: Int = 0, preciseInputs: Bool = false) ->
     return SIMDKernels(threads: n, preciseInputs: preciseInputs)
 }
 
-/// A 64-byte aligned float buffer that only grows (scratch space reused from call to call).
-struct GrowableFloats {
-    private var raw: UnsafeMutableRawPointer? = nil
+/// A 64-byte aligned buffer that only grows: scratch space reused from call to call, so that a
+/// product allocates only when it is larger than every one before (at least 64 KiB, then at
+/// least doubling).
+struct GrowableBuffer {
+    private var base: UnsafeMutableRawPointer? = nil
     private var capacity = 0
 
-    var base: UnsafeMutablePointer<Float>? { raw?.assumingMemoryBound(to: Float.self) }
-
-    /// At least `count` floats, contents undefined.
-    mutating func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if count > capacity || raw == nil {
-            raw?.deallocate()
-            capacity = max(count, 2 * capacity, 1024)
-            raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Float>.stride, alignment: 64)
-            raw!.bindMemory(to: Float.self, capacity: capacity)
-        }
-        return base!
+    /// At least `bytes` bytes, contents undefined.
+    mutating func reserve(bytes: Int) -> UnsafeMutableRawPointer {
+        if let base, bytes <= capacity { return base }
+        base?.deallocate()
+        capacity = max(bytes, 2 * capacity, 1 << 16)
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        base = fresh
+        return fresh
     }
 
-    func free() { raw?.deallocate() }
+    /// At least `floats` floats, contents undefined.
+    mutating func reserve(floats: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = floats * MemoryLayout<Float>.stride
+        return reserve(bytes: bytes).bindMemory(to: Float.self, capacity: bytes / MemoryLayout<Float>.stride)
+    }
+
+    func free() { base?.deallocate() }
 }

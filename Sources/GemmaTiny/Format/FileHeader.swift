@@ -59,7 +59,10 @@ public struct FileHeader: Sendable, Equatable {
     /// Parses and checks the header against the real file size: every section lies inside the
     /// file, after the header, without overlapping another.
     static func decode(_ bytes: UnsafeRawBufferPointer, path: String) throws(ModelFileError) -> FileHeader {
-        guard bytes.count >= 8, Array(bytes[0..<8]) == magic else { throw .notAModelFile(path: path) }
+        guard bytes.count >= 8, Array(bytes[0..<8]) == magic else {
+            if let format = ForeignModelFormat.detect(bytes, fileSize: bytes.count) { throw .foreignFormat(path: path, format: format) }
+            throw .notAModelFile(path: path)
+        }
         guard bytes.count >= size else { throw .truncated("file is \(bytes.count) bytes, shorter than the \(size)-byte header") }
         var r = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<size]), context: "header")
         _ = try r.bytes(8)

@@ -22,7 +22,12 @@ public final class ModelFile: @unchecked Sendable {
 
     public init(path: String) throws(ModelFileError) {
         let mapping: MappedFile
-        do { mapping = try MappedFile(path: path) } catch { throw ModelFileError(error) }
+        do {
+            mapping = try MappedFile(path: path)
+        } catch {
+            if ForeignModelFormat.isCheckpointFolder(path) { throw .foreignFormat(path: path, format: .huggingFaceFolder) }
+            throw ModelFileError(error)
+        }
         let bytes = mapping.bytes
         let header = try FileHeader.decode(bytes, path: path)
         func section(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[r]) }

@@ -2,6 +2,8 @@
 public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable {
     case cannotOpen(path: String, reason: String)
     case notAModelFile(path: String)
+    /// A model in a format `gemma-quantize` converts from (`ForeignModelFormat`).
+    case foreignFormat(path: String, format: ForeignModelFormat)
     case unsupportedVersion(UInt32)
     case truncated(String)
     case corruptHeader(String)
@@ -21,6 +23,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible, Sendable 
         switch self {
         case .cannotOpen(let path, let reason): return "cannot open \(path): \(reason)"
         case .notAModelFile(let path): return "\(path) is not a gemma-tiny model file (bad magic)"
+        case .foreignFormat(let path, let format):
+            return "\(path) is \(format.name), not a gemma-tiny model file; convert it once with: \(format.conversionCommand(for: path))"
         case .unsupportedVersion(let v): return "unsupported model file version \(v) (this build reads versions \(FileHeader.supportedVersions.lowerBound) to \(FileHeader.supportedVersions.upperBound))"
         case .truncated(let what): return "model file is truncated: \(what)"
         case .corruptHeader(let what): return "corrupt model file header: \(what)"

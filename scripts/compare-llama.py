@@ -44,13 +44,13 @@ def run_tool(name, argv):
 
 
 def test_name(result):
-    """llama-bench's name of a test: pp512, tg64, tg64 @ d2048."""
+    """A test's name from either tool's fields: pp512 t2, tg64 t2 @ d2048."""
     n_prompt, n_gen, depth = result["n_prompt"], result["n_gen"], result.get("n_depth", 0)
     if n_prompt and n_gen:
         name = f"pp{n_prompt}+tg{n_gen}"
     else:
         name = f"pp{n_prompt}" if n_prompt else f"tg{n_gen}"
-    name += f" t{result.get('threads', result.get('n_threads'))}"
+    name += f" t{result['threads'] if 'threads' in result else result['n_threads']}"  # gemma-tiny / llama-bench
     return name + (f" @ d{depth}" if depth else "")
 
 
@@ -68,7 +68,6 @@ def llama_figures(text):
         for line in text.splitlines():
             if line.strip():
                 r = json.loads(line)
-                r["threads"] = r["n_threads"]
                 figures[test_name(r)] = float(r["avg_ts"])
     except (ValueError, KeyError, TypeError) as error:
         raise CompareError(f"llama-bench printed no results this script can read ({error})")

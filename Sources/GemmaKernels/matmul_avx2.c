@@ -280,8 +280,9 @@ const gt_kernel_table gt_kernels_avx2 = { "avx2", { avx2_f32, avx2_bf16, avx2_q8
 // f32 / bf16 have no integer products: the VNNI path shares the AVX2 kernels.
 const gt_kernel_table gt_kernels_avxvnni = { "avx2+vnni", { avx2_f32, avx2_bf16, vnni_q8, vnni_q4, vnni_q5,
                                                                gt_q4k_avxvnni, gt_q6k_avxvnni } };
-// The single-token kernels of the AVX-512 path on CPUs without AVX-VNNI (matmul_avx512.c).
+// The single-token kernels of the AVX-512 path on CPUs without AVX-VNNI (matmul_avx512.c). No
+// K entries: the AVX-512 path's K-quant drivers run single tokens themselves and never look here.
 const gt_kernel_table gt_kernels_avx512_single = { "avx512vl+vnni", { avx2_f32, avx2_bf16, evex_q8, evex_q4, evex_q5,
-                                                                        gt_q4k_avx2, gt_q6k_avx2 } };
+                                                                        NULL, NULL } };
 
 #endif

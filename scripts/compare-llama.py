@@ -117,14 +117,12 @@ def main(argv):
 
     gemma_argv = [gemma, "bench", "-m", args.model, *bench_args, *args.gemma_arg, "--no-bandwidth", "-o", "json"]
     llama_argv = [args.llama_bench, "-m", args.gguf, *bench_args, *args.llama_arg, "-o", "jsonl"]
+    tools = [("gemma-tiny", gemma_argv, gemma_figures), ("llama-bench", llama_argv, llama_figures)]
     rounds = []
     for r in range(1, args.rounds + 1):
-        if r % 2:
-            g = gemma_figures(run_tool("gemma-tiny", gemma_argv))
-            l = llama_figures(run_tool("llama-bench", llama_argv))
-        else:
-            l = llama_figures(run_tool("llama-bench", llama_argv))
-            g = gemma_figures(run_tool("gemma-tiny", gemma_argv))
+        order = tools if r % 2 else tools[::-1]
+        figures = {name: parse(run_tool(name, tool_argv)) for name, tool_argv, parse in order}
+        g, l = figures["gemma-tiny"], figures["llama-bench"]
         if set(g) != set(l):
             raise CompareError(f"the tools ran different tests: gemma-tiny {sorted(g)}, llama.cpp {sorted(l)}")
         rounds.append((g, l))

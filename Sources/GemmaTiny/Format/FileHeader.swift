@@ -60,7 +60,7 @@ public struct FileHeader: Sendable, Equatable {
     /// file, after the header, without overlapping another.
     static func decode(_ bytes: UnsafeRawBufferPointer, path: String) throws(ModelFileError) -> FileHeader {
         guard bytes.count >= 8, Array(bytes[0..<8]) == magic else {
-            if let format = ForeignModelFormat.detect(bytes, fileSize: bytes.count) { throw .foreignFormat(path: path, format: format) }
+            if let format = ForeignModelFormat.detect(bytes) { throw .foreignFormat(path: path, format: format) }
             throw .notAModelFile(path: path)
         }
         guard bytes.count >= size else { throw .truncated("file is \(bytes.count) bytes, shorter than the \(size)-byte header") }

@@ -2,7 +2,7 @@ import Foundation
 
 /// The model formats people download, which `gemma-quantize` converts into a gemma-tiny file: a
 /// runtime given one of them says so, with the command, rather than only "bad magic".
-public enum ForeignModelFormat: String, Sendable, Equatable {
+public enum ForeignModelFormat: Sendable, Equatable {
     case gguf
     case safetensors
     case huggingFaceFolder
@@ -32,14 +32,13 @@ public enum ForeignModelFormat: String, Sendable, Equatable {
         return "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
-    /// The format whose file starts with `bytes` (the first bytes of a file of `fileSize` bytes),
-    /// if any: GGUF's magic, or safetensors' little-endian header length followed by its JSON.
-    static func detect(_ bytes: UnsafeRawBufferPointer, fileSize: Int) -> ForeignModelFormat? {
-        if bytes.count >= 4, Array(bytes[0..<4]) == Array("GGUF".utf8) { return .gguf }
-        if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
-            var length: UInt64 = 0
-            for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[i]) }
-            if length >= 2, length <= UInt64(fileSize - 8) { return .safetensors }
+    /// The format of the whole `file`, if any: GGUF's magic, or safetensors' little-endian header
+    /// length (one that fits the file) followed by its JSON.
+    static func detect(_ file: UnsafeRawBufferPointer) -> ForeignModelFormat? {
+        if file.count >= 4, Array(file[0..<4]) == Array("GGUF".utf8) { return .gguf }
+        var r = ByteReader(file, context: "safetensors header")
+        if let length = try? r.u64(), r.remaining > 0, file[8] == UInt8(ascii: "{"), length >= 2, length <= UInt64(r.remaining) {
+            return .safetensors
         }
         return nil
     }

@@ -65,31 +65,14 @@ final class PrefixMatcher: @unchecked Sendable {  // immutable after init
     /// The longest string that is a prefix of the `length` bytes at `p`: its byte length and id,
     /// or length 0 when none matches.
     func longestMatch(_ p: UnsafePointer<UInt8>, _ length: Int) -> (length: Int, id: Int32) {
-        guard length > 0 else { return (0, -1) }
-        var node = Int(rootChild[Int(p[0])])
         var best: (length: Int, id: Int32) = (0, -1)
-        var i = 1
-        while node >= 0 {
-            let v = nodeValue[node]
-            if v >= 0 { best = (i, v) }
-            if i == length { break }
-            let b = p[i]
-            let start = Int(edgeStart[node])
-            let end = start + Int(edgeCount[node])
-            var next = -1
-            var e = start
-            while e < end {
-                if edgeByte[e] == b { next = Int(edgeChild[e]); break }
-                e += 1
-            }
-            node = next
-            i += 1
-        }
+        forEachMatch(p, length) { best = ($0, $1) }  // shortest first: the last is the longest
         return best
     }
 
     /// Calls `body` with the byte length and id of every string that is a prefix of the
     /// `length` bytes at `p`, shortest first.
+    @inline(__always)
     func forEachMatch(_ p: UnsafePointer<UInt8>, _ length: Int, _ body: (Int, Int32) -> Void) {
         guard length > 0 else { return }
         var node = Int(rootChild[Int(p[0])])

@@ -13,8 +13,9 @@
 # archive). aarch64 is cross-compiled by the amd64 swift there against an arm64 sysroot of
 # trixie's arm64 packages (libc6-dev, libstdc++/libgcc dev, libzstd-dev, and the aarch64 Swift
 # modules and static runtime from swiftlang:arm64): no emulation, about as fast as x86_64.
-# The binaries need glibc >= 2.38 (Debian 13, Ubuntu 24.04, Raspberry Pi OS based on trixie): the
-# static Swift runtime of trixie is built against it.
+# The binaries need glibc >= 2.35 (Raspberry Pi OS and Debian 12 or 13, Ubuntu 22.04 or later):
+# trixie's static Swift runtime is built against glibc 2.41, and scripts/glibc-compat.c stands in
+# for the 8 symbols of glibc 2.38 that it names (checked below, after each link).
 # Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,9 +137,17 @@ for arch in "$@"; do
         static_dir x86_64 "$root/usr/lib/x86_64-linux-gnu" "$root/usr/lib/gcc/x86_64-linux-gnu/14"
         target=()
     fi
+    # glibc 2.35+ rather than 2.38+: stand-ins for the 8 glibc 2.38 symbols that trixie's static
+    # runtime names (scripts/glibc-compat.c), one object linked into every binary and the .so.
+    compat=/src/.build-dist/glibc-compat-$arch.o
+    cross=()
+    [ "$arch" = aarch64 ] && cross=(--target=aarch64-linux-gnu --sysroot=/sysroot)
+    run_in_root bash -c 'mkdir -p /src/.build-dist && /usr/libexec/swift/bin/clang "$@"' bash "${cross[@]}" \
+        -std=c11 -O2 -fPIC -Wall -Werror -c /src/scripts/glibc-compat.c -o "$compat"
     # Its own scratch folder (.build-dist/, gitignored): the host's .build is another Swift's.
     # -Xlinker -s: no symbol tables (a third of the size).
-    flags=(-c release --static-swift-stdlib --scratch-path "/src/.build-dist/$arch" "${target[@]}" -Xlinker -s)
+    flags=(-c release --static-swift-stdlib --scratch-path "/src/.build-dist/$arch" "${target[@]}" -Xlinker -s
+           -Xlinker "$compat")
     echo "building $arch (swift 6.0.3, release, static Swift runtime)"
     rm -f "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize"
     # (The filter drops progress lines and two known harmless warnings: the SDK has no
@@ -172,6 +181,11 @@ for arch in "$@"; do
         glibc=$(readelf -V -W "$f" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 || true)
         printf '%-28s %6.1f MB (%s bytes)  %s\n    NEEDED: %s\n    newest glibc symbol version: %s\n' \
             "$f" "$(stat -c %s "$f" | awk '{print $1 / 1048576}')" "$(stat -c %s "$f")" "$machine" "$needed" "${glibc:-?}"
+        # Raspberry Pi OS / Debian 12 have glibc 2.36, Ubuntu 22.04 2.35.
+        if [ "$(printf '%s\n' "${glibc#GLIBC_}" 2.35 | sort -V | tail -n 1)" != 2.35 ]; then
+            echo "error: $f needs $glibc (at most GLIBC_2.35 is allowed): $(readelf -V -W "$f" | grep -oE 'Name: GLIBC_2\.(3[6-9]|[4-9][0-9])' | sort -u | tr '\n' ' ')" >&2
+            status=1
+        fi
         for lib in $needed; do
             case $lib in
                 libc.so.6|libm.so.6|libpthread.so.0|libdl.so.2|librt.so.1|libgcc_s.so.1|ld-linux-*.so.*) ;;

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end test of the aarch64 release binaries (scripts/dist.sh) on the real Gemma 3 270M,
-# run under qemu-aarch64 with no Swift runtime present: -L a root holding only Debian 13's arm64
-# libc6 and libgcc-s1 (.cache/dist/arm64-libc, made by mmdebstrap on first use). Two CPU models:
+# run under qemu-aarch64 with no Swift runtime present: -L a root holding only Debian 12's arm64
+# libc6 and libgcc-s1 (glibc 2.36, Raspberry Pi OS bookworm's; .cache/dist/arm64-libc-bookworm,
+# made by mmdebstrap on first use), the oldest C library the binaries are built for. Two CPU models:
 # -cpu cortex-a72 (NEON only: the neon kernels) and -cpu max (SDOT: neon+dotprod). The x86-64 dist
-# binaries, run natively, are the reference:
+# binaries, run natively (on a Debian 12 host: glibc 2.36 as well), are the reference:
+#   - scripts/glibc-compat.c, the binaries' stand-ins for glibc 2.38's symbols:
+#     Tests/glibc-compat/test_glibc_compat.c for both architectures;
 #   - gemma-quantize: the GGUF to q8 on aarch64, byte-identical (cmp) to the x86-64 conversion;
 #   - gemma-tiny tokenize: the ids of a selection of the tokenizer goldens
 #     (fixtures/goldens/gemma3-270m-tokenizer.json: llama.cpp's ids on the same GGUF), also equal
@@ -58,14 +61,14 @@ near_tie=${NEAR_TIE:-0.5}
 # 128-token window with every position's logits takes minutes under qemu's emulation).
 full=${GEMMA_TINY_AARCH64_FULL:-0}
 
-# The run-time root: Debian 13's arm64 C library only (no Swift, no libstdc++, no libzstd).
-libc=$repo/.cache/dist/arm64-libc
+# The run-time root: Debian 12's arm64 C library only (no Swift, no libstdc++, no libzstd).
+libc=$repo/.cache/dist/arm64-libc-bookworm
 if [ ! -f "$libc/.gemma-ready" ]; then
     part "arm64 C library root"
     command -v mmdebstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq mmdebstrap >/dev/null; }
     rm -rf "$libc"
     mmdebstrap --quiet --variant=extract --architectures=arm64 --include=libc6,libgcc-s1 \
-        trixie "$libc" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+        bookworm "$libc" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
     for d in lib bin sbin; do [ -e "$libc/$d" ] || ln -s "usr/$d" "$libc/$d"; done
     touch "$libc/.gemma-ready"
 fi
@@ -77,21 +80,39 @@ work=$(mktemp -d /tmp/gemma-aarch64-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 a72=(qemu-aarch64 -L "$libc" -cpu cortex-a72)
 max=(qemu-aarch64 -L "$libc" -cpu max)
-# The x86-64 binaries need glibc >= 2.38 too: on an older host (Debian 12) they run with the
-# C library of scripts/dist.sh's Debian 13 root, through its loader.
-x86=()
-if ! dist/x86_64/gemma-tiny --help >/dev/null 2>&1; then
-    troot=$repo/.cache/dist/trixie-amd64
-    x86=("$troot/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$troot/usr/lib/x86_64-linux-gnu")
-fi
-x86_tiny=("${x86[@]}" dist/x86_64/gemma-tiny) x86_quant=("${x86[@]}" dist/x86_64/gemma-quantize)
+x86_tiny=(dist/x86_64/gemma-tiny) x86_quant=(dist/x86_64/gemma-quantize)
 arm_tiny=dist/aarch64/gemma-tiny arm_quant=dist/aarch64/gemma-quantize
+arm_glibc=$("${a72[@]}" "$(find "$libc/" -name libc.so.6 | head -n 1)" 2>&1 | grep -oE 'release version [0-9]+\.[0-9]+' | grep -oE '[0-9.]+$' || true)
+host_glibc=$(ldd --version | head -n 1 | grep -oE '[0-9]+\.[0-9]+$')
+
+# ---- glibc 2.35+: the stand-ins for glibc 2.38's symbols, and the binaries on older C libraries ----
+part "glibc"
+gcc -std=c11 -O2 Tests/glibc-compat/test_glibc_compat.c scripts/glibc-compat.c -lm -o "$work/compat-x86" &&
+    aarch64-linux-gnu-gcc -std=c11 -O2 Tests/glibc-compat/test_glibc_compat.c scripts/glibc-compat.c -lm -o "$work/compat-arm" ||
+    fail "Tests/glibc-compat/test_glibc_compat.c does not build"
+compat_check() {  # compat_check LABEL COMMAND...
+    local label=$1 out; shift
+    out=$("$@" 2>&1 || true)
+    if [[ "$(echo "$out" | tail -n 1)" =~ ^glibc-compat:\ [0-9]+\ passed,\ 0\ failed$ ]]; then
+        pass "Tests/glibc-compat ($label): $(echo "$out" | tail -n 1 | sed 's/^glibc-compat: //')"
+    else
+        fail "Tests/glibc-compat ($label): $(echo "$out" | grep -E 'FAIL|error' | head -n 3 | tr '\n' ' ')"
+    fi
+}
+compat_check "x86-64, glibc $host_glibc" "$work/compat-x86"
+compat_check "aarch64, glibc ${arm_glibc:-?}" "${a72[@]}" "$work/compat-arm"
+# The x86-64 binaries on this host's C library (CI's Debian 12: 2.36), natively.
+if dist/x86_64/gemma-tiny --help >"$work/help.txt" 2>&1 && grep -q "USAGE:" "$work/help.txt"; then
+    pass "x86-64 gemma-tiny runs on this host's glibc $host_glibc"
+else
+    fail "x86-64 gemma-tiny on glibc $host_glibc: $(head -n 2 "$work/help.txt" | tr '\n' ' ')"
+fi
 
 # ---- the binaries start, with no Swift runtime ----
 part "help"
 for exe in "$arm_tiny" "$arm_quant"; do
     if "${a72[@]}" "$exe" --help >"$work/help.txt" 2>&1 && grep -q "USAGE:" "$work/help.txt"; then
-        pass "$(basename "$exe") --help under qemu-aarch64 ($(wc -l <"$work/help.txt") lines)"
+        pass "$(basename "$exe") --help under qemu-aarch64 on glibc ${arm_glibc:-?} ($(wc -l <"$work/help.txt") lines)"
     else
         fail "$(basename "$exe") --help: $(head -n 3 "$work/help.txt")"
     fi

@@ -82,8 +82,8 @@ a72=(qemu-aarch64 -L "$libc" -cpu cortex-a72)
 max=(qemu-aarch64 -L "$libc" -cpu max)
 x86_tiny=(dist/x86_64/gemma-tiny) x86_quant=(dist/x86_64/gemma-quantize)
 arm_tiny=dist/aarch64/gemma-tiny arm_quant=dist/aarch64/gemma-quantize
-arm_glibc=$("${a72[@]}" "$(find "$libc/" -name libc.so.6 | head -n 1)" 2>&1 | grep -oE 'release version [0-9]+\.[0-9]+' | grep -oE '[0-9.]+$' || true)
-host_glibc=$(ldd --version | head -n 1 | grep -oE '[0-9]+\.[0-9]+$')
+arm_glibc=$("${a72[@]}" "$(find "$libc/" -name libc.so.6 -print -quit)" 2>&1 | grep -oE 'release version [0-9]+\.[0-9]+' | grep -oE '[0-9.]+$' || true)
+host_glibc=$(getconf GNU_LIBC_VERSION | grep -oE '[0-9.]+$' || true)  # (not `ldd --version | head`: SIGPIPE under pipefail)
 
 # ---- glibc 2.35+: the stand-ins for glibc 2.38's symbols, and the binaries on older C libraries ----
 part "glibc"

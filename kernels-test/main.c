@@ -555,6 +555,7 @@ int main(int argc, char **argv) {
     check_kquant_matmul(quick);
     check_f16_store(quick);
     check_attention(quick);
+    check_pool_sync(quick);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

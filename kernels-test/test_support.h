@@ -27,5 +27,7 @@ void check_kquant_matmul(int quick);
 void check_attention(int quick);
 /// The f16 KV cache's rounding (f16_test.c).
 void check_f16_store(int quick);
+/// The worker pool's start / finish hand-off (pool_sync_test.c).
+void check_pool_sync(int quick);
 
 #endif

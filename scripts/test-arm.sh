@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Tests the C matrix-product kernels and the row quantizers on every ISA path with the plain-C
-# driver kernels-test/main.c:
+# Tests the C matrix-product kernels and the row quantizers on every ISA path, and the worker
+# pool's hand-off (pool_sync.c, whose sleep / wake-up must also hold under qemu's emulation of
+# ARM's memory ordering), with the plain-C driver kernels-test/main.c:
 #   - cross-compiled for AArch64 with aarch64-linux-gnu-gcc -O2 (default -march) and run under
 #     qemu-aarch64 with -cpu max (SDOT present: the neon+dotprod path is chosen) and
 #     -cpu cortex-a72 (no SDOT: the neon path must be chosen), plus the scalar path on both;
@@ -15,10 +16,10 @@ out=.build-kernels-test
 mkdir -p "$out"
 # The kernels (matrix products, attention), the converter's quantizers, and what they call
 # (not the rest of the C targets).
-srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c kernels-test/attention_test.c kernels-test/f16_test.c
+srcs=(kernels-test/main.c kernels-test/kquant.c kernels-test/kquant_test.c kernels-test/attention_test.c kernels-test/f16_test.c kernels-test/pool_sync_test.c
       Sources/GemmaKernels/{cpu_features,activations,matmul,matmul_avx2,matmul_avx512,matmul_neon,dot_scalar,convert,dequantize,dequant_k}.c
       Sources/GemmaKernels/matmul_kquant{,_rowlanes,_avx2,_avx512,_neon}.c Sources/GemmaKernels/kquant_scratch.c
-      Sources/GemmaKernels/{ops,attention_tiled,attention_avx2,attention_avx512,attention_neon,f16_store}.c
+      Sources/GemmaKernels/{ops,attention_tiled,attention_avx2,attention_avx512,attention_neon,f16_store,pool_sync}.c
       converter/QuantizeKernels/{quantize,quantize_avx2,quantize_q5,quantize_k,quantize_k_avx2,quantize_k_avx512,widen,gguf_dequant}.c)
 # The converter's C reads the runtime's private layout headers (Sources/GemmaKernels/*.h).
 inc=(-I Sources/GemmaKernels/include -I converter/QuantizeKernels/include -I Sources/GemmaKernels)
@@ -40,7 +41,7 @@ run() {  # run LABEL COMMAND...: runs a driver, shows its last line, records fai
 native=0
 for cc in gcc clang; do
     command -v "$cc" >/dev/null || continue
-    "$cc" -O2 -Wall -Wno-unused-function "${inc[@]}" "${srcs[@]}" -lm -o "$out/native-$cc"
+    "$cc" -O2 -Wall -Wno-unused-function "${inc[@]}" "${srcs[@]}" -pthread -lm -o "$out/native-$cc"
     native=1
     run "native-$cc" "$out/native-$cc"
     run "native-$cc-forced-scalar" env GEMMA_TINY_KERNELS=scalar "$out/native-$cc" --expect-isa scalar --quick
@@ -61,7 +62,7 @@ done
 sysroot=/usr/aarch64-linux-gnu
 qemu=(qemu-aarch64 -L "$sysroot")
 
-aarch64-linux-gnu-gcc -O2 -Wall -Wno-unused-function "${inc[@]}" "${srcs[@]}" -lm -o "$out/arm-gcc"
+aarch64-linux-gnu-gcc -O2 -Wall -Wno-unused-function "${inc[@]}" "${srcs[@]}" -pthread -lm -o "$out/arm-gcc"
 run arm-gcc-cpu-max "${qemu[@]}" -cpu max "$out/arm-gcc" --expect-isa neon+dotprod
 run arm-gcc-cortex-a72 "${qemu[@]}" -cpu cortex-a72 "$out/arm-gcc" --expect-isa neon
 run arm-gcc-cpu-max-forced-neon env GEMMA_TINY_KERNELS=neon "${qemu[@]}" -cpu max "$out/arm-gcc" --expect-isa neon --quick
@@ -76,7 +77,7 @@ if command -v clang >/dev/null && clang --target=aarch64-linux-gnu -print-target
         clang --target=aarch64-linux-gnu -isystem "$sysroot/include" -O2 -Wall -Wno-unused-function "${inc[@]}" -c "$f" -o "$o"
         objs+=("$o")
     done
-    aarch64-linux-gnu-gcc "${objs[@]}" -lm -o "$out/arm-clang"
+    aarch64-linux-gnu-gcc "${objs[@]}" -pthread -lm -o "$out/arm-clang"
     run arm-clang-cpu-max "${qemu[@]}" -cpu max "$out/arm-clang" --expect-isa neon+dotprod
     run arm-clang-cortex-a72 "${qemu[@]}" -cpu cortex-a72 "$out/arm-clang" --expect-isa neon --quick
 fi

@@ -163,13 +163,30 @@ double gt_read_bandwidth(size_t bytes, int threads, int repetitions);
 /// A spin-wait hint (x86 PAUSE, ARM YIELD) for busy-waiting threads.
 void gt_cpu_relax(void);
 
-// ---- atomics for the Swift worker pool (sequentially consistent; `p` must be size_t-aligned) ----
-static inline size_t gt_atomic_load(const size_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+// ---- the worker pool's start / finish hand-off (pool_sync.c; threads and jobs: WorkerPool.swift) ----
+// One caller starts jobs and waits for them; `workers` threads each take every job. Both sides
+// spin for up to `spin_ns` nanoseconds, then sleep on a condition variable.
+typedef struct gt_pool_sync gt_pool_sync;
+/// NULL if out of memory.
+gt_pool_sync *gt_pool_sync_create(void);
+/// After gt_pool_sync_shut_down, once no thread uses it any more.
+void gt_pool_sync_destroy(gt_pool_sync *s);
+/// Caller: publishes the next job (write the job first) to `workers` threads.
+void gt_pool_sync_start(gt_pool_sync *s, size_t workers);
+/// Caller: returns when every worker has called gt_pool_sync_job_done for the current job.
+void gt_pool_sync_wait_workers(gt_pool_sync *s, uint64_t spin_ns);
+/// Worker: waits for a job newer than `seen` (0 at first) and returns its number, or 0 once
+/// gt_pool_sync_shut_down was called.
+size_t gt_pool_sync_next_job(gt_pool_sync *s, size_t seen, uint64_t spin_ns);
+/// Worker: its part of the current job is done (everything it wrote is visible to the caller).
+void gt_pool_sync_job_done(gt_pool_sync *s);
+/// Makes every worker's gt_pool_sync_next_job return 0.
+void gt_pool_sync_shut_down(gt_pool_sync *s);
+
+// ---- atomics for the dynamic chunk counters (sequentially consistent; `p` must be size_t-aligned) ----
 static inline void gt_atomic_store(size_t *p, size_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 /// Adds `v` and returns the previous value.
 static inline size_t gt_atomic_fetch_add(size_t *p, size_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-/// Subtracts `v` and returns the previous value.
-static inline size_t gt_atomic_fetch_sub(size_t *p, size_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }
 
 // ---- checksums: XXH64 (xxhash.com spec), one-shot and streaming ----
 uint64_t gt_xxh64(const void *data, size_t len, uint64_t seed);

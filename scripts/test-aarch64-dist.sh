@@ -33,7 +33,8 @@
 # time, for mmdebstrap). Environment: GEMMA_TINY_AARCH64_TOKENIZE_CASES (default 12),
 # GEMMA_TINY_AARCH64_PROMPTS (1-4), GEMMA_TINY_AARCH64_TOKENS, NEAR_TIE (largest accepted top-1 -
 # top-2 logit margin at a divergence, default 0.5: the top logits of the x86-64 and aarch64 builds
-# were seen up to 0.25 apart on the 270M q8), PPL_TOLERANCE, GEMMA_TINY_AARCH64_FULL.
+# were seen up to 0.25 apart on the 270M q8), PPL_TOLERANCE, GEMMA_TINY_AARCH64_FULL,
+# GEMMA_TINY_QEMU_TIMEOUT (seconds allowed to each emulated command, default 900).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -78,8 +79,11 @@ fi
 
 work=$(mktemp -d /tmp/gemma-aarch64-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-a72=(qemu-aarch64 -L "$libc" -cpu cortex-a72)
-max=(qemu-aarch64 -L "$libc" -cpu max)
+# Every emulated command has a time limit, so that a hang fails its check (exit 124) instead of
+# running into CI's limit (a lost thread wake-up once hung a run here for an hour).
+qemu_limit=${GEMMA_TINY_QEMU_TIMEOUT:-900}
+a72=(timeout -k 10 "$qemu_limit" qemu-aarch64 -L "$libc" -cpu cortex-a72)
+max=(timeout -k 10 "$qemu_limit" qemu-aarch64 -L "$libc" -cpu max)
 x86_tiny=(dist/x86_64/gemma-tiny) x86_quant=(dist/x86_64/gemma-quantize)
 arm_tiny=dist/aarch64/gemma-tiny arm_quant=dist/aarch64/gemma-quantize
 arm_glibc=$("${a72[@]}" "$(find "$libc/" -name libc.so.6 -print -quit)" 2>&1 | grep -oE 'release version [0-9]+\.[0-9]+' | grep -oE '[0-9.]+$' || true)
@@ -134,7 +138,7 @@ convert_part() {  # convert_part NAME CPU-ARRAY-NAME QUANT-ARGS...
     "${runner[@]}" "$arm_quant" "$gguf" -o "$work/arm-$name.gtm" "$@" >"$work/arm-$name.log" 2>&1 || { fail "aarch64 gemma-quantize $name: $(tail -n 1 "$work/arm-$name.log")"; return; }
     local ta=$((SECONDS - t))
     if cmp -s "$work/x86-$name.gtm" "$work/arm-$name.gtm"; then
-        pass "gemma-quantize $name (${runner[*]:3}): byte-identical to x86-64, $(stat -c %s "$work/arm-$name.gtm") bytes (x86-64 ${tx} s, qemu ${ta} s)"
+        pass "gemma-quantize $name (${runner[*]: -2}): byte-identical to x86-64, $(stat -c %s "$work/arm-$name.gtm") bytes (x86-64 ${tx} s, qemu ${ta} s)"
     else
         fail "gemma-quantize $name: aarch64 output differs from x86-64 ($(cmp "$work/x86-$name.gtm" "$work/arm-$name.gtm" 2>&1 | head -n 1))"
     fi

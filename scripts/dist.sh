@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Release binaries for a board without Swift: scripts/dist.sh aarch64|x86_64 [...]
+# Release binaries for a board without Swift: scripts/dist.sh [--server] aarch64|x86_64 [...]
 # writes dist/<arch>/gemma-tiny and dist/<arch>/gemma-quantize: release builds of the core package
 # with the Swift runtime and Foundation linked statically (--static-swift-stdlib), and libzstd and
 # libstdc++ too, so that they need only the C library family (libc, libm, libgcc_s, the loader).
@@ -16,12 +16,22 @@
 # The binaries need glibc >= 2.35 (Raspberry Pi OS and Debian 12 or 13, Ubuntu 22.04 or later):
 # trixie's static Swift runtime is built against glibc 2.41, and scripts/glibc-compat.c stands in
 # for the 8 symbols of glibc 2.38 that it names (checked below, after each link).
+#
+# --server builds dist/<arch>/gemma-tiny-serve instead (the server package, which `gemma-tiny
+# serve` runs from beside gemma-tiny; the tarball, made by the next run without --server, then
+# holds it too). Its packages (SwiftNIO, Hummingbird, swift-log) need Swift 6.2, which Debian has
+# only in unstable (sid): swiftlang 6.2.3, in a sid root and a sid arm64 sysroot of their own.
+# sid's runtime is linked against glibc 2.43, which gives 13 float functions of libm new
+# versions: glibc-compat.c binds those to their old ones too (-DGEMMA_COMPAT_GLIBC_2_43), and the
+# same check keeps the server at glibc 2.35+.
 # Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-[ $# -ge 1 ] || { echo "usage: scripts/dist.sh aarch64|x86_64 [...]" >&2; exit 2; }
+server=0
+if [ "${1:-}" = --server ]; then server=1; shift; fi
+[ $# -ge 1 ] || { echo "usage: scripts/dist.sh [--server] aarch64|x86_64 [...]" >&2; exit 2; }
 for arch in "$@"; do
     case $arch in aarch64|x86_64) ;; *) echo "error: unknown architecture '$arch' (aarch64 or x86_64)" >&2; exit 2 ;; esac
 done
@@ -36,8 +46,20 @@ if ! command -v mmdebstrap >/dev/null || ! command -v readelf >/dev/null; then
 fi
 
 cache=$repo/.cache/dist
-root=$cache/trixie-amd64        # the toolchain: trixie amd64 with swiftlang
-sysroot=$cache/sysroot-arm64    # the aarch64 target: trixie arm64 headers, libraries, Swift modules
+if [ "$server" = 1 ]; then
+    suite=sid swift_version=6.2.3
+    root=$cache/sid-amd64           # the toolchain: sid amd64 with swiftlang
+    sysroot=$cache/sysroot-arm64-sid
+    compat_flags=(-DGEMMA_COMPAT_GLIBC_2_43)
+else
+    suite=trixie swift_version=6.0.3
+    root=$cache/trixie-amd64        # the toolchain: trixie amd64 with swiftlang
+    sysroot=$cache/sysroot-arm64    # the aarch64 target: trixie arm64 headers, libraries, Swift modules
+    compat_flags=()
+fi
+# A mirror that serves a fixed snapshot has Release files past their Valid-Until date (sid's are
+# valid for a week only).
+aptopt=(--aptopt='Acquire::Check-Valid-Until "false"')
 mkdir -p "$cache"
 
 # run_in_root COMMAND...: runs COMMAND in the toolchain root, with the repository at /src, the
@@ -60,11 +82,11 @@ run_in_root() {
 
 t0=$SECONDS
 if [ ! -f "$root/.gemma-dist-ready" ]; then
-    echo "making the trixie toolchain root in $root (mmdebstrap)"
+    echo "making the $suite toolchain root in $root (mmdebstrap)"
     rm -rf "$root"
-    mmdebstrap --quiet --variant=minbase --architectures=amd64,arm64 \
+    mmdebstrap --quiet --variant=minbase --architectures=amd64,arm64 "${aptopt[@]}" \
         --include=swiftlang,libc6-dev,libstdc++-14-dev,libzstd-dev,pkg-config,git,ca-certificates \
-        trixie "$root" "$mirror"
+        "$suite" "$root" "$mirror"
     # What a build never runs (debugger, language server, docs, the apt lists): ~0.9 GB less disk.
     rm -rf "$root"/usr/libexec/swift/bin/{lldb,lldb-server,lldb-dap,clangd,sourcekit-lsp,docc,swift-format} \
         "$root"/usr/libexec/swift/lib/{liblldb.so*,libsourcekitdInProc.so} \
@@ -86,9 +108,9 @@ static_dir() {  # static_dir ARCH LIBDIR GCCDIR: fills $root/opt/gemma-static/AR
 if [[ " $* " == *" aarch64 "* ]] && [ ! -f "$sysroot/.gemma-dist-ready" ]; then
     echo "making the arm64 sysroot in $sysroot"
     rm -rf "$sysroot"
-    mmdebstrap --quiet --variant=extract --architectures=arm64 \
+    mmdebstrap --quiet --variant=extract --architectures=arm64 "${aptopt[@]}" \
         --include=libc6-dev,libstdc++-14-dev,libgcc-14-dev,libzstd-dev,linux-libc-dev \
-        trixie "$sysroot" "$mirror"
+        "$suite" "$sysroot" "$mirror"
     # The packages install into /usr; the linker scripts name /lib/... (merged /usr).
     for d in lib bin sbin; do [ -e "$sysroot/$d" ] || ln -s "usr/$d" "$sysroot/$d"; done
     # The aarch64 Swift modules and static runtime: from swiftlang:arm64, only what a build needs.
@@ -101,6 +123,10 @@ if [[ " $* " == *" aarch64 "* ]] && [ ! -f "$sysroot/.gemma-dist-ready" ]; then
     rm -f "$deb"
     [ -f "$sysroot/usr/libexec/swift/lib/swift_static/linux/static-stdlib-args.lnk" ] ||
         { echo "error: swiftlang:arm64 has no static Swift runtime (lib/swift_static)" >&2; exit 1; }
+    # Swift 6.2's driver looks for swiftrt.o under <sdk>/usr/lib/swift_static, not the SDK's
+    # resource paths.
+    ln -sfn ../libexec/swift/lib/swift_static "$sysroot/usr/lib/swift_static"
+    ln -sfn ../libexec/swift/lib/swift "$sysroot/usr/lib/swift"
     touch "$sysroot/.gemma-dist-ready"
 fi
 echo "toolchain ready ($((SECONDS - t0)) s)"
@@ -127,54 +153,10 @@ cat >"$sdk/gemma-aarch64/toolset.json" <<'EOF'
 {"schemaVersion": "1.0", "swiftCompiler": {"extraCLIOptions": ["-use-ld=lld"]}}
 EOF
 
-status=0
-for arch in "$@"; do
-    t1=$SECONDS
-    if [ "$arch" = aarch64 ]; then
-        static_dir aarch64 "$sysroot/usr/lib/aarch64-linux-gnu" "$sysroot/usr/lib/gcc/aarch64-linux-gnu/14"
-        target=(--swift-sdks-path /opt/gemma-sdks --swift-sdk gemma-aarch64)
-    else
-        static_dir x86_64 "$root/usr/lib/x86_64-linux-gnu" "$root/usr/lib/gcc/x86_64-linux-gnu/14"
-        target=()
-    fi
-    # glibc 2.35+ rather than 2.38+: stand-ins for the 8 glibc 2.38 symbols that trixie's static
-    # runtime names (scripts/glibc-compat.c), one object linked into every binary and the .so.
-    compat=/src/.build-dist/glibc-compat-$arch.o
-    cross=()
-    [ "$arch" = aarch64 ] && cross=(--target=aarch64-linux-gnu --sysroot=/sysroot)
-    run_in_root bash -c 'mkdir -p /src/.build-dist && /usr/libexec/swift/bin/clang "$@"' bash "${cross[@]}" \
-        -std=c11 -O2 -fPIC -Wall -Werror -c /src/scripts/glibc-compat.c -o "$compat"
-    # Its own scratch folder (.build-dist/, gitignored): the host's .build is another Swift's.
-    # -Xlinker -s: no symbol tables (a third of the size).
-    flags=(-c release --static-swift-stdlib --scratch-path "/src/.build-dist/$arch" "${target[@]}" -Xlinker -s
-           -Xlinker "$compat")
-    echo "building $arch (swift 6.0.3, release, static Swift runtime)"
-    rm -f "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize"
-    # (The filter drops progress lines and two known harmless warnings: the SDK has no
-    # SDKSettings.json, and Foundation's static library uses mktemp.)
-    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c '
-        set -eo pipefail; cd /src
-        quiet() { grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile" || true; }
-        for product in gemma-tiny gemma-quantize; do swift build "$@" --product $product 2>&1 | quiet; done
-        ' bash "${flags[@]}"
-    bin=$repo/.build-dist/$arch/release
-    [ "$arch" = aarch64 ] && bin=$repo/.build-dist/$arch/aarch64-unknown-linux-gnu/release
-    mkdir -p "dist/$arch"
-    for exe in gemma-tiny gemma-quantize; do
-        [ -x "$bin/$exe" ] || { echo "error: $bin/$exe was not built" >&2; exit 1; }
-        cp "$bin/$exe" "dist/$arch/$exe"
-    done
-    # The C library, from the same build (same scratch folder and flags: only the links are new).
-    # The .pc files name the static Swift runtime where Debian 13's swiftlang installs it.
-    rm -rf "dist/$arch/include" "dist/$arch/lib"
-    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" \
-        GEMMA_SWIFT_STATIC_DIR=/usr/libexec/swift/lib/swift_static/linux GEMMA_PC_PREFIX='${pcfiledir}/../..' \
-        bash -c 'set -eo pipefail; cd /src; scripts/build-c-library.sh "/src/dist/$0" "$@" | { grep -vE "^installed|^  include" || true; }' \
-        "$arch" "${flags[@]}"
-    echo "$arch built in $((SECONDS - t1)) s"
-
-    # Check what the binaries and the C library need: the C library family only.
-    for exe in gemma-tiny gemma-quantize lib/libgemmatiny.so; do
+# check_binaries ARCH FILE...: what dist/ARCH/FILE needs: the C library family only, glibc 2.35+.
+check_binaries() {
+    local arch=$1 exe f machine needed glibc lib; shift
+    for exe in "$@"; do
         f=dist/$arch/$exe
         machine=$(readelf -h "$f" | sed -n 's/^ *Machine: *//p')
         needed=$(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
@@ -193,6 +175,72 @@ for arch in "$@"; do
             esac
         done
     done
+}
+
+status=0
+for arch in "$@"; do
+    t1=$SECONDS
+    if [ "$arch" = aarch64 ]; then
+        static_dir aarch64 "$sysroot/usr/lib/aarch64-linux-gnu" "$sysroot/usr/lib/gcc/aarch64-linux-gnu/14"
+        target=(--swift-sdks-path /opt/gemma-sdks --swift-sdk gemma-aarch64)
+    else
+        static_dir x86_64 "$root/usr/lib/x86_64-linux-gnu" "$root/usr/lib/gcc/x86_64-linux-gnu/14"
+        target=()
+    fi
+    # glibc 2.35+ rather than 2.38+: stand-ins for the 8 glibc 2.38 symbols that trixie's static
+    # runtime names (scripts/glibc-compat.c), one object linked into every binary and the .so.
+    compat=/src/.build-dist/glibc-compat-$arch.o
+    cross=()
+    [ "$arch" = aarch64 ] && cross=(--target=aarch64-linux-gnu --sysroot=/sysroot)
+    [ "$server" = 1 ] && compat=/src/.build-dist/glibc-compat-server-$arch.o
+    run_in_root bash -c 'mkdir -p /src/.build-dist && /usr/libexec/swift/bin/clang "$@"' bash "${cross[@]}" \
+        -std=c11 -O2 -fPIC -Wall -Werror "${compat_flags[@]}" -c /src/scripts/glibc-compat.c -o "$compat"
+    # Its own scratch folder (.build-dist/, gitignored): the host's .build is another Swift's.
+    # -Xlinker -s: no symbol tables (a third of the size).
+    scratch=/src/.build-dist/$arch
+    [ "$server" = 1 ] && scratch=/src/.build-dist/server-$arch
+    flags=(-c release --static-swift-stdlib --scratch-path "$scratch" "${target[@]}" -Xlinker -s
+           -Xlinker "$compat")
+    bin=$repo${scratch#/src}/release
+    [ "$arch" = aarch64 ] && bin=$repo${scratch#/src}/aarch64-unknown-linux-gnu/release
+    echo "building $arch (swift $swift_version, release, static Swift runtime)"
+    if [ "$server" = 1 ]; then
+        rm -f "dist/$arch/gemma-tiny-serve"
+        run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c '
+            set -eo pipefail; cd /src
+            quiet() { grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile|which are unhandled|CMakeLists.txt$|^Fetch|^Creating working copy|^Working copy of|^Computing version|^Computed " || true; }
+            swift build --package-path server "$@" --product gemma-tiny-serve 2>&1 | quiet
+            ' bash "${flags[@]}"
+        [ -x "$bin/gemma-tiny-serve" ] || { echo "error: $bin/gemma-tiny-serve was not built" >&2; exit 1; }
+        mkdir -p "dist/$arch"
+        cp "$bin/gemma-tiny-serve" "dist/$arch/gemma-tiny-serve"
+        echo "$arch built in $((SECONDS - t1)) s"
+        check_binaries "$arch" gemma-tiny-serve
+        continue
+    fi
+    rm -f "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize"
+    # (The filter drops progress lines and two known harmless warnings: the SDK has no
+    # SDKSettings.json, and Foundation's static library uses mktemp.)
+    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c '
+        set -eo pipefail; cd /src
+        quiet() { grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile" || true; }
+        for product in gemma-tiny gemma-quantize; do swift build "$@" --product $product 2>&1 | quiet; done
+        ' bash "${flags[@]}"
+    mkdir -p "dist/$arch"
+    for exe in gemma-tiny gemma-quantize; do
+        [ -x "$bin/$exe" ] || { echo "error: $bin/$exe was not built" >&2; exit 1; }
+        cp "$bin/$exe" "dist/$arch/$exe"
+    done
+    # The C library, from the same build (same scratch folder and flags: only the links are new).
+    # The .pc files name the static Swift runtime where Debian 13's swiftlang installs it.
+    rm -rf "dist/$arch/include" "dist/$arch/lib"
+    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" \
+        GEMMA_SWIFT_STATIC_DIR=/usr/libexec/swift/lib/swift_static/linux GEMMA_PC_PREFIX='${pcfiledir}/../..' \
+        bash -c 'set -eo pipefail; cd /src; scripts/build-c-library.sh "/src/dist/$0" "$@" | { grep -vE "^installed|^  include" || true; }' \
+        "$arch" "${flags[@]}"
+    echo "$arch built in $((SECONDS - t1)) s"
+
+    check_binaries "$arch" gemma-tiny gemma-quantize lib/libgemmatiny.so
     # libgemmatiny.so exports exactly the functions of gemma_tiny.h.
     declared=$(sed -nE 's/^[a-z].*[ *](gt_[a-z_]+)\(.*/\1/p' "dist/$arch/include/gemma_tiny.h" | sort -u)
     exported=$(nm -D --defined-only "dist/$arch/lib/libgemmatiny.so" | awk '$2 ~ /^[A-Z]$/ { print $3 }' | sort -u)
@@ -208,7 +256,8 @@ for arch in "$@"; do
     tree=gemma-tiny-$version-linux-$arch
     tar -czf "$tarball" --owner=0 --group=0 \
         --transform "s,^dist/$arch/gemma-,$tree/bin/gemma-," --transform "s,^dist/$arch/,$tree/," \
-        "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize" "dist/$arch/include" "dist/$arch/lib"
+        "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize" $([ -x "dist/$arch/gemma-tiny-serve" ] && echo "dist/$arch/gemma-tiny-serve") \
+        "dist/$arch/include" "dist/$arch/lib"
     printf '%-28s %6.1f MB\n' "$tarball" "$(stat -c %s "$tarball" | awk '{print $1 / 1048576}')"
 done
 exit $status

@@ -71,3 +71,34 @@ __asm__(".symver gemma_compat_fmodf_base, fmodf@" GLIBC_BASE);
 
 HIDDEN double fmod(double x, double y) { return gemma_compat_fmod_base(x, y); }
 HIDDEN float fmodf(float x, float y) { return gemma_compat_fmodf_base(x, y); }
+
+#ifdef GEMMA_COMPAT_GLIBC_2_43
+// The server (scripts/dist.sh --server) is built by Debian unstable's Swift 6.2.3, whose static
+// runtime and Foundation were linked against glibc 2.43. That libm gives these 13 float functions
+// new default versions (2.43: its correctly rounded implementations, without the SVID
+// error-handling wrappers). Bound here to the versions every glibc has: the same functions as
+// before glibc 2.43 (results within glibc's documented error bounds, errno as C requires).
+#define GEMMA_COMPAT_1(type, name)                                             \
+    type gemma_compat_##name##_base(type x);                                   \
+    __asm__(".symver gemma_compat_" #name "_base, " #name "@" GLIBC_BASE);     \
+    HIDDEN type name(type x) { return gemma_compat_##name##_base(x); }
+#define GEMMA_COMPAT_2(type, name)                                             \
+    type gemma_compat_##name##_base(type x, type y);                           \
+    __asm__(".symver gemma_compat_" #name "_base, " #name "@" GLIBC_BASE);     \
+    HIDDEN type name(type x, type y) { return gemma_compat_##name##_base(x, y); }
+GEMMA_COMPAT_1(float, acosf)
+GEMMA_COMPAT_1(float, acoshf)
+GEMMA_COMPAT_1(float, asinf)
+GEMMA_COMPAT_2(float, atan2f)
+GEMMA_COMPAT_1(float, atanhf)
+GEMMA_COMPAT_1(float, coshf)
+GEMMA_COMPAT_1(float, log10f)
+GEMMA_COMPAT_2(double, remainder)
+GEMMA_COMPAT_2(float, remainderf)
+GEMMA_COMPAT_1(float, sinhf)
+GEMMA_COMPAT_1(float, sqrtf)
+GEMMA_COMPAT_1(float, tgammaf)
+float gemma_compat_lgammaf_r_base(float x, int *sign);
+__asm__(".symver gemma_compat_lgammaf_r_base, lgammaf_r@" GLIBC_BASE);
+HIDDEN float lgammaf_r(float x, int *sign) { return gemma_compat_lgammaf_r_base(x, sign); }
+#endif

@@ -17,6 +17,9 @@
 #     tell a near-tie (accepted, reported with its margin) from a bug;
 #   - gemma-tiny chat (two turns on stdin), --help, and damaged model files (one `error:` line,
 #     non-zero exit);
+#   - the server (dist/aarch64/gemma-tiny-serve, when scripts/dist.sh --server built it; required
+#     with GEMMA_TINY_AARCH64_SERVER=1) on loopback: /health, a chat completion whole and streamed,
+#     both equal to gemma-tiny chat's reply;
 #   - the C library (dist/aarch64/lib/libgemmatiny.so): examples/c and Tests/c-abi/test_c_abi.c,
 #     cross-compiled with aarch64-linux-gnu-gcc, on the tiny fixture model.
 # The kernels themselves are bit-identical to the scalar reference on both CPU models
@@ -91,8 +94,9 @@ host_glibc=$(getconf GNU_LIBC_VERSION | grep -oE '[0-9.]+$' || true)  # (not `ld
 
 # ---- glibc 2.35+: the stand-ins for glibc 2.38's symbols, and the binaries on older C libraries ----
 part "glibc"
-gcc -std=c11 -O2 Tests/glibc-compat/test_glibc_compat.c scripts/glibc-compat.c -lm -o "$work/compat-x86" &&
-    aarch64-linux-gnu-gcc -std=c11 -O2 Tests/glibc-compat/test_glibc_compat.c scripts/glibc-compat.c -lm -o "$work/compat-arm" ||
+# (With the server's stand-ins too: -DGEMMA_COMPAT_GLIBC_2_43.)
+compat_flags=(-std=c11 -O2 -fno-builtin -DGEMMA_COMPAT_GLIBC_2_43 Tests/glibc-compat/test_glibc_compat.c scripts/glibc-compat.c -lm)
+gcc "${compat_flags[@]}" -o "$work/compat-x86" && aarch64-linux-gnu-gcc "${compat_flags[@]}" -o "$work/compat-arm" ||
     fail "Tests/glibc-compat/test_glibc_compat.c does not build"
 compat_check() {  # compat_check LABEL COMMAND...
     local label=$1 out; shift
@@ -326,6 +330,71 @@ if [ "$schema_status" = 0 ] && [ "${verdict%% *}" = response_complete ]; then
     pass "run --json-schema (cortex-a72): ${verdict#* }"
 else
     fail "run --json-schema (cortex-a72): exit $schema_status, $verdict $(tail -n 1 "$work/schema.err")"
+fi
+
+# ---- the server (dist/aarch64/gemma-tiny-serve, from scripts/dist.sh --server) on loopback ----
+# Required when GEMMA_TINY_AARCH64_SERVER=1 (CI builds it), else tested only if present.
+arm_serve=dist/aarch64/gemma-tiny-serve
+if [ -x "$arm_serve" ] || [ "${GEMMA_TINY_AARCH64_SERVER:-0}" = 1 ]; then
+    part "server"
+    if [ ! -x "$arm_serve" ]; then
+        fail "server: $arm_serve missing (scripts/dist.sh --server aarch64)"
+    else
+        # The reference: the same question to `gemma-tiny chat` (one turn, greedy, 8 tokens).
+        printf 'Name a color.\n' | "${max[@]}" "$arm_tiny" chat -m "$work/default.gtm" --temp 0 -n 8 --threads 2 --ctx 512 \
+            >"$work/chat1.out" 2>"$work/chat1.err" || true
+        "${max[@]}" "$arm_serve" -m "$work/default.gtm" --host 127.0.0.1 --port 0 --threads 2 --ctx 512 \
+            >"$work/serve.out" 2>"$work/serve.err" &
+        serve_pid=$!
+        # "serving NAME on http://127.0.0.1:PORT" once it listens (loading takes seconds under qemu).
+        port=
+        for _ in $(seq 180); do
+            port=$(sed -n 's|^serving .* on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$work/serve.err")
+            [ -n "$port" ] || ! kill -0 "$serve_pid" 2>/dev/null && break
+            sleep 1
+        done
+        if [ -z "$port" ]; then
+            fail "server: not listening after 180 s; $(tail -n 2 "$work/serve.err" | tr '\n' ' ')"
+        else
+            # /health, a chat completion, the same streamed (server-sent events): the replies must be
+            # the chat command's, whole and streamed.
+            verdict=$(python3 - "$port" "$work/chat1.out" <<'PY' 2>&1
+import json, sys, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+expected = open(sys.argv[2]).read().strip()
+def post(body):
+    request = urllib.request.Request(base + "/v1/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    return urllib.request.urlopen(request, timeout=600)
+health = json.load(urllib.request.urlopen(base + "/health", timeout=60))
+assert health["status"] == "ok", health
+body = {"model": "default", "messages": [{"role": "user", "content": "Name a color."}], "temperature": 0, "max_tokens": 8}
+reply = json.load(post(body))
+text = reply["choices"][0]["message"]["content"]
+assert reply["usage"]["completion_tokens"] == 8, reply["usage"]
+assert text.strip() == expected, f"reply {text!r} but gemma-tiny chat said {expected!r}"
+body["stream"] = True
+streamed, done = "", False
+for line in post(body):
+    line = line.decode().strip()
+    if line == "data: [DONE]":
+        done = True
+        break
+    if line.startswith("data: "):
+        streamed += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+assert done and streamed == text, f"streamed {streamed!r} (done: {done}), whole {text!r}"
+print("ok", json.dumps(text))
+PY
+) || true
+            if [ "${verdict%% *}" = ok ]; then
+                pass "server (max): /health, a chat completion and the same streamed = gemma-tiny chat's reply ${verdict#ok }"
+            else
+                fail "server: $(echo "$verdict" | tail -n 1); $(tail -n 1 "$work/serve.err")"
+            fi
+        fi
+        kill "$serve_pid" 2>/dev/null || true
+        wait "$serve_pid" 2>/dev/null || true
+    fi
 fi
 
 # ---- damaged model files: one error line, non-zero exit ----

@@ -5,7 +5,7 @@ import Foundation
 enum ServerExecutable {
     static let name = "gemma-tiny-serve"
 
-    static let buildHint = "build it with `swift build -c release --package-path server` and put server/.build/release/\(name) beside gemma-tiny"
+    static let buildHint = "build it with `swift build -c release --package-path server` (Swift 6.2+; for a board without Swift, `scripts/dist.sh --server aarch64` on the desktop) and put \(name) beside gemma-tiny"
 
     static func find() -> String? {
         if let directory = ownDirectory() {

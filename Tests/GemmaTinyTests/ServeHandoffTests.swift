@@ -44,6 +44,7 @@ final class ServeHandoffTests: XCTestCase {
             let o = try GemmaTinyCLI.run(arguments, executable: gemmaTiny, environment: environment)
             GemmaTinyCLI.assertOneLineError(o, contains: "gemma-tiny-serve")
             XCTAssertTrue(o.stderr.contains("swift build -c release --package-path server"), o.stderr)
+            XCTAssertTrue(o.stderr.contains("scripts/dist.sh --server aarch64"), o.stderr)  // the way without Swift
             XCTAssertEqual(o.stdout, "")
         }
     }

@@ -1,5 +1,5 @@
-// Checks scripts/glibc-compat.c (the release binaries' stand-ins for glibc 2.38's symbols) against
-// what glibc 2.38+ documents for them. Built with the shims by scripts/test-aarch64-dist.sh, for
+// Checks scripts/glibc-compat.c (the release binaries' stand-ins for glibc 2.38's symbols, and with
+// -DGEMMA_COMPAT_GLIBC_2_43 the server's for glibc 2.43's) against what glibc documents for them. Built with the shims by scripts/test-aarch64-dist.sh, for
 // x86-64 (run natively) and aarch64 (run under qemu on Debian 12's C library).
 // Last line: "glibc-compat: P passed, F failed".
 #include <math.h>
@@ -12,6 +12,7 @@ unsigned long __isoc23_strtoul(const char *s, char **end, int base);
 int __isoc23_sscanf(const char *s, const char *format, ...);
 size_t strlcpy(char *dst, const char *src, size_t size);
 size_t strlcat(char *dst, const char *src, size_t size);
+float lgammaf_r(float x, int *sign);  // (not declared by <math.h> in strict C11)
 
 static int passed, failed;
 static void check(int ok, const char *what) {
@@ -48,6 +49,28 @@ int main(void) {
     const double r = fmod(big, tiny);  // exact: fmod is exact for finite operands
     check(r >= 0 && r < 3.0 && r == floor(r), "fmod 1e300 3");
     check(isnan(fmod(dx, 0.0)), "fmod x 0 is NaN");
+
+#ifdef GEMMA_COMPAT_GLIBC_2_43
+    // The 13 float functions glibc 2.43 re-versioned (the server's stand-ins), against the double
+    // functions (not re-versioned) to within float's precision. Built with -fno-builtin, so the
+    // calls reach the stand-ins rather than being folded or inlined.
+    volatile float h = 0.5f, two = 2.0f, three = 3.0f, one_half = 1.5f;
+    check(fabs(acosf(h) - acos(0.5)) < 1e-6, "acosf");
+    check(fabs(acoshf(one_half) - acosh(1.5)) < 1e-6, "acoshf");
+    check(fabs(asinf(h) - asin(0.5)) < 1e-6, "asinf");
+    check(fabs(atan2f(h, one_half) - atan2(0.5, 1.5)) < 1e-6, "atan2f");
+    check(fabs(atanhf(h) - atanh(0.5)) < 1e-6, "atanhf");
+    check(fabs(coshf(one_half) - cosh(1.5)) < 1e-5, "coshf");
+    check(fabs(log10f(three) - log10(3.0)) < 1e-6, "log10f");
+    check(remainder(dx, dy) == -0.5, "remainder 7.5 2");  // 7.5 - 4 * 2: the nearest even quotient
+    check(remainderf(one_half, two) == -0.5f, "remainderf 1.5 2");
+    check(fabs(sinhf(one_half) - sinh(1.5)) < 1e-5, "sinhf");
+    check(sqrtf(two) == (float)sqrt(2.0), "sqrtf 2");
+    check(isnan(sqrtf(-two)), "sqrtf -2 is NaN");
+    check(fabs(tgammaf(one_half) - tgamma(1.5)) < 1e-6, "tgammaf");
+    int sign = 0;
+    check(fabs(lgammaf_r(-h, &sign) - lgamma(-0.5)) < 1e-6 && sign == -1, "lgammaf_r -0.5: value and sign");
+#endif
     printf("glibc-compat: %d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

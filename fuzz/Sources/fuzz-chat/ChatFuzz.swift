@@ -11,10 +11,10 @@
 import FuzzSupport
 import GemmaTiny
 
-nonisolated(unsafe) let tokenizer = FuzzSupport.fixtureTokenizer()
-nonisolated(unsafe) let sot = tokenizer.id(of: "<start_of_turn>")!
-nonisolated(unsafe) let eot = tokenizer.id(of: "<end_of_turn>")!
-nonisolated(unsafe) let specialTexts = tokenizer.specialTokens.keys.map { Array($0.utf8) }
+let tokenizer = FuzzSupport.fixtureTokenizer()
+let sot = tokenizer.id(of: "<start_of_turn>")!
+let eot = tokenizer.id(of: "<end_of_turn>")!
+let specialTexts = tokenizer.specialTokens.keys.map { Array($0.utf8) }
 
 /// Byte-level search (String.contains compares characters, and a combining mark after `>`
 /// would hide a match that the byte-level special-token matcher still sees).

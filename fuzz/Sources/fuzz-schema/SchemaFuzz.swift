@@ -11,8 +11,8 @@ import Foundation
 import FuzzSupport
 @testable import GemmaTiny
 
-nonisolated(unsafe) let tokenizer = FuzzSupport.fixtureTokenizer()
-nonisolated(unsafe) let index = TokenByteIndex(tokenizer: tokenizer)
+let tokenizer = FuzzSupport.fixtureTokenizer()
+let index = TokenByteIndex(tokenizer: tokenizer)
 
 @main enum Main {
     static func main() { FuzzSupport.runLibFuzzer(fuzzSchema) }

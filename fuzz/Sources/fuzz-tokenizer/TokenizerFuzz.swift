@@ -17,8 +17,8 @@
 import FuzzSupport
 import GemmaTiny
 
-nonisolated(unsafe) let tokenizer = FuzzSupport.fixtureTokenizer()
-nonisolated(unsafe) let ggufTokenizer = FuzzSupport.fixtureTokenizerFromGGUF()
+let tokenizer = FuzzSupport.fixtureTokenizer()
+let ggufTokenizer = FuzzSupport.fixtureTokenizerFromGGUF()
 
 @main enum Main {
     static func main() { FuzzSupport.runLibFuzzer(fuzzTokenizer) }

@@ -2,8 +2,8 @@
 // threads and the job; this file only says when a job starts and when every part is done).
 //
 // Both sides spin first and sleep on a condition variable only after `spin_ns`, so each side that
-// goes to sleep must make sure the other will see it asleep. Both hand-offs are pairs of
-// read-modify-write operations, never a plain store followed by a load:
+// goes to sleep must make sure the other will see it asleep. In both hand-offs, each side writes
+// its counter with a read-modify-write, never a plain store, before it reads the other's:
 //   - the caller bumps `generation`, then reads `sleepers`; a worker bumps `sleepers`, then reads
 //     `generation` (under the mutex, before waiting);
 //   - the caller swaps `waiter_asleep` to 1, then reads `pending`; the last worker decrements

@@ -362,11 +362,12 @@ if [ -x "$arm_serve" ] || [ "${GEMMA_TINY_AARCH64_SERVER:-0}" = 1 ]; then
 import json, sys, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
 expected = open(sys.argv[2]).read().strip()
+http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 def post(body):
     request = urllib.request.Request(base + "/v1/chat/completions", json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
-    return urllib.request.urlopen(request, timeout=600)
-health = json.load(urllib.request.urlopen(base + "/health", timeout=60))
+    return http.open(request, timeout=600)
+health = json.load(http.open(base + "/health", timeout=60))
 assert health["status"] == "ok", health
 body = {"model": "default", "messages": [{"role": "user", "content": "Name a color."}], "temperature": 0, "max_tokens": 8}
 reply = json.load(post(body))

@@ -47,12 +47,12 @@ fi
 
 cache=$repo/.cache/dist
 if [ "$server" = 1 ]; then
-    suite=sid swift_version=6.2.3
+    suite=sid swift_version=6.2.3 build_name=server-  # .build-dist/server-ARCH
     root=$cache/sid-amd64           # the toolchain: sid amd64 with swiftlang
     sysroot=$cache/sysroot-arm64-sid
     compat_flags=(-DGEMMA_COMPAT_GLIBC_2_43)
 else
-    suite=trixie swift_version=6.0.3
+    suite=trixie swift_version=6.0.3 build_name=
     root=$cache/trixie-amd64        # the toolchain: trixie amd64 with swiftlang
     sysroot=$cache/sysroot-arm64    # the aarch64 target: trixie arm64 headers, libraries, Swift modules
     compat_flags=()
@@ -153,6 +153,13 @@ cat >"$sdk/gemma-aarch64/toolset.json" <<'EOF'
 {"schemaVersion": "1.0", "swiftCompiler": {"extraCLIOptions": ["-use-ld=lld"]}}
 EOF
 
+# quiet: a build's output without its progress lines, package fetching, and known harmless
+# warnings (the SDK has no SDKSettings.json; Foundation's static library uses mktemp; packages of
+# the server with a CMakeLists.txt they do not declare).
+quiet() {
+    grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile|which are unhandled|CMakeLists.txt$|^Fetch|^Creating working copy|^Working copy of|^Computing version|^Computed " || true
+}
+
 # check_binaries ARCH FILE...: what dist/ARCH/FILE needs: the C library family only, glibc 2.35+.
 check_binaries() {
     local arch=$1 exe f machine needed glibc lib; shift
@@ -189,16 +196,14 @@ for arch in "$@"; do
     fi
     # glibc 2.35+ rather than 2.38+: stand-ins for the 8 glibc 2.38 symbols that trixie's static
     # runtime names (scripts/glibc-compat.c), one object linked into every binary and the .so.
-    compat=/src/.build-dist/glibc-compat-$arch.o
+    compat=/src/.build-dist/glibc-compat-$build_name$arch.o
     cross=()
     [ "$arch" = aarch64 ] && cross=(--target=aarch64-linux-gnu --sysroot=/sysroot)
-    [ "$server" = 1 ] && compat=/src/.build-dist/glibc-compat-server-$arch.o
     run_in_root bash -c 'mkdir -p /src/.build-dist && /usr/libexec/swift/bin/clang "$@"' bash "${cross[@]}" \
         -std=c11 -O2 -fPIC -Wall -Werror "${compat_flags[@]}" -c /src/scripts/glibc-compat.c -o "$compat"
     # Its own scratch folder (.build-dist/, gitignored): the host's .build is another Swift's.
     # -Xlinker -s: no symbol tables (a third of the size).
-    scratch=/src/.build-dist/$arch
-    [ "$server" = 1 ] && scratch=/src/.build-dist/server-$arch
+    scratch=/src/.build-dist/$build_name$arch
     flags=(-c release --static-swift-stdlib --scratch-path "$scratch" "${target[@]}" -Xlinker -s
            -Xlinker "$compat")
     bin=$repo${scratch#/src}/release
@@ -206,11 +211,8 @@ for arch in "$@"; do
     echo "building $arch (swift $swift_version, release, static Swift runtime)"
     if [ "$server" = 1 ]; then
         rm -f "dist/$arch/gemma-tiny-serve"
-        run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c '
-            set -eo pipefail; cd /src
-            quiet() { grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile|which are unhandled|CMakeLists.txt$|^Fetch|^Creating working copy|^Working copy of|^Computing version|^Computed " || true; }
-            swift build --package-path server "$@" --product gemma-tiny-serve 2>&1 | quiet
-            ' bash "${flags[@]}"
+        run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c \
+            'cd /src && swift build --package-path server "$@" --product gemma-tiny-serve' bash "${flags[@]}" 2>&1 | quiet
         [ -x "$bin/gemma-tiny-serve" ] || { echo "error: $bin/gemma-tiny-serve was not built" >&2; exit 1; }
         mkdir -p "dist/$arch"
         cp "$bin/gemma-tiny-serve" "dist/$arch/gemma-tiny-serve"
@@ -219,13 +221,9 @@ for arch in "$@"; do
         continue
     fi
     rm -f "dist/$arch/gemma-tiny" "dist/$arch/gemma-quantize"
-    # (The filter drops progress lines and two known harmless warnings: the SDK has no
-    # SDKSettings.json, and Foundation's static library uses mktemp.)
-    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c '
-        set -eo pipefail; cd /src
-        quiet() { grep -vE "^\[|SDKSettings.json|^Building for|mktemp|garbage collection|createTemporaryFile" || true; }
-        for product in gemma-tiny gemma-quantize; do swift build "$@" --product $product 2>&1 | quiet; done
-        ' bash "${flags[@]}"
+    run_in_root env PKG_CONFIG_PATH="/opt/gemma-static/$arch" bash -c \
+        'set -e; cd /src; for product in gemma-tiny gemma-quantize; do swift build "$@" --product $product; done' \
+        bash "${flags[@]}" 2>&1 | quiet
     mkdir -p "dist/$arch"
     for exe in gemma-tiny gemma-quantize; do
         [ -x "$bin/$exe" ] || { echo "error: $bin/$exe was not built" >&2; exit 1; }

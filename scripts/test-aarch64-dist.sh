@@ -334,31 +334,24 @@ fi
 
 # ---- the server (dist/aarch64/gemma-tiny-serve, from scripts/dist.sh --server) on loopback ----
 # Required when GEMMA_TINY_AARCH64_SERVER=1 (CI builds it), else tested only if present.
-arm_serve=dist/aarch64/gemma-tiny-serve
-if [ -x "$arm_serve" ] || [ "${GEMMA_TINY_AARCH64_SERVER:-0}" = 1 ]; then
-    part "server"
-    if [ ! -x "$arm_serve" ]; then
-        fail "server: $arm_serve missing (scripts/dist.sh --server aarch64)"
-    else
-        # The reference: the same question to `gemma-tiny chat` (one turn, greedy, 8 tokens).
-        printf 'Name a color.\n' | "${max[@]}" "$arm_tiny" chat -m "$work/default.gtm" --temp 0 -n 8 --threads 2 --ctx 512 \
-            >"$work/chat1.out" 2>"$work/chat1.err" || true
-        "${max[@]}" "$arm_serve" -m "$work/default.gtm" --host 127.0.0.1 --port 0 --threads 2 --ctx 512 \
-            >"$work/serve.out" 2>"$work/serve.err" &
-        serve_pid=$!
-        # "serving NAME on http://127.0.0.1:PORT" once it listens (loading takes seconds under qemu).
-        port=
-        for _ in $(seq 180); do
-            port=$(sed -n 's|^serving .* on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$work/serve.err")
-            [ -n "$port" ] || ! kill -0 "$serve_pid" 2>/dev/null && break
-            sleep 1
-        done
-        if [ -z "$port" ]; then
-            fail "server: not listening after 180 s; $(tail -n 2 "$work/serve.err" | tr '\n' ' ')"
-        else
-            # /health, a chat completion, the same streamed (server-sent events): the replies must be
-            # the chat command's, whole and streamed.
-            verdict=$(python3 - "$port" "$work/chat1.out" <<'PY' 2>&1
+server_part() {  # starts dist/aarch64/gemma-tiny-serve under qemu (-cpu max) and asks it
+    local serve=dist/aarch64/gemma-tiny-serve port= serve_pid verdict
+    [ -x "$serve" ] || { fail "server: $serve missing (scripts/dist.sh --server aarch64)"; return; }
+    # The reference: the same question to `gemma-tiny chat` (one turn, greedy, 8 tokens).
+    printf 'Name a color.\n' | "${max[@]}" "$arm_tiny" chat -m "$work/default.gtm" --temp 0 -n 8 --threads 2 --ctx 512 \
+        >"$work/chat1.out" 2>"$work/chat1.err" || true
+    "${max[@]}" "$serve" -m "$work/default.gtm" --host 127.0.0.1 --port 0 --threads 2 --ctx 512 \
+        >"$work/serve.out" 2>"$work/serve.err" &
+    serve_pid=$!
+    # "serving NAME on http://127.0.0.1:PORT" once it listens (loading takes seconds under qemu).
+    for _ in $(seq 180); do
+        port=$(sed -n 's|^serving .* on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$work/serve.err")
+        [ -n "$port" ] || ! kill -0 "$serve_pid" 2>/dev/null && break
+        sleep 1
+    done
+    # /health, a chat completion, the same streamed (server-sent events): the replies must be the
+    # chat command's, whole and streamed.
+    [ -n "$port" ] && verdict=$(python3 - "$port" "$work/chat1.out" <<'PY' 2>&1
 import json, sys, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
 expected = open(sys.argv[2]).read().strip()
@@ -387,15 +380,19 @@ assert done and streamed == text, f"streamed {streamed!r} (done: {done}), whole 
 print("ok", json.dumps(text))
 PY
 ) || true
-            if [ "${verdict%% *}" = ok ]; then
-                pass "server (max): /health, a chat completion and the same streamed = gemma-tiny chat's reply ${verdict#ok }"
-            else
-                fail "server: $(echo "$verdict" | tail -n 1); $(tail -n 1 "$work/serve.err")"
-            fi
-        fi
-        kill "$serve_pid" 2>/dev/null || true
-        wait "$serve_pid" 2>/dev/null || true
+    if [ -z "$port" ]; then
+        fail "server: not listening after 180 s; $(tail -n 2 "$work/serve.err" | tr '\n' ' ')"
+    elif [ "${verdict%% *}" = ok ]; then
+        pass "server (max): /health, a chat completion and the same streamed = gemma-tiny chat's reply ${verdict#ok }"
+    else
+        fail "server: $(echo "$verdict" | tail -n 1); $(tail -n 1 "$work/serve.err")"
     fi
+    kill "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+}
+if [ -x dist/aarch64/gemma-tiny-serve ] || [ "${GEMMA_TINY_AARCH64_SERVER:-0}" = 1 ]; then
+    part "server"
+    server_part
 fi
 
 # ---- damaged model files: one error line, non-zero exit ----

@@ -110,7 +110,9 @@ OPS_AVX2 static void attention_avx2(const float *q, const gt_kv_span *spans, siz
     attention_body(q, spans, span_count, stride, head_dim, scale, softcap, scores, out);
 }
 OPS_AVX2 static void gelu_avx2(float *gate, const float *up, size_t n) { gelu_body(gate, up, n); }
-#define USE_AVX2 gt_cpu_has_avx2()
+// Every x86 path but the portable one ("scalar", e.g. GEMMA_TINY_KERNELS=scalar) has AVX2; the
+// check follows the selected path, so that forcing "scalar" really runs the portable copies.
+#define USE_AVX2 (gt_kernel_isa_id() != GT_ISA_SCALAR && gt_cpu_has_avx2())
 
 // gelu_body 16 lanes at a time, written out operation by operation (no fused multiply-adds, the
 // clamps' NaN handling as fmaxf / fminf's for the clamped argument), so that it rounds exactly as

@@ -24,12 +24,13 @@ final class Gemma23ParityTests: XCTestCase {
     /// margin is 0.0015), so quantized top-1 agreement over all positions is lower than on the
     /// Gemma 1 fixtures while the distributions are as close (q8 KL 8e-5, as Gemma 1's): the q8
     /// bound asks for every decisive position (margin >= 0.2) and 90% of all. Measured: q8
-    /// 94.5% / 95.9% of all, 100% decisive; q4 49% / 44% of all, 100% / 75% decisive, KL 0.02.
+    /// 94.5% / 95.9% of all, 100% decisive, KL 8.5e-5 / 7.8e-5; q4 49% / 44% of all, 100% / 75%
+    /// decisive, KL 0.021 / 0.017. The KL bounds are twice the larger measurement.
     static let bounds: [StorageType: ParityTests.Bounds] = [
         .f32: .init(maxRelativeError: 1e-4, minAgreement: 1, minDecisiveAgreement: 1, maxMeanKL: 1e-6, greedyMustMatch: true),
         .bf16: .init(maxRelativeError: 1e-4, minAgreement: 1, minDecisiveAgreement: 1, maxMeanKL: 1e-6, greedyMustMatch: true),
-        .q8: .init(maxRelativeError: nil, minAgreement: 0.9, minDecisiveAgreement: 1, maxMeanKL: 1e-3, greedyMustMatch: false),
-        .q4: .init(maxRelativeError: nil, minAgreement: 0.3, minDecisiveAgreement: 0.5, maxMeanKL: 0.1, greedyMustMatch: false),
+        .q8: .init(maxRelativeError: nil, minAgreement: 0.9, minDecisiveAgreement: 1, maxMeanKL: 2e-4, greedyMustMatch: false),
+        .q4: .init(maxRelativeError: nil, minAgreement: 0.35, minDecisiveAgreement: 0.7, maxMeanKL: 0.04, greedyMustMatch: false),
     ]
 
     func temp(_ name: String) -> String { ModelFixtures.tempDir + "/\(UUID().uuidString)-\(name)" }

@@ -66,6 +66,16 @@ void gt_softcap(float *x, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i] / cap) * cap;
 }
 
+int gt_all_finite(const float *x, size_t n) {
+    uint32_t special = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        special |= (bits & 0x7F800000u) == 0x7F800000u;
+    }
+    return !special;
+}
+
 /// exp(x) for x in [-87, 88] (clamped outside), within 2 ulp: exp(x) = 2^n exp(r) with
 /// n = round(x / ln 2), |r| <= ln(2) / 2, exp(r) by Cephes' degree-7 polynomial. Branch-free,
 /// so loops calling it vectorize.

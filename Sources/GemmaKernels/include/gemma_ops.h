@@ -178,6 +178,10 @@ int gt_f16_store_isa(int isa, uint16_t *dst, const float *src, size_t n);
 /// Soft-capping: x[i] = cap * tanh(x[i] / cap).
 void gt_softcap(float *x, size_t n, float cap);
 
+/// 1 if every x[i] is finite, 0 if one is a NaN or an infinity (their exponent bits all set).
+/// Integer operations only, so the loop vectorizes: cheap enough to run on every token's logits.
+int gt_all_finite(const float *x, size_t n);
+
 /// GeGLU: gate[i] = gelu_tanh(gate[i]) * up[i], with
 ///   gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))),
 /// computed as g / (1 + exp(-2 sqrt(2/pi) (g + 0.044715 g^3))) with a vectorizable exp (within

@@ -305,11 +305,11 @@ public final class InferenceSession {
                 break
             case .last:
                 if isLast {
-                    lmHead(rows: (n - 1)..<n, into: logitsBuffer)
+                    try lmHead(rows: (n - 1)..<n, into: logitsBuffer)
                     hasLogits = true
                 }
             case .all(let from, let body):
-                allLogits(batchStart: done, count: n, from: from, isLast: isLast, body)
+                try allLogits(batchStart: done, count: n, from: from, isLast: isLast, body)
             }
             done += n
         }
@@ -399,16 +399,18 @@ public final class InferenceSession {
     }
 
     /// Final norm and LM head (the tied embedding) for batch rows `rows`: the logits of row
-    /// rows.lowerBound + k go to out + k * vocab; soft-capped where the model says so.
-    private func lmHead(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    /// rows.lowerBound + k go to out + k * vocab; soft-capped where the model says so. A NaN or
+    /// an infinity among them (damaged weights) is an error, not a token.
+    private func lmHead(rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws(InferenceError) {
         for (k, r) in rows.enumerated() { rmsNorm(x + r * hidden, model.finalNorm, into: xn + k * hidden) }
         matmul(model.embedding, xn, out, count: rows.count)
         if let cap = variant.finalSoftcap { gt_softcap(out, rows.count * vocab, cap) }
+        guard gt_all_finite(out, rows.count * vocab) != 0 else { throw .nonFiniteLogits }
     }
 
     /// The `.all` request for one batch (tokens batchStart..<batchStart+n of the prefill).
     private func allLogits(batchStart: Int, count n: Int, from: Int, isLast: Bool,
-                           _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+                           _ body: (Int, UnsafeBufferPointer<Float>) -> Void) throws(InferenceError) {
         let rowsOut: UnsafeMutablePointer<Float>
         if let r = logitRows {
             rowsOut = r
@@ -420,13 +422,13 @@ public final class InferenceSession {
         let scored = r < n
         while r < n {
             let k = min(logitRowCapacity, n - r)
-            lmHead(rows: r..<(r + k), into: rowsOut)
+            try lmHead(rows: r..<(r + k), into: rowsOut)
             for j in 0..<k { body(batchStart + r + j, UnsafeBufferPointer(start: rowsOut + j * vocab, count: vocab)) }
             r += k
             if r == n && isLast { logitsBuffer.update(from: rowsOut + (k - 1) * vocab, count: vocab) }
         }
         if isLast {
-            if !scored { lmHead(rows: (n - 1)..<n, into: logitsBuffer) }
+            if !scored { try lmHead(rows: (n - 1)..<n, into: logitsBuffer) }
             hasLogits = true
         }
     }

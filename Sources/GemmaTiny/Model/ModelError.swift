@@ -31,11 +31,16 @@ public enum InferenceError: Error, Equatable, CustomStringConvertible, Sendable 
     /// Every position of the KV cache is used.
     case contextFull(contextLength: Int)
     case tokenOutOfRange(token: Int, vocabularySize: Int)
+    /// The logits hold a NaN or an infinity: damaged weights (an uncompressed file's tensor
+    /// checksums are checked by `gemma-quantize verify`, not on every start).
+    case nonFiniteLogits
 
     public var description: String {
         switch self {
         case .contextFull(let n): return "the context is full (\(n) tokens)"
         case .tokenOutOfRange(let t, let v): return "token id \(t) is outside the vocabulary (0..<\(v))"
+        case .nonFiniteLogits:
+            return "the model computed a NaN or infinite logit: its weights are damaged (check the file with gemma-quantize verify)"
         }
     }
 }

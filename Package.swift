@@ -117,6 +117,7 @@ let package = Package(
             name: "gemma-quantize",
             dependencies: [
                 "GemmaConvert",
+                "GemmaTinyCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "converter/gemma-quantize"

@@ -8,6 +8,10 @@ public func runCommandLine<Command: ParsableCommand>(_: Command.Type) -> Never {
     do {
         var command = try Command.parseAsRoot()
         try command.run()
+        if let why = StandardOutputFailure.check() {
+            printError("cannot write standard output: \(why)")
+            exit(1)
+        }
         exit(0)
     } catch {
         let code = Command.exitCode(for: error)
@@ -17,8 +21,17 @@ public func runCommandLine<Command: ParsableCommand>(_: Command.Type) -> Never {
         if let cli = error as? CLIError, case .silent(let status) = cli {
             exit(status)
         }
-        let message = Command.message(for: error)
-            .split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? "\(error)"
+        var message = Command.message(for: error)
+        if code == .validationFailure {
+            // ArgumentParser's usage errors: the first line, where a list of valid values
+            // ("Please provide one of the following:", then "- q4k" lines) folds in.
+            let lines = message.split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
+            message = lines.first ?? "\(error)"
+            let items = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { $0.dropFirst(2) }
+            if message.hasSuffix(":") && !items.isEmpty { message += " " + items.joined(separator: ", ") }
+        }
+        // Any other error is printed whole; printError keeps it on one line.
+        if message.isEmpty { message = "\(error)" }
         printError(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
         exit(code.rawValue == 0 ? 1 : code.rawValue)
     }

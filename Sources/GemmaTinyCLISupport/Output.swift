@@ -1,7 +1,23 @@
 import Foundation
 
 public func printError(_ message: String) {
-    writeErr("error: \(message)\n")
+    writeErr("error: \(visibleControlCharacters(message))\n")
+}
+
+/// `text` with its control characters (newlines, tabs, terminal escape sequences; C0, DEL and
+/// C1) written as visible escapes: an error may quote bytes of an untrusted model file, and must
+/// stay one line that cannot drive the terminal.
+public func visibleControlCharacters(_ text: String) -> String {
+    var out = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar.value {
+        case 0x0A: out.append(contentsOf: #"\n"#.unicodeScalars)
+        case 0x09: out.append(contentsOf: #"\t"#.unicodeScalars)
+        case 0..<0x20, 0x7F..<0xA0: out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+        default: out.append(scalar)
+        }
+    }
+    return String(out)
 }
 
 public func printNote(_ message: String) {
@@ -21,10 +37,31 @@ private func writeAll(_ fd: Int32, _ text: String) {
             let n = write(fd, buffer.baseAddress! + done, buffer.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                return  // closed pipe etc.: nothing useful to do
+                // A reader that went away (`| head`) is not an error; a full disk or an I/O
+                // error on stdout is, reported when the command ends (`runCommandLine`).
+                if fd == STDOUT_FILENO && errno != EPIPE { StandardOutputFailure.record(errno) }
+                return
             }
             done += n
         }
+    }
+}
+
+/// The first error (errno) a write to standard output met, other than a closed pipe.
+enum StandardOutputFailure {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var first: Int32 = 0
+
+    static func record(_ code: Int32) {
+        lock.withLock { if first == 0 { first = code } }
+    }
+
+    /// Why standard output lost text, if it did: the writes above, or `print`'s buffered
+    /// stream, flushed here.
+    static func check() -> String? {
+        if fflush(nil) != 0 && errno != EPIPE { record(errno) }  // every stream; stdout is the one written
+        let code = lock.withLock { first }
+        return code == 0 ? nil : String(cString: strerror(code))
     }
 }
 

@@ -107,11 +107,18 @@ struct BenchCommand: ParsableCommand {
     /// Prompt tokens fed (untimed) before a tg test.
     static let tgPromptLength = 8
 
+    /// The most tokens -p, -n, -d and --ctx accept: far beyond any model's context (Gemma's is at
+    /// most 131072), and small enough that their sums cannot overflow.
+    static let maximumTokenCount = 1 << 24
+
     func validate() throws {
         if repetitions < 1 { throw ValidationError("-r must be at least 1, got \(repetitions)") }
-        if prompt.values.contains(where: { $0 < 0 }) || gen.values.contains(where: { $0 < 0 })
-            || depth.values.contains(where: { $0 < 0 }) {
-            throw ValidationError("-p, -n and -d take token counts >= 0")
+        let counts = prompt.values + gen.values + depth.values
+        if counts.contains(where: { $0 < 0 || $0 > Self.maximumTokenCount }) {
+            throw ValidationError("-p, -n and -d take token counts from 0 to \(Self.maximumTokenCount)")
+        }
+        if let c = contextOption, c > Self.maximumTokenCount {
+            throw ValidationError("--ctx must be at most \(Self.maximumTokenCount), got \(c)")
         }
         if let t = threads, t.values.contains(where: { $0 < 1 || $0 > WorkerPool.maximumThreadCount }) {
             throw ValidationError("-t takes thread counts from 1 to \(WorkerPool.maximumThreadCount)")

@@ -33,6 +33,7 @@ struct ChatCommand: ParsableCommand {
 
     func validate() throws {
         if maxTokens < -1 { throw ValidationError("--max-tokens must be >= 0, or -1 for no limit; got \(maxTokens)") }
+        if stop.contains("") { throw ValidationError("--stop takes a non-empty string (it would match everywhere)") }
     }
 
     func run() throws {

@@ -31,13 +31,11 @@ struct PerplexityCommand: ParsableCommand {
         if model.contextLength != 0 && model.contextLength < 4 {
             throw ValidationError("--ctx must be at least 4 for perplexity, got \(model.contextLength)")
         }
+        if chunks == 0 || chunks < -1 { throw ValidationError("--chunks must be -1 (all windows) or at least 1, got \(chunks)") }
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw CLIError.message(cannotRead(file))
-        }
-        let text = String(decoding: data, as: UTF8.self)
+        let text = String(decoding: try readInput(file), as: UTF8.self)
         var planned = model.plannedSession
         planned.contextLength = model.contextLength == 0 ? 512 : model.contextLength  // this command's default
         let (gemma, loadSeconds) = try model.load(session: planned)
@@ -56,7 +54,7 @@ struct PerplexityCommand: ParsableCommand {
         let bos = tokenizer.bosId
         let tokens = (bos >= 0 ? [bos] : []) + tokenizer.encode(text)
         var windows = tokens.count / ctx
-        if chunks >= 0 { windows = min(windows, chunks) }
+        if chunks > 0 { windows = min(windows, chunks) }
         guard windows > 0 else {
             throw CLIError.message("\(file) is \(tokens.count) tokens, less than one \(ctx)-token window; use a smaller --ctx or a longer file")
         }

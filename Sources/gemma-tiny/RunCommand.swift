@@ -49,6 +49,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if maxTokens < -1 { throw ValidationError("--max-tokens must be >= 0, or -1 for no limit; got \(maxTokens)") }
+        if stop.contains("") { throw ValidationError("--stop takes a non-empty string (it would match everywhere)") }
         if jsonSchema != nil && jsonObject { throw ValidationError("--json-schema and --json-object cannot be used together") }
     }
 
@@ -58,9 +59,7 @@ struct RunCommand: ParsableCommand {
         guard let jsonSchema else { return .text }
         var text = jsonSchema
         if !jsonSchema.hasPrefix("{") {
-            guard let data = FileManager.default.contents(atPath: jsonSchema) else {
-                throw CLIError.message("cannot read the JSON schema file \(jsonSchema)")
-            }
+            let data = try readInput(jsonSchema, label: "the JSON schema file \(jsonSchema)")
             guard let decoded = String(data: data, encoding: .utf8) else {
                 throw CLIError.message("the JSON schema file \(jsonSchema) is not UTF-8 text")
             }

@@ -31,13 +31,10 @@ struct PromptInput: ParsableArguments {
     /// The text, from -p, -f or (neither given) stdin.
     func read() throws -> String {
         if let prompt { return prompt }
-        if let file, file != "-" {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError.message(cannotRead(file)) }
-            return String(decoding: data, as: UTF8.self)
+        if (file == nil || file == "-") && isatty(STDIN_FILENO) != 0 {
+            printNote("reading the prompt from stdin (end it with Ctrl-D; or use -p / -f)")
         }
-        if isatty(STDIN_FILENO) != 0 { printNote("reading the prompt from stdin (end it with Ctrl-D; or use -p / -f)") }
-        let data = FileHandle.standardInput.readDataToEndOfFile()
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: try readInput(file), as: UTF8.self)
     }
 }
 
@@ -57,7 +54,3 @@ struct TimingReport {
     }
 }
 
-/// "cannot read FILE: why", for a text file that could not be read.
-func cannotRead(_ file: String) -> String {
-    "cannot read \(file): \(FileManager.default.fileExists(atPath: file) ? "permission denied or not a file" : "no such file")"
-}

@@ -41,6 +41,11 @@ final class QuantizeCommandTests: XCTestCase {
         let verify = try run(["verify", out])
         XCTAssertEqual(verify.status, 0, verify.stderr)
         XCTAssertTrue(verify.stdout.hasPrefix("ok:"))
+        // Output that cannot be written (stdout on a full disk) is an error, not exit 0.
+        if FileManager.default.fileExists(atPath: "/dev/full") {
+            assertOneLineError(try QuantizeProcess.run(["inspect", out], shellPrelude: "exec > /dev/full"),
+                               mentioning: "cannot write standard output")
+        }
     }
 
     func testVerifyNamesTheCorruptTensor() throws {
@@ -71,7 +76,14 @@ final class QuantizeCommandTests: XCTestCase {
         try Data("keep".utf8).write(to: URL(fileURLWithPath: existing))
         assertOneLineError(try run([fixture, "-o", existing]), mentioning: "--force")
         XCTAssertEqual(try String(contentsOfFile: existing, encoding: .utf8), "keep")
-        XCTAssertNotEqual(try run([fixture, "-o", dir + "/y.gtm", "--type", "q3"]).status, 0)
+        // Usage errors too (ArgumentParser's own messages, folded into one line; a negative
+        // number is a value out of range, not a missing one).
+        assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--type", "q3"]), mentioning: "q4k, q6k")
+        assertOneLineError(try run([fixture]), mentioning: "--output")
+        assertOneLineError(try run(["verify", dir + "/a.gtm", dir + "/b.gtm"]), mentioning: "b.gtm")
+        assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--zstd-level", "-5"]), mentioning: "between 1 and 22, got -5")
+        assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--threads", "-1"]), mentioning: "got -1")
+        assertOneLineError(try run(["inspect"]), mentioning: "<file>")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["exists.gtm"], "nothing else written")
     }
 }

@@ -12,27 +12,7 @@ final class BenchTests: XCTestCase {
         _ = try CLITests.binary()
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try CLITests.binary())
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> GemmaTinyCLI.Output { try GemmaTinyCLI.run(arguments) }
 
     /// The cells of the Markdown table rows (lines starting with "|"), without the separator rows.
     func tableRows(_ text: Substring) -> [[String]] {
@@ -157,6 +137,14 @@ final class BenchTests: XCTestCase {
         let zero = try run(["bench", "-m", modelPath, "-r", "0"])
         XCTAssertNotEqual(zero.status, 0)
         XCTAssertTrue(zero.stderr.contains("-r must be at least 1"), zero.stderr)
+        // Counts whose sums would overflow (they crashed once): refused before any arithmetic.
+        let max = "9223372036854775807"
+        for args in [["-p", "8", "-n", "4", "-d", max], ["-p", "0", "-n", max], ["-p", max, "-n", "0", "-d", "1"]] {
+            GemmaTinyCLI.assertOneLineError(try run(["bench", "-m", modelPath, "-r", "1", "--no-bandwidth"] + args),
+                                            contains: "token counts from 0 to 16777216")
+        }
+        GemmaTinyCLI.assertOneLineError(try run(["bench", "-m", modelPath, "-p", "8", "-n", "0", "-c", max, "-d", max]),
+                                        contains: "16777216")
     }
 
     /// Perplexity feeds each window in batches and scores every position of its second half:

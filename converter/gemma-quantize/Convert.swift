@@ -23,13 +23,14 @@ struct Convert: ParsableCommand {
     @Flag(help: "Store every weight matrix but the embedding as --type: no per-tensor policy (without it a q4k file is the Q4_K_M mix, a q4 file keeps k_proj, v_proj and down_proj at q8, and both follow an already-quantized GGUF's own types: Q8_0 -> q8, Q4_0 -> q4, Q4_K -> q4k and Q6_K -> q6k for q4k (bytes copied), other quantized types -> q5).")
     var pure = false
 
-    @Option(help: "zstd compression level (1-22).")
+    // .unconditional: "-5" is a value to reject with the range, not a missing one.
+    @Option(parsing: .unconditional, help: "zstd compression level (1-22).")
     var zstdLevel: Int = 3
 
     @Flag(help: "Store tensor data uncompressed (mappable without unpacking).")
     var noCompress = false
 
-    @Option(help: "Worker threads (default: one per core).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: one per core).")
     var threads: Int = 0
 
     @Flag(help: "Replace the output file if it exists.")

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import GemmaConvert
 import GemmaTiny
+import GemmaTinyCLISupport
 
-@main
 struct GemmaQuantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemma-quantize",
@@ -22,11 +22,8 @@ struct GemmaQuantize: ParsableCommand {
         defaultSubcommand: Convert.self)
 }
 
-/// Prints `error: …` on one line and exits with status 1.
-func fail(_ error: Error) -> ExitCode {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-    return ExitCode(1)
-}
+/// The error `runCommandLine` (main.swift) prints as one `error: …` line, with exit status 1.
+func fail(_ error: Error) -> CLIError { .message("\(error)") }
 
 /// A storage type as the command line spells it ("q4k"). Not `StorageType` itself: for a
 /// CaseIterable, RawRepresentable type ArgumentParser shows an option's default as the raw

@@ -280,6 +280,31 @@ final class ServerTests: XCTestCase {
         try await server.stop()
     }
 
+    /// `repetition_penalty` (and llama.cpp's name for it, `repeat_penalty`) reaches the sampler:
+    /// a greedy reply with it is the engine's with the same penalty, and not the one without
+    /// (0.2, below 1, favours the prompt's tokens: the fixture's greedy reply repeats none, so a
+    /// penalty above 1 would leave it as it is); a penalty that is not a positive number is a
+    /// 400 naming the field.
+    func testServerRepetitionPenaltyIsTheEngines() async throws {
+        let server = try await TestServer.start()
+        var options = GenerationOptions.greedy(maxTokens: 24)
+        let plain = try await server.engine.makeSession().completion(prompt: "The cat sat.", options: options)
+        options.sampling.repetitionPenalty = 0.2
+        let penalized = try await server.engine.makeSession().completion(prompt: "The cat sat.", options: options)
+        XCTAssertNotEqual(penalized.text, plain.text, "a penalty of 0.2 (it favours the prompt's tokens) changes this greedy reply")
+        for field in ["repetition_penalty", "repeat_penalty"] {
+            let r = try await server.post("/v1/completions", json: ["prompt": "The cat sat.", "max_tokens": 24, "temperature": 0, field: 0.2])
+            XCTAssertEqual(r.status, 200, r.body)
+            XCTAssertEqual((r.json["choices"] as? [[String: Any]])?.first?["text"] as? String, penalized.text, field)
+        }
+        for bad in ["0", "-1"] {
+            let r = try await server.post("/v1/completions", body: #"{"prompt": "The cat sat.", "repetition_penalty": \#(bad)}"#)
+            XCTAssertEqual(r.status, 400, r.body)
+            XCTAssertEqual(r.error["param"] as? String, "repetition_penalty", r.body)
+        }
+        try await server.stop()
+    }
+
     func testServerUnknownModelIs404() async throws {
         let server = try await TestServer.start()
         var body = Self.chatBody

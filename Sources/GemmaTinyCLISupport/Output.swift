@@ -53,14 +53,18 @@ enum StandardOutputFailure {
     nonisolated(unsafe) private static var first: Int32 = 0
 
     static func record(_ code: Int32) {
-        lock.withLock { if first == 0 { first = code } }
+        lock.lock()
+        defer { lock.unlock() }
+        if first == 0 { first = code }
     }
 
     /// Why standard output lost text, if it did: the writes above, or `print`'s buffered
     /// stream, flushed here.
     static func check() -> String? {
         if fflush(nil) != 0 && errno != EPIPE { record(errno) }  // every stream; stdout is the one written
-        let code = lock.withLock { first }
+        lock.lock()
+        let code = first
+        lock.unlock()
         return code == 0 ? nil : String(cString: strerror(code))
     }
 }

@@ -7,7 +7,7 @@ public func printError(_ message: String) {
 /// `text` with its control characters (newlines, tabs, terminal escape sequences; C0, DEL and
 /// C1) written as visible escapes: an error may quote bytes of an untrusted model file, and must
 /// stay one line that cannot drive the terminal.
-public func visibleControlCharacters(_ text: String) -> String {
+func visibleControlCharacters(_ text: String) -> String {
     var out = String.UnicodeScalarView()
     for scalar in text.unicodeScalars {
         switch scalar.value {

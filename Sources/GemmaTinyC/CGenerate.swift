@@ -8,6 +8,7 @@ public func gt_generate_impl(_ session: OpaquePointer?, _ prompt: UnsafePointer<
                              _ error: UnsafeMutablePointer<OpaquePointer?>?) -> gt_status {
     reporting(error) {
         let handle = try SessionHandle.from(session)
+        handle.clearLastResult()
         let prompt = try utf8String(prompt, "prompt_utf8")
         guard let callback else { throw CABIError.null("callback") }
         let generation = try options.map { try CallOptions($0).generation } ?? handle.model.defaults
@@ -22,7 +23,12 @@ public func gt_chat_impl(_ session: OpaquePointer?, _ messages: UnsafePointer<gt
                          _ error: UnsafeMutablePointer<OpaquePointer?>?) -> gt_status {
     reporting(error) {
         let handle = try SessionHandle.from(session)
+        handle.clearLastResult()
         guard let messages else { throw CABIError.null("messages") }
+        // A size_t above Int.max arrives negative: no array is that long.
+        guard count >= 0 else {
+            throw CABIError(GT_ERR_INVALID_ARGUMENT, "n_messages is \(UInt(bitPattern: count)): no array of messages is that long")
+        }
         guard count > 0 else { throw CABIError(GT_ERR_CHAT, "invalid chat messages: there are no messages") }
         var chat: [ChatMessage] = []
         for i in 0..<count {

@@ -62,7 +62,8 @@ public func gt_tokenize_impl(_ model: OpaquePointer?, _ text: UnsafePointer<CCha
         var ids = addBos != 0 && tokenizer.bosId >= 0 ? [tokenizer.bosId] : []
         ids += tokenizer.encode(text)
         nOut.pointee = ids.count
-        guard ids.count <= capacity else {
+        // A size_t above Int.max (SIZE_MAX: "big enough") arrives negative: it is no limit.
+        guard capacity < 0 || ids.count <= capacity else {
             throw CABIError(GT_ERR_BUFFER_TOO_SMALL, "the text is \(ids.count) tokens, more than the capacity of out (\(capacity))")
         }
         guard let out else {

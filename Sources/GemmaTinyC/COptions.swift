@@ -31,6 +31,8 @@ struct CallOptions {
             throw invalid(error.description)
         }
         var stops: [String] = []
+        // A size_t above Int.max arrives negative: no list is that long.
+        guard o.n_stop >= 0 else { throw invalid("n_stop is \(UInt(bitPattern: o.n_stop)): no stop list is that long") }
         if o.n_stop > 0 {
             guard let list = o.stop else { throw invalid("stop is NULL but n_stop is \(o.n_stop)") }
             for i in 0..<o.n_stop {

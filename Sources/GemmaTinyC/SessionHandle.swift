@@ -28,6 +28,12 @@ final class SessionHandle: @unchecked Sendable {
 
     var lastResult: gt_result { lock.withLock { last } }
 
+    /// A call that fails its checks is a failed generation: its result is all zero (the
+    /// header's promise). A generation already running keeps its own (it is reset when it starts).
+    func clearLastResult() {
+        lock.withLock { if running == nil { last = gt_result() } }
+    }
+
     /// gt_session_cancel: stops the running generation, if any (any thread).
     func cancel() {
         lock.withLock {

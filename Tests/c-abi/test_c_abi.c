@@ -288,6 +288,9 @@ static void test_load_errors(const char *model_path, const char *tmpdir) {
     o.stop = null_entry;
     o.n_stop = 1;
     EXPECT_ERROR(gt_model_load(model_path, &o, &m, &e_), GT_ERR_INVALID_OPTIONS, "stop[0]", "a NULL stop string");
+    o.stop = NULL;
+    o.n_stop = (size_t)-1;
+    EXPECT_ERROR(gt_model_load(model_path, &o, &m, &e_), GT_ERR_INVALID_OPTIONS, "n_stop", "n_stop SIZE_MAX");
 
     /* Structured-output options. */
     struct { const char *schema; int32_t object; const char *needle; const char *name; } formats[] = {
@@ -375,6 +378,16 @@ static void test_generation(gt_model *model, const char *expected) {
     gt_status st = generate(s, GREEDY_PROMPT, &o, &c, &r);
     CHECK(st == GT_OK && strcmp(c.text, expected) == 0 && r.cached_prompt_tokens == r.prompt_tokens - 1,
           "the same prompt again: same text, %zu of %zu prompt tokens from the cache", r.cached_prompt_tokens, r.prompt_tokens);
+
+    /* A call refused by its checks is a failed generation: the last result is all zero again,
+       not the previous success's (whatever the check: options, the prompt's UTF-8). */
+    EXPECT_ERROR(gt_generate(s, "x", &bad, collect, &c, &e_), GT_ERR_INVALID_OPTIONS, "temperature", "negative temperature again");
+    CHECK(gt_session_last_result(s, &r) == GT_OK && r.stop_reason == GT_STOP_NONE && r.prompt_tokens == 0 &&
+              r.completion_tokens == 0, "after a refused call the last result is all zero (stop reason %d)", (int)r.stop_reason);
+    CHECK(generate(s, GREEDY_PROMPT, &o, &c, &r) == GT_OK && r.stop_reason == GT_STOP_MAX_TOKENS, "a success again");
+    EXPECT_ERROR(gt_generate(s, "\xff", &o, collect, &c, &e_), GT_ERR_INVALID_ARGUMENT, "UTF-8", "invalid UTF-8 prompt again");
+    CHECK(gt_session_last_result(s, &r) == GT_OK && r.stop_reason == GT_STOP_NONE && r.completion_tokens == 0,
+          "after a prompt that is not UTF-8 the last result is all zero");
 
     /* Stop from the callback. */
     memset(&c, 0, sizeof c);
@@ -488,6 +501,8 @@ static void test_chat(gt_model *model) {
     EXPECT_ERROR(gt_chat(s, bad_text, 1, &o, collect, &c, &e_), GT_ERR_INVALID_ARGUMENT, "UTF-8", "content not UTF-8");
     EXPECT_ERROR(gt_chat(s, NULL, 1, &o, collect, &c, &e_), GT_ERR_INVALID_ARGUMENT, "messages", "NULL messages");
     EXPECT_ERROR(gt_chat(s, messages, 0, &o, collect, &c, &e_), GT_ERR_CHAT, "no messages", "no messages");
+    EXPECT_ERROR(gt_chat(s, messages, (size_t)-1, &o, collect, &c, &e_), GT_ERR_INVALID_ARGUMENT, "n_messages",
+                 "n_messages SIZE_MAX: out of range, not \"no messages\"");
     EXPECT_ERROR(gt_chat(NULL, messages, 2, &o, collect, &c, &e_), GT_ERR_INVALID_ARGUMENT, "session", "NULL session");
     EXPECT_ERROR(gt_chat(s, messages, 2, &o, NULL, &c, &e_), GT_ERR_INVALID_ARGUMENT, "callback", "NULL callback");
     gt_session_free(s);
@@ -517,6 +532,8 @@ static void test_tokenize(gt_model *model, const char *ids_file) {
               memcmp(ids, want + 1, n * sizeof ids[0]) == 0,
           "add_bos 0: the same ids without <bos>");
     CHECK(gt_tokenize(model, "", 0, NULL, 0, &n, NULL) == GT_OK && n == 0, "empty text, no <bos>: 0 ids, out may be NULL");
+    CHECK(gt_tokenize(model, TOKENIZE_TEXT, 1, ids, (size_t)-1, &n, NULL) == GT_OK && n == n_want &&
+              memcmp(ids, want, n * sizeof ids[0]) == 0, "capacity SIZE_MAX (\"big enough\"): the ids");
     EXPECT_ERROR(gt_tokenize(NULL, "x", 1, ids, 256, &n, &e_), GT_ERR_INVALID_ARGUMENT, "model", "NULL model");
     EXPECT_ERROR(gt_tokenize(model, NULL, 1, ids, 256, &n, &e_), GT_ERR_INVALID_ARGUMENT, "text", "NULL text");
     EXPECT_ERROR(gt_tokenize(model, "x", 1, ids, 256, NULL, &e_), GT_ERR_INVALID_ARGUMENT, "n_out", "NULL n_out");

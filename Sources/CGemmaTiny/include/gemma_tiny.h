@@ -80,7 +80,9 @@ typedef enum gt_status {
     GT_ERR_CHAT = 7,
     /* A session's KV cache cannot be made (out of memory). */
     GT_ERR_SESSION_CREATION = 8,
-    /* Anything else (the model failed while running; should not happen). */
+    /* The model failed while running: its weights compute a NaN or infinite logit (a damaged
+     * file; the message says so; `gemma-quantize verify` finds the tensor), or anything else
+     * (should not happen). */
     GT_ERR_INTERNAL = 9
 } gt_status;
 

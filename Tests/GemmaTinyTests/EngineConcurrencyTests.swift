@@ -84,6 +84,40 @@ final class EngineConcurrencyTests: XCTestCase {
         XCTAssertEqual(a.text, engine.tokenizer.decode(a.summary?.generatedTokens ?? []))
     }
 
+    /// `cancel()` and `cancelAll()` stop generations, not a `reset()` or `cachedTokenCount()`
+    /// queued behind them: those still run, after (they used to be dropped: the reset returned
+    /// with the cache still full, the count came back 0).
+    func testEngineCancelLeavesQueuedSessionTasks() async throws {
+        let engine = try EngineFixtures.engine(stepDelay: .milliseconds(20))
+        let session = try engine.makeSession()
+        _ = try await session.completion(prompt: "The cat sat.", options: EngineFixtures.greedy(3))
+
+        // session.cancel() with a reset queued behind the generation.
+        let first = session.generate(prompt: "The cat sat on the mat", options: EngineFixtures.greedy(50))
+        let consumer = Task { try await EngineFixtures.collect(first) }
+        let reset = Task { await session.reset() }
+        try await Task.sleep(for: .milliseconds(100))  // the reset is queued by now
+        session.cancel()
+        var ended = try await consumer.value
+        XCTAssertEqual(ended.summary?.stopReason, .cancelled)
+        await reset.value
+        let afterReset = await session.cachedTokenCount()
+        XCTAssertEqual(afterReset, 0, "the queued reset ran")
+
+        // engine.cancelAll() with a cache count queued behind the generation.
+        let second = session.generate(prompt: "The cat sat on the mat", options: EngineFixtures.greedy(50))
+        let secondConsumer = Task { try await EngineFixtures.collect(second) }
+        let count = Task { await session.cachedTokenCount() }
+        try await Task.sleep(for: .milliseconds(100))
+        engine.cancelAll()
+        ended = try await secondConsumer.value
+        XCTAssertEqual(ended.summary?.stopReason, .cancelled)
+        let counted = await count.value
+        let now = await session.cachedTokenCount()
+        XCTAssertGreaterThan(counted, 0)
+        XCTAssertEqual(counted, now, "the queued count ran, after the cancelled generation")
+    }
+
     /// Sessions used from many tasks at once give exactly what each gives alone.
     func testEngineConcurrentSessionsMatchSequentialResults() async throws {
         let kernels = ExclusiveCheckingKernels(inner: makeDefaultKernels(threads: 2))

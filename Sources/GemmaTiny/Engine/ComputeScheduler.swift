@@ -84,6 +84,10 @@ class ComputeJob: @unchecked Sendable {
     /// Ends the job without further steps, because of `reason` (compute thread, or the
     /// submitting thread for a job the compute thread never saw).
     func abandon(_ reason: CancelReason) -> StepReport { StepReport(outcome: .cancelled) }
+
+    /// Whether `session.cancel()` / `engine.cancelAll()` stop it: generations do; a session
+    /// task (reset, the cache count: one quick step whose caller relies on it) does not.
+    var stopsOnRequest: Bool { true }
 }
 
 /// A job of one step that runs a closure on the session (reset).
@@ -109,6 +113,8 @@ final class SessionTaskJob: ComputeJob, @unchecked Sendable {
         finalDelivery = { done(false) }
         return StepReport(outcome: .cancelled)
     }
+
+    override var stopsOnRequest: Bool { false }
 }
 
 /// Runs every model step of an engine on one dedicated thread, interleaving the active jobs
@@ -187,10 +193,11 @@ final class ComputeScheduler: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Cancels every queued or running job of `session` (all sessions when nil).
+    /// Cancels every queued or running generation of `session` (all sessions when nil); its
+    /// queued session tasks (reset, the cache count) still run, after them.
     func cancelJobs(of session: SessionState?, reason: CancelReason) {
         condition.lock()
-        for job in jobs where session == nil || job.session === session { job.requestCancel(reason) }
+        for job in jobs where job.stopsOnRequest && (session == nil || job.session === session) { job.requestCancel(reason) }
         condition.signal()
         condition.unlock()
     }

@@ -99,9 +99,11 @@ public struct EngineStats: Sendable, Equatable {
     public var waitingGenerations = 0
     /// Generations that ended with a summary (any stop reason but a consumer's cancellation).
     public var completedGenerations = 0
-    /// Generations stopped because their consumer went away or asked to cancel.
+    /// Generations stopped because their consumer went away or asked to cancel (`cancel()`,
+    /// `cancelAll()`: these still end with a `.cancelled` summary), or because the engine shut
+    /// down (these end with `EngineError.shutDown`).
     public var cancelledGenerations = 0
-    /// Generations that ended with an error.
+    /// Generations that ended with an error (other than a shutdown: `cancelledGenerations`).
     public var failedGenerations = 0
     /// Prompt tokens run through the model.
     public var promptTokens = 0

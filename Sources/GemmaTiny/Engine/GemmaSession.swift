@@ -102,7 +102,8 @@ public final class GemmaSession: Sendable {
     }
 
     /// Stops this session's running and queued generations: each ends with a summary whose
-    /// stop reason is `.cancelled` (text generated so far included).
+    /// stop reason is `.cancelled` (text generated so far included). A queued `reset()` or
+    /// `cachedTokenCount()` still runs, after them.
     public func cancel() {
         engine.scheduler.cancelJobs(of: state, reason: .requested)
     }

@@ -109,7 +109,8 @@ public final class GemmaSession: Sendable {
     }
 
     /// Empties the KV cache (after this session's queued generations). Only memory use changes:
-    /// results never depend on the cache.
+    /// results never depend on the cache. After the engine's `shutdown()` it does nothing (the
+    /// cache went with the engine's compute thread).
     public func reset() async {
         let scheduler = engine.scheduler
         let state = self.state
@@ -119,7 +120,8 @@ public final class GemmaSession: Sendable {
         }
     }
 
-    /// Tokens in the KV cache (after this session's queued generations).
+    /// Tokens in the KV cache (after this session's queued generations); 0 after the engine's
+    /// `shutdown()`.
     public func cachedTokenCount() async -> Int {
         let scheduler = engine.scheduler
         let state = self.state

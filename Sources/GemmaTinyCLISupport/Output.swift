@@ -53,18 +53,14 @@ enum StandardOutputFailure {
     nonisolated(unsafe) private static var first: Int32 = 0
 
     static func record(_ code: Int32) {
-        lock.lock()
-        defer { lock.unlock() }
-        if first == 0 { first = code }
+        lock.withLock { if first == 0 { first = code } }
     }
 
     /// Why standard output lost text, if it did: the writes above, or `print`'s buffered
     /// stream, flushed here.
     static func check() -> String? {
         if fflush(nil) != 0 && errno != EPIPE { record(errno) }  // every stream; stdout is the one written
-        lock.lock()
-        let code = first
-        lock.unlock()
+        let code = lock.withLock { first }
         return code == 0 ? nil : String(cString: strerror(code))
     }
 }

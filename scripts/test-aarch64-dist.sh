@@ -419,7 +419,16 @@ flip() {  # flip NAME OFFSET: a copy with one byte inverted
     python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0xFF]))' "$work/bad/$1.gtm" "$2"
 }
 flip header-flipped 200; damaged header-flipped
-flip data-flipped $((size / 2)); damaged data-flipped
+# A byte of a zstd-compressed tensor (a norm: --compress auto stores the quantized matrices as
+# they are, mapped and checked by `gemma-quantize verify`, not read through on every start): its
+# frame or checksum check fails while it is decompressed.
+compressed_byte=$("${x86_quant[@]}" inspect "$work/default.gtm" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+data = int(re.search(r"\bdata (\d+)\.\.<", text).group(1))
+rows = [f for f in (l.split() for l in text.splitlines()) if len(f) == 8 and f[6] == "yes"]
+print(data + int(rows[-1][3]) + int(rows[-1][4]) // 2)')
+flip data-flipped "$compressed_byte"; damaged data-flipped
 rm -rf "$work/bad"
 
 # ---- the C library: dist/aarch64/lib/libgemmatiny.so with no Swift runtime ----

@@ -27,7 +27,7 @@ public struct ModelOptions: ParsableArguments {
             help: ArgumentHelp("KV cache type for keys and values (as llama.cpp's -ctk/-ctv, one for both): 'f16' (default, as llama.cpp: half the memory; values rounded to IEEE half) or 'f32' (exact).", valueName: "type"))
     public var cacheType: KVCacheType = .default
 
-    @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses into RAM on every start.", valueName: "mode"))
+    @Option(name: .long, help: ArgumentHelp("Where a mostly compressed model (gemma-quantize --compress always) is unpacked: 'sibling' writes <file>.unpacked once (default; falls back to memory if the folder is read-only), 'memory' decompresses its compressed tensors into RAM on every start. A default file's few compressed tensors (the norms) always go to memory.", valueName: "mode"))
     public var unpack: ModelLoader.UnpackMode = .sibling
 
     @Flag(name: .long, help: "Quantized products also run on their inputs' int8 rounding error: inputs of about 15 bits instead of 8, as if the weights met f32 inputs, for twice the multiply-adds (prompts at about half speed, generation at about 0.6x). For quality measurements.")

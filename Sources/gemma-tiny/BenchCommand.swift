@@ -89,7 +89,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Output format: md (a Markdown table) or json.", valueName: "md|json"))
     var output: BenchOutputFormat = .md
 
-    @Option(name: .long, help: ArgumentHelp("Where a zstd-compressed model is unpacked: sibling or memory.", valueName: "mode"))
+    @Option(name: .long, help: ArgumentHelp("Where a mostly compressed model (--compress always) is unpacked: sibling or memory.", valueName: "mode"))
     var unpack: ModelLoader.UnpackMode = .sibling
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Seed of the random token ids.", valueName: "n"))

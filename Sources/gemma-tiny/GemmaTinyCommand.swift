@@ -6,9 +6,10 @@ struct GemmaTinyCommand: ParsableCommand {
         commandName: "gemma-tiny",
         abstract: "Run Google's Gemma models on the CPU from a gemma-tiny model file.",
         discussion: """
-        Model files are made by gemma-quantize from a Hugging Face checkpoint. A zstd-compressed \
-        file is unpacked on first use to <file>.unpacked beside it (or into memory with \
-        --unpack memory); later starts map the unpacked file directly.
+        Model files are made by gemma-quantize from a Hugging Face checkpoint or a GGUF file, and \
+        mapped as they are. In a file made with --compress always, the compressed weights are \
+        unpacked on first use to <file>.unpacked beside it (or into memory with --unpack memory); \
+        later starts map the unpacked file directly.
 
         Examples:
           gemma-tiny run -m gemma-2b.gtm -p "The capital of France is" -n 32

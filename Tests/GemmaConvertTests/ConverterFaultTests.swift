@@ -101,7 +101,7 @@ final class ConverterFaultTests: XCTestCase {
     }
 
     static let fixture = SyntheticCheckpoint.repositoryRoot + "/fixtures/tiny-gemma"
-    static let libraryOptions = ConversionOptions(type: .q8, compress: false)
+    static let libraryOptions = ConversionOptions(type: .q8, compression: .never)
 
     /// The converter as a library, failing to write (a file-size limit of 4 KiB, less than the
     /// header, metadata and tokenizer written first; then of 64 KiB, less than the ~0.2 MB of

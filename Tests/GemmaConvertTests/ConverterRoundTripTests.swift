@@ -99,11 +99,49 @@ final class ConverterRoundTripTests: XCTestCase {
         for (type, bound) in [(StorageType.f32, 0.0), (.bf16, 0.0), (.q8, 0.01), (.q5, 0.06), (.q4, 0.12)] {
             for compress in [true, false] {
                 let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(
-                    type: type, embeddingType: type, compress: compress, threads: 2, pure: true), bound: bound)
+                    type: type, embeddingType: type, compression: compress ? .always : .never, threads: 2, pure: true), bound: bound)
                 XCTAssertEqual(file.metadata.quantization.type, type)
                 XCTAssertEqual(summary.bitsPerWeight, type.bitsPerWeight, accuracy: 0.1 + (type.isQuantized ? 0.2 : 0), "\(type)")
                 XCTAssertEqual(try ModelFile(path: summary.outputPath).isCompressed, compress)
             }
+        }
+    }
+
+    /// `--compress auto` (the default) stores a tensor compressed only when zstd shrinks its
+    /// first frame by 1/8: the norms (f32 widened from bf16: half their bytes are zero) and a
+    /// matrix of zeros, not the quantized random matrices. The file then opens without a
+    /// sibling, with the bytes of an uncompressed conversion.
+    func testAutoCompressionStoresOnlyWhatZstdShrinks() throws {
+        var checkpoint = SyntheticCheckpoint()
+        let zeroed = "model.layers.0.mlp.up_proj.weight"
+        checkpoint.editTensors = { tensors in
+            let i = tensors.firstIndex { $0.name == zeroed }!
+            tensors[i].values = [Float](repeating: 0, count: tensors[i].values.count)
+        }
+        let folder = dir + "/ckpt"
+        try checkpoint.write(to: folder)
+        var summaries: [CompressionChoice: ConversionSummary] = [:]
+        for choice in CompressionChoice.allCases {
+            summaries[choice] = try Converter.convert(checkpoint: folder, output: dir + "/\(choice).gtm", options: ConversionOptions(
+                type: .q8, embeddingType: .q8, compression: choice, threads: 2, pure: true))
+        }
+        let auto = try ModelFile(path: dir + "/auto.gtm")
+        let plain = try ModelFile(path: dir + "/never.gtm")
+        XCTAssertEqual(summaries[.auto]!.tensors.map(\.compressed), auto.tensors.map { $0.compression == .zstd })
+        for t in auto.tensors {
+            let shouldCompress = t.shape.count == 1 || t.name == zeroed
+            XCTAssertEqual(t.compression == .zstd, shouldCompress, t.name)
+        }
+        XCTAssertEqual(summaries[.always]!.compressedTensorCount, auto.tensors.count)
+        XCTAssertEqual(summaries[.never]!.compressedTensorCount, 0)
+        XCTAssertLessThan(auto.fileSize, plain.fileSize)
+        XCTAssertGreaterThan(auto.fileSize, try ModelFile(path: dir + "/always.gtm").fileSize)
+
+        let opened = try ModelLoader.open(path: auto.path)
+        XCTAssertEqual(opened.path, auto.path, "mapped as it is")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ModelLoader.siblingPath(for: auto.path)))
+        for t in plain.tensors {
+            XCTAssertTrue(try opened.data(opened.tensor(t.name)!).elementsEqual(plain.data(t)), t.name)
         }
     }
 
@@ -133,7 +171,7 @@ final class ConverterRoundTripTests: XCTestCase {
     }
 
     func testShardedAndSingleFileGiveTheSameModel() throws {
-        let options = ConversionOptions(type: .q8, compress: false)
+        let options = ConversionOptions(type: .q8, compression: .never)
         var sharded = SyntheticCheckpoint()
         sharded.shards = 3
         let (_, a) = try convertAndCheck(SyntheticCheckpoint(), options: options, bound: 0.01)

@@ -19,7 +19,7 @@ final class GGUFImportTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func convert(_ input: String, _ options: ConversionOptions = ConversionOptions(type: .f32, compress: false))
+    func convert(_ input: String, _ options: ConversionOptions = ConversionOptions(type: .f32, compression: .never))
         throws -> (ConversionSummary, ModelFile) {
         let output = dir + "/\(UUID().uuidString).gtm"
         let summary = try Converter.convert(checkpoint: input, output: output, options: options)

@@ -59,6 +59,30 @@ final class QuantizeCommandTests: XCTestCase {
         assertOneLineError(try run(["verify", out]), mentioning: "model.norm.weight")
     }
 
+    /// --compress: the summary says how many tensors are compressed, and inspect shows which.
+    func testCompressChoices() throws {
+        var zstdColumns: [String: [String]] = [:]
+        for choice in ["auto", "always", "never"] {
+            let out = dir + "/\(choice).gtm"
+            let r = try run([fixture, "-o", out, "--type", "q8", "--compress", choice])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("(--compress \(choice))"), r.stdout)
+            let lines = try run(["inspect", out]).stdout.split(separator: "\n")
+            let fields: [[String]] = lines.map { line in line.split(separator: " ").map(String.init) }
+            let rows = fields.filter { $0.count == 8 && ["yes", "no"].contains($0[6]) }
+            zstdColumns[choice] = rows.map { $0[6] }
+            // f32 norms widened from bf16 compress; q8 matrices of random values do not.
+            if choice == "auto" {
+                for row in rows { XCTAssertEqual(row[6] == "yes", row[1] == "f32", "\(row)") }
+            }
+        }
+        XCTAssertEqual(Set(zstdColumns["always"]!), ["yes"])
+        XCTAssertEqual(Set(zstdColumns["never"]!), ["no"])
+        XCTAssertEqual(Set(zstdColumns["auto"]!), ["yes", "no"])
+        XCTAssertEqual(try run([fixture, "-o", dir + "/n.gtm", "--type", "q8", "--no-compress"]).stdout
+                        .contains("0 of"), true)
+    }
+
     /// --type's default is shown by name, as the option takes it (not StorageType's raw value).
     func testHelpShowsTheDefaultTypeByName() throws {
         let r = try run(["convert", "--help"])
@@ -84,6 +108,9 @@ final class QuantizeCommandTests: XCTestCase {
         assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--zstd-level", "-5"]), mentioning: "between 1 and 22, got -5")
         assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--threads", "-1"]), mentioning: "got -1")
         assertOneLineError(try run(["inspect"]), mentioning: "<file>")
+        assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--compress", "often"]), mentioning: "'auto', 'always' or 'never'")
+        assertOneLineError(try run([fixture, "-o", dir + "/y.gtm", "--compress", "always", "--no-compress"]),
+                           mentioning: "--no-compress contradicts --compress always")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["exists.gtm"], "nothing else written")
     }
 }

@@ -201,7 +201,7 @@ final class CLITests: XCTestCase {
 
     /// A compressed model is unpacked on first use with a progress line; later runs map it.
     func testCLICompressedModel() throws {
-        let source = try ModelFixtures.convertedPath("tiny-gemma", .q8, compress: true)
+        let source = try ModelFixtures.convertedPath("tiny-gemma", .q8, compression: .always)
         let path = ModelFixtures.tempDir + "/cli-compressed-\(UUID().uuidString).gtm"
         try FileManager.default.copyItem(atPath: source, toPath: path)
         let first = try run(["run", "-m", path, "-p", "The cat", "--temp", "0", "-n", "3"])

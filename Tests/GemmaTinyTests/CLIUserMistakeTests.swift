@@ -105,7 +105,7 @@ final class CLIUserMistakeTests: XCTestCase {
         let path = ModelFixtures.tempDir + "/nan-\(UUID().uuidString).gtm"
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try Converter.convert(checkpoint: ModelFixtures.fixtures.appendingPathComponent("tiny-gemma").path, output: path,
-                                  options: ConversionOptions(type: .q8, compress: false))
+                                  options: ConversionOptions(type: .q8, compression: .never))
         let embedding = try XCTUnwrap(try ModelFile(path: path).tensor("model.embed_tokens.weight"))
         XCTAssertEqual(embedding.type, .q8)
         let start = try ModelFile(path: path).header.data.lowerBound + embedding.offset

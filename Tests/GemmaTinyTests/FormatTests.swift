@@ -49,11 +49,12 @@ final class FormatTests: XCTestCase {
     }
 
     @discardableResult
-    func writeSample(_ path: String, compress: Bool, level: Int = 3) throws -> [(String, StorageType, [Int], [UInt8])] {
+    /// `only`: the tensors to compress (all when nil).
+    func writeSample(_ path: String, compress: Bool, level: Int = 3, only: Set<String>? = nil) throws -> [(String, StorageType, [Int], [UInt8])] {
         let tensors = Self.sampleTensors()
         let writer = try ModelFileWriter(destination: path, metadata: Self.metadata(), vocabulary: Self.vocabulary, overwrite: true)
         for (name, type, shape, data) in tensors {
-            if compress {
+            if compress, only?.contains(name) ?? true {
                 try writer.beginTensor(name: name, type: type, shape: shape, compression: .zstd)
                 for start in stride(from: 0, to: data.count, by: ZstdFrames.frameSize) {
                     let chunk = Array(data[start..<min(data.count, start + ZstdFrames.frameSize)])
@@ -111,6 +112,43 @@ final class FormatTests: XCTestCase {
 
         let memory = try ModelLoader.open(path: path, unpack: .memory)
         for (name, _, _, data) in tensors { XCTAssertEqual(Array(try memory.data(memory.tensor(name)!)), data) }
+        XCTAssertGreaterThanOrEqual(memory.decompressedBytes, compressed.tensorBytes)
+        XCTAssertEqual(unpacked.decompressedBytes, 0)
+    }
+
+    /// A file whose compressed tensors are a small share (what `--compress auto` writes) is
+    /// mapped as it is: its few compressed tensors go to memory, no sibling is written, and the
+    /// uncompressed ones are not copied, in either unpack mode.
+    func testMostlyUncompressedFileIsMappedWithoutSibling() throws {
+        let path = dir + "/mixed.gtm"
+        let tensors = try writeSample(path, compress: true, only: ["norm", "emb", "w"])
+        let file = try ModelFile(path: path)
+        XCTAssertTrue(file.isCompressed)
+        XCTAssertEqual(file.compressedTensorBytes, 256 + 8 * 68 + 128 * 36)
+        XCTAssertTrue(ModelLoader.decompressesIntoMemory(file, mode: .sibling))
+
+        var notices: [String] = []
+        let opened = try ModelLoader.open(path: path, notice: { notices.append($0) })
+        XCTAssertEqual(notices, [])
+        XCTAssertEqual(opened.path, path)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ModelLoader.siblingPath(for: path)))
+        XCTAssertFalse(opened.isCompressed)
+        XCTAssertEqual(opened.decompressedBytes, alignUp(256, 64) + alignUp(8 * 68, 64) + 128 * 36, "only the compressed tensors")
+        for (name, _, _, data) in tensors {
+            let bytes = try opened.data(opened.tensor(name)!)
+            XCTAssertEqual(Array(bytes), data, name)
+            XCTAssertEqual(Int(bitPattern: bytes.baseAddress!) % FileHeader.tensorAlignment, 0, "\(name) is 64-byte aligned")
+        }
+        XCTAssertNoThrow(try opened.verify())
+        XCTAssertEqual(try ModelLoader.open(path: path, unpack: .memory).decompressedBytes, opened.decompressedBytes)
+        XCTAssertEqual(try MemoryFit(file: file, session: .init(), unpack: .memory).weightsInAnonymousMemory, false)
+
+        // The same tensors with the large one compressed too: then a sibling, as before.
+        let mostly = dir + "/mostly.gtm"
+        try writeSample(mostly, compress: true, only: ["big"])
+        XCTAssertFalse(ModelLoader.decompressesIntoMemory(try ModelFile(path: mostly), mode: .sibling))
+        XCTAssertTrue(ModelLoader.decompressesIntoMemory(try ModelFile(path: mostly), mode: .memory))
+        XCTAssertEqual(try ModelLoader.open(path: mostly).path, ModelLoader.siblingPath(for: mostly))
     }
 
     func testStaleSiblingIsRebuilt() throws {

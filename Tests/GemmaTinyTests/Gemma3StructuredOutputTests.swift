@@ -63,7 +63,7 @@ final class Gemma3StructuredOutputTests: XCTestCase {
         }
         let path = ModelFixtures.tempDir + "/gemma3-270m-structured.gtm"
         if !FileManager.default.fileExists(atPath: path) {
-            _ = try Converter.convert(checkpoint: gguf, output: path, options: ConversionOptions(compress: false, overwrite: true))
+            _ = try Converter.convert(checkpoint: gguf, output: path, options: ConversionOptions(compression: .never, overwrite: true))
         }
         let engine = try await GemmaEngine.load(path: path, options: GemmaEngine.Options(
             kernels: SIMDKernels(threads: 2), contextLength: 256, prefillChunkSize: 64))

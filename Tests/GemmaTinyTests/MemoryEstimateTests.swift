@@ -129,7 +129,7 @@ final class MemoryEstimateTests: XCTestCase {
         // 256-blocks), sized by the same policy.
         let defaultPath = ModelFixtures.tempDir + "/tiny-gemma-default-policy.gtm"
         _ = try Converter.convert(checkpoint: ModelFixtures.checkpoint("tiny-gemma"), output: defaultPath,
-                                  options: ConversionOptions(compress: false, overwrite: true))
+                                  options: ConversionOptions(compression: .never, overwrite: true))
         let converted = try ModelFile(path: defaultPath)
         XCTAssertEqual(alternatives[0].weightBytes, converted.tensors.reduce(0) { $0 + $1.length },
                        "the size of a real default conversion")
@@ -158,7 +158,7 @@ final class MemoryEstimateTests: XCTestCase {
     /// A zstd-compressed file counts what it unpacks to (sibling or memory), not what it stores;
     /// unpacking into memory is the other warning.
     func testCompressedFileCountsTheUnpackedSize() throws {
-        let compressed = try ModelFile(path: try ModelFixtures.convertedPath("tiny-gemma", .q8, compress: true))
+        let compressed = try ModelFile(path: try ModelFixtures.convertedPath("tiny-gemma", .q8, compression: .always))
         let plain = try ModelFixtures.model("tiny-gemma", .q8).file
         XCTAssertTrue(compressed.isCompressed)
         let e = try MemoryEstimate(file: compressed, session: .init())

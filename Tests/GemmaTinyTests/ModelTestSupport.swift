@@ -26,14 +26,14 @@ enum ModelFixtures {
 
     /// `fixtures/<name>` converted to `type` (the embedding too), uncompressed unless asked;
     /// every matrix in `type` unless `policy` (then a q4 file keeps the sensitive ones at q8).
-    static func convertedPath(_ name: String, _ type: StorageType, compress: Bool = false,
+    static func convertedPath(_ name: String, _ type: StorageType, compression: CompressionChoice = .never,
                               checkpointPath: String? = nil, policy: Bool = false) throws -> String {
-        let key = "\(name)-\(type)\(compress ? "-zstd" : "")\(policy ? "-policy" : "")"
+        let key = "\(name)-\(type)\(compression == .never ? "" : "-zstd-\(compression)")\(policy ? "-policy" : "")"
         lock.lock()
         defer { lock.unlock() }
         if let path = converted[key] { return path }
         let output = tempDir + "/\(key).gtm"
-        let options = ConversionOptions(type: type, embeddingType: type, compress: compress, zstdLevel: 3,
+        let options = ConversionOptions(type: type, embeddingType: type, compression: compression, zstdLevel: 3,
                                         threads: 0, overwrite: true, pure: !policy)
         _ = try Converter.convert(checkpoint: checkpointPath ?? checkpoint(name), output: output, options: options)
         converted[key] = output

@@ -93,7 +93,7 @@ final class ModelTests: XCTestCase {
     /// A zstd-compressed file is unpacked (sibling or memory) and gives the same logits.
     func testModelCompressedFileUnpacksAndMatches() throws {
         let plain = try ModelFixtures.model("tiny-gemma", .q8)
-        let compressed = try ModelFixtures.convertedPath("tiny-gemma", .q8, compress: true)
+        let compressed = try ModelFixtures.convertedPath("tiny-gemma", .q8, compression: .always)
         XCTAssertTrue(try ModelFile(path: compressed).isCompressed)
         var notices: [String] = []
         let sibling = try GemmaModel.load(path: compressed, unpack: .sibling, notice: { notices.append($0) })

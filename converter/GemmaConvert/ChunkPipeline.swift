@@ -30,6 +30,7 @@ enum RowDecoder: Sendable {
 final class ChunkPipeline {
     struct Result {
         var storedBytes: Int
+        var compressed: Bool
         var relativeRMSError: Double?
     }
 
@@ -46,13 +47,13 @@ final class ChunkPipeline {
     }
 
     let threads: Int
-    let compress: Bool
+    let compression: CompressionChoice
     let zstdLevel: Int
     let measureError: Bool
 
-    init(threads: Int, compress: Bool, zstdLevel: Int, measureError: Bool) {
+    init(threads: Int, compression: CompressionChoice, zstdLevel: Int, measureError: Bool) {
         self.threads = max(1, threads)
-        self.compress = compress
+        self.compression = compression
         self.zstdLevel = zstdLevel
         self.measureError = measureError
     }
@@ -118,11 +119,15 @@ final class ChunkPipeline {
         var nextChunk = 0
         var written = 0
         var stop = false
+        /// Per tensor, once the writer has seen its first chunk: whether it is stored compressed
+        /// (later chunks of a tensor stored as it is skip the compression).
+        var storedCompressed: [Bool?]
 
         init(slots: [Slot], layouts: [Layout], chunkTensor: [Int]) {
             self.slots = slots
             self.layouts = layouts
             self.chunkTensor = chunkTensor
+            self.storedCompressed = Array(repeating: nil, count: layouts.count)
         }
     }
 
@@ -157,7 +162,7 @@ final class ChunkPipeline {
         // workers run on while the writer waits for the disk (converting the 2B shape with 5
         // slots, they waited ~1 s for a free slot in a 5.5 s run; with 12, under 0.2 s).
         let slotCount = min(max(1, total), 4 * workers + 2, 64)
-        let (compress, level, measure) = (self.compress, zstdLevel, measureError)
+        let (compress, level, measure) = (compression != .never, zstdLevel, measureError)
         let slots = (0..<slotCount).map { _ in
             Slot(rawCapacity: rawCapacity, storedCapacity: compress ? storedCapacity : 0, rowLength: maxRow, measure: measure)
         }
@@ -180,12 +185,13 @@ final class ChunkPipeline {
                     }
                     let chunk = ring.nextChunk
                     ring.nextChunk += 1
+                    let decided = ring.storedCompressed[ring.chunkTensor[chunk]]
                     ring.condition.unlock()
 
                     let slot = ring.slots[chunk % slotCount]
                     let layout = ring.layouts[ring.chunkTensor[chunk]]
                     Self.process(slot: slot, layout: layout, chunk: chunk - layout.firstChunk,
-                                 compress: compress, level: level, measure: measure)
+                                 compress: compress && decided != false, level: level, measure: measure)
 
                     ring.condition.lock()
                     slot.ready = chunk
@@ -218,13 +224,12 @@ final class ChunkPipeline {
         var results: [Result] = []
         for (index, job) in jobs.enumerated() {
             let layout = layouts[index]
-            try writer.beginTensor(name: job.entry.name, type: job.entry.type, shape: job.entry.shape,
-                                   compression: compress ? .zstd : .none)
             progress(index, 0)
             var hash = gt_xxh64_state()
             gt_xxh64_reset(&hash, 0)
             var stored = 0
             var errorSums = (err: 0.0, ref: 0.0)
+            var compressTensor = false
             for chunk in 0..<layout.chunkCount {
                 let sequence = layout.firstChunk + chunk
                 let slot = slots[sequence % slotCount]
@@ -233,9 +238,20 @@ final class ChunkPipeline {
                 ring.condition.unlock()
 
                 if let error = slot.error { throw error }
+                if chunk == 0 {
+                    // The tensor's first frame decides how all of it is stored (its rows are
+                    // of one kind; the writer cannot wait for the whole tensor).
+                    compressTensor = Self.storesCompressed(compression, rawLength: slot.rawLength,
+                                                           compressedLength: slot.frameLengths.reduce(0, +))
+                    ring.condition.lock()
+                    ring.storedCompressed[index] = compressTensor
+                    ring.condition.unlock()
+                    try writer.beginTensor(name: job.entry.name, type: job.entry.type, shape: job.entry.shape,
+                                           compression: compressTensor ? .zstd : .none)
+                }
                 let raw = UnsafeRawBufferPointer(rebasing: slot.raw[..<slot.rawLength])
                 gt_xxh64_update(&hash, raw.baseAddress, raw.count)
-                if compress {
+                if compressTensor {
                     var offset = 0
                     for length in slot.frameLengths {
                         try writer.append(UnsafeRawBufferPointer(rebasing: slot.stored[offset ..< offset + length]))
@@ -263,9 +279,19 @@ final class ChunkPipeline {
             }
             try writer.endTensor(length: layout.rows * layout.outRowBytes, checksum: gt_xxh64_digest(&hash))
             let relative: Double? = measure ? (errorSums.ref > 0 ? (errorSums.err / errorSums.ref).squareRoot() : 0) : nil
-            results.append(Result(storedBytes: stored, relativeRMSError: relative))
+            results.append(Result(storedBytes: stored, compressed: compressTensor, relativeRMSError: relative))
         }
         return results
+    }
+
+    /// Whether a tensor whose first chunk is `rawLength` bytes, `compressedLength` as zstd
+    /// frames, is stored compressed.
+    static func storesCompressed(_ choice: CompressionChoice, rawLength: Int, compressedLength: Int) -> Bool {
+        switch choice {
+        case .always: return true
+        case .never: return false
+        case .auto: return Double(compressedLength) <= (1 - CompressionChoice.autoMinimumSaving) * Double(rawLength)
+        }
     }
 
     /// Fills `slot` with chunk `chunk` of a tensor: widen, check, quantize, (measure), compress.

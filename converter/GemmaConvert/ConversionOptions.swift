@@ -1,5 +1,21 @@
 import GemmaTiny
 
+/// Which tensors are stored zstd-compressed.
+public enum CompressionChoice: String, Sendable, CaseIterable {
+    /// Those that zstd shrinks by at least `autoMinimumSaving`, judged on each tensor's first
+    /// frame (4 MiB): in practice the float norms, not the quantized matrices, whose bytes are
+    /// close to random (zstd saves 1-6% of them). The runtime then maps the file as it is and
+    /// decompresses the few compressed tensors into memory: no unpacked copy on disk.
+    case auto
+    /// Every tensor: the smallest file, unpacked once into a sibling file on first use.
+    case always
+    /// None: mapped as it is.
+    case never
+
+    /// `auto` compresses a tensor when its compressed first frame is at most 7/8 of its size.
+    public static let autoMinimumSaving = 1.0 / 8
+}
+
 public struct ConversionOptions: Sendable {
     /// Storage type of the weight matrices. The default, q4k, is a per-tensor mix like
     /// llama.cpp's Q4_K_M (`QuantizationPolicy`); q4, q5, q8, bf16 and f32 are the policies they
@@ -8,7 +24,7 @@ public struct ConversionOptions: Sendable {
     /// Storage type of the tied embedding / LM head; nil picks the default policy
     /// (`QuantizationPolicy.defaultEmbeddingType(for:)`).
     public var embeddingType: StorageType?
-    public var compress: Bool
+    public var compression: CompressionChoice
     public var zstdLevel: Int
     /// Worker threads; 0 means one per core.
     public var threads: Int
@@ -20,11 +36,11 @@ public struct ConversionOptions: Sendable {
     /// (`QuantizationPolicy.sensitiveType(for:pure:)`), like llama-quantize --pure.
     public var pure: Bool
 
-    public init(type: StorageType = .q4k, embeddingType: StorageType? = nil, compress: Bool = true, zstdLevel: Int = 3,
+    public init(type: StorageType = .q4k, embeddingType: StorageType? = nil, compression: CompressionChoice = .auto, zstdLevel: Int = 3,
                 threads: Int = 0, overwrite: Bool = false, report: Bool = false, pure: Bool = false) {
         self.type = type
         self.embeddingType = embeddingType
-        self.compress = compress
+        self.compression = compression
         self.zstdLevel = zstdLevel
         self.threads = threads
         self.overwrite = overwrite
@@ -87,6 +103,8 @@ public struct ConversionSummary: Sendable {
         public var type: StorageType
         public var shape: [Int]
         public var storedBytes: Int
+        /// Stored zstd-compressed (`CompressionChoice`).
+        public var compressed: Bool
         /// sqrt(sum (w - q)^2 / sum w^2); nil unless a report was asked for.
         public var relativeRMSError: Double?
     }
@@ -110,6 +128,7 @@ public struct ConversionSummary: Sendable {
         let counts = Dictionary(grouping: tensors, by: \.type).mapValues(\.count)
         return counts.keys.sorted { $0.rawValue < $1.rawValue }.map { "\($0) ×\(counts[$0]!)" }.joined(separator: ", ")
     }
+    public var compressedTensorCount: Int { tensors.filter(\.compressed).count }
     public var storedBitsPerWeight: Double { Double(storedBytes * 8) / Double(max(parameterCount, 1)) }
     public var compressionRatio: Double { Double(tensorBytes) / Double(max(storedBytes, 1)) }
     public var inputMegabytesPerSecond: Double { Double(inputBytes) / 1e6 / max(seconds, 1e-9) }

@@ -168,7 +168,7 @@ public enum Converter {
             config: config,
             tokenizer: tokenizer,
             quantization: QuantizationInfo(type: options.type, embeddingType: options.resolvedEmbeddingType,
-                                           blockSize: max(Int(GT_BLOCK), options.type.blockSize), zstdLevel: options.compress ? options.zstdLevel : nil),
+                                           blockSize: max(Int(GT_BLOCK), options.type.blockSize), zstdLevel: options.compression == .never ? nil : options.zstdLevel),
             provenance: provenance)
 
         let writer: ModelFileWriter
@@ -191,7 +191,7 @@ public enum Converter {
             return ChunkPipeline.Job(entry: entry, decoder: source.decoder, inRowBytes: source.inRowBytes,
                                      bytes: source.bytes, release: source.release, prefetch: source.prefetch)
         }
-        let pipeline = ChunkPipeline(threads: options.resolvedThreads, compress: options.compress,
+        let pipeline = ChunkPipeline(threads: options.resolvedThreads, compression: options.compression,
                                      zstdLevel: options.zstdLevel, measureError: options.report)
         var reports: [ConversionSummary.TensorReport] = []
         do {
@@ -201,7 +201,7 @@ public enum Converter {
             }
             for (entry, result) in zip(plan.entries, results) {
                 reports.append(.init(name: entry.name, type: entry.type, shape: entry.shape,
-                                     storedBytes: result.storedBytes, relativeRMSError: result.relativeRMSError))
+                                     storedBytes: result.storedBytes, compressed: result.compressed, relativeRMSError: result.relativeRMSError))
             }
             progress(Progress(tensorIndex: plan.entries.count, tensorCount: plan.entries.count, tensorName: "",
                               inputBytesDone: inputTotal, inputBytesTotal: inputTotal))

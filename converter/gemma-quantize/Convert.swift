@@ -27,7 +27,11 @@ struct Convert: ParsableCommand {
     @Option(parsing: .unconditional, help: "zstd compression level (1-22).")
     var zstdLevel: Int = 3
 
-    @Flag(help: "Store tensor data uncompressed (mappable without unpacking).")
+    @Option(help: ArgumentHelp("Which tensors are zstd-compressed: auto (those zstd shrinks by 1/8 or more: the norms, not the quantized matrices; the file is mapped as it is), always (the smallest file; unpacked once into <file>.unpacked on first use), never.",
+                               valueName: "auto|always|never"))
+    var compress: CompressionChoice?
+
+    @Flag(help: "The same as --compress never.")
     var noCompress = false
 
     @Option(parsing: .unconditional, help: "Worker threads (default: one per core).")
@@ -39,8 +43,15 @@ struct Convert: ParsableCommand {
     @Flag(help: "Print each tensor's quantization error (relative RMS).")
     var report = false
 
+    func validate() throws {
+        if noCompress, let compress, compress != .never {
+            throw ValidationError("--no-compress contradicts --compress \(compress.rawValue)")
+        }
+    }
+
     func run() throws {
-        let options = ConversionOptions(type: type.type, embeddingType: embeddingType?.type, compress: !noCompress,
+        let compression = noCompress ? .never : compress ?? .auto
+        let options = ConversionOptions(type: type.type, embeddingType: embeddingType?.type, compression: compression,
                                         zstdLevel: zstdLevel, threads: threads, overwrite: force, report: report, pure: pure)
         let meter = ProgressMeter()
         let summary: ConversionSummary
@@ -65,6 +76,7 @@ struct Convert: ParsableCommand {
         print(String(format: "wrote %@: %.1f MB, %d tensors, %.2f M parameters",
                      summary.outputPath, Double(summary.outputBytes) / 1e6, summary.tensors.count, Double(summary.parameterCount) / 1e6))
         print("tensor types: " + summary.typeCounts)
+        print("zstd-compressed: \(summary.compressedTensorCount) of \(summary.tensors.count) tensors (--compress \(compression.rawValue))")
         print(String(format: "bits per weight: %.3f (%.3f as stored), compression ratio %.3f",
                      summary.bitsPerWeight, summary.storedBitsPerWeight, summary.compressionRatio))
         print(String(format: "input %.1f MB in %.2f s: %.0f MB/s", Double(summary.inputBytes) / 1e6, summary.seconds,
@@ -97,3 +109,5 @@ final class ProgressMeter {
         if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
+
+extension CompressionChoice: ExpressibleByArgument {}

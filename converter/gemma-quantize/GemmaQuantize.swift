@@ -10,7 +10,7 @@ struct GemmaQuantize: ParsableCommand {
         abstract: "Convert a Hugging Face Gemma checkpoint (Gemma 1, 2, 3 text) or a GGUF file into a gemma-tiny model file.",
         discussion: """
         Examples:
-          gemma-quantize ./gemma-2b -o gemma-2b.gtm                 (q4k: the Q4_K_M mix of q4k/q6k, zstd)
+          gemma-quantize ./gemma-2b -o gemma-2b.gtm                 (q4k: the Q4_K_M mix of q4k/q6k)
           gemma-quantize ./gemma-2b -o gemma-2b-q4.gtm --type q4    (the former default: q4, k/v/down q8, q8 embedding)
           gemma-quantize ./gemma-2b -o gemma-2b-q8.gtm --type q8
           gemma-quantize gemma-3-270m-q4_k_m.gguf -o gemma-3-270m.gtm   (GGUF: its own types, Q4_K/Q6_K bytes copied)

@@ -4,8 +4,9 @@ import GemmaKernels
 /// An opened model file: header, metadata, tokenizer vocabulary and tensor table, all validated
 /// before any tensor byte is touched.
 ///
-/// Tensor bytes come from one of two backings: the file's own mapping (an uncompressed file), or
-/// an anonymous region holding the decompressed tensors (`ModelLoader`'s in-memory mode).
+/// Tensor bytes come from the file's own mapping (every uncompressed tensor), or from an
+/// anonymous region holding the decompressed copies of the compressed ones (`ModelLoader`, for
+/// a file whose compressed tensors are few, or in its in-memory mode).
 public final class ModelFile: @unchecked Sendable {
     public let path: String
     public let header: FileHeader
@@ -15,9 +16,9 @@ public final class ModelFile: @unchecked Sendable {
     public let tensors: [TensorInfo]
     private let index: [String: Int]
     private let mapping: MappedFile
-    /// Base of the data section the tensor offsets are relative to.
-    private let dataBase: UnsafeRawPointer
-    private let dataLength: Int
+    /// For each tensor, the base its offset is relative to: the mapped file's data section, or
+    /// `ownedData` for a decompressed copy.
+    private let bases: [UnsafeRawPointer]
     private let ownedData: AnonymousMemory?
 
     public init(path: String) throws(ModelFileError) {
@@ -55,17 +56,17 @@ public final class ModelFile: @unchecked Sendable {
         self.tensors = tensors
         self.index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
         self.mapping = mapping
-        self.dataBase = bytes.baseAddress! + header.data.lowerBound
-        self.dataLength = header.data.count
+        self.bases = Array(repeating: UnsafeRawPointer(bytes.baseAddress! + header.data.lowerBound), count: tensors.count)
         self.ownedData = nil
     }
 
-    /// A copy of `source` whose compressed tensors are decompressed into anonymous memory, for
-    /// files on read-only storage. Verifies every tensor's checksum on the way.
+    /// `source` with its compressed tensors decompressed into anonymous memory; its uncompressed
+    /// tensors stay where they are, in the mapped file. Verifies the checksum of every tensor it
+    /// decompresses.
     init(decompressingIntoMemory source: ModelFile) throws(ModelFileError) {
         var offset = 0
         var laidOut: [TensorInfo] = []
-        for var t in source.tensors {
+        for var t in source.tensors where t.compression != .none {
             offset = alignUp(offset, FileHeader.tensorAlignment)
             t.offset = offset
             t.storedLength = t.length
@@ -74,30 +75,50 @@ public final class ModelFile: @unchecked Sendable {
             offset += t.length
             laidOut.append(t)
         }
-        let memory = try AnonymousMemory(size: max(offset, 1))
-        for (stored, target) in zip(source.tensors, laidOut) {
+        let memory = offset > 0 ? try AnonymousMemory(size: offset) : nil
+        var decompressed = laidOut.makeIterator()
+        var tensors: [TensorInfo] = []
+        var bases: [UnsafeRawPointer] = []
+        for (stored, base) in zip(source.tensors, source.bases) {
+            guard stored.compression != .none, let memory, let target = decompressed.next() else {
+                tensors.append(stored)
+                bases.append(base)
+                continue
+            }
             let dst = UnsafeMutableRawBufferPointer(start: memory.base + target.offset, count: target.length)
             try source.unpack(stored, into: dst)
+            tensors.append(target)
+            bases.append(UnsafeRawPointer(memory.base))
         }
         path = source.path
         header = source.header
         metadata = source.metadata
         vocabulary = source.vocabulary
-        tensors = laidOut
+        self.tensors = tensors
+        self.bases = bases
         index = source.index
         mapping = source.mapping
-        dataBase = UnsafeRawPointer(memory.base)
-        dataLength = offset
         ownedData = memory
     }
 
     public var isCompressed: Bool { tensors.contains { $0.compression != .none } }
 
+    /// Uncompressed bytes of all tensors.
+    public var tensorBytes: Int { tensors.reduce(0) { $0 + $1.length } }
+
+    /// Uncompressed bytes of the compressed tensors: what unpacking them produces.
+    public var compressedTensorBytes: Int { tensors.reduce(0) { $0 + ($1.compression == .none ? 0 : $1.length) } }
+
+    /// Bytes of anonymous memory holding decompressed tensors (0 when every tensor is mapped
+    /// from the file).
+    public var decompressedBytes: Int { ownedData?.size ?? 0 }
+
     public func tensor(_ name: String) -> TensorInfo? { index[name].map { tensors[$0] } }
 
     /// The bytes as stored in the file (compressed or not).
     public func storedBytes(_ t: TensorInfo) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: dataBase + t.offset, count: t.storedLength)
+        guard let i = index[t.name] else { preconditionFailure("\(t.name) is not a tensor of \(path)") }
+        return UnsafeRawBufferPointer(start: bases[i] + t.offset, count: t.storedLength)
     }
 
     /// The tensor's bytes, ready for the kernels. Throws for a compressed tensor.

@@ -4,17 +4,32 @@ import GemmaKernels
 
 /// Opens a model file so that its tensors can be mapped.
 ///
-/// An uncompressed file is used as it is. A zstd-compressed file is unpacked once, tensor by
-/// tensor, into an uncompressed sibling `<file>.unpacked` (written atomically, tied to the
-/// compressed file by its length and header checksum) and that sibling is mapped; later starts
-/// map the sibling at once. Where the folder is read-only, or when asked, the tensors are
-/// decompressed into anonymous memory instead.
+/// An uncompressed file is used as it is. So is a file whose compressed tensors are a small part
+/// of it (what `gemma-quantize` writes by default: only the tensors zstd shrinks, usually the
+/// norms): those few are decompressed into memory and the rest is mapped. A file that is mostly
+/// compressed is unpacked once, tensor by tensor, into an uncompressed sibling `<file>.unpacked`
+/// (written atomically, tied to the compressed file by its length and header checksum) and that
+/// sibling is mapped; later starts map the sibling at once. Where the folder is read-only, or
+/// when asked, the compressed tensors are decompressed into anonymous memory instead.
 public enum ModelLoader {
     public enum UnpackMode: String, Sendable, CaseIterable {
         /// Unpack to `<file>.unpacked` beside the file (falls back to memory if that fails).
         case sibling
-        /// Decompress into anonymous memory on every start.
+        /// Decompress the compressed tensors into anonymous memory on every start.
         case memory
+    }
+
+    /// A file whose compressed tensors hold at most this share of its tensor bytes has them
+    /// decompressed into memory at every start, without a sibling (a copy of the whole model on
+    /// disk would cost far more than the memory).
+    public static let inMemoryShare = 1.0 / 16
+
+    /// Whether `open` decompresses `file`'s compressed tensors into memory (rather than into a
+    /// sibling file, or not at all for an uncompressed file).
+    public static func decompressesIntoMemory(_ file: ModelFile, mode: UnpackMode) -> Bool {
+        let compressed = file.compressedTensorBytes
+        guard compressed > 0 else { return false }
+        return mode == .memory || Double(compressed) <= inMemoryShare * Double(file.tensorBytes)
     }
 
     public struct Progress: Sendable {
@@ -39,8 +54,8 @@ public enum ModelLoader {
         let file = try ModelFile(path: path)
         if let warning = headerCheck(file, mode) { notice(warning) }
         guard file.isCompressed else { return file }
-        if mode == .memory {
-            notice("decompressing \(path) into memory")
+        if decompressesIntoMemory(file, mode: mode) {
+            if mode == .memory { notice("decompressing \(path) into memory") }
             return try ModelFile(decompressingIntoMemory: file)
         }
         let sibling = siblingPath(for: path)

@@ -18,8 +18,8 @@ public struct MemoryFit: Sendable, Equatable {
     public var smallerFile: SmallerFile?
     /// An f32 KV cache was asked for and an f16 one (`--cache-type f16`) fits at that context.
     public var f16CacheFits = false
-    /// The weights go to anonymous memory (a compressed file with `--unpack memory`): then
-    /// not fitting means swapping or the OOM killer, not re-reading.
+    /// Most of the weights go to anonymous memory (a mostly compressed file with `--unpack
+    /// memory`): then not fitting means swapping or the OOM killer, not re-reading.
     public var weightsInAnonymousMemory: Bool
 
     /// A `gemma-quantize` setting that makes a smaller file.
@@ -54,7 +54,8 @@ public struct MemoryFit: Sendable, Equatable {
     public init(file: ModelFile, session: MemoryEstimate.Session, unpack: ModelLoader.UnpackMode = .sibling,
                 root: String = "/") throws(ModelError) {
         try self.init(file: file, session: session, available: MemoryAvailability.read(root: root),
-                      weightsInAnonymousMemory: file.isCompressed && unpack == .memory)
+                      weightsInAnonymousMemory: ModelLoader.decompressesIntoMemory(file, mode: unpack)
+                          && 2 * file.compressedTensorBytes > file.tensorBytes)
     }
 
     public init(file: ModelFile, session: MemoryEstimate.Session, available: MemoryAvailability,

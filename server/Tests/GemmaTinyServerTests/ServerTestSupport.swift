@@ -25,7 +25,7 @@ enum ServerFixtures {
         try cache.withLock { cached in
             if let m = cached { return m }
             let output = tempDir + "/tiny-gemma.gtm"
-            let options = ConversionOptions(type: .bf16, embeddingType: .bf16, compress: false, zstdLevel: 3,
+            let options = ConversionOptions(type: .bf16, embeddingType: .bf16, compression: .never, zstdLevel: 3,
                                             threads: 0, overwrite: true)
             _ = try Converter.convert(checkpoint: repoRoot.appendingPathComponent("fixtures/tiny-gemma").path,
                                       output: output, options: options)

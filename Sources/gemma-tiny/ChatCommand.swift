@@ -18,6 +18,9 @@ struct ChatCommand: ParsableCommand {
         Commands: /reset starts a new conversation, /quit (or end of input, Ctrl-D) exits; \
         another lone /word is an unknown command, not a message. \
         Ctrl-C stops the reply being generated (the conversation continues); at the prompt it exits.
+
+        With input from a pipe or file, a message that fails (too long for the context left, an \
+        unknown command) is reported and the next one is read; the exit status is then 1.
         """
     )
 
@@ -58,6 +61,9 @@ struct ChatCommand: ParsableCommand {
             printNote("chat with \(model.model): /reset to start over, /quit to exit, Ctrl-C stops a reply")
         }
 
+        // Piped input is a script: a message that fails is reported and the rest still runs,
+        // but the exit status says that not every message was answered.
+        var failures = 0
         while true {
             if interactive { writeOut("> ") }
             guard let message = readMessage(interactive: interactive) else { break }
@@ -72,6 +78,7 @@ struct ChatCommand: ParsableCommand {
             // A lone word after a slash is meant as a command: a typo is not sent to the model.
             if trimmed.hasPrefix("/"), trimmed.dropFirst().allSatisfy({ $0.isLetter }), trimmed.count > 1 {
                 printError("unknown command \(trimmed) (commands: /reset, /quit)")
+                failures += 1
                 continue
             }
             interrupt.beginReply()
@@ -92,11 +99,14 @@ struct ChatCommand: ParsableCommand {
                 }
             } catch .promptTooLong(let tokens, let available, let ctx) {
                 printError("the message is \(tokens) tokens but only \(available ?? ctx) of the \(ctx)-token context are left; /reset to start a new conversation")
+                failures += 1
             } catch {
                 printError(error.description)
+                failures += 1
             }
         }
         if model.verbose, let peak = peakResidentBytes() { printNote("peak memory: \(formatBytes(peak)) (VmHWM)") }
+        if failures > 0 && !interactive { throw CLIError.silent(1) }
     }
 
     /// One message: a line, joined with the next while it ends with a backslash. nil at EOF.

@@ -123,16 +123,30 @@ final class CLIUserMistakeTests: XCTestCase {
         XCTAssertThrowsError(try session.forward(token: 2)) { XCTAssertEqual($0 as? InferenceError, .nonFiniteLogits) }
     }
 
-    /// In `chat`, a mistyped command is reported, not sent to the model; text that merely
-    /// starts with a slash still is a message.
+    /// In `chat`, a mistyped command is reported, not sent to the model (and from a pipe, the
+    /// exit status says so); text that merely starts with a slash still is a message.
     func testChatUnknownCommandIsNotSentToTheModel() throws {
         let o = try GemmaTinyCLI.run(["chat", "-m", modelPath, "--temp", "0", "-n", "2"], stdin: "/foo\n/quit\n")
-        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(o.status, 1, o.stderr)
         XCTAssertEqual(o.stdout, "", "nothing was generated")
         XCTAssertTrue(o.stderr.contains("error: unknown command /foo (commands: /reset, /quit)"), o.stderr)
         let path = try GemmaTinyCLI.run(["chat", "-m", modelPath, "--temp", "0", "-n", "2"], stdin: "/usr/bin is a folder?\n")
         XCTAssertEqual(path.status, 0, path.stderr)
         XCTAssertFalse(path.stdout.isEmpty, "a message starting with a slash is answered")
         XCTAssertFalse(path.stderr.contains("unknown command"), path.stderr)
+    }
+
+    /// Piped chat is a script: a message too long for the context is one error line, the next
+    /// message is still answered, and the exit status is 1 (0 when every message was answered).
+    func testPipedChatFailureSetsTheExitStatus() throws {
+        let long = String(repeating: "word ", count: 200)
+        let o = try GemmaTinyCLI.run(["chat", "-m", modelPath, "--temp", "0", "-n", "2", "--ctx", "64"], stdin: long + "\nHello\n")
+        XCTAssertEqual(o.status, 1, o.stderr)
+        XCTAssertEqual(o.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }.count, 1, o.stderr)
+        XCTAssertTrue(o.stderr.contains("context"), o.stderr)
+        XCTAssertFalse(o.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "Hello was answered")
+        let fine = try GemmaTinyCLI.run(["chat", "-m", modelPath, "--temp", "0", "-n", "2", "--ctx", "64"], stdin: "Hello\n")
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        XCTAssertEqual(fine.stdout, o.stdout, "the same reply to Hello")
     }
 }

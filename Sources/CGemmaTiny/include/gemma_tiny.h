@@ -172,8 +172,10 @@ gt_options gt_options_default(void);
 /* A loaded model: weights (memory-mapped once), tokenizer, chat template, compute thread. */
 typedef struct gt_model gt_model;
 
-/* Loads a gemma-tiny model file. A zstd-compressed file is unpacked once to "PATH.unpacked"
- * beside it (into memory when that cannot be written); later loads map that directly.
+/* Loads a gemma-tiny model file, mapped as it is (a default file's few zstd-compressed tensors,
+ * its norms, are decompressed into memory). A file compressed throughout (gemma-quantize
+ * --compress always) is unpacked once to "PATH.unpacked" beside it (into memory when that cannot
+ * be written); later loads map that directly.
  *   path     the .gtm file (not NULL)
  *   options  load options and the model's default generation options; NULL = defaults
  *   out      receives the model (not NULL); free it with gt_model_free

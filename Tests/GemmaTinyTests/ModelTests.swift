@@ -49,6 +49,22 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// Metadata values their fields cannot hold, or of the wrong type, are named: Foundation
+    /// alone would call an out-of-range number "not valid JSON".
+    func testMetadataValueProblemsNameTheField() throws {
+        let source = try ModelFixtures.convertedPath("tiny-gemma", .bf16)
+        let cases = [("\"vocab_size\":2048", "\"vocab_size\":9e99", "config.vocab_size: 9e+99 is out of range"),
+                     ("\"rms_norm_eps\":1e-06", "\"rms_norm_eps\":\"abc\"", "config.rms_norm_eps: expected Double"),
+                     ("\"num_hidden_layers\":2", "\"num_hidden_layerz\":2", "missing config.num_hidden_layers")]
+        for (old, new, expected) in cases {
+            let path = temp("metadata-\(UUID().uuidString).gtm")
+            try ModelFileRewriter.replaceInMetadata(source, to: path, old, with: new)
+            XCTAssertThrowsError(try ModelFile(path: path)) { error in
+                XCTAssertEqual("\(error)", "invalid model metadata: " + expected)
+            }
+        }
+    }
+
     func testModelUnsupportedActivationIsAClearError() throws {
         let path = temp("relu.gtm")
         try ModelFileRewriter.rewrite(try ModelFixtures.convertedPath("tiny-gemma", .bf16), to: path,

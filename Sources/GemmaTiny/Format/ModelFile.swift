@@ -39,7 +39,7 @@ public final class ModelFile: @unchecked Sendable {
         } catch let error as ConfigurationError {
             throw ModelFileError(error)  // an architecture this build does not run (ModelArchitecture's decoder)
         } catch {
-            throw .invalidMetadata("\(error)".split(separator: "\n").first.map(String.init) ?? "undecodable JSON")
+            throw .invalidMetadata(MetadataDecodingProblem.describe(error, json: Data(section(header.metadata))))
         }
         do { try metadata.config.validate() } catch { throw ModelFileError(error) }
         let vocabulary = try TokenizerVocabulary.decode(section(header.tokenizer))

@@ -62,7 +62,7 @@ public enum ModelLoader {
         if let existing = try? ModelFile(path: sibling), isUnpacked(existing, of: file) {
             return existing
         }
-        notice("unpacking \(path) to \(sibling) (once; later starts map it directly)")
+        notice("unpacking \(path) to \(sibling) (once; later starts map it directly; to map without a copy, convert with gemma-quantize --compress never)")
         do {
             try unpack(file, to: sibling, progress: progress)
         } catch let error {

@@ -262,7 +262,7 @@ struct BenchReport: Encodable {
             self.path = path
             architecture = model.config.architecture.rawValue
             parameters = model.parameterCount
-            sizeBytes = model.file.tensors.reduce(0) { $0 + $1.length }
+            sizeBytes = model.file.tensorBytes
             let q = model.file.metadata.quantization
             weightsType = "\(q.type)"
             embeddingType = "\(q.embeddingType)"

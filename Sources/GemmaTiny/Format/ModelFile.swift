@@ -64,31 +64,25 @@ public final class ModelFile: @unchecked Sendable {
     /// tensors stay where they are, in the mapped file. Verifies the checksum of every tensor it
     /// decompresses.
     init(decompressingIntoMemory source: ModelFile) throws(ModelFileError) {
+        // Lay the compressed tensors out one after another in the new region.
+        var tensors = source.tensors
         var offset = 0
-        var laidOut: [TensorInfo] = []
-        for var t in source.tensors where t.compression != .none {
+        for i in tensors.indices where tensors[i].compression != .none {
             offset = alignUp(offset, FileHeader.tensorAlignment)
-            t.offset = offset
-            t.storedLength = t.length
-            t.storedChecksum = t.checksum
-            t.compression = .none
-            offset += t.length
-            laidOut.append(t)
+            tensors[i].offset = offset
+            tensors[i].storedLength = tensors[i].length
+            tensors[i].storedChecksum = tensors[i].checksum
+            tensors[i].compression = .none
+            offset += tensors[i].length
         }
         let memory = offset > 0 ? try AnonymousMemory(size: offset) : nil
-        var decompressed = laidOut.makeIterator()
-        var tensors: [TensorInfo] = []
-        var bases: [UnsafeRawPointer] = []
-        for (stored, base) in zip(source.tensors, source.bases) {
-            guard stored.compression != .none, let memory, let target = decompressed.next() else {
-                tensors.append(stored)
-                bases.append(base)
-                continue
+        var bases = source.bases
+        if let memory {
+            for i in tensors.indices where source.tensors[i].compression != .none {
+                let target = tensors[i]
+                try source.unpack(source.tensors[i], into: UnsafeMutableRawBufferPointer(start: memory.base + target.offset, count: target.length))
+                bases[i] = UnsafeRawPointer(memory.base)
             }
-            let dst = UnsafeMutableRawBufferPointer(start: memory.base + target.offset, count: target.length)
-            try source.unpack(stored, into: dst)
-            tensors.append(target)
-            bases.append(UnsafeRawPointer(memory.base))
         }
         path = source.path
         header = source.header

@@ -94,7 +94,7 @@ public enum ModelLoader {
         defer { ZSTD_freeDCtx(dctx) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ZstdFrames.frameSize, alignment: 64)
         defer { buffer.deallocate() }
-        let total = source.tensors.reduce(0) { $0 + $1.length }
+        let total = source.tensorBytes
         var done = 0
         for (i, t) in source.tensors.enumerated() {
             try writer.beginTensor(name: t.name, type: t.type, shape: t.shape, compression: .none)

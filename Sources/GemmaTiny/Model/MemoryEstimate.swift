@@ -49,7 +49,7 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// The estimate for `file` (its header and tensor table only).
     public init(file: ModelFile, session: Session) throws(ModelError) {
-        let weights = file.tensors.reduce(0) { $0 + $1.length }
+        let weights = file.tensorBytes
         try self.init(config: file.metadata.config, weightBytes: weights,
                       vocabularyBytes: file.header.tokenizer.count, session: session)
     }

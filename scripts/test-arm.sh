@@ -6,7 +6,8 @@
 #     qemu-aarch64 with -cpu max (SDOT present: the neon+dotprod path is chosen) and
 #     -cpu cortex-a72 (no SDOT: the neon path must be chosen), plus the scalar path on both;
 #   - the same AArch64 sources compiled by clang (if it can target aarch64), run under -cpu max;
-#   - built natively with gcc and clang (x86-64: the avx2 and scalar paths).
+#   - built natively with gcc and clang (x86-64: every path the CPU has, and the scalar one);
+#   - on an x86-64 CPU with AVX-512 VNNI, built again so that the AVX-VNNI path runs too.
 # Needs: gcc-aarch64-linux-gnu, qemu-user (Debian/Ubuntu package names). Set
 # GEMMA_TINY_SKIP_ARM=1 to skip the AArch64 part on a machine without them.
 set -euo pipefail
@@ -47,6 +48,24 @@ for cc in gcc clang; do
     run "native-$cc-forced-scalar" env GEMMA_TINY_KERNELS=scalar "$out/native-$cc" --expect-isa scalar --quick
 done
 [ "$native" = 1 ] || { echo "error: no native C compiler (gcc or clang) found"; exit 1; }
+
+# The AVX-VNNI path (Alder Lake, N100, Sapphire Rapids, Zen 5) on a CPU without AVX-VNNI but
+# with AVX-512 VNNI (Zen 4, Ice Lake: every CI host seen so far, and qemu runs neither): built
+# with that path's vpdpbusd in its EVEX form, the same operation (GT_TEST_AVXVNNI_AS_EVEX,
+# simd_x86.h), chosen by name and checked against the scalar reference like every other path.
+# A CPU with AVX-VNNI runs the real path in the native builds above.
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+has_flags() { local f; for f; do grep -qw "$f" <<<"$flags" || return 1; done; }
+if [ "$(uname -m)" = x86_64 ] && has_flags avx512f avx512bw avx512vl avx512_vnni; then
+    for cc in gcc clang; do
+        command -v "$cc" >/dev/null || continue
+        "$cc" -O2 -Wall -Wno-unused-function -DGT_TEST_AVXVNNI_AS_EVEX "${inc[@]}" "${srcs[@]}" -pthread -lm \
+            -o "$out/native-$cc-avxvnni-as-evex"
+        run "native-$cc-avxvnni-as-evex" env GEMMA_TINY_KERNELS=avx2+vnni "$out/native-$cc-avxvnni-as-evex" --expect-isa avx2+vnni
+    done
+else
+    echo "skip  native-avxvnni-as-evex: no AVX-512 VNNI on this CPU$(has_flags avx_vnni && echo ' (it has AVX-VNNI: the native runs above test that path)')"
+fi
 
 # ---- AArch64 under qemu ----
 if [ "${GEMMA_TINY_SKIP_ARM:-0}" = 1 ]; then

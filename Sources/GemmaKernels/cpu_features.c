@@ -31,6 +31,9 @@ int gt_cpu_has_avx2(void) {
 // AVX-VNNI (the VEX-encoded vpdpbusd of Alder Lake, Gracemont / N100, Sapphire Rapids, Zen 5):
 // cpuid leaf 7 subleaf 1, EAX bit 4, on top of AVX2.
 int gt_cpu_has_avxvnni(void) {
+#ifdef GT_TEST_AVXVNNI_AS_EVEX
+    return gt_cpu_has_avx512vnni();  // a test build's stand-in (simd_x86.h)
+#else
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v >= 0) return v;
@@ -45,6 +48,7 @@ int gt_cpu_has_avxvnni(void) {
     }
     __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     return v;
+#endif
 }
 
 // AVX-512 F, BW, VL and VNNI, with the OS saving the opmask and ZMM state (XCR0 bits 1, 2, 5-7).

@@ -190,7 +190,7 @@ INLINE __m256i q8_dot_##SUFFIX(__m256i wa, __m256i sa, __m256i ones) {          
     (void)ones;                                                                                          \
     return DPBUSD(_mm256_setzero_si256(), wa, sa);                                                       \
 }
-DEFINE_DPBUSD_DOTS(vnni, VNNI_INLINE, _mm256_dpbusd_avx_epi32)
+DEFINE_DPBUSD_DOTS(vnni, VNNI_INLINE, VNNI_DPBUSD)
 DEFINE_DPBUSD_DOTS(evex, EVEX_INLINE, _mm256_dpbusd_epi32)
 
 DEFINE_Q_TILES(avx2, AVX2_INLINE, q4_dot_avx2, q8_dot_avx2)

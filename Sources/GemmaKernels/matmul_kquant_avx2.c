@@ -79,7 +79,7 @@ AVX2_INLINE __m256i q6k_half_avx2(const __m256i *q, const int32_t *x, int32_t st
 }
 VNNI_INLINE __m256i q4k_block_vnni(const __m256i *q, const int32_t *x) {
     const __m256i z = _mm256_setzero_si256();
-#define DP(acc, k) _mm256_dpbusd_avx_epi32(acc, q[k], _mm256_set1_epi32(x[k]))
+#define DP(acc, k) VNNI_DPBUSD(acc, q[k], _mm256_set1_epi32(x[k]))
     return _mm256_add_epi32(DP(DP(DP(DP(z, 0), 2), 4), 6), DP(DP(DP(DP(z, 1), 3), 5), 7));
 }
 VNNI_INLINE __m256i q6k_half_vnni(const __m256i *q, const int32_t *x, int32_t start) {
@@ -229,8 +229,8 @@ DEFINE_Q6K_TILE(vnni, VNNI_INLINE, q6k_half_vnni)
 #undef KS_DOT1
 #define KS_NAME(x) x##_vnni
 #define KS_INLINE VNNI_INLINE
-#define KS_DOT2(u0, s0, u1, s1) _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u0, s0), u1, s1)
-#define KS_DOT1(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#define KS_DOT2(u0, s0, u1, s1) VNNI_DPBUSD(VNNI_DPBUSD(_mm256_setzero_si256(), u0, s0), u1, s1)
+#define KS_DOT1(acc, u, s) VNNI_DPBUSD(acc, u, s)
 #include "matmul_kquant_single_x86.h"
 
 // Copies T tokens' inputs (from act, `as` bytes apart) of super-blocks s0..s0+n-1 into `out`, one

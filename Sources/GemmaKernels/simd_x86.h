@@ -10,13 +10,24 @@
 // AVX2 + FMA + F16C (gt_cpu_has_avx2 checks all three).
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-// The same with AVX-VNNI (VEX vpdpbusd).
-#define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
 // AVX-512 VNNI with VL but no AVX-VNNI (Ice Lake, Zen 4): the same vpdpbusd on 256-bit registers,
 // EVEX-encoded (the AVX-512 tables' single-token products).
 #define EVEX_FN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define EVEX_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+// The same with AVX-VNNI (VEX vpdpbusd, VNNI_DPBUSD). GT_TEST_AVXVNNI_AS_EVEX, for a test build
+// only (scripts/test-arm.sh), compiles this path with the EVEX form of the same instruction
+// instead, and has gt_cpu_has_avxvnni report AVX-512 VNNI: so a CPU with AVX-512 VNNI but no
+// AVX-VNNI (Zen 4, Ice Lake) runs the AVX-VNNI path's code against the scalar reference. Neither
+// qemu (10.0) nor these hosts execute the VEX form.
+#ifdef GT_TEST_AVXVNNI_AS_EVEX
+#define VNNI_FN EVEX_FN
+#define VNNI_INLINE EVEX_INLINE
+#define VNNI_DPBUSD _mm256_dpbusd_epi32
+#else
+#define VNNI_FN __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define VNNI_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c,avxvnni")))
+#define VNNI_DPBUSD _mm256_dpbusd_avx_epi32
+#endif
 // The AVX-512 matrix products: F, BW, VL, VNNI as gt_cpu_has_avx512vnni requires (no DQ).
 #define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))

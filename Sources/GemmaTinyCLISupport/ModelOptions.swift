@@ -13,8 +13,8 @@ public struct ModelOptions: ParsableArguments {
     public var model: String
 
     @Option(name: [.customShort("c"), .customLong("ctx")], parsing: .unconditional,
-            help: ArgumentHelp("Context length in tokens (KV cache size); 0 = the model's maximum (max_position_embeddings). Larger values are capped at the maximum.", valueName: "n"))
-    public var contextLength: Int = 0
+            help: ArgumentHelp("Context length in tokens (KV cache size). Default: the model's maximum (max_position_embeddings), 512 for perplexity; 0 = the model's maximum. Larger values are capped at the maximum.", valueName: "n"))
+    public var contextLength: Int?
 
     @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: ArgumentHelp("Threads for the matrix products (default: one per core).", valueName: "n"))
     public var threads: Int?
@@ -42,10 +42,10 @@ public struct ModelOptions: ParsableArguments {
             throw ValidationError("--threads must be at most \(WorkerPool.maximumThreadCount), got \(t) (this machine has \(WorkerPool.defaultThreadCount) cores)")
         }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if contextLength < 0 { throw ValidationError("--ctx must be >= 0 (0 = the model's maximum), got \(contextLength)") }
+        if let c = contextLength, c < 0 { throw ValidationError("--ctx must be >= 0 (0 = the model's maximum), got \(c)") }
     }
 
-    /// What the memory check before loading counts: --ctx (0 = the model's maximum), --batch-size, --threads.
+    /// What the memory check before loading counts: --ctx (none or 0: the model's maximum), --batch-size, --threads.
     public var plannedSession: MemoryEstimate.Session {
         MemoryEstimate.Session(contextLength: contextLength == 0 ? nil : contextLength, batchSize: batchSize, threads: threads ?? 0,
                                cacheType: cacheType)
@@ -90,10 +90,11 @@ public struct ModelOptions: ParsableArguments {
     /// The context length to use for `model`.
     public func context(for model: GemmaModel) -> Int {
         let maximum = model.config.maxPositionEmbeddings
-        if contextLength > maximum, verbose {
-            printNote("note: --ctx \(contextLength) is more than the model's \(maximum) positions; using \(maximum)")
+        guard let asked = contextLength, asked != 0 else { return maximum }
+        if asked > maximum, verbose {
+            printNote("note: --ctx \(asked) is more than the model's \(maximum) positions; using \(maximum)")
         }
-        return contextLength == 0 ? maximum : min(contextLength, maximum)
+        return min(asked, maximum)
     }
 
     public func makeKernels() -> any MatmulKernels { makeDefaultKernels(threads: threads ?? 0, preciseInputs: preciseInputs) }

@@ -15,7 +15,7 @@ struct PerplexityCommand: ParsableCommand {
         the tokens before it (llama.cpp's scheme, so figures are comparable with its \
         llama-perplexity at the same context). Prints the running estimate after each window and \
         then the final line `Final estimate: PPL = X +/- E`, where E is the standard error. \
-        --ctx defaults to 512 here (as in llama-perplexity).
+        --ctx defaults to 512 here (as in llama-perplexity); --ctx 0 is the model's maximum.
         """
     )
 
@@ -28,8 +28,8 @@ struct PerplexityCommand: ParsableCommand {
     var chunks: Int = -1
 
     func validate() throws {
-        if model.contextLength != 0 && model.contextLength < 4 {
-            throw ValidationError("--ctx must be at least 4 for perplexity, got \(model.contextLength)")
+        if let c = model.contextLength, c != 0 && c < 4 {
+            throw ValidationError("--ctx must be at least 4 for perplexity, got \(c)")
         }
         if chunks == 0 || chunks < -1 { throw ValidationError("--chunks must be -1 (all windows) or at least 1, got \(chunks)") }
     }
@@ -37,9 +37,9 @@ struct PerplexityCommand: ParsableCommand {
     func run() throws {
         let text = String(decoding: try readInput(file), as: UTF8.self)
         var planned = model.plannedSession
-        planned.contextLength = model.contextLength == 0 ? 512 : model.contextLength  // this command's default
+        if model.contextLength == nil { planned.contextLength = 512 }  // this command's default
         let (gemma, loadSeconds) = try model.load(session: planned)
-        let ctx = model.contextLength == 0 ? min(512, gemma.config.maxPositionEmbeddings) : model.context(for: gemma)
+        let ctx = model.contextLength == nil ? min(512, gemma.config.maxPositionEmbeddings) : model.context(for: gemma)
         let session: InferenceSession
         let tokenizer: Tokenizer
         do {

@@ -24,7 +24,7 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         guard let path = ServerExecutable.find() else {
-            throw CLIError.message("serve needs \(ServerExecutable.name), which is not installed beside \(ServerExecutable.ownDirectory() ?? "gemma-tiny") or on PATH; \(ServerExecutable.buildHint)")
+            throw CLIError.message("serve needs \(ServerExecutable.name), which is not installed beside gemma-tiny (in \(ServerExecutable.ownDirectory() ?? "its folder")) or on PATH; \(ServerExecutable.buildHint)")
         }
         let argv = [path] + arguments
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }

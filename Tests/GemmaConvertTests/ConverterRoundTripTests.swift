@@ -145,6 +145,44 @@ final class ConverterRoundTripTests: XCTestCase {
         }
     }
 
+    /// When most tensors would shrink (here every matrix is zero), `auto` still compresses no more
+    /// than the runtime decompresses into memory, so the file is mapped without a sibling.
+    func testAutoCompressionStaysWithinWhatIsDecompressedIntoMemory() throws {
+        var checkpoint = SyntheticCheckpoint()
+        checkpoint.editTensors = { tensors in
+            for i in tensors.indices where tensors[i].shape.count == 2 {
+                tensors[i].values = [Float](repeating: 0, count: tensors[i].values.count)
+            }
+        }
+        let folder = dir + "/ckpt"
+        try checkpoint.write(to: folder)
+        var files: [ModelFile] = []
+        for threads in [1, 3] {
+            _ = try Converter.convert(checkpoint: folder, output: dir + "/auto-\(threads).gtm", options: ConversionOptions(
+                type: .q8, embeddingType: .q8, compression: .auto, threads: threads, pure: true))
+            files.append(try ModelFile(path: dir + "/auto-\(threads).gtm"))
+        }
+        let file = files[0]
+        let compressed = file.tensors.filter { $0.compression == .zstd }
+        let matrices = file.tensors.filter { $0.shape.count == 2 }
+        XCTAssertGreaterThan(compressed.filter { $0.shape.count == 2 }.count, 0, "the zero matrices that fit are compressed")
+        XCTAssertTrue(matrices.contains { $0.compression == .none }, "the rest are stored as they are")
+        XCTAssertLessThanOrEqual(Double(file.compressedTensorBytes), ModelLoader.inMemoryShare * Double(file.tensorBytes))
+        XCTAssertTrue(ModelLoader.decompressesIntoMemory(file, mode: .sibling))
+        XCTAssertEqual(file.tensors.map(\.compression), files[1].tensors.map(\.compression), "the same choice on 1 and 3 threads")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file.path)), try Data(contentsOf: URL(fileURLWithPath: files[1].path)))
+
+        let opened = try ModelLoader.open(path: file.path)
+        XCTAssertEqual(opened.path, file.path, "mapped as it is")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ModelLoader.siblingPath(for: file.path)))
+        _ = try Converter.convert(checkpoint: folder, output: dir + "/never.gtm", options: ConversionOptions(
+            type: .q8, embeddingType: .q8, compression: .never, threads: 2, pure: true))
+        let plain = try ModelFile(path: dir + "/never.gtm")
+        for t in plain.tensors {
+            XCTAssertTrue(try opened.data(opened.tensor(t.name)!).elementsEqual(plain.data(t)), t.name)
+        }
+    }
+
     func testQ4KeepsEmbeddingAtQ8AndNormsAtF32() throws {
         let (summary, file) = try convertAndCheck(SyntheticCheckpoint(), options: ConversionOptions(type: .q4, report: true), bound: 0.12)
         XCTAssertEqual(file.tensor("model.embed_tokens.weight")?.type, .q8)

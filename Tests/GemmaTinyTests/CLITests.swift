@@ -118,6 +118,23 @@ final class CLITests: XCTestCase {
         assertOneLineError(short, contains: "less than one")
     }
 
+    /// perplexity's windows are 512 tokens without --ctx (llama-perplexity's default), the
+    /// model's maximum with --ctx 0 (what 0 means for every command).
+    func testCLIPerplexityContextDefaults() throws {
+        let path = ModelFixtures.tempDir + "/ppl-ctx-\(UUID().uuidString).gtm"
+        try ModelFileRewriter.rewrite(modelPath, to: path, metadata: { $0.config.maxPositionEmbeddings = 1024 })
+        let tokenizer = try ModelFixtures.tokenizer(for: try ModelFixtures.model("tiny-gemma", .bf16))
+        var text = ""
+        while tokenizer.encode(text).count < 700 { text += "The cat sat on the mat. " }
+        let file = ModelFixtures.tempDir + "/ppl-ctx-\(UUID().uuidString).txt"
+        try text.write(toFile: file, atomically: false, encoding: .utf8)
+
+        let byDefault = try run(["perplexity", "-m", path, "-f", file, "-t", "2"])
+        XCTAssertEqual(byDefault.status, 0, byDefault.stderr)
+        XCTAssertTrue(byDefault.stderr.contains("1 windows of 512 tokens"), byDefault.stderr)
+        assertOneLineError(try run(["perplexity", "-m", path, "-f", file, "--ctx", "0"]), contains: "less than one 1024-token window")
+    }
+
     func checkPerplexity(file: String, text: String, flags: [String], cacheType: KVCacheType) throws {
         let o = try run(["perplexity", "-m", modelPath, "-f", file, "--ctx", "64"] + flags)
         XCTAssertEqual(o.status, 0, o.stderr)

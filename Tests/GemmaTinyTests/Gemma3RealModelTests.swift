@@ -222,6 +222,8 @@ final class Gemma3RealModelTests: XCTestCase {
             }
         }
         XCTAssertEqual(counts, ["Q4_K": 27, "Q6_K": 9, "Q5_0": 81, "Q8_0": 10])
+        XCTAssertEqual(file.metadata.quantization.embeddingType, .q8, "the embedding's type as written (the GGUF's Q8_0)")
+        XCTAssertEqual(file.tensor(ModelSchema.embedding.name)?.type, .q8)
     }
 
     /// The default import runs the GGUF's own weights: top-1 agreement with transformers (on the

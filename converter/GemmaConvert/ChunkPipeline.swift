@@ -220,7 +220,13 @@ final class ChunkPipeline {
         }
         for sequence in 0 ..< 2 * slotCount { prefetch(sequence) }
 
-        // The writer: chunks in order, tensor by tensor.
+        // The writer: chunks in order, tensor by tensor. `auto` compresses at most the share of
+        // the tensor bytes that the runtime decompresses into memory (ModelLoader.inMemoryShare),
+        // so that an auto file is always mapped as it is, never copied to a sibling; tensors
+        // that do not fit in what is left are stored as they are (file order, so the bytes do
+        // not depend on the threads).
+        let tensorBytes = layouts.reduce(0) { $0 + $1.rows * $1.outRowBytes }
+        var autoBudgetLeft = Int(ModelLoader.inMemoryShare * Double(tensorBytes))
         var results: [Result] = []
         for (index, job) in jobs.enumerated() {
             let layout = layouts[index]
@@ -241,8 +247,11 @@ final class ChunkPipeline {
                 if chunk == 0 {
                     // The tensor's first frame decides how all of it is stored (its rows are
                     // of one kind; the writer cannot wait for the whole tensor).
+                    let length = layout.rows * layout.outRowBytes
                     compressTensor = Self.storesCompressed(compression, rawLength: slot.rawLength,
-                                                           compressedLength: slot.frameLengths.reduce(0, +))
+                                                           compressedLength: slot.frameLengths.reduce(0, +),
+                                                           tensorLength: length, autoBudgetLeft: autoBudgetLeft)
+                    if compressTensor { autoBudgetLeft -= length }
                     ring.condition.lock()
                     ring.storedCompressed[index] = compressTensor
                     ring.condition.unlock()
@@ -284,13 +293,16 @@ final class ChunkPipeline {
         return results
     }
 
-    /// Whether a tensor whose first chunk is `rawLength` bytes, `compressedLength` as zstd
-    /// frames, is stored compressed.
-    static func storesCompressed(_ choice: CompressionChoice, rawLength: Int, compressedLength: Int) -> Bool {
+    /// Whether a tensor of `tensorLength` bytes, whose first chunk is `rawLength` bytes and
+    /// `compressedLength` as zstd frames, is stored compressed.
+    static func storesCompressed(_ choice: CompressionChoice, rawLength: Int, compressedLength: Int,
+                                 tensorLength: Int, autoBudgetLeft: Int) -> Bool {
         switch choice {
         case .always: return true
         case .never: return false
-        case .auto: return Double(compressedLength) <= (1 - CompressionChoice.autoMinimumSaving) * Double(rawLength)
+        case .auto:
+            return Double(compressedLength) <= (1 - CompressionChoice.autoMinimumSaving) * Double(rawLength)
+                && tensorLength <= autoBudgetLeft
         }
     }
 

@@ -3,9 +3,11 @@ import GemmaTiny
 /// Which tensors are stored zstd-compressed.
 public enum CompressionChoice: String, Sendable, CaseIterable {
     /// Those that zstd shrinks by at least `autoMinimumSaving`, judged on each tensor's first
-    /// frame (4 MiB): in practice the float norms, not the quantized matrices, whose bytes are
-    /// close to random (zstd saves 1-6% of them). The runtime then maps the file as it is and
-    /// decompresses the few compressed tensors into memory: no unpacked copy on disk.
+    /// frame (4 MiB), up to `ModelLoader.inMemoryShare` of the tensor bytes in all (in file
+    /// order; a tensor that does not fit in what is left is stored as it is): in practice the
+    /// float norms, not the quantized matrices, whose bytes are close to random (zstd saves 1-6%
+    /// of them). The runtime then maps the file as it is and decompresses the few compressed
+    /// tensors into memory: never an unpacked copy on disk.
     case auto
     /// Every tensor: the smallest file, unpacked once into a sibling file on first use.
     case always

@@ -121,7 +121,7 @@ public enum Converter {
         if ConversionOptions.typeForQuantizedSource("Q5_0", type: options.type, pure: options.pure) != nil,
            gguf.tensors.values.contains(where: { ConversionOptions.typeForQuantizedSource($0.type.name, type: options.type, pure: options.pure) != nil }) {
             let counts = byType.keys.sorted { $0.rawValue < $1.rawValue }.map { "\(byType[$0]!.count) at \($0)" }
-            notices.append("the GGUF is already quantized: its weight matrices follow its own types (\(counts.joined(separator: ", "))); --pure puts them all at \(options.type)")
+            notices.append("the GGUF is already quantized: its weight matrices follow its own types (\(counts.joined(separator: ", "))); --pure requantizes them to \(options.type) (its fallback type where a row is not whole \(options.type) blocks)")
         }
         let planned = Set(plan.entries.map(\.name))
         for (name, t) in gguf.tensors.sorted(by: { $0.key < $1.key }) where !planned.contains(name) {
@@ -164,10 +164,13 @@ public enum Converter {
     static func write(plan: TensorPlan, sources: [String: Source], config: ModelConfig, vocabulary: TokenizerVocabulary,
                       tokenizer: TokenizerSettings, provenance: Provenance, notices: [String], output: String,
                       options: ConversionOptions, start: Date, progress: (Progress) -> Void) throws(ConversionError) -> ConversionSummary {
+        // The embedding's type as written: a row that is not whole blocks, or a GGUF's own type,
+        // can make it differ from the one asked for.
+        let embeddingType = plan.entries.first { $0.name == TensorPlan.embeddingName }?.type ?? options.resolvedEmbeddingType
         let metadata = ModelMetadata(
             config: config,
             tokenizer: tokenizer,
-            quantization: QuantizationInfo(type: options.type, embeddingType: options.resolvedEmbeddingType,
+            quantization: QuantizationInfo(type: options.type, embeddingType: embeddingType,
                                            blockSize: max(Int(GT_BLOCK), options.type.blockSize), zstdLevel: options.compression == .never ? nil : options.zstdLevel),
             provenance: provenance)
 

@@ -27,7 +27,7 @@ struct Convert: ParsableCommand {
     @Option(parsing: .unconditional, help: "zstd compression level (1-22).")
     var zstdLevel: Int = 3
 
-    @Option(help: ArgumentHelp("Which tensors are zstd-compressed: auto (those zstd shrinks by 1/8 or more: the norms, not the quantized matrices; the file is mapped as it is), always (the smallest file; unpacked once into <file>.unpacked on first use), never.",
+    @Option(help: ArgumentHelp("Which tensors are zstd-compressed: auto (those zstd shrinks by 1/8 or more, up to 1/16 of the tensor bytes: the norms, not the quantized matrices; the file is mapped as it is), always (the smallest file; unpacked once into <file>.unpacked on first use), never.",
                                valueName: "auto|always|never"))
     var compress: CompressionChoice?
 
@@ -35,7 +35,7 @@ struct Convert: ParsableCommand {
     var noCompress = false
 
     @Option(parsing: .unconditional, help: "Worker threads (default: one per core).")
-    var threads: Int = 0
+    var threads: Int?
 
     @Flag(help: "Replace the output file if it exists.")
     var force = false
@@ -52,7 +52,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         let compression = noCompress ? .never : compress ?? .auto
         let options = ConversionOptions(type: type.type, embeddingType: embeddingType?.type, compression: compression,
-                                        zstdLevel: zstdLevel, threads: threads, overwrite: force, report: report, pure: pure)
+                                        zstdLevel: zstdLevel, threads: threads ?? 0, overwrite: force, report: report, pure: pure)
         let meter = ProgressMeter()
         let summary: ConversionSummary
         do {

@@ -62,7 +62,7 @@ public enum ModelLoader {
         if let existing = try? ModelFile(path: sibling), isUnpacked(existing, of: file) {
             return existing
         }
-        notice("unpacking \(path) to \(sibling) (once; later starts map it directly; to map without a copy, convert with gemma-quantize --compress never)")
+        notice("unpacking \(path) to \(sibling) (once; later starts map it directly; a file converted with gemma-quantize's default --compress auto is mapped without a copy)")
         do {
             try unpack(file, to: sibling, progress: progress)
         } catch let error {

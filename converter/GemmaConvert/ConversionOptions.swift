@@ -93,7 +93,7 @@ public struct ConversionOptions: Sendable {
 
     func validate() throws(ConversionError) {
         guard (1...22).contains(zstdLevel) else { throw .invalidOption("--zstd-level must be between 1 and 22, got \(zstdLevel)") }
-        guard (0...1024).contains(threads) else { throw .invalidOption("--threads must be between 1 and 1024, got \(threads)") }
+        guard (0...1024).contains(threads) else { throw .invalidOption("--threads must be between 1 and 1024 (0: one per core), got \(threads)") }
     }
 }
 

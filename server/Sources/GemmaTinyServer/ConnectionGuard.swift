@@ -110,6 +110,8 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     private var awaitingHead = false
     private var readingBody = false
     private var currentResponseStarted = false
+    /// The current request's client sent `Expect: 100-continue` and waits for `100 Continue`.
+    private var continueAwaited = false
     private var openResponses = 0
     private var headStart = NIODeadline.now()
     private var bodyStart = NIODeadline.now()
@@ -187,10 +189,11 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
     // MARK: Told by RequestProgressHandler
 
-    func requestHeadRead() {
+    func requestHeadRead(expectsContinue: Bool) {
         awaitingHead = false
         readingBody = true
         currentResponseStarted = false
+        continueAwaited = expectsContinue
         bodyStart = .now()
         openResponses += 1
         reschedule()
@@ -198,14 +201,22 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func requestEndRead() {
         readingBody = false
+        continueAwaited = false  // the body came without the invitation
         reschedule()
     }
 
-    func responseHeadWritten() { currentResponseStarted = true }
+    func responseHeadWritten() {
+        currentResponseStarted = true
+        continueAwaited = false  // the final answer replaces the invitation
+    }
 
-    /// `100 Continue`, straight to the socket (before any response to this request).
-    func sendContinue() {
-        guard let context else { return }
+    /// `100 Continue`, straight to the socket, if the current request's client waits for it and
+    /// has no answer yet. A route calls this when it starts reading the body (`Routes.readBody`):
+    /// a request refused on its headers alone (401, 413 by Content-Length, 415, 421, ...) is
+    /// answered before the client sends a body it would send for nothing.
+    func sendContinueIfAwaited() {
+        guard continueAwaited, let context else { return }
+        continueAwaited = false
         var buffer = context.channel.allocator.buffer(capacity: 32)
         buffer.writeString("HTTP/1.1 100 Continue\r\n\r\n")
         context.writeAndFlush(NIOAny(buffer), promise: nil)
@@ -291,12 +302,10 @@ final class RequestProgressHandler: ChannelDuplexHandler, RemovableChannelHandle
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guardHandler.requestHeadRead()
-            // A client that sends `Expect: 100-continue` waits for this before its body.
-            if head.version == .http1_1,
-               head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                guardHandler.sendContinue()
-            }
+            // A client that sends `Expect: 100-continue` waits for `100 Continue` before its
+            // body: sent once a route asks for the body (sendContinueIfAwaited).
+            guardHandler.requestHeadRead(expectsContinue: head.version == .http1_1
+                && head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }))
         case .body: break
         case .end: guardHandler.requestEndRead()
         }

@@ -60,7 +60,7 @@ extension GemmaServer {
     }
 
     private func chatCompletions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
-        let body = try await readBody(request)
+        let body = try await readBody(request, context.channel)
         let req = try decode(ChatCompletionRequest.self, body)
         try checkModel(req.fields.model)
         var options = try req.fields.generationOptions(defaults: configuration.defaultSampling,
@@ -77,7 +77,7 @@ extension GemmaServer {
     }
 
     private func completions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
-        let body = try await readBody(request)
+        let body = try await readBody(request, context.channel)
         let req = try decode(CompletionRequest.self, body)
         try checkModel(req.fields.model)
         if req.echo == true { throw APIError.badRequest("echo is not supported", param: "echo") }
@@ -241,11 +241,16 @@ extension GemmaServer {
 
     // MARK: Helpers
 
-    private func readBody(_ request: Request) async throws -> ByteBuffer {
+    private func readBody(_ request: Request, _ channel: any Channel) async throws -> ByteBuffer {
         let limit = configuration.maxBodyBytes
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError.bodyTooLarge(limit: limit)
         }
+        // Every check on the headers has passed: a client waiting with `Expect: 100-continue`
+        // may send its body now.
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: ConnectionGuardHandler.self).sendContinueIfAwaited()
+        }.get()
         do {
             return try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {

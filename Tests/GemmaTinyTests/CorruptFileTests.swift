@@ -181,6 +181,52 @@ final class CorruptFileTests: XCTestCase {
         }
     }
 
+    /// Where entry `index`'s offset field sits in the file (walking the table as FORMAT.md lays
+    /// it out: name length, name, type / layout / compression / rank, the dimensions, then the offset).
+    func offsetField(ofEntry index: Int) -> Int {
+        var at = header.tensorTable.lowerBound + 4
+        for i in 0...index {
+            let nameLength = Int(original[at]) | Int(original[at + 1]) << 8
+            let rank = Int(original[at + 2 + nameLength + 3])
+            let offsetField = at + 2 + nameLength + 4 + 8 * rank
+            if i == index { return offsetField }
+            at = offsetField + 5 * 8  // offset, stored length, length, checksum, stored checksum
+        }
+        fatalError("unreachable")
+    }
+
+    /// A table whose entries are each valid alone: two tensors on the same bytes, or an
+    /// uncompressed tensor off the 64-byte alignment, is refused by name.
+    func testOverlappingAndMisalignedTensorsAreRefused() throws {
+        let good = try open(original)
+        XCTAssertGreaterThanOrEqual(good.tensors.count, 3)
+        func sealed(_ edit: (inout [UInt8]) -> Void) -> [UInt8] {
+            var b = original
+            edit(&b)
+            var h = gt_xxh64_state()
+            gt_xxh64_reset(&h, 0)
+            b.withUnsafeBytes { raw in
+                for r in [header.metadata, header.tokenizer, header.tensorTable] { gt_xxh64_update(&h, raw.baseAddress! + r.lowerBound, r.count) }
+            }
+            putU64(&b, at: 88, gt_xxh64_digest(&h))
+            return resealed(b)
+        }
+        // Entry 1 moved onto entry 0's bytes (both aligned, both inside the data section).
+        let overlapping = sealed { putU64(&$0, at: offsetField(ofEntry: 1), UInt64(good.tensors[0].offset)) }
+        XCTAssertThrowsError(try open(overlapping)) { error in
+            XCTAssertTrue("\(error)".contains("overlap"), "\(error)")
+        }
+        // Entry 0 moved by 8 bytes: still inside the data section, no longer aligned.
+        let misaligned = sealed { putU64(&$0, at: offsetField(ofEntry: 0), UInt64(good.tensors[0].offset + 8)) }
+        XCTAssertThrowsError(try open(misaligned)) { error in
+            XCTAssertTrue("\(error)".contains("misaligned offset"), "\(error)")
+        }
+        // The helper finds the real fields: writing back each tensor's own offset changes nothing.
+        XCTAssertNoThrow(try open(sealed { b in
+            for (i, t) in good.tensors.enumerated() { putU64(&b, at: offsetField(ofEntry: i), UInt64(t.offset)) }
+        }))
+    }
+
     func testNotAModelFile() throws {
         XCTAssertThrowsError(try open(Array("hello, world".utf8))) { error in
             guard case .notAModelFile = error as? ModelFileError else { return XCTFail("\(error)") }

@@ -86,8 +86,9 @@ func fixChecksums(_ bytes: inout [UInt8]) {
     }
 }
 
-/// Seeds: small valid files with uncompressed and zstd tensors of every storage type, one with
-/// a toy vocabulary and one with the fixture tokenizer's 2048 pieces.
+/// Seeds: small valid files with uncompressed and zstd tensors, one with a toy vocabulary and one
+/// with the fixture tokenizer's 2048 pieces; each as format version 1 (f32, bf16, q8, q4) and,
+/// `-v3`, version 3 (q5, q4k and q6k as well).
 func writeSeeds(_ dir: String) throws {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let toy = TokenizerVocabulary(
@@ -99,8 +100,10 @@ func writeSeeds(_ dir: String) throws {
                                      normalizer: "identity")
     let fixtureTokenizer = FuzzSupport.repositoryRoot + "/fixtures/tiny-gemma/tokenizer.model"
     let (fixtureVocab, fixtureSettings) = try SentencePieceModelReader.read(path: fixtureTokenizer)
-    for (name, vocab, tokenizerSettings, compress) in [("toy-plain", toy, settings, false), ("toy-zstd", toy, settings, true),
+    for (base, vocab, tokenizerSettings, compress) in [("toy-plain", toy, settings, false), ("toy-zstd", toy, settings, true),
                                                        ("fixture-vocab-zstd", fixtureVocab, fixtureSettings, true)] {
+    for allTypes in [false, true] {
+        let name = base + (allTypes ? "-v3" : "")
         let metadata = ModelMetadata(
             config: ModelConfig(architecture: .gemma, vocabSize: vocab.count, hiddenSize: 64, intermediateSize: 128,
                                 numHiddenLayers: 1, numAttentionHeads: 2, numKeyValueHeads: 1, headDim: 32,
@@ -120,7 +123,11 @@ func writeSeeds(_ dir: String) throws {
             ("model.embed_tokens.weight", .q8, [2, 64], bytes(2 * 68)),
             ("model.layers.0.mlp.up_proj.weight", .q4, [4, 64], bytes(4 * 36)),
             ("model.layers.0.mlp.down_proj.weight", .bf16, [2, 64], bytes(2 * 128)),
-        ]
+        ] + (allTypes ? [
+            ("model.layers.0.mlp.gate_proj.weight", .q5, [2, 64], bytes(2 * 44)),
+            ("model.layers.0.self_attn.q_proj.weight", .q4k, [2, 256], bytes(2 * 144)),
+            ("model.layers.0.self_attn.o_proj.weight", .q6k, [1, 256], bytes(210)),
+        ] : [])
         for (tname, type, shape, data) in tensors {
             let checksum = data.withUnsafeBytes { gt_xxh64($0.baseAddress, $0.count, 0) }
             if compress && type != .f32 {
@@ -138,5 +145,6 @@ func writeSeeds(_ dir: String) throws {
         }
         try writer.finish()
         _ = try ModelFile(path: "\(dir)/\(name).gtm")  // the seed itself must be valid
+    }
     }
 }

@@ -227,6 +227,24 @@ final class CorruptFileTests: XCTestCase {
         }))
     }
 
+    /// The error says what happened: a damaged header field is a corrupt header (not a section
+    /// "outside the file"), a shortened file is truncated, a lengthened one is not.
+    func testHeaderDamageTruncationAndExtraBytesAreToldApart() throws {
+        var flipped = original
+        flipped[40] ^= 0x40  // the tokenizer section's offset, header checksum left as it was
+        XCTAssertThrowsError(try open(flipped)) { error in
+            guard case .corruptHeader(let what) = error as? ModelFileError else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.contains("header checksum"), what)
+        }
+        XCTAssertThrowsError(try open(Array(original.dropLast(1)))) { error in
+            guard case .truncated = error as? ModelFileError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try open(original + [0])) { error in
+            guard case .corruptHeader(let what) = error as? ModelFileError else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.contains("1 more than its header says"), what)
+        }
+    }
+
     func testNotAModelFile() throws {
         XCTAssertThrowsError(try open(Array("hello, world".utf8))) { error in
             guard case .notAModelFile = error as? ModelFileError else { return XCTFail("\(error)") }

@@ -64,6 +64,10 @@ public struct FileHeader: Sendable, Equatable {
             throw .notAModelFile(path: path)
         }
         guard bytes.count >= size else { throw .truncated("file is \(bytes.count) bytes, shorter than the \(size)-byte header") }
+        // The header's own checksum first: a damaged header is reported as such, not as a
+        // section that seems to lie outside the file.
+        let stored = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 120, as: UInt64.self))
+        guard stored == gt_xxh64(bytes.baseAddress, 120, 0) else { throw .corruptHeader("header checksum mismatch") }
         var r = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<size]), context: "header")
         _ = try r.bytes(8)
         var h = FileHeader()
@@ -82,11 +86,11 @@ public struct FileHeader: Sendable, Equatable {
         (h.metadata, h.tokenizer, h.tensorTable, h.data) = (ranges[0], ranges[1], ranges[2], ranges[3])
         h.fileLength = try r.size()
         h.sectionsChecksum = try r.u64()
-        let stored = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 120, as: UInt64.self))
-        let computed = gt_xxh64(bytes.baseAddress, 120, 0)
-        guard stored == computed else { throw .corruptHeader("header checksum mismatch") }
-        guard h.fileLength == bytes.count else {
+        guard h.fileLength <= bytes.count else {
             throw .truncated("header says \(h.fileLength) bytes, file has \(bytes.count)")
+        }
+        guard h.fileLength == bytes.count else {
+            throw .corruptHeader("the file has \(bytes.count) bytes, \(bytes.count - h.fileLength) more than its header says (\(h.fileLength))")
         }
         let sorted = ranges.filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.upperBound > b.lowerBound {

@@ -21,7 +21,11 @@
 #     with GEMMA_TINY_AARCH64_SERVER=1) on loopback: /health, a chat completion whole and streamed,
 #     both equal to gemma-tiny chat's reply;
 #   - the C library (dist/aarch64/lib/libgemmatiny.so): examples/c and Tests/c-abi/test_c_abi.c,
-#     cross-compiled with aarch64-linux-gnu-gcc, on the tiny fixture model.
+#     cross-compiled with aarch64-linux-gnu-gcc, on the tiny fixture model; the test program again
+#     with 16 and 64 KiB pages (qemu -p), and examples/c on the 270M with 16 KiB pages (the Pi 5's
+#     kernel in Raspberry Pi OS);
+#   - every aarch64 ELF file's LOAD segments aligned to 64 KiB, so that they load on 4, 16 and
+#     64 KiB page kernels.
 # The kernels themselves are bit-identical to the scalar reference on both CPU models
 # (scripts/test-arm.sh); what differs here is the float code around them (norms, softmax, RoPE;
 # clang contracts multiply-adds to FMA on aarch64), whose last-bit differences can flip an int8
@@ -130,6 +134,33 @@ if "${max[@]}" "$arm_tiny" run --help >"$work/help.txt" 2>&1 && grep -q -- "--te
 else
     fail "gemma-tiny run --help: $(head -n 3 "$work/help.txt")"
 fi
+
+# ---- page sizes: Raspberry Pi OS runs the Pi 5 on a kernel with 16 KiB pages ----
+# An ELF file loads on a kernel whose page size is at most its LOAD segments' alignment (with
+# offset = address modulo that page); Linux on arm64 has 4, 16 and 64 KiB pages. Every aarch64
+# binary and the C library must load on all three.
+part "page sizes"
+for exe in "$arm_tiny" "$arm_quant" dist/aarch64/gemma-tiny-serve dist/aarch64/lib/libgemmatiny.so; do
+    [ -f "$exe" ] || continue
+    if out=$(python3 - "$exe" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:4] == b"\x7fELF" and data[4] == 2, "not a 64-bit ELF file"
+phoff, = struct.unpack_from("<Q", data, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+loads = [struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize) for i in range(phnum)]
+loads = [h for h in loads if h[0] == 1]  # PT_LOAD
+bad = [h for h in loads if h[7] < 65536 or h[2] % 65536 != h[3] % 65536]
+print(f"{len(loads)} LOAD segments, alignment {min(h[7] for h in loads):#x}" if loads and not bad
+      else f"segments aligned below 64 KiB: {[(hex(h[2]), hex(h[3]), hex(h[7])) for h in bad]}")
+sys.exit(1 if bad or not loads else 0)
+PY
+    ); then
+        pass "$(basename "$exe") loads on 4, 16 and 64 KiB page kernels ($out)"
+    else
+        fail "$(basename "$exe"): $out"
+    fi
+done
 
 # ---- conversion: aarch64 output byte-identical to x86-64's ----
 convert_part() {  # convert_part NAME CPU-ARRAY-NAME QUANT-ARGS...
@@ -466,6 +497,28 @@ else
         pass "Tests/c-abi/test_c_abi.c against libgemmatiny.so (max): ${summary#c-abi: }"
     else
         fail "Tests/c-abi/test_c_abi.c (max): $(grep -E '^not ok|^Bail' "$work/c/test.out" | head -n 5 | tr '\n' ' ')"
+    fi
+    # The same library on kernels with 16 KiB (Pi 5) and 64 KiB pages: qemu's -p sets the page
+    # size the program sees (sysconf, the granularity of mmap, madvise and mprotect). Only the C
+    # library runs this way: under -p, qemu 7.2 leaves the stack out of its /proc/self/maps, where
+    # the Swift runtime looks for the arguments of a Swift program's command line.
+    for page in 16384 65536; do
+        summary=$("${max[@]}" -p $page "${lib[@]}" "$work/c/test_c_abi" "$work/c/tiny.gtm" "$work/c/ids.txt" \
+            "$work/c/text24.txt" "$work/c/tmp" 2>&1 | tee "$work/c/test.out" | grep -E "^c-abi: " || true)
+        if [ "$summary" != "" ] && [ "$(echo "$summary" | sed -E 's/.* ([0-9]+) failed/\1/')" = 0 ]; then
+            pass "Tests/c-abi/test_c_abi.c with $((page / 1024)) KiB pages: ${summary#c-abi: }"
+        else
+            fail "Tests/c-abi/test_c_abi.c with $((page / 1024)) KiB pages: $(grep -E '^not ok|^Bail' "$work/c/test.out" | head -n 5 | tr '\n' ' ')"
+        fi
+    done
+    # The real 270M (the default file, mapped as it is) with 16 KiB pages: the same greedy text.
+    prompt="The capital of France is"
+    out4=$("${max[@]}" "${lib[@]}" "$work/c/example" "$work/default.gtm" "$prompt" 2>&1 | sed -n 3,4p || true)
+    out16=$("${max[@]}" -p 16384 "${lib[@]}" "$work/c/example" "$work/default.gtm" "$prompt" 2>&1 | sed -n 3,4p || true)
+    if [ -n "$out4" ] && [ "$out4" = "$out16" ] && [[ "$out16" == *"20 generated]" ]]; then
+        pass "examples/c on the 270M default file with 16 KiB pages: the 4 KiB run's text"
+    else
+        fail "examples/c on the 270M with 16 KiB pages printed: $out16 (4 KiB pages: $out4)"
     fi
 fi
 part ""

@@ -27,12 +27,12 @@ inc=(-I Sources/GemmaKernels/include -I converter/QuantizeKernels/include -I Sou
 status=0
 
 run() {  # run LABEL COMMAND...: runs a driver, shows its last line, records failure
-    local label=$1; shift
+    local label=$1 start=$SECONDS; shift
     local log="$out/$label.log"
     if "$@" >"$log" 2>&1; then
-        echo "ok    $label: $(tail -n 1 "$log")"
+        echo "ok    $label: $(tail -n 1 "$log") ($((SECONDS - start)) s)"
     else
-        echo "FAIL  $label: $(tail -n 1 "$log") (full output: $log)"
+        echo "FAIL  $label: $(tail -n 1 "$log") ($((SECONDS - start)) s; full output: $log)"
         grep '^FAIL' "$log" | head -n 20 || true
         status=1
     fi

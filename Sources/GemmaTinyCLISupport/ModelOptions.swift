@@ -5,7 +5,7 @@ import GemmaTiny
 extension ModelLoader.UnpackMode: ExpressibleByArgument {}
 extension KVCacheType: ExpressibleByArgument {}
 
-/// -m, --ctx, --threads, --batch-size, --cache-type, --unpack, --precise-inputs, --verbose: shared by every command that runs the model.
+/// -m, --ctx, --threads, --batch-size, --cache-type, --unpack, --precise-inputs, --no-preload, --verbose: shared by every command that runs the model.
 public struct ModelOptions: ParsableArguments {
     public init() {}
 
@@ -32,6 +32,10 @@ public struct ModelOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Quantized products also run on their inputs' int8 rounding error: inputs of about 15 bits instead of 8, as if the weights met f32 inputs, for twice the multiply-adds (prompts at about half speed, generation at about 0.6x). For quality measurements.")
     public var preciseInputs = false
+
+    @Flag(name: .customLong("no-preload"),
+          help: "Do not read the model file into memory at load time. By default, when much of it is not in memory yet (a cold start from an SD card) and it fits, it is read in before the first token, with a progress line on a terminal; otherwise the first prompt waits for the same reads, silently.")
+    public var noPreload = false
 
     @Flag(name: [.short, .long], help: "Print load time, speeds and peak memory on stderr.")
     public var verbose = false
@@ -84,7 +88,43 @@ public struct ModelOptions: ParsableArguments {
             throw CLIError.message(error.description)
         }
         if printedProgress { writeErr("\n") }
+        if !noPreload {
+            let fits = (try? MemoryFit(file: model.file, session: memoryCheck.session, unpack: unpack, root: memoryRoot))?.fits ?? true
+            preload(model.file, fits: fits, terminal: terminal)
+        }
         return (model, now() - start)
+    }
+
+    /// Less than this much of the file missing from memory is not worth a preload (GEMMA_TINY_PRELOAD_MIN_BYTES: tests).
+    static var preloadMinimumBytes: Int {
+        ProcessInfo.processInfo.environment["GEMMA_TINY_PRELOAD_MIN_BYTES"].flatMap { Int($0) } ?? 64 << 20
+    }
+
+    /// Reads the model file in before the first token when much of it is not in memory and it
+    /// fits (a file that does not fit would push its own first pages out while being read).
+    /// On a terminal a progress line appears once it takes longer than half a second; with
+    /// --verbose a line says how much was read and how fast.
+    func preload(_ file: ModelFile, fits: Bool, terminal: Bool) {
+        guard fits, file.isReadFromMapping, let resident = file.residentBytes else { return }
+        let missing = file.fileSize - resident
+        guard missing >= Self.preloadMinimumBytes else { return }
+        let start = now()
+        var printed = false
+        var lastPercent = -1
+        file.readIn { done in
+            guard terminal, now() - start > 0.5 else { return }
+            let percent = done * 100 / file.fileSize
+            guard percent != lastPercent else { return }
+            lastPercent = percent
+            printed = true
+            writeErr("\rreading the model: \(percent)% (\(formatBytes(done)) of \(formatBytes(file.fileSize)))")
+        }
+        if printed { writeErr("\n") }
+        if verbose {
+            let seconds = now() - start
+            printNote("preload: read \(formatBytes(missing)) of the model from storage in \(String(format: "%.2f", seconds)) s"
+                      + (seconds > 0 ? " (\(formatBytes(Int(Double(missing) / seconds)))/s)" : ""))
+        }
     }
 
     /// The context length to use for `model`.

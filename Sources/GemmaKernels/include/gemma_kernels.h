@@ -211,6 +211,13 @@ int gt_file_start_writeback(int fd, int64_t offset, int64_t length);
 /// going to be read back soon). Returns 0, or an error (-1 with errno, or posix_fadvise's code).
 int gt_file_finish_and_drop(int fd, int64_t offset, int64_t length);
 
+// ---- mapped files ----
+/// Reads one byte of every `page`-sized step of [p, p + len) (and its last byte), in order: the
+/// pages of a file mapping not yet in memory are read in from storage.
+void gt_touch_pages(const void *p, size_t len, size_t page);
+/// How many bytes of [p, p + len) are in memory (mincore; p page-aligned), or -1.
+int64_t gt_resident_bytes(const void *p, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -160,6 +160,19 @@ public final class ModelFile: @unchecked Sendable {
 
     public var fileSize: Int { mapping.size }
 
+    /// Bytes of the mapped file in memory now (the page cache), or nil if the system cannot say.
+    public var residentBytes: Int? { mapping.residentByteCount() }
+
+    /// Whether reading the whole mapped file in is worth it before the first token: most tensor
+    /// bytes come from the mapping (not from decompressed copies in memory, whose compressed
+    /// bytes in the file are never read again).
+    public var isReadFromMapping: Bool { 2 * decompressedBytes < tensorBytes }
+
+    /// Reads the mapped file into memory, front to back (`MappedFile.readIn`), calling `progress`
+    /// with the bytes done. The forward pass would read the same pages on the first token; this
+    /// way a slow disk's wait comes at load time, where it can be shown.
+    public func readIn(progress: (Int) -> Void = { _ in }) { mapping.readIn(progress: progress) }
+
     /// Looks a tensor up and checks its shape.
     public func requireTensor(_ name: String, shape: [Int]) throws(ModelFileError) -> TensorInfo {
         guard let t = tensor(name) else { throw .missingTensor(name) }

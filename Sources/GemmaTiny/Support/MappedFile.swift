@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GemmaKernels
 
 /// A whole file mapped read-only. The mapping lives as long as this object.
 ///
@@ -51,6 +52,28 @@ public final class MappedFile: @unchecked Sendable {
         let end = range.upperBound / page * page
         guard end > start else { return }
         _ = madvise(UnsafeMutableRawPointer(mutating: bytes.baseAddress! + start), end - start, MADV_DONTNEED)
+    }
+
+    /// How many of the file's bytes are in memory now (page cache), or nil if the system cannot
+    /// say.
+    public func residentByteCount() -> Int? {
+        let n = gt_resident_bytes(bytes.baseAddress, size)
+        return n >= 0 ? Int(n) : nil
+    }
+
+    /// Reads the whole file in, front to back, `step` bytes at a time (each step announced to
+    /// the kernel first, so that it reads ahead in large requests), so that later reads find it
+    /// in memory. Calls `progress` with the bytes done after each step.
+    public func readIn(step: Int = 8 << 20, progress: (Int) -> Void = { _ in }) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var done = 0
+        while done < size {
+            let end = min(size, done + max(step, page))
+            adviseWillNeed(done..<end)
+            gt_touch_pages(bytes.baseAddress! + done, end - done, page)
+            done = end
+            progress(done)
+        }
     }
 
     deinit {
